@@ -1,0 +1,374 @@
+// Package policy holds the data an operator edits (accounts, subaccounts,
+// operator settings, the high-risk list) and its validation. It knows nothing
+// of numbering plans, transports or storage, so every other room can depend on
+// it and it can be validated anywhere (admin API, store load, CLI) the same way.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Country permission defaults. An account either allows every country except
+// a list, or denies every country except a list (Plivo's two geo-permission
+// modes).
+const (
+	Allow = "allow"
+	Deny  = "deny"
+)
+
+// High-risk modes: high-risk destinations are blocked unless an account opts in.
+const (
+	HighRiskBlock = "block"
+	HighRiskAllow = "allow"
+)
+
+// Unknown-account modes for the operator: serve an account tollgate has never
+// heard of with the default policy, or reject its calls outright.
+const (
+	UnknownDefault = "default"
+	UnknownReject  = "reject"
+)
+
+// CountryRule is an account's geo permission: Default applies to every
+// destination not named in Except. Except entries are ISO 3166 alpha-2 codes,
+// "001" for non-geographic international networks, or selectors
+// ("continent:NA", "region:caribbean", "nanp") so that "North America only" is
+// one entry.
+type CountryRule struct {
+	Default string   `json:"default"`
+	Except  []string `json:"except"`
+}
+
+// Policy is one layer of an account's settings. Every field is optional: a
+// field left out (nil) is inherited from the layer above (subaccount from
+// account, account from the operator default). Pointers keep "not set" apart
+// from "set to the zero value" (max_channels 0 means no cap, an empty
+// allow_prefixes list clears the inherited one).
+type Policy struct {
+	HomeCountry   *string      `json:"home_country,omitempty"`
+	Countries     *CountryRule `json:"countries,omitempty"`
+	HighRisk      *string      `json:"high_risk,omitempty"`
+	AllowPrefixes *[]string    `json:"allow_prefixes,omitempty"`
+	BlockPrefixes *[]string    `json:"block_prefixes,omitempty"`
+	MaxChannels   *int         `json:"max_channels,omitempty"`
+	MaxCPS        *int         `json:"max_cps,omitempty"`
+}
+
+// Account is a customer's policy with its subaccounts' overrides.
+type Account struct {
+	Policy
+	Subaccounts map[string]Policy `json:"subaccounts,omitempty"`
+}
+
+// DisabledCountry records why the operator switched a destination off for
+// everyone; no account setting can turn it back on.
+type DisabledCountry struct {
+	Reason string `json:"reason"`
+}
+
+// BlockedPrefix is an operator-wide destination block (a number range seen in
+// fraud), stronger than any account allow prefix.
+type BlockedPrefix struct {
+	Prefix string `json:"prefix"`
+	Reason string `json:"reason"`
+}
+
+// Operator holds the settings above every account.
+type Operator struct {
+	// DisabledCountries maps an ISO code (or "001") to why it was disabled.
+	DisabledCountries map[string]DisabledCountry `json:"disabled_countries,omitempty"`
+	// BlockedPrefixes are E.164 prefixes no account can call.
+	BlockedPrefixes []BlockedPrefix `json:"blocked_prefixes,omitempty"`
+	// UnknownAccounts says what an account tollgate does not know gets:
+	// the default policy ("default", the default) or a rejection ("reject").
+	UnknownAccounts string `json:"unknown_accounts,omitempty"`
+	// Default is the policy of unknown accounts and the base every account
+	// inherits from. Fields left out take the built-in defaults: all
+	// countries allowed, high-risk blocked, no caps.
+	Default Policy `json:"default"`
+}
+
+// HighRiskEntry is one line of the high-risk prefix list: an E.164 prefix,
+// the country it belongs to, why it is risky and where that fact comes from.
+type HighRiskEntry struct {
+	Prefix   string `json:"prefix"`
+	Country  string `json:"country"`
+	Category string `json:"category"`
+	Source   string `json:"source"`
+}
+
+// Set is everything a snapshot is compiled from.
+type Set struct {
+	Operator Operator
+	Accounts map[string]Account
+	HighRisk []HighRiskEntry
+}
+
+// Limits on identifiers and lists, so a single request cannot make the
+// snapshot arbitrarily large or a name unprintable in a SIP header.
+const (
+	MaxNameLen     = 64
+	MaxPrefixes    = 10000
+	MaxExcept      = 300
+	MaxReasonLen   = 256
+	MaxCapValue    = 1_000_000
+	MaxPrefixLen   = 15 // E.164 numbers have at most 15 digits
+	builtinDefault = Allow
+)
+
+// FieldError names the field that made a document invalid, so an operator
+// can fix it without guessing.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ValidName reports whether s can name an account or subaccount: 1-64 bytes of
+// letters, digits and ._-@+: (what SIP user parts and trunk tags use), so it is
+// safe in URLs, logs and dialog profile names.
+func ValidName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == '-', c == '@', c == '+', c == ':':
+		default:
+			return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+		}
+	}
+	return nil
+}
+
+// NormalizePrefix turns an operator-written prefix ("+44 20", "0044-20",
+// "4420") into canonical E.164 digits with a leading '+'. It refuses anything
+// that is not a plausible E.164 prefix.
+func NormalizePrefix(p string) (string, error) {
+	s := strings.TrimSpace(p)
+	switch {
+	case strings.HasPrefix(s, "+"):
+		s = s[1:]
+	case strings.HasPrefix(s, "00"):
+		s = s[2:]
+	}
+	var b strings.Builder
+	b.WriteByte('+')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			b.WriteByte(c)
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			return "", fmt.Errorf("prefix %q: character %q is not a digit", p, c)
+		}
+	}
+	out := b.String()
+	switch {
+	case len(out) == 1:
+		return "", fmt.Errorf("prefix %q has no digits", p)
+	case len(out)-1 > MaxPrefixLen:
+		return "", fmt.Errorf("prefix %q is longer than %d digits", p, MaxPrefixLen)
+	case out[1] == '0':
+		return "", fmt.Errorf("prefix %q: no country calling code starts with 0", p)
+	}
+	return out, nil
+}
+
+// Validate checks one policy layer and canonicalises it in place (upper-case
+// country codes, canonical prefixes, sorted de-duplicated lists), so equal
+// policies compare and store equal. field prefixes error field names
+// ("subaccounts.sales.countries.except[2]").
+func (p *Policy) Validate(field string) error {
+	if p.HomeCountry != nil {
+		cc := strings.ToUpper(strings.TrimSpace(*p.HomeCountry))
+		if _, ok := LookupCountry(cc); !ok || cc == NonGeographic {
+			return fieldErr(field+"home_country", "unknown country code %q", *p.HomeCountry)
+		}
+		p.HomeCountry = &cc
+	}
+	if p.Countries != nil {
+		c := p.Countries
+		switch c.Default {
+		case Allow, Deny:
+		case "":
+			return fieldErr(field+"countries.default", "required: \"allow\" or \"deny\"")
+		default:
+			return fieldErr(field+"countries.default", "%q is not \"allow\" or \"deny\"", c.Default)
+		}
+		if len(c.Except) > MaxExcept {
+			return fieldErr(field+"countries.except", "more than %d entries", MaxExcept)
+		}
+		out := make([]string, 0, len(c.Except))
+		for i, e := range c.Except {
+			canon, err := CanonicalSelector(e)
+			if err != nil {
+				return fieldErr(fmt.Sprintf("%scountries.except[%d]", field, i), "%v", err)
+			}
+			out = append(out, canon)
+		}
+		c.Except = sortedUnique(out)
+	}
+	if p.HighRisk != nil {
+		switch *p.HighRisk {
+		case HighRiskBlock, HighRiskAllow:
+		default:
+			return fieldErr(field+"high_risk", "%q is not \"block\" or \"allow\"", *p.HighRisk)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		list *[]string
+	}{{"allow_prefixes", p.AllowPrefixes}, {"block_prefixes", p.BlockPrefixes}} {
+		if l.list == nil {
+			continue
+		}
+		if len(*l.list) > MaxPrefixes {
+			return fieldErr(field+l.name, "more than %d prefixes", MaxPrefixes)
+		}
+		out := make([]string, 0, len(*l.list))
+		for i, s := range *l.list {
+			n, err := NormalizePrefix(s)
+			if err != nil {
+				return fieldErr(fmt.Sprintf("%s%s[%d]", field, l.name, i), "%v", err)
+			}
+			out = append(out, n)
+		}
+		*l.list = sortedUnique(out)
+	}
+	for _, c := range []struct {
+		name string
+		v    *int
+	}{{"max_channels", p.MaxChannels}, {"max_cps", p.MaxCPS}} {
+		if c.v != nil && (*c.v < 0 || *c.v > MaxCapValue) {
+			return fieldErr(field+c.name, "%d is outside 0..%d (0 = no cap)", *c.v, MaxCapValue)
+		}
+	}
+	return nil
+}
+
+// Validate checks an account and all its subaccounts.
+func (a *Account) Validate() error {
+	if err := a.Policy.Validate(""); err != nil {
+		return err
+	}
+	for name, sub := range a.Subaccounts {
+		if err := ValidName(name); err != nil {
+			return fieldErr("subaccounts."+name, "bad subaccount name: %v", err)
+		}
+		if err := sub.Validate("subaccounts." + name + "."); err != nil {
+			return err
+		}
+		a.Subaccounts[name] = sub
+	}
+	return nil
+}
+
+// Validate checks the operator settings.
+func (o *Operator) Validate() error {
+	for cc, d := range o.DisabledCountries {
+		up := strings.ToUpper(cc)
+		if _, ok := LookupCountry(up); !ok {
+			return fieldErr("disabled_countries."+cc, "unknown country code")
+		}
+		if len(d.Reason) > MaxReasonLen {
+			return fieldErr("disabled_countries."+cc+".reason", "longer than %d bytes", MaxReasonLen)
+		}
+		if up != cc {
+			delete(o.DisabledCountries, cc)
+			o.DisabledCountries[up] = d
+		}
+	}
+	seen := make(map[string]bool, len(o.BlockedPrefixes))
+	for i := range o.BlockedPrefixes {
+		bp := &o.BlockedPrefixes[i]
+		n, err := NormalizePrefix(bp.Prefix)
+		if err != nil {
+			return fieldErr(fmt.Sprintf("blocked_prefixes[%d].prefix", i), "%v", err)
+		}
+		if seen[n] {
+			return fieldErr(fmt.Sprintf("blocked_prefixes[%d].prefix", i), "%s listed twice", n)
+		}
+		seen[n] = true
+		bp.Prefix = n
+		if len(bp.Reason) > MaxReasonLen {
+			return fieldErr(fmt.Sprintf("blocked_prefixes[%d].reason", i), "longer than %d bytes", MaxReasonLen)
+		}
+	}
+	switch o.UnknownAccounts {
+	case "", UnknownDefault, UnknownReject:
+	default:
+		return fieldErr("unknown_accounts", "%q is not \"default\" or \"reject\"", o.UnknownAccounts)
+	}
+	return o.Default.Validate("default.")
+}
+
+// Effective is a fully resolved policy: every layer merged, nothing left to
+// inherit. The matcher compiles one per account and subaccount.
+type Effective struct {
+	HomeCountry   string
+	Countries     CountryRule
+	HighRisk      string
+	AllowPrefixes []string
+	BlockPrefixes []string
+	MaxChannels   int
+	MaxCPS        int
+}
+
+// BuiltinDefault is what an operator gets before setting anything: all
+// countries allowed, high-risk destinations blocked, no caps, no home country.
+func BuiltinDefault() Effective {
+	return Effective{Countries: CountryRule{Default: builtinDefault}, HighRisk: HighRiskBlock}
+}
+
+// Merge applies layer over base: each field the layer sets replaces base's.
+func Merge(base Effective, layer Policy) Effective {
+	out := base
+	if layer.HomeCountry != nil {
+		out.HomeCountry = *layer.HomeCountry
+	}
+	if layer.Countries != nil {
+		out.Countries = *layer.Countries
+	}
+	if layer.HighRisk != nil {
+		out.HighRisk = *layer.HighRisk
+	}
+	if layer.AllowPrefixes != nil {
+		out.AllowPrefixes = *layer.AllowPrefixes
+	}
+	if layer.BlockPrefixes != nil {
+		out.BlockPrefixes = *layer.BlockPrefixes
+	}
+	if layer.MaxChannels != nil {
+		out.MaxChannels = *layer.MaxChannels
+	}
+	if layer.MaxCPS != nil {
+		out.MaxCPS = *layer.MaxCPS
+	}
+	return out
+}
+
+func sortedUnique(in []string) []string {
+	sort.Strings(in)
+	out := in[:0]
+	for i, s := range in {
+		if i == 0 || s != in[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
