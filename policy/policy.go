@@ -266,9 +266,15 @@ func (a *Account) Validate() error {
 	if err := a.Policy.Validate(""); err != nil {
 		return err
 	}
-	for name, sub := range a.Subaccounts {
+	names := make([]string, 0, len(a.Subaccounts))
+	for name := range a.Subaccounts {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same bad document always reports the same field
+	for _, name := range names {
+		sub := a.Subaccounts[name]
 		if err := ValidName(name); err != nil {
-			return fieldErr("subaccounts."+name, "bad subaccount name: %v", err)
+			return fieldErr(fmt.Sprintf("subaccounts.%q", name), "bad subaccount name: %v", err)
 		}
 		if err := sub.Validate("subaccounts." + name + "."); err != nil {
 			return err
@@ -280,18 +286,22 @@ func (a *Account) Validate() error {
 
 // Validate checks the operator settings.
 func (o *Operator) Validate() error {
-	for cc, d := range o.DisabledCountries {
-		up := strings.ToUpper(cc)
-		if _, ok := LookupCountry(up); !ok {
-			return fieldErr("disabled_countries."+cc, "unknown country code")
+	if len(o.DisabledCountries) > 0 {
+		canon := make(map[string]DisabledCountry, len(o.DisabledCountries))
+		for cc, d := range o.DisabledCountries {
+			up := strings.ToUpper(strings.TrimSpace(cc))
+			if _, ok := LookupCountry(up); !ok {
+				return fieldErr(fmt.Sprintf("disabled_countries.%q", cc), "unknown country code")
+			}
+			if _, dup := canon[up]; dup {
+				return fieldErr("disabled_countries."+up, "listed twice (codes are case-insensitive)")
+			}
+			if len(d.Reason) > MaxReasonLen {
+				return fieldErr("disabled_countries."+up+".reason", "longer than %d bytes", MaxReasonLen)
+			}
+			canon[up] = d
 		}
-		if len(d.Reason) > MaxReasonLen {
-			return fieldErr("disabled_countries."+cc+".reason", "longer than %d bytes", MaxReasonLen)
-		}
-		if up != cc {
-			delete(o.DisabledCountries, cc)
-			o.DisabledCountries[up] = d
-		}
+		o.DisabledCountries = canon
 	}
 	seen := make(map[string]bool, len(o.BlockedPrefixes))
 	for i := range o.BlockedPrefixes {

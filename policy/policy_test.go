@@ -92,5 +92,5 @@ func TestValidateFieldErrors(t *testing.T) {
 		"allow_prefixes[1]", "starts with 0")
 	f("bad subaccount name",
 		Account{Subaccounts: map[string]Policy{"a b": {}}},
-		"subaccounts.a b", "bad subaccount name")
+		`subaccounts."a b"`, "bad subaccount name")
 }
