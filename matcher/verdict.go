@@ -128,12 +128,12 @@ const (
 	RuleInvalid
 	RuleUnknownAccount
 	RuleCountryDisabled
-	RuleBlockedPrefix   // operator-wide blocked prefix
-	RuleAllowPrefix     // account/subaccount allow prefix
-	RuleBlockPrefix     // account/subaccount block prefix
-	RuleHighRisk        // prefix on the high-risk list
-	RuleCountryAllowed  // country permissions allow it
-	RuleCountryDenied   // country permissions deny it
+	RuleBlockedPrefix  // operator-wide blocked prefix
+	RuleAllowPrefix    // account/subaccount allow prefix
+	RuleBlockPrefix    // account/subaccount block prefix
+	RuleHighRisk       // prefix on the high-risk list
+	RuleCountryAllowed // country permissions allow it
+	RuleCountryDenied  // country permissions deny it
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into
@@ -188,10 +188,10 @@ const (
 	InvalidEmpty
 	InvalidTooLong
 	InvalidCharacter
-	InvalidNoCountry   // no country calling code or region claims it
-	InvalidLength      // too short or too long for its country
-	InvalidNoHome      // national format but the account has no home country
-	InvalidNational    // national format that the home country's plan rejects
+	InvalidNoCountry // no country calling code or region claims it
+	InvalidLength    // too short or too long for its country
+	InvalidNoHome    // national format but the account has no home country
+	InvalidNational  // national format that the home country's plan rejects
 )
 
 var invalidText = [...]string{

@@ -1,0 +1,426 @@
+package matcher
+
+import (
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/fastcache"
+	"github.com/nyaruka/phonenumbers"
+	"github.com/tollgate/tollgate/numplan"
+)
+
+// Matcher answers queries from the current snapshot. Decide only reads: the
+// snapshot is swapped whole with an atomic pointer when policy changes, so a
+// decision never sees half a change and never waits for one.
+type Matcher struct {
+	snap  atomic.Pointer[Snapshot]
+	empty *Snapshot // serves before the first Swap, so Decide never sees nil
+	plan  *numplan.Plan
+	// slow caches national-format and ambiguous-code resolutions
+	// (phonenumbers.Parse costs ~10 µs and allocates); results depend only on
+	// the numbering plan, not on policy, so they survive snapshot swaps.
+	slow   *fastcache.Cache
+	hits   atomic.Uint64
+	misses atomic.Uint64
+}
+
+// Options tune a Matcher.
+type Options struct {
+	// SlowCacheBytes bounds the cache of national-format resolutions
+	// (default 32 MiB, fastcache's minimum).
+	SlowCacheBytes int
+}
+
+// SnapshotStats describes a compiled snapshot, for logs and metrics.
+type SnapshotStats struct {
+	Accounts    int
+	Subaccounts int
+	HighRisk    int
+	Prefixes    int // every prefix in every prefix set
+	BuiltAt     time.Time
+	BuildTime   time.Duration
+}
+
+// New returns a matcher with no policy loaded: until the first Swap it
+// decides with the built-in default policy and Ready reports false.
+func New(plan *numplan.Plan, o Options) *Matcher {
+	if o.SlowCacheBytes <= 0 {
+		o.SlowCacheBytes = 32 << 20
+	}
+	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes)}
+	m.empty = &Snapshot{plan: plan, deflt: &account{defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault}}
+	return m
+}
+
+// Swap installs s for every following decision and returns the previous
+// snapshot (nil on the first call).
+func (m *Matcher) Swap(s *Snapshot) *Snapshot { return m.snap.Swap(s) }
+
+// Snapshot returns the snapshot in force, nil before the first Swap.
+func (m *Matcher) Snapshot() *Snapshot { return m.snap.Load() }
+
+// Ready reports whether a policy snapshot has been loaded.
+func (m *Matcher) Ready() bool { return m.snap.Load() != nil }
+
+// CacheStats reports the slow-path cache's hits and misses.
+func (m *Matcher) CacheStats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
+
+// Plan is the numbering plan the matcher resolves with.
+func (m *Matcher) Plan() *numplan.Plan { return m.plan }
+
+// universalEmergency are dialled as emergency numbers on every GSM network,
+// so they pass even for an account whose home country is unknown.
+var universalEmergency = [...]string{"112", "911"}
+
+// Decide answers one query. It allocates nothing and takes no lock for
+// numbers in international form (+CC, 00CC, the home country's IDD, bare
+// digits without a home country); national-format numbers go through a
+// bounded cache in front of libphonenumber.
+func (m *Matcher) Decide(q *Query) Verdict {
+	s := m.snap.Load()
+	if s == nil {
+		s = m.empty
+	}
+	var v Verdict
+	v.Account = q.Account
+
+	a, known := s.deflt, false
+	if q.Account != "" {
+		if acc, ok := s.accounts[q.Account]; ok {
+			a, known = acc, true
+			if q.Subaccount != "" {
+				if sa, ok := acc.subs[q.Subaccount]; ok {
+					a = sa
+					v.Subaccount = q.Subaccount
+				}
+			}
+		}
+	}
+	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
+
+	var x dialled
+	if bad := normalize(q.To, &x); bad != InvalidNone {
+		return v.invalid(bad)
+	}
+	d := x.digits()
+
+	// Emergency numbers pass before any block, as dialled.
+	if !x.plus && m.isEmergency(a.home, d) {
+		v.Action, v.Reason, v.Rule = Allow, ReasonEmergency, RuleEmergency
+		v.Country = a.home
+		v.setNumber(d)
+		return v
+	}
+	if !known && s.rejectUnknown {
+		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNotPermitted, LayerOperator, RuleUnknownAccount
+		return v
+	}
+
+	var num []byte // E.164 digits without '+'
+	short := shortNone
+	switch {
+	case x.plus:
+		num = d
+	case a.home != "":
+		if n := m.plan.MatchIDD(a.home, d); n > 0 && n < len(d) {
+			num = d[n:]
+		} else if len(d) > 2 && d[0] == '0' && d[1] == '0' {
+			num = d[2:]
+		} else {
+			var buf [48]byte
+			var bad InvalidKind
+			num, short, bad = m.national(a.home, d, buf[:0])
+			if bad != InvalidNone {
+				return v.invalid(bad)
+			}
+		}
+	default:
+		switch {
+		case len(d) > 2 && d[0] == '0' && d[1] == '0':
+			num = d[2:]
+		case d[0] == '0':
+			return v.invalid(InvalidNoHome)
+		default:
+			num = d // E.164 written without '+', as many trunks send it
+		}
+	}
+
+	if short != shortNone {
+		// A valid short number of the home country (directory enquiries,
+		// service codes): domestic, never rewritten.
+		v.Country = a.home
+		v.setNumber(d)
+		ci := countryIdx(a.home)
+		if s.disabled.has(ci) {
+			return v.countryDisabled(s, ci)
+		}
+		if short == shortPremium && a.highRiskBlock {
+			v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNumberBarred, a.highRiskLayer, RuleHighRisk
+			v.Detail = "premium_rate short number; libphonenumber short-number metadata"
+			return v
+		}
+		return v.countries(a, ci)
+	}
+
+	if len(num) > maxDigits {
+		return v.invalid(InvalidLength)
+	}
+	r := m.plan.Resolve(num)
+	switch r.Status {
+	case numplan.OK:
+		v.Country = r.Region
+	case numplan.Ambiguous:
+		v.Country = m.ambiguous(num)
+		if v.Country == "" {
+			return v.invalid(InvalidNoCountry)
+		}
+	case numplan.NoRegion:
+		// A shared code's range that no region's metadata claims (the
+		// Ofcom drama range +44 7700 900xxx, a new NANP area code) still
+		// belongs to the code's main country, as any unlisted range of a
+		// single-country code does: only its length was checked there too.
+		if v.Country = mainRegion(num[:r.CCLen]); v.Country == "" {
+			return v.invalid(InvalidNoCountry)
+		}
+	case numplan.BadLength:
+		return v.invalid(InvalidLength)
+	default:
+		return v.invalid(InvalidNoCountry)
+	}
+	if !nanpStructure(num) {
+		return v.invalid(InvalidNoCountry)
+	}
+	v.e164[0] = '+'
+	v.e164n = uint8(1 + copy(v.e164[1:], num))
+
+	ci := countryIdx(v.Country)
+	if s.disabled.has(ci) {
+		return v.countryDisabled(s, ci)
+	}
+	p := pack(num)
+	if e := s.opBlocked.match(p); e >= 0 {
+		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNumberBarred, LayerOperator, RuleBlockedPrefix
+		v.MatchLen = s.opBlocked.keys[e].digits()
+		v.Detail = s.opBlockedReason[s.opBlocked.val[e]]
+		return v
+	}
+
+	// Prefix rules: the longest match wins. An explicit block beats an
+	// allow of the same length; an explicit allow beats a high-risk entry of
+	// the same length (the account opted in to that very range).
+	la, lb, lh := 0, 0, 0
+	if e := a.allow.match(p); e >= 0 {
+		la = a.allow.keys[e].digits()
+	}
+	if e := a.block.match(p); e >= 0 {
+		lb = a.block.keys[e].digits()
+	}
+	eh := int32(-1)
+	if a.highRiskBlock {
+		if eh = s.highRisk.match(p); eh >= 0 {
+			lh = s.highRisk.keys[eh].digits()
+		}
+	}
+	switch {
+	case lb > 0 && lb >= la && lb >= lh:
+		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Reject, ReasonNumberBarred, a.blockLayer, RuleBlockPrefix, lb
+		return v
+	case lh > 0 && lh > la:
+		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Reject, ReasonNumberBarred, a.highRiskLayer, RuleHighRisk, lh
+		v.Detail = s.highRiskDetail[s.highRisk.val[eh]]
+		return v
+	case la > 0:
+		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Allow, ReasonOK, a.allowLayer, RuleAllowPrefix, la
+		return v
+	}
+	return v.countries(a, ci)
+}
+
+func (v Verdict) invalid(k InvalidKind) Verdict {
+	v.Action, v.Reason, v.Rule, v.Invalid = Reject, ReasonInvalidNumber, RuleInvalid, k
+	v.Country, v.e164n = "", 0
+	return v
+}
+
+func (v Verdict) countryDisabled(s *Snapshot, ci int) Verdict {
+	v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonCountryDisabled, LayerOperator, RuleCountryDisabled
+	v.Detail = s.disabledReason[ci]
+	return v
+}
+
+// countries applies the account's country permissions to destination ci.
+func (v Verdict) countries(a *account, ci int) Verdict {
+	v.Layer = a.countriesLayer
+	listed := a.except.has(ci)
+	if listed {
+		for i := range a.exceptSel {
+			if a.exceptSel[i].set.has(ci) {
+				v.Selector = a.exceptSel[i].name
+				break
+			}
+		}
+	}
+	if a.defaultAllow != listed {
+		v.Action, v.Reason, v.Rule = Allow, ReasonOK, RuleCountryAllowed
+	} else {
+		v.Action, v.Reason, v.Rule = Reject, ReasonCountryBarred, RuleCountryDenied
+	}
+	return v
+}
+
+func (m *Matcher) isEmergency(home string, d []byte) bool {
+	if home != "" {
+		return m.plan.IsEmergency(home, d)
+	}
+	for _, e := range universalEmergency {
+		if string(d) == e {
+			return true
+		}
+	}
+	return false
+}
+
+// Slow-path cache entries: key is a tag byte, the home country and the
+// digits; value is a tag byte and data.
+const (
+	tagE164    = 'E' // value: E.164 digits
+	tagShort   = 'S' // value: one byte, shortStandard or shortPremium
+	tagInvalid = 'X' // value: one byte, the InvalidKind
+	tagRegion  = 'R' // value: region code
+)
+
+type shortKind uint8
+
+const (
+	shortNone shortKind = iota
+	shortStandard
+	shortPremium
+)
+
+// national resolves a national-format number dialled from home. The
+// returned digits alias buf.
+func (m *Matcher) national(home string, d []byte, buf []byte) ([]byte, shortKind, InvalidKind) {
+	var kb [2 + 3 + MaxDialled]byte
+	key := append(kb[:0], 'N', byte(len(home)))
+	key = append(key, home...)
+	key = append(key, d...)
+	val := m.slow.Get(buf, key)
+	if len(val) == 0 {
+		m.misses.Add(1)
+		val = append(buf[:0], resolveNational(m.plan, home, string(d))...)
+		m.slow.Set(key, val)
+	} else {
+		m.hits.Add(1)
+	}
+	switch val[0] {
+	case tagE164:
+		return val[1:], shortNone, InvalidNone
+	case tagShort:
+		return nil, shortKind(val[1]), InvalidNone
+	default:
+		return nil, shortNone, InvalidKind(val[1])
+	}
+}
+
+// resolveNational is the uncached national-format resolution: a full
+// national number first, then a short number of the home country.
+func resolveNational(plan *numplan.Plan, home, d string) []byte {
+	if e164, err := numplan.NationalToE164(d, home); err == nil && len(e164) <= maxDigits {
+		r := plan.Resolve([]byte(e164))
+		if r.Status == numplan.OK || r.Status == numplan.Ambiguous || r.Status == numplan.NoRegion {
+			return append([]byte{tagE164}, e164...)
+		}
+	}
+	if len(d) <= 8 {
+		if pn, err := phonenumbers.Parse(d, home); err == nil && phonenumbers.IsValidShortNumberForRegion(pn, home) {
+			if premiumShort(home, d) {
+				return []byte{tagShort, byte(shortPremium)}
+			}
+			return []byte{tagShort, byte(shortStandard)}
+		}
+	}
+	return []byte{tagInvalid, byte(InvalidNational)}
+}
+
+var (
+	premiumShortMu sync.Mutex
+	premiumShortRe = map[string]*regexp.Regexp{}
+)
+
+// premiumShort reports whether d is a premium-rate short number of region
+// according to libphonenumber's short-number metadata.
+func premiumShort(region, d string) bool {
+	premiumShortMu.Lock()
+	re, ok := premiumShortRe[region]
+	if !ok {
+		coll, err := phonenumbers.ShortNumberMetadataCollection()
+		if err == nil {
+			for _, md := range coll.GetMetadata() {
+				if md.GetId() == region {
+					if p := md.GetPremiumRate().GetNationalNumberPattern(); p != "" {
+						re, _ = regexp.Compile("^(?:" + p + ")$")
+					}
+					break
+				}
+			}
+		}
+		premiumShortRe[region] = re
+	}
+	premiumShortMu.Unlock()
+	return re != nil && re.MatchString(d)
+}
+
+// mainRegion is the main country of a calling code ("44" -> GB).
+func mainRegion(cc []byte) string {
+	n := 0
+	for _, c := range cc {
+		n = n*10 + int(c-'0')
+	}
+	return regionString([]byte(phonenumbers.GetRegionCodeForCountryCode(n)))
+}
+
+// nanpStructure reports whether a +1 number has the NANP shape NXX NXX XXXX
+// (area code and exchange start with 2-9); numbers of other codes pass.
+func nanpStructure(num []byte) bool {
+	if num[0] != '1' {
+		return true
+	}
+	return len(num) == 11 && num[1] >= '2' && num[4] >= '2'
+}
+
+// ambiguous resolves a number whose region the prefix tables could not
+// settle, through libphonenumber behind the cache.
+func (m *Matcher) ambiguous(num []byte) string {
+	var kb [1 + maxDigits]byte
+	key := append(kb[:0], tagRegion)
+	key = append(key, num...)
+	var vb [8]byte
+	val := m.slow.Get(vb[:0], key)
+	if len(val) == 0 {
+		m.misses.Add(1)
+		region := numplan.SlowRegion(num)
+		m.slow.Set(key, append([]byte{tagRegion}, region...))
+		return region
+	}
+	m.hits.Add(1)
+	return regionString(val[1:])
+}
+
+// regionString returns the interned string for a region code, so a cache
+// hit allocates nothing.
+func regionString(b []byte) string {
+	if i := countryIdx(string(b)); i >= 0 {
+		return regionNames[i]
+	}
+	return ""
+}
+
+var regionNames = func() (t [numCountryIdx]string) {
+	for i := 0; i < numCountryIdx-1; i++ {
+		t[i] = string([]byte{byte('A' + i/26), byte('A' + i%26)})
+	}
+	t[numCountryIdx-1] = "001"
+	return t
+}()

@@ -1,0 +1,305 @@
+package matcher
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// countryIdx maps an ISO 3166 alpha-2 code to 0..675 and "001" to 676, so
+// country sets are bitsets and per-country tables are arrays: no map lookup on
+// the hot path. -1 for anything else.
+func countryIdx(cc string) int {
+	if len(cc) == 2 {
+		a, b := cc[0], cc[1]
+		if a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z' {
+			return int(a-'A')*26 + int(b-'A')
+		}
+		return -1
+	}
+	if cc == policy.NonGeographic {
+		return numCountryIdx - 1
+	}
+	return -1
+}
+
+const numCountryIdx = 26*26 + 1
+
+// countrySet is a set of destinations by countryIdx.
+type countrySet [(numCountryIdx + 63) / 64]uint64
+
+func (s *countrySet) add(i int) { s[i>>6] |= 1 << (uint(i) & 63) }
+func (s *countrySet) has(i int) bool {
+	return i >= 0 && s[i>>6]&(1<<(uint(i)&63)) != 0
+}
+
+// account is one compiled policy: an account, a subaccount, or the default.
+// A subaccount starts as a copy of its account and replaces only what it sets,
+// so inherited prefix sets are shared, not copied.
+type account struct {
+	name, sub string
+
+	home      string
+	homeLayer Layer
+
+	defaultAllow   bool       // countries.default == allow
+	except         countrySet // countries covered by countries.except
+	exceptSel      []exceptSel
+	countriesLayer Layer
+
+	highRiskBlock bool
+	highRiskLayer Layer
+
+	allow, block           *prefixSet
+	allowLayer, blockLayer Layer
+
+	maxChannels, maxCPS int
+
+	subs map[string]*account
+}
+
+// exceptSel is one countries.except entry, kept to name the entry that
+// matched in the rule text.
+type exceptSel struct {
+	name string
+	set  *countrySet
+}
+
+// Snapshot is a compiled, immutable policy. Everything a decision reads is
+// here or in the numbering plan; nothing in it changes after Compile, so any
+// number of goroutines may decide against it while a new one is built.
+type Snapshot struct {
+	plan          *numplan.Plan
+	accounts      map[string]*account
+	deflt         *account
+	rejectUnknown bool
+
+	disabled       countrySet
+	disabledReason [numCountryIdx]string
+
+	opBlocked       *prefixSet
+	opBlockedReason []string
+
+	highRisk       *prefixSet
+	highRiskDetail []string // interned "category; source" by payload index
+
+	stats SnapshotStats
+}
+
+// Stats describes the snapshot.
+func (s *Snapshot) Stats() SnapshotStats { return s.stats }
+
+// compiler carries caches used while compiling one snapshot.
+type compiler struct {
+	selectors map[string]*countrySet
+	prefixes  int
+}
+
+func (c *compiler) selectorSet(sel string) *countrySet {
+	if s, ok := c.selectors[sel]; ok {
+		return s
+	}
+	s := new(countrySet)
+	for _, cc := range policy.ExpandSelector(sel) {
+		s.add(countryIdx(cc))
+	}
+	c.selectors[sel] = s
+	return s
+}
+
+func (c *compiler) prefixSet(list []string, field string) (*prefixSet, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	keys := make([]packed, len(list))
+	vals := make([]uint32, len(list))
+	for i, p := range list {
+		k, err := packPrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		keys[i] = k
+	}
+	c.prefixes += len(list)
+	return newPrefixSet(keys, vals), nil
+}
+
+// packPrefix packs a canonical "+digits" prefix.
+func packPrefix(p string) (packed, error) {
+	if len(p) < 2 || p[0] != '+' || len(p)-1 > maxDigits {
+		return 0, fmt.Errorf("prefix %q is not +digits (1-15 digits)", p)
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return 0, fmt.Errorf("prefix %q is not +digits", p)
+		}
+	}
+	return pack([]byte(p[1:])), nil
+}
+
+// layer applies one validated policy layer over parent.
+func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field string) (*account, error) {
+	a := *parent
+	a.subs = nil
+	if p.HomeCountry != nil {
+		a.home, a.homeLayer = *p.HomeCountry, l
+	}
+	if p.Countries != nil {
+		a.defaultAllow = p.Countries.Default == policy.Allow
+		a.except = countrySet{}
+		a.exceptSel = make([]exceptSel, 0, len(p.Countries.Except))
+		for _, sel := range p.Countries.Except {
+			set := c.selectorSet(sel)
+			for i := range a.except {
+				a.except[i] |= set[i]
+			}
+			a.exceptSel = append(a.exceptSel, exceptSel{name: sel, set: set})
+		}
+		a.countriesLayer = l
+	}
+	if p.HighRisk != nil {
+		a.highRiskBlock, a.highRiskLayer = *p.HighRisk == policy.HighRiskBlock, l
+	}
+	var err error
+	if p.AllowPrefixes != nil {
+		if a.allow, err = c.prefixSet(*p.AllowPrefixes, field+"allow_prefixes"); err != nil {
+			return nil, err
+		}
+		a.allowLayer = l
+	}
+	if p.BlockPrefixes != nil {
+		if a.block, err = c.prefixSet(*p.BlockPrefixes, field+"block_prefixes"); err != nil {
+			return nil, err
+		}
+		a.blockLayer = l
+	}
+	if p.MaxChannels != nil {
+		a.maxChannels = *p.MaxChannels
+	}
+	if p.MaxCPS != nil {
+		a.maxCPS = *p.MaxCPS
+	}
+	return &a, nil
+}
+
+// Compile validates set and compiles it into a snapshot. Validation
+// canonicalises set in place (upper-case codes, canonical prefixes), which is
+// idempotent. On any error no snapshot is returned: the caller keeps serving
+// the one it has, so a bad change is never half-applied.
+func Compile(set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
+	start := time.Now()
+	if err := set.Operator.Validate(); err != nil {
+		return nil, fmt.Errorf("operator: %w", err)
+	}
+	c := &compiler{selectors: make(map[string]*countrySet)}
+	s := &Snapshot{
+		plan:          plan,
+		accounts:      make(map[string]*account, len(set.Accounts)),
+		rejectUnknown: set.Operator.UnknownAccounts == policy.UnknownReject,
+	}
+
+	builtin := policy.BuiltinDefault()
+	base := &account{
+		defaultAllow: builtin.Countries.Default == policy.Allow, highRiskBlock: builtin.HighRisk == policy.HighRiskBlock,
+		homeLayer: LayerDefault, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, allowLayer: LayerDefault, blockLayer: LayerDefault,
+	}
+	deflt, err := c.layer(base, &set.Operator.Default, LayerDefault, "operator.default.")
+	if err != nil {
+		return nil, err
+	}
+	s.deflt = deflt
+
+	for cc, d := range set.Operator.DisabledCountries {
+		i := countryIdx(cc)
+		s.disabled.add(i)
+		s.disabledReason[i] = d.Reason
+	}
+	if n := len(set.Operator.BlockedPrefixes); n > 0 {
+		keys := make([]packed, n)
+		vals := make([]uint32, n)
+		s.opBlockedReason = make([]string, n)
+		for i, bp := range set.Operator.BlockedPrefixes {
+			k, err := packPrefix(bp.Prefix)
+			if err != nil {
+				return nil, fmt.Errorf("operator: blocked_prefixes[%d]: %w", i, err)
+			}
+			keys[i], vals[i], s.opBlockedReason[i] = k, uint32(i), bp.Reason
+		}
+		s.opBlocked = newPrefixSet(keys, vals)
+	}
+
+	if err := s.compileHighRisk(set.HighRisk); err != nil {
+		return nil, err
+	}
+
+	names := make([]string, 0, len(set.Accounts))
+	for name := range set.Accounts {
+		names = append(names, name)
+	}
+	sort.Strings(names) // deterministic first error
+	subs := 0
+	for _, name := range names {
+		acc := set.Accounts[name]
+		if err := policy.ValidName(name); err != nil {
+			return nil, fmt.Errorf("account %q: bad name: %w", name, err)
+		}
+		if err := acc.Validate(); err != nil {
+			return nil, fmt.Errorf("account %s: %w", name, err)
+		}
+		a, err := c.layer(deflt, &acc.Policy, LayerAccount, "")
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", name, err)
+		}
+		a.name = name
+		if len(acc.Subaccounts) > 0 {
+			a.subs = make(map[string]*account, len(acc.Subaccounts))
+			for subName, sp := range acc.Subaccounts {
+				sa, err := c.layer(a, &sp, LayerSubaccount, "subaccounts."+subName+".")
+				if err != nil {
+					return nil, fmt.Errorf("account %s: %w", name, err)
+				}
+				sa.sub = subName
+				a.subs[subName] = sa
+				subs++
+			}
+		}
+		s.accounts[name] = a
+	}
+	s.stats = SnapshotStats{
+		Accounts:    len(s.accounts),
+		Subaccounts: subs,
+		HighRisk:    s.highRisk.len(),
+		Prefixes:    c.prefixes + s.highRisk.len() + s.opBlocked.len(),
+		BuiltAt:     start,
+		BuildTime:   time.Since(start),
+	}
+	return s, nil
+}
+
+func (s *Snapshot) compileHighRisk(list []policy.HighRiskEntry) error {
+	if len(list) == 0 {
+		return nil
+	}
+	keys := make([]packed, len(list))
+	vals := make([]uint32, len(list))
+	intern := make(map[string]uint32)
+	for i, e := range list {
+		k, err := packPrefix(e.Prefix)
+		if err != nil {
+			return fmt.Errorf("high-risk list entry %d: %w", i+1, err)
+		}
+		d := e.Category + "; " + e.Source
+		id, ok := intern[d]
+		if !ok {
+			id = uint32(len(s.highRiskDetail))
+			intern[d] = id
+			s.highRiskDetail = append(s.highRiskDetail, d)
+		}
+		keys[i], vals[i] = k, id
+	}
+	s.highRisk = newPrefixSet(keys, vals)
+	return nil
+}
