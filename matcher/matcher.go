@@ -381,13 +381,15 @@ func mainRegion(cc []byte) string {
 	return regionString([]byte(phonenumbers.GetRegionCodeForCountryCode(n)))
 }
 
-// nanpStructure reports whether a +1 number has the NANP shape NXX NXX XXXX
-// (area code and exchange start with 2-9); numbers of other codes pass.
+// nanpStructure reports whether a full +1 number has the NANP shape NXX NXX
+// XXXX (area code and exchange start with 2-9). Numbers of other codes, and
+// the shorter special numbers some NANP members have (Canada's 310-XXXX),
+// are left to the numbering plan's own length checks.
 func nanpStructure(num []byte) bool {
-	if num[0] != '1' {
+	if num[0] != '1' || len(num) != 11 {
 		return true
 	}
-	return len(num) == 11 && num[1] >= '2' && num[4] >= '2'
+	return num[1] >= '2' && num[4] >= '2'
 }
 
 // ambiguous resolves a number whose region the prefix tables could not
