@@ -33,7 +33,7 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("genhighrisk: ")
-	out := flag.String("out", gen.OutPath, "file to write (- for standard output)")
+	out := flag.String("out", gen.OutPath, "file to write (- for standard output, versioned against "+gen.OutPath+")")
 	curated := flag.String("curated", gen.CuratedPath, "curated IRSF ranges (CSV, same columns as the list)")
 	version := flag.String("version", "", "version to stamp, YYYY.MM.DD-n (default: keep the existing file's, allowed only if the entries are unchanged)")
 	check := flag.Bool("check", false, "do not write: exit 1 if -out differs from what would be generated")
@@ -61,21 +61,24 @@ func run(out, curatedPath, version string, check bool, logw io.Writer) error {
 		return err
 	}
 
+	// The list the new one replaces: the output file, or the committed list
+	// when writing to standard output.
+	existing := out
+	if out == "-" {
+		existing = gen.OutPath
+	}
 	var old *policy.HighRiskList
-	var oldBytes []byte
-	if out != "-" {
-		oldBytes, err = os.ReadFile(out)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return err
-		default:
-			l, err := policy.ParseHighRiskList(bytes.NewReader(oldBytes))
-			if err != nil {
-				return fmt.Errorf("existing %s: %w", out, err)
-			}
-			old = &l
+	oldBytes, err := os.ReadFile(existing)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		l, err := policy.ParseHighRiskList(bytes.NewReader(oldBytes))
+		if err != nil {
+			return fmt.Errorf("existing %s: %w", existing, err)
 		}
+		old = &l
 	}
 	if version == "" {
 		switch {
@@ -104,7 +107,7 @@ func run(out, curatedPath, version string, check bool, logw io.Writer) error {
 	switch {
 	case check:
 		if !bytes.Equal(buf.Bytes(), oldBytes) {
-			return fmt.Errorf("%s is stale: run go run ./cmd/genhighrisk", out)
+			return fmt.Errorf("%s is stale: run go run ./cmd/genhighrisk", existing)
 		}
 		return nil
 	case out == "-":
