@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tollgate/tollgate/handler"
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/store"
+)
+
+// Exit codes of `tollgate check`, so scripts can branch on the verdict.
+const (
+	exitAllow  = 0
+	exitReject = 1
+	exitUsage  = 2
+	exitScreen = 3
+	exitError  = 4
+)
+
+// checkResult is the verdict object of the wire contract, decoded for
+// printing; local and daemon answers go through the same JSON.
+type checkResult struct {
+	Verdict     string `json:"verdict"`
+	Reason      string `json:"reason"`
+	Code        int    `json:"code"`
+	SIPCode     int    `json:"sip_code"`
+	SIPReason   string `json:"sip_reason"`
+	Message     string `json:"message"`
+	Country     string `json:"country"`
+	E164        string `json:"e164"`
+	Account     string `json:"account"`
+	Rule        string `json:"rule"`
+	MaxChannels int    `json:"max_channels"`
+	MaxCPS      int    `json:"max_cps"`
+}
+
+// runCheck implements `tollgate check`. It opens the data file read-only.
+// bbolt lets one process write or any number read, so while the daemon runs
+// the file is locked: check then asks the daemon itself (its query address is
+// in the run file), which answers from exactly the policy in force.
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tollgate check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var q matcher.Query
+	var dataDir, hrFile string
+	var asJSON bool
+	fs.StringVar(&q.Account, "account", "", "account tag as the proxy sends it")
+	fs.StringVar(&q.Subaccount, "subaccount", "", "subaccount")
+	fs.StringVar(&q.From, "from", "", "caller's number")
+	fs.StringVar(&q.SrcIP, "src-ip", "", "caller's source IP")
+	fs.StringVar(&q.CallID, "call-id", "", "SIP Call-ID")
+	fs.StringVar(&dataDir, "data-dir", "./data", "the daemon's data dir")
+	fs.StringVar(&hrFile, "high-risk-file", "", "the daemon's -high-risk-file, if it uses one")
+	fs.BoolVar(&asJSON, "json", false, "print the verdict object as the query API returns it")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\n"+
+			"Prints the verdict, its reason and code, the destination and the rule that decided.\n"+
+			"Exit status: 0 allow, 1 reject, 3 screen, 2 usage error, 4 other error.\n"+
+			"TOLLGATE_DATA_DIR and TOLLGATE_HIGH_RISK_FILE apply as for the daemon.\n\n")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the number.
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitUsage
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, p := range map[string]*string{"data-dir": &dataDir, "high-risk-file": &hrFile} {
+		if v, ok := os.LookupEnv(envName(name)); ok && !set[name] {
+			*p = v
+		}
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	q.To = pos[0]
+
+	res, via, err := checkLocal(dataDir, hrFile, &q)
+	if errors.Is(err, store.ErrLocked) {
+		res, via, err = checkDaemon(dataDir, &q)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tollgate check:", err)
+		return exitError
+	}
+	if asJSON {
+		fmt.Fprintln(stdout, string(res))
+	} else {
+		var r checkResult
+		if err := json.Unmarshal(res, &r); err != nil {
+			fmt.Fprintln(stderr, "tollgate check: unreadable answer:", err)
+			return exitError
+		}
+		printResult(stdout, &r, via)
+	}
+	var r checkResult
+	json.Unmarshal(res, &r)
+	switch r.Verdict {
+	case "allow":
+		return exitAllow
+	case "screen":
+		return exitScreen
+	default:
+		return exitReject
+	}
+}
+
+// checkLocal decides from the data file, compiled exactly as the daemon
+// compiles it.
+func checkLocal(dataDir, hrFile string, q *matcher.Query) ([]byte, string, error) {
+	st, err := store.Open(dataDir, store.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		return nil, "", err
+	}
+	defer st.Close()
+	plan := numplan.Default()
+	m := matcher.New(plan, matcher.Options{})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: hrFile})
+	if err := svc.Load(); err != nil {
+		return nil, "", err
+	}
+	v := m.Decide(q)
+	return handler.AppendVerdict(nil, &v), "data file " + st.Path(), nil
+}
+
+// checkDaemon asks the daemon that holds the data file, through its query
+// API, at the address it recorded in the run file.
+func checkDaemon(dataDir string, q *matcher.Query) ([]byte, string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, runFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("the data file is locked by a running tollgate, and its run file cannot be read (%v)", err)
+	}
+	var ri runInfo
+	if err := json.Unmarshal(b, &ri); err != nil || ri.QueryAddr == "" {
+		return nil, "", fmt.Errorf("the data file is locked by a running tollgate, and its run file %s is unreadable", filepath.Join(dataDir, runFile))
+	}
+	addr := ri.QueryAddr
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	v := url.Values{}
+	v.Set("to", q.To)
+	for k, s := range map[string]string{"account": q.Account, "subaccount": q.Subaccount, "from": q.From, "src_ip": q.SrcIP, "call_id": q.CallID} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + addr + "/v1/check?" + v.Encode())
+	if err != nil {
+		return nil, "", fmt.Errorf("the data file is locked by the running tollgate (pid %d), which did not answer at %s: %v", ri.PID, addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode == http.StatusBadRequest {
+		var e struct{ Error string }
+		json.Unmarshal(body, &e)
+		return nil, "", fmt.Errorf("refused: %s", e.Error)
+	}
+	return body, fmt.Sprintf("running daemon (pid %d, %s)", ri.PID, addr), nil
+}
+
+func printResult(w io.Writer, r *checkResult, via string) {
+	or := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	fmt.Fprintf(w, "verdict:  %s\n", r.Verdict)
+	fmt.Fprintf(w, "reason:   %s (code %d, SIP %d %s)\n", r.Reason, r.Code, r.SIPCode, r.SIPReason)
+	fmt.Fprintf(w, "message:  %s\n", r.Message)
+	fmt.Fprintf(w, "country:  %s\n", or(r.Country))
+	fmt.Fprintf(w, "e164:     %s\n", or(r.E164))
+	fmt.Fprintf(w, "account:  %s\n", or(r.Account))
+	fmt.Fprintf(w, "rule:     %s\n", r.Rule)
+	caps := func(n int) string {
+		if n == 0 {
+			return "none"
+		}
+		return fmt.Sprint(n)
+	}
+	fmt.Fprintf(w, "caps:     max_channels %s, max_cps %s\n", caps(r.MaxChannels), caps(r.MaxCPS))
+	fmt.Fprintf(w, "answered: from the %s\n", via)
+}

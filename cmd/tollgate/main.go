@@ -1,0 +1,325 @@
+// Command tollgate is the toll-fraud sidecar: a SIP proxy asks it once per
+// outbound INVITE whether an account may call a number, and operators manage
+// the policy through its admin API. `tollgate check` answers the same
+// question at a shell.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/handler"
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/store"
+	"github.com/valyala/fasthttp"
+)
+
+// Files tollgate keeps in the data dir besides the store.
+const (
+	tokenFile = "admin.token"
+	runFile   = "tollgate.run.json"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if err := serve(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tollgate:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the daemon's flags.
+type config struct {
+	queryAddr, adminAddr, rpcAddr string
+	dataDir                       string
+	adminToken                    string
+	highRiskFile                  string
+	logFormat, logLevel           string
+	logNumbers                    bool
+	drainDelay, shutdownTimeout   time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.queryAddr, "query-addr", "127.0.0.1:8080", "query API (HTTP) listen address")
+	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
+	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
+	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
+	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseWithEnv(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (did you mean `tollgate check`?)", fs.Arg(0))
+	}
+	return c, nil
+}
+
+// parseWithEnv parses args, then fills every flag not given on the command
+// line from TOLLGATE_<UPPER_SNAKE> in the environment.
+func parseWithEnv(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := envName(f.Name)
+		if v, ok := os.LookupEnv(env); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("-log-format %q: want json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// adminTokens resolves the admin tokens: the flag's (name:token entries, a
+// bare token named "admin"), else the token file in the data dir, created
+// with a fresh random token on first start.
+func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token, error) {
+	if flagValue != "" {
+		var out []handler.Token
+		for _, part := range strings.Split(flagValue, ",") {
+			part = strings.TrimSpace(part)
+			name, secret, ok := strings.Cut(part, ":")
+			if !ok {
+				name, secret = "admin", part
+			}
+			if secret == "" || name == "" {
+				return nil, errors.New("-admin-token: empty token or name")
+			}
+			if len(secret) < 16 {
+				log.Warn().Str("token_name", name).Msg("admin token shorter than 16 characters")
+			}
+			out = append(out, handler.Token{Name: name, Secret: secret})
+		}
+		return out, nil
+	}
+	path := filepath.Join(dataDir, tokenFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return nil, fmt.Errorf("%s is empty; delete it to have a new token generated", path)
+		}
+		log.Info().Str("token_file", path).Msg("admin token read from the data dir")
+		return []handler.Token{{Name: "admin", Secret: tok}}, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	tok := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	log.Warn().Str("token_file", path).Msg("admin token generated; read it from this file (it is not logged)")
+	return []handler.Token{{Name: "admin", Secret: tok}}, nil
+}
+
+// runInfo is written to the data dir once the listeners are bound, so that
+// `tollgate check` can ask the running daemon and tests can find ports
+// chosen with :0. It holds no secret.
+type runInfo struct {
+	PID       int       `json:"pid"`
+	QueryAddr string    `json:"query_addr"`
+	AdminAddr string    `json:"admin_addr"`
+	RPCAddr   string    `json:"rpc_addr"`
+	Started   time.Time `json:"started"`
+}
+
+func writeRunInfo(dir string, ri runInfo) error {
+	b, err := json.MarshalIndent(ri, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, runFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, runFile))
+}
+
+func serve(args []string) error {
+	c, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(c.logFormat, c.logLevel, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return err
+	}
+	tokens, err := adminTokens(c.adminToken, c.dataDir, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(c.dataDir, store.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w; another tollgate already serves this -data-dir", err)
+		}
+		return err
+	}
+	defer st.Close()
+
+	plan := numplan.Default()
+	m := matcher.New(plan, matcher.Options{})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, Logger: log})
+	if err := svc.Load(); err != nil {
+		return fmt.Errorf("loading policy: %w", err)
+	}
+	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens})
+
+	qln, err := net.Listen("tcp", c.queryAddr)
+	if err != nil {
+		return fmt.Errorf("-query-addr: %w", err)
+	}
+	aln, err := net.Listen("tcp", c.adminAddr)
+	if err != nil {
+		qln.Close()
+		return fmt.Errorf("-admin-addr: %w", err)
+	}
+	rln, err := net.Listen("tcp", c.rpcAddr)
+	if err != nil {
+		qln.Close()
+		aln.Close()
+		return fmt.Errorf("-rpc-addr: %w", err)
+	}
+	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
+	errc := make(chan error, 3)
+	go func() { errc <- qs.Serve(qln) }()
+	go func() { errc <- as.Serve(aln) }()
+	go func() {
+		if err := rs.Serve(rln); err != nil && !errors.Is(err, handler.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+
+	ri := runInfo{PID: os.Getpid(), QueryAddr: qln.Addr().String(), AdminAddr: aln.Addr().String(), RPCAddr: rln.Addr().String(), Started: time.Now().UTC()}
+	if err := writeRunInfo(c.dataDir, ri); err != nil {
+		log.Warn().Err(err).Msg("could not write the run file; `tollgate check` will not find this daemon")
+	}
+	defer os.Remove(filepath.Join(c.dataDir, runFile))
+	_, hr, _ := svc.HighRisk()
+	snap := m.Snapshot().Stats()
+	log.Info().Str("query_addr", ri.QueryAddr).Str("admin_addr", ri.AdminAddr).Str("rpc_addr", ri.RPCAddr).
+		Str("data_file", st.Path()).Int("accounts", snap.Accounts).
+		Str("high_risk_origin", hr.Origin).Str("high_risk_version", hr.Version).Int("high_risk_entries", hr.Entries).
+		Dur("compile", snap.BuildTime).Msg("tollgate started")
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-errc:
+			log.Error().Err(err).Msg("listener failed; shutting down")
+			shutdown(h, qs, as, rs, 0, c.shutdownTimeout, log)
+			return err
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				if _, err := svc.Reload(); err != nil {
+					log.Error().Err(err).Msg("SIGHUP reload refused")
+				}
+				continue
+			}
+			log.Info().Str("signal", s.String()).Dur("drain_delay", c.drainDelay).Msg("draining")
+			shutdown(h, qs, as, rs, c.drainDelay, c.shutdownTimeout, log)
+			log.Info().Msg("stopped")
+			return nil
+		}
+	}
+}
+
+// shutdown drains: /ready turns 503 for drainDelay so health checks move
+// traffic away, then every listener stops accepting and waits for requests
+// in flight (query first, admin last so no write is cut), within timeout.
+func shutdown(h *handler.Handler, qs, as *fasthttp.Server, rs *handler.RPCServer, drainDelay, timeout time.Duration, log zerolog.Logger) {
+	h.SetDraining()
+	time.Sleep(drainDelay)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := qs.ShutdownWithContext(ctx); err != nil {
+		log.Warn().Err(err).Msg("query listener did not drain in time")
+	}
+	if err := rs.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("rpc listener did not drain in time")
+	}
+	if err := as.ShutdownWithContext(ctx); err != nil {
+		log.Warn().Err(err).Msg("admin listener did not drain in time")
+	}
+}

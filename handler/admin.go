@@ -1,0 +1,586 @@
+package handler
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/store"
+	"github.com/valyala/fasthttp"
+)
+
+// MaxAdminBody bounds an admin request: room for a high-risk list of
+// policy.MaxHighRiskEntries lines.
+const MaxAdminBody = 256 << 20
+
+// tokenHash keeps only a digest of each token, compared in constant time,
+// so neither the comparison's timing nor a heap dump gives the token away.
+type tokenHash struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+func hashToken(t Token) tokenHash {
+	return tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))}
+}
+
+// authorize returns the name of the token the request carries, or "".
+// Every configured token is compared, whichever matches, so the time taken
+// does not say which one was close.
+func (h *Handler) authorize(ctx *fasthttp.RequestCtx) string {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		return ""
+	}
+	sum := sha256.Sum256(bytes.TrimSpace(auth[len(prefix):]))
+	name := ""
+	for _, t := range h.tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			name = t.name
+		}
+	}
+	return name
+}
+
+// AdminServer returns the fasthttp server for the admin listener: larger
+// bodies (a high-risk list upload) and longer timeouts than the query side.
+func (h *Handler) AdminServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               h.Admin,
+		Name:                  "tollgate",
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		MaxRequestBodySize:    MaxAdminBody,
+		ReadBufferSize:        16 << 10,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			msg := "malformed HTTP request: " + err.Error()
+			if err == fasthttp.ErrBodyTooLarge {
+				msg = "request body larger than " + itoa(MaxAdminBody) + " bytes"
+			}
+			h.adminError(ctx, fasthttp.StatusBadRequest, msg, "")
+		},
+		Logger: fasthttpLogger{h.log},
+	}
+}
+
+// Admin serves the admin listener.
+func (h *Handler) Admin(ctx *fasthttp.RequestCtx) {
+	h.admin(ctx)
+	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
+		h.met.adminReqs[c].Add(1)
+	}
+}
+
+func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	if h.ops(ctx, ctx.Path()) {
+		return
+	}
+	who := h.authorize(ctx)
+	if who == "" {
+		h.met.authFail.Add(1)
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="tollgate"`)
+		h.adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)", "")
+		return
+	}
+	if h.svc == nil {
+		h.adminError(ctx, fasthttp.StatusServiceUnavailable, "no admin service", "")
+		return
+	}
+	actor := service.Actor{Name: who, Remote: ctx.RemoteIP().String()}
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	if len(seg) < 2 || seg[0] != "v1" {
+		h.adminError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
+		return
+	}
+	method := string(ctx.Method())
+	switch {
+	case len(seg) == 2 && seg[1] == "accounts":
+		if h.allow(ctx, method, "GET") {
+			h.listAccounts(ctx)
+		}
+	case len(seg) == 3 && seg[1] == "accounts":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.account(ctx, actor, method, seg[2])
+		}
+	case len(seg) == 5 && seg[1] == "accounts" && seg[3] == "subaccounts":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.subaccount(ctx, actor, method, seg[2], seg[4])
+		}
+	case len(seg) == 2 && seg[1] == "operator":
+		if h.allow(ctx, method, "GET", "PUT") {
+			h.operator(ctx, actor, method)
+		}
+	case len(seg) == 4 && seg[1] == "operator" && seg[2] == "countries":
+		if h.allow(ctx, method, "PUT", "DELETE") {
+			h.operatorCountry(ctx, actor, method, seg[3])
+		}
+	case len(seg) == 4 && seg[1] == "operator" && seg[2] == "prefixes":
+		if h.allow(ctx, method, "PUT", "DELETE") {
+			h.operatorPrefix(ctx, actor, method, seg[3])
+		}
+	case len(seg) == 2 && seg[1] == "high-risk":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.highRisk(ctx, actor, method)
+		}
+	case len(seg) == 2 && seg[1] == "countries":
+		if h.allow(ctx, method, "GET") {
+			h.countries(ctx)
+		}
+	case len(seg) == 2 && seg[1] == "audit":
+		if h.allow(ctx, method, "GET") {
+			h.audit(ctx)
+		}
+	case len(seg) == 2 && seg[1] == "reload":
+		if h.allow(ctx, method, "POST") {
+			h.reload(ctx)
+		}
+	default:
+		h.adminError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
+	}
+}
+
+func (h *Handler) allow(ctx *fasthttp.RequestCtx, method string, allowed ...string) bool {
+	for _, m := range allowed {
+		if m == method {
+			return true
+		}
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, strings.Join(allowed, ", "))
+	h.adminError(ctx, fasthttp.StatusMethodNotAllowed, method+" not allowed here; use "+strings.Join(allowed, ", "), "")
+	return false
+}
+
+// adminErrorBody is every admin error: what went wrong and, for a
+// validation error, the field at fault.
+type adminErrorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+func (h *Handler) adminError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
+	h.writeJSON(ctx, status, adminErrorBody{Error: msg, Field: field})
+}
+
+func (h *Handler) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<token>" reads better than "\u003ctoken\u003e"
+	if err := enc.Encode(v); err != nil {
+		status = fasthttp.StatusInternalServerError
+		b.Reset()
+		b.WriteString(`{"error":"encoding the response failed"}` + "\n")
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(ctJSON)
+	ctx.SetBody(b.Bytes())
+}
+
+// fail maps a service error to its status: invalid 400 (naming the field),
+// not found 404, conflict 409, not loaded 503, storage and anything else
+// 500.
+func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
+	var (
+		inv *service.InvalidError
+		fe  *policy.FieldError
+		nf  *service.NotFoundError
+		cf  *service.ConflictError
+		se  *service.StoreError
+	)
+	switch {
+	case errors.As(err, &inv):
+		h.adminError(ctx, fasthttp.StatusBadRequest, err.Error(), inv.Field())
+	case errors.As(err, &fe):
+		h.adminError(ctx, fasthttp.StatusBadRequest, err.Error(), fe.Field)
+	case errors.As(err, &nf):
+		h.adminError(ctx, fasthttp.StatusNotFound, err.Error(), "")
+	case errors.As(err, &cf):
+		h.adminError(ctx, fasthttp.StatusConflict, err.Error(), "")
+	case errors.As(err, &se):
+		h.adminError(ctx, fasthttp.StatusInternalServerError, err.Error()+" (nothing was changed)", "")
+	case !h.svc.Ready():
+		h.adminError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
+	default:
+		h.adminError(ctx, fasthttp.StatusInternalServerError, err.Error(), "")
+	}
+}
+
+// decodeBody decodes a JSON body strictly: one value, no unknown fields, and
+// errors that name the field.
+func decodeBody(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &policy.FieldError{Field: "body", Msg: "empty; a JSON object is required"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonFieldError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &policy.FieldError{Field: "body", Msg: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// jsonFieldError turns encoding/json's errors into FieldErrors.
+func jsonFieldError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return &policy.FieldError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)}
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return &policy.FieldError{Field: field, Msg: fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return &policy.FieldError{Field: "body", Msg: "truncated JSON"}
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name, _ := strconv.Unquote(f)
+		return &policy.FieldError{Field: name, Msg: "unknown field"}
+	}
+	return &policy.FieldError{Field: "body", Msg: strings.TrimPrefix(msg, "json: ")}
+}
+
+// accountJSON is an account on the wire: its name, its policy fields and its
+// subaccounts.
+type accountJSON struct {
+	Name string `json:"name"`
+	policy.Account
+}
+
+type subaccountJSON struct {
+	Account    string `json:"account"`
+	Subaccount string `json:"subaccount"`
+	policy.Policy
+}
+
+type deletedJSON struct {
+	Deleted any `json:"deleted"`
+}
+
+func (h *Handler) listAccounts(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	limit, err := intArg(args, "limit")
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	after := string(args.Peek("after"))
+	list, total, err := h.svc.Accounts(after, limit)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	out := struct {
+		Accounts []accountJSON `json:"accounts"`
+		Total    int           `json:"total"`
+		Next     string        `json:"next,omitempty"`
+	}{Accounts: make([]accountJSON, len(list)), Total: total}
+	for i, a := range list {
+		out.Accounts[i] = accountJSON{Name: a.Name, Account: a.Account}
+	}
+	if limit > 0 && len(list) == limit {
+		out.Next = list[len(list)-1].Name
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+func intArg(args *fasthttp.Args, name string) (int, error) {
+	v := args.Peek(name)
+	if len(v) == 0 {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return 0, &policy.FieldError{Field: name, Msg: fmt.Sprintf("%q is not a non-negative integer", v)}
+	}
+	return n, nil
+}
+
+func (h *Handler) account(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
+	switch method {
+	case "GET":
+		a, err := h.svc.Account(name)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
+	case "PUT":
+		var a policy.Account
+		if err := decodeBody(ctx.PostBody(), &a); err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		a, err := h.svc.PutAccount(who, name, a)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
+	case "DELETE":
+		a, err := h.svc.DeleteAccount(who, name)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{accountJSON{Name: name, Account: a}})
+	}
+}
+
+func (h *Handler) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+	var (
+		p   policy.Policy
+		err error
+	)
+	switch method {
+	case "GET":
+		p, err = h.svc.Subaccount(account, sub)
+	case "PUT":
+		if err = decodeBody(ctx.PostBody(), &p); err == nil {
+			p, err = h.svc.PutSubaccount(who, account, sub, p)
+		}
+	case "DELETE":
+		p, err = h.svc.DeleteSubaccount(who, account, sub)
+		if err == nil {
+			h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{subaccountJSON{Account: account, Subaccount: sub, Policy: p}})
+			return
+		}
+	}
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, subaccountJSON{Account: account, Subaccount: sub, Policy: p})
+}
+
+func (h *Handler) operator(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+	var (
+		op  policy.Operator
+		err error
+	)
+	if method == "GET" {
+		op, err = h.svc.Operator()
+	} else if err = decodeBody(ctx.PostBody(), &op); err == nil {
+		op, err = h.svc.PutOperator(who, op)
+	}
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, op)
+}
+
+type countryStatusJSON struct {
+	Country  string `json:"country"`
+	Name     string `json:"name"`
+	Disabled bool   `json:"disabled"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func (h *Handler) operatorCountry(ctx *fasthttp.RequestCtx, who service.Actor, method, code string) {
+	var (
+		cc  string
+		d   policy.DisabledCountry
+		err error
+	)
+	if method == "PUT" {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+			if err := decodeBody(ctx.PostBody(), &body); err != nil {
+				h.fail(ctx, err)
+				return
+			}
+		}
+		cc, d, err = h.svc.DisableCountry(who, code, body.Reason)
+	} else {
+		cc, d, err = h.svc.EnableCountry(who, code)
+	}
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	c, _ := policy.LookupCountry(cc)
+	out := countryStatusJSON{Country: cc, Name: c.Name, Disabled: method == "PUT", Reason: d.Reason}
+	if method == "DELETE" {
+		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{out})
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+func (h *Handler) operatorPrefix(ctx *fasthttp.RequestCtx, who service.Actor, method, prefix string) {
+	if method == "DELETE" {
+		bp, err := h.svc.UnblockPrefix(who, prefix)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{bp})
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+		if err := decodeBody(ctx.PostBody(), &body); err != nil {
+			h.fail(ctx, err)
+			return
+		}
+	}
+	bp, err := h.svc.BlockPrefix(who, prefix, body.Reason)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, bp)
+}
+
+func (h *Handler) highRisk(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+	switch method {
+	case "GET":
+		entries, info, err := h.svc.HighRisk()
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		var b bytes.Buffer
+		b.Grow(len(entries) * 48)
+		l := policy.HighRiskList{Entries: entries, Meta: policy.HighRiskMeta{
+			Version:   info.Version,
+			Generated: "tollgate export of the " + info.Origin + " list (" + info.Source + ")",
+		}}
+		if err := policy.WriteHighRiskList(&b, l); err != nil {
+			// The provenance may not fit a comment line; the entries must.
+			b.Reset()
+			if err := policy.WriteHighRiskCSV(&b, entries); err != nil {
+				h.fail(ctx, err)
+				return
+			}
+		}
+		hdr := &ctx.Response.Header
+		hdr.Set("X-Tollgate-High-Risk-Origin", info.Origin)
+		hdr.Set("X-Tollgate-High-Risk-Version", info.Version)
+		hdr.Set("X-Tollgate-High-Risk-Entries", strconv.Itoa(info.Entries))
+		ctx.SetContentTypeBytes(ctCSV)
+		ctx.SetBody(b.Bytes())
+	case "PUT":
+		body := ctx.PostBody()
+		l, err := policy.ParseHighRiskList(bytes.NewReader(body))
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		info, err := h.svc.PutHighRisk(who, l, body)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, struct {
+			HighRisk service.HighRiskInfo `json:"high_risk"`
+		}{info})
+	case "DELETE":
+		info, err := h.svc.DeleteHighRisk(who)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, struct {
+			HighRisk service.HighRiskInfo `json:"high_risk"`
+		}{info})
+	}
+}
+
+type countryJSON struct {
+	Code        string `json:"code"`
+	Name        string `json:"name"`
+	CallingCode int    `json:"calling_code"`
+	Region      string `json:"region"`
+	Continent   string `json:"continent"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+func (h *Handler) countries(ctx *fasthttp.RequestCtx) {
+	op, err := h.svc.Operator()
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	all := policy.Countries()
+	out := struct {
+		Countries []countryJSON `json:"countries"`
+	}{make([]countryJSON, len(all))}
+	for i, c := range all {
+		out.Countries[i] = countryJSON{Code: c.Code, Name: c.Name, CallingCode: c.CallingCode, Region: c.Region, Continent: c.Continent, Status: "enabled"}
+		if d, ok := op.DisabledCountries[c.Code]; ok {
+			out.Countries[i].Status, out.Countries[i].Reason = "disabled", d.Reason
+		}
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+func (h *Handler) audit(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	limit, err := intArg(args, "limit")
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	before, err := intArg(args, "before")
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	entries, err := h.svc.Audit(limit, uint64(before))
+	if err != nil {
+		h.fail(ctx, &service.StoreError{Err: err})
+		return
+	}
+	out := struct {
+		Entries []store.AuditEntry `json:"entries"`
+		Next    uint64             `json:"next,omitempty"`
+	}{Entries: entries}
+	if limit > 0 && len(entries) == limit {
+		out.Next = entries[len(entries)-1].ID
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+func (h *Handler) reload(ctx *fasthttp.RequestCtx) {
+	info, err := h.svc.Reload()
+	if err != nil {
+		field := ""
+		var fe *policy.FieldError
+		if errors.As(err, &fe) {
+			field = fe.Field
+		}
+		h.adminError(ctx, fasthttp.StatusUnprocessableEntity, "reload refused, the previous policy stays in force: "+err.Error(), field)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		Reloaded bool                 `json:"reloaded"`
+		HighRisk service.HighRiskInfo `json:"high_risk"`
+	}{true, info})
+}

@@ -1,0 +1,97 @@
+package handler
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/matcher"
+)
+
+// AppendVerdict appends the flat verdict object every transport returns, in
+// the field order of the wire contract. It is the only verdict encoder: the
+// HTTP body, the JSON-RPC result, the TCP replies and `tollgate check --json`
+// are the same bytes. It allocates nothing when dst has room.
+func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
+	info := v.Reason.Info()
+	dst = append(dst, `{"verdict":"`...)
+	dst = append(dst, v.Action.String()...)
+	dst = append(dst, `","reason":"`...)
+	dst = append(dst, info.Name...)
+	dst = append(dst, `","code":`...)
+	dst = strconv.AppendInt(dst, int64(info.Code), 10)
+	dst = append(dst, `,"sip_code":`...)
+	dst = strconv.AppendInt(dst, int64(info.SIPCode), 10)
+	dst = append(dst, `,"sip_reason":`...)
+	dst = appendJSONString(dst, info.SIPReason)
+	dst = append(dst, `,"message":`...)
+	dst = appendJSONString(dst, info.Message)
+	dst = append(dst, `,"country":`...)
+	dst = appendJSONString(dst, v.Country)
+	dst = append(dst, `,"e164":`...)
+	dst = appendJSONString(dst, b2s(v.E164Bytes()))
+	dst = append(dst, `,"account":`...)
+	dst = appendJSONString(dst, v.Account)
+	dst = append(dst, `,"rule":`...)
+	// The rule text holds operator-written reasons and the account name, so
+	// it is escaped; it is built on the stack first (AppendRule does not
+	// allocate when its buffer has room).
+	var rb [2048]byte
+	dst = appendJSONString(dst, b2s(v.AppendRule(rb[:0])))
+	dst = append(dst, `,"max_channels":`...)
+	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
+	dst = append(dst, `,"max_cps":`...)
+	dst = strconv.AppendInt(dst, int64(v.MaxCPS), 10)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
+// so the output is always valid JSON whatever a client sent.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendErrorBody appends the 400 body {"error":"…"}.
+func appendErrorBody(dst []byte, e decodeError) []byte {
+	dst = append(dst, `{"error":"`...)
+	dst = e.appendMsg(dst)
+	return append(dst, `"}`...)
+}

@@ -1,0 +1,259 @@
+package handler
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/matcher"
+)
+
+// transport labels the way a query arrived. The set is closed, so it is a
+// bounded metric label.
+type transport uint8
+
+const (
+	tHTTP      transport = iota // GET/POST /v1/check
+	tHTTPRPC                    // POST /rpc
+	tNetstring                  // JSON-RPC in netstrings over TCP (Kamailio janssonrpcc)
+	tTCPJSON                    // bare JSON-RPC over TCP (OpenSIPS jsonrpc)
+	numTransports
+)
+
+var transportNames = [numTransports]string{"http", "http_rpc", "tcp_netstring", "tcp_json"}
+
+const (
+	nReasons = len(matcher.Reasons)
+	nActions = 3
+)
+
+// latencyBuckets are the histogram's upper bounds in seconds: fine-grained
+// under the 1 ms target, coarse above it.
+var latencyBuckets = [...]float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1}
+
+var latencyBucketNs = func() (b [len(latencyBuckets)]int64) {
+	for i, s := range latencyBuckets {
+		b[i] = int64(s * 1e9)
+	}
+	return b
+}()
+
+type histogram struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64
+	sumNs  atomic.Uint64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	ns := int64(d)
+	i := 0
+	for i < len(latencyBucketNs) && ns > latencyBucketNs[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(uint64(ns))
+}
+
+// metrics are the query path's counters: plain atomics indexed by bounded
+// labels, so counting costs a few nanoseconds and never allocates.
+type metrics struct {
+	decisions   [numTransports][nActions][nReasons]atomic.Uint64
+	parseErrors [numTransports]atomic.Uint64
+	latency     [numTransports]histogram
+	tcpConns    atomic.Int64
+	tcpAccepted atomic.Uint64
+	adminReqs   [6]atomic.Uint64 // by status class 1xx..5xx, [0] unused
+	authFail    atomic.Uint64
+	started     time.Time
+}
+
+func (m *metrics) decision(t transport, v *matcher.Verdict) {
+	a, r := int(v.Action), int(v.Reason)
+	if a < nActions && r < nReasons {
+		m.decisions[t][a][r].Add(1)
+	}
+}
+
+// writeMetrics renders everything in the Prometheus text format, by hand:
+// one pass, no client library, labels only from closed sets.
+func (h *Handler) writeMetrics(b *bytes.Buffer) {
+	m := h.met
+	counterHead := func(name, help, typ string) {
+		b.WriteString("# HELP ")
+		b.WriteString(name)
+		b.WriteByte(' ')
+		b.WriteString(help)
+		b.WriteString("\n# TYPE ")
+		b.WriteString(name)
+		b.WriteByte(' ')
+		b.WriteString(typ)
+		b.WriteByte('\n')
+	}
+	num := func(v float64) { b.WriteString(strconv.FormatFloat(v, 'g', -1, 64)) }
+	uint := func(v uint64) { b.WriteString(strconv.FormatUint(v, 10)) }
+	line := func(name string, v float64) {
+		b.WriteString(name)
+		b.WriteByte(' ')
+		num(v)
+		b.WriteByte('\n')
+	}
+	gauge := func(name, help string, v float64) {
+		counterHead(name, help, "gauge")
+		line(name, v)
+	}
+	boolf := func(x bool) float64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+
+	counterHead("tollgate_decisions_total", "Decisions taken, by verdict, reason and transport.", "counter")
+	for t := transport(0); t < numTransports; t++ {
+		for a := 0; a < nActions; a++ {
+			for r := 0; r < nReasons; r++ {
+				n := m.decisions[t][a][r].Load()
+				if n == 0 {
+					continue
+				}
+				b.WriteString(`tollgate_decisions_total{transport="`)
+				b.WriteString(transportNames[t])
+				b.WriteString(`",verdict="`)
+				b.WriteString(matcher.Action(a).String())
+				b.WriteString(`",reason="`)
+				b.WriteString(matcher.Reasons[r].Name)
+				b.WriteString(`"} `)
+				uint(n)
+				b.WriteByte('\n')
+			}
+		}
+	}
+
+	counterHead("tollgate_parse_errors_total", "Malformed query requests (answered 400 or with a JSON-RPC error), by transport.", "counter")
+	for t := transport(0); t < numTransports; t++ {
+		b.WriteString(`tollgate_parse_errors_total{transport="`)
+		b.WriteString(transportNames[t])
+		b.WriteString(`"} `)
+		uint(m.parseErrors[t].Load())
+		b.WriteByte('\n')
+	}
+
+	counterHead("tollgate_request_duration_seconds", "Time from a query fully read to its answer encoded, by transport.", "histogram")
+	for t := transport(0); t < numTransports; t++ {
+		hist := &m.latency[t]
+		var cum uint64
+		for i := range hist.counts {
+			cum += hist.counts[i].Load()
+			b.WriteString(`tollgate_request_duration_seconds_bucket{transport="`)
+			b.WriteString(transportNames[t])
+			b.WriteString(`",le="`)
+			if i < len(latencyBuckets) {
+				num(latencyBuckets[i])
+			} else {
+				b.WriteString("+Inf")
+			}
+			b.WriteString(`"} `)
+			uint(cum)
+			b.WriteByte('\n')
+		}
+		b.WriteString(`tollgate_request_duration_seconds_sum{transport="`)
+		b.WriteString(transportNames[t])
+		b.WriteString(`"} `)
+		num(float64(hist.sumNs.Load()) / 1e9)
+		b.WriteString("\ntollgate_request_duration_seconds_count{transport=\"")
+		b.WriteString(transportNames[t])
+		b.WriteString(`"} `)
+		uint(cum)
+		b.WriteByte('\n')
+	}
+
+	if h.svc != nil {
+		st := h.svc.Stats()
+		counterHead("tollgate_reloads_total", "Policy loads and reloads (start, SIGHUP, POST /v1/reload), by result.", "counter")
+		b.WriteString(`tollgate_reloads_total{result="success"} `)
+		uint(st.Success)
+		b.WriteString("\n" + `tollgate_reloads_total{result="failure"} `)
+		uint(st.Failure)
+		b.WriteByte('\n')
+		gauge("tollgate_reload_success", "1 if the last load or reload succeeded, 0 if it was refused.", boolf(st.LastOK))
+		var last float64
+		if !st.LastSuccess.IsZero() {
+			last = float64(st.LastSuccess.UnixNano()) / 1e9
+		}
+		gauge("tollgate_reload_last_success_timestamp_seconds", "When the last successful load or reload happened.", last)
+		counterHead("tollgate_store_errors_total", "Admin writes that failed in storage (answered 500, nothing applied).", "counter")
+		line("tollgate_store_errors_total", float64(st.StoreErrors))
+		if _, info, err := h.svc.HighRisk(); err == nil {
+			counterHead("tollgate_high_risk_list", "Entries of the high-risk list in force, labelled by where it comes from (file, stored, builtin).", "gauge")
+			b.WriteString(`tollgate_high_risk_list{origin="`)
+			b.WriteString(info.Origin)
+			b.WriteString(`"} `)
+			uint(uint64(info.Entries))
+			b.WriteByte('\n')
+		}
+	}
+
+	hits, misses := h.m.CacheStats()
+	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")
+	line("tollgate_national_cache_hits_total", float64(hits))
+	counterHead("tollgate_national_cache_misses_total", "National-format resolutions that went to libphonenumber.", "counter")
+	line("tollgate_national_cache_misses_total", float64(misses))
+	ratio := 0.0
+	if hits+misses > 0 {
+		ratio = float64(hits) / float64(hits+misses)
+	}
+	gauge("tollgate_national_cache_hit_ratio", "hits / (hits + misses) of the national-format cache since start.", ratio)
+
+	if snap := h.m.Snapshot(); snap != nil {
+		st := snap.Stats()
+		gauge("tollgate_snapshot_accounts", "Accounts in the snapshot in force.", float64(st.Accounts))
+		gauge("tollgate_snapshot_subaccounts", "Subaccounts in the snapshot in force.", float64(st.Subaccounts))
+		gauge("tollgate_snapshot_high_risk_prefixes", "High-risk prefixes in the snapshot in force.", float64(st.HighRisk))
+		gauge("tollgate_snapshot_prefixes", "Prefixes in every prefix set of the snapshot in force.", float64(st.Prefixes))
+		gauge("tollgate_snapshot_build_seconds", "How long compiling the snapshot in force took.", st.BuildTime.Seconds())
+		gauge("tollgate_snapshot_built_timestamp_seconds", "When the snapshot in force was compiled.", float64(st.BuiltAt.UnixNano())/1e9)
+	}
+	gauge("tollgate_ready", "1 when a policy is loaded and the service is not draining.", boolf(h.svcReady() && !h.draining.Load()))
+	gauge("tollgate_tcp_connections", "Open JSON-RPC TCP connections.", float64(m.tcpConns.Load()))
+	counterHead("tollgate_tcp_connections_total", "JSON-RPC TCP connections accepted.", "counter")
+	line("tollgate_tcp_connections_total", float64(m.tcpAccepted.Load()))
+	counterHead("tollgate_admin_requests_total", "Admin API requests by status class.", "counter")
+	for c := 1; c <= 5; c++ {
+		b.WriteString(`tollgate_admin_requests_total{code="`)
+		b.WriteByte(byte('0' + c))
+		b.WriteString(`xx"} `)
+		uint(m.adminReqs[c].Load())
+		b.WriteByte('\n')
+	}
+	counterHead("tollgate_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.", "counter")
+	line("tollgate_admin_auth_failures_total", float64(m.authFail.Load()))
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge("go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	gauge("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", float64(ms.HeapAlloc))
+	gauge("go_memstats_sys_bytes", "Bytes of memory obtained from the OS.", float64(ms.Sys))
+	if rss := residentBytes(); rss > 0 {
+		gauge("process_resident_memory_bytes", "Resident memory size in bytes.", float64(rss))
+	}
+	gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", float64(m.started.UnixNano())/1e9)
+}
+
+// residentBytes reads the RSS from /proc (Linux); 0 elsewhere.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}

@@ -1,0 +1,791 @@
+// Package service applies operator changes: it owns the policy set in force,
+// and turns every admin write into validate → compile → persist → swap, in
+// that order, so that a change the admin API acknowledged is both on disk
+// and in force for the next query, and a change that fails at any step leaves
+// both the disk and the snapshot as they were. Admin writes are serialised by
+// one mutex; the query path never sees it (it reads the matcher's atomic
+// snapshot pointer).
+package service
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/store"
+)
+
+// Where the high-risk list in force comes from.
+const (
+	OriginFile    = "file"    // -high-risk-file, authoritative while set
+	OriginStored  = "stored"  // an operator's PUT /v1/high-risk
+	OriginBuiltin = "builtin" // the list shipped in the binary
+)
+
+// NotFoundError means the object a request names does not exist.
+type NotFoundError struct{ What string }
+
+func (e *NotFoundError) Error() string { return e.What + " not found" }
+
+// ConflictError means the request cannot apply in the current configuration
+// (the high-risk list comes from a file, so the API may not replace it).
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// StoreError means the change was valid but could not be written; nothing
+// was swapped in, so the service still serves the previous state.
+type StoreError struct{ Err error }
+
+func (e *StoreError) Error() string { return "storage: " + e.Err.Error() }
+
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// InvalidError means the change does not validate or compile. Field is the
+// offending field when known (a *policy.FieldError is inside).
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Field names the offending field, or "" if the error is not about one.
+func (e *InvalidError) Field() string {
+	var fe *policy.FieldError
+	if errors.As(e.Err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+// Actor is who makes a change, for the audit log.
+type Actor struct {
+	Name   string // token name
+	Remote string // client address
+}
+
+// HighRiskInfo describes the high-risk list in force.
+type HighRiskInfo struct {
+	Origin  string    `json:"origin"`
+	Version string    `json:"version"`
+	Source  string    `json:"source"`
+	Entries int       `json:"entries"`
+	Updated time.Time `json:"updated"`
+}
+
+// ReloadStats are the counters /metrics exposes about reloads and storage.
+type ReloadStats struct {
+	Success, Failure uint64
+	LastOK           bool
+	LastSuccess      time.Time
+	StoreErrors      uint64
+}
+
+// Options configure a Service.
+type Options struct {
+	// HighRiskFile, when set, is the authoritative high-risk list: read at
+	// Load and Reload, and PUT /v1/high-risk is refused.
+	HighRiskFile string
+	// Logger gets one line per admin change and per reload.
+	Logger zerolog.Logger
+	// Now is the clock (tests); time.Now if nil.
+	Now func() time.Time
+}
+
+// Service is the single writer of policy. Create it with New, then Load.
+type Service struct {
+	m    *matcher.Matcher
+	plan *numplan.Plan
+	st   *store.Store
+	opt  Options
+	log  zerolog.Logger
+
+	mu  sync.Mutex
+	set *policy.Set // in force; HighRisk is the effective list. Never mutated, only replaced.
+	hr  HighRiskInfo
+
+	reloadOK, reloadFail, storeErrs atomic.Uint64
+	lastOK                          atomic.Bool
+	lastSuccess                     atomic.Int64 // unix nanoseconds
+}
+
+// New ties a matcher to a store. st may be opened read-only (tollgate check):
+// Load and Reload never write.
+func New(m *matcher.Matcher, plan *numplan.Plan, st *store.Store, opt Options) *Service {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger}
+}
+
+// Load reads the store and the high-risk list, compiles and swaps in the
+// first snapshot. An error leaves the matcher as it was (not ready).
+func (s *Service) Load() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set, err := s.st.Load()
+	if err != nil {
+		return err
+	}
+	meta, err := s.st.HighRiskMeta()
+	if err != nil {
+		return err
+	}
+	err = s.loadLocked(set, meta)
+	s.countReload(err)
+	return err
+}
+
+// Reload re-reads the high-risk file (when one is configured) and recompiles.
+// A file that does not parse or compile is refused with its error (line
+// number included) and the snapshot in force keeps serving.
+func (s *Service) Reload() (HighRiskInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		return HighRiskInfo{}, errors.New("nothing loaded yet")
+	}
+	set := *s.set
+	var meta store.HighRiskMeta
+	if s.hr.Origin == OriginStored {
+		meta = store.HighRiskMeta{Stored: true, Version: s.hr.Version, Source: s.hr.Source, Count: s.hr.Entries, Updated: s.hr.Updated}
+	} else {
+		set.HighRisk = nil
+	}
+	err := s.loadLocked(&set, meta)
+	s.countReload(err)
+	if err != nil {
+		s.log.Error().Err(err).Msg("reload refused; the previous policy stays in force")
+		return s.hr, err
+	}
+	s.log.Info().Str("high_risk_origin", s.hr.Origin).Str("high_risk_version", s.hr.Version).
+		Int("high_risk_entries", s.hr.Entries).Msg("reloaded")
+	return s.hr, nil
+}
+
+func (s *Service) countReload(err error) {
+	if err != nil {
+		s.reloadFail.Add(1)
+		s.lastOK.Store(false)
+		return
+	}
+	s.reloadOK.Add(1)
+	s.lastOK.Store(true)
+	s.lastSuccess.Store(s.opt.Now().UnixNano())
+}
+
+// loadLocked picks the high-risk list (file, else stored, else builtin),
+// compiles set and swaps it in. set.HighRisk on entry is the stored list or
+// nil.
+func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta) error {
+	var hr HighRiskInfo
+	switch {
+	case s.opt.HighRiskFile != "":
+		l, info, err := ReadHighRiskFile(s.opt.HighRiskFile)
+		if err != nil {
+			return err
+		}
+		set.HighRisk, hr = l, info
+	case set.HighRisk != nil:
+		hr = HighRiskInfo{Origin: OriginStored, Version: meta.Version, Source: meta.Source, Entries: len(set.HighRisk), Updated: meta.Updated}
+	default:
+		l, err := matcher.DefaultHighRisk()
+		if err != nil {
+			return fmt.Errorf("shipped high-risk list: %w", err)
+		}
+		set.HighRisk = l
+		hr = HighRiskInfo{Origin: OriginBuiltin, Version: matcher.DefaultHighRiskVersion(), Source: "builtin", Entries: len(l)}
+	}
+	if set.Accounts == nil {
+		set.Accounts = map[string]policy.Account{}
+	}
+	snap, err := matcher.Compile(set, s.plan)
+	if err != nil {
+		return err
+	}
+	s.m.Swap(snap)
+	s.set, s.hr = set, hr
+	return nil
+}
+
+// ReadHighRiskFile parses a high-risk CSV file. Its version is the file's
+// "# version:" line, else a hash of its content, so two different files never
+// report the same version.
+func ReadHighRiskFile(path string) ([]policy.HighRiskEntry, HighRiskInfo, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, HighRiskInfo{}, fmt.Errorf("high-risk file: %w", err)
+	}
+	l, err := policy.ParseHighRiskList(bytes.NewReader(b))
+	if err != nil {
+		return nil, HighRiskInfo{}, fmt.Errorf("high-risk file %s: %w", path, err)
+	}
+	info := HighRiskInfo{Origin: OriginFile, Version: listVersion(l.Meta.Version, b), Source: "file:" + path, Entries: len(l.Entries)}
+	if fi, err := os.Stat(path); err == nil {
+		info.Updated = fi.ModTime().UTC()
+	}
+	return l.Entries, info, nil
+}
+
+func listVersion(declared string, body []byte) string {
+	if declared != "" {
+		return declared
+	}
+	h := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(h[:8])
+}
+
+// Ready reports whether a policy has been loaded.
+func (s *Service) Ready() bool { return s.m.Ready() }
+
+// Stats returns reload and storage counters for /metrics.
+func (s *Service) Stats() ReloadStats {
+	r := ReloadStats{Success: s.reloadOK.Load(), Failure: s.reloadFail.Load(), LastOK: s.lastOK.Load(), StoreErrors: s.storeErrs.Load()}
+	if ns := s.lastSuccess.Load(); ns != 0 {
+		r.LastSuccess = time.Unix(0, ns)
+	}
+	return r
+}
+
+// apply is the one path every change takes: compile next, persist it with
+// its audit entry, swap it in. Called with s.mu held; next must be a new Set
+// that shares only unchanged objects with s.set.
+func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighRiskInfo) error {
+	snap, err := matcher.Compile(next, s.plan)
+	if err != nil {
+		return &InvalidError{Err: err}
+	}
+	ch.Audit.Who, ch.Audit.Remote, ch.Audit.Time = who.Name, who.Remote, s.opt.Now()
+	id, err := s.st.Commit(ch)
+	if err != nil {
+		s.storeErrs.Add(1)
+		s.log.Error().Err(err).Str("action", ch.Audit.Action).Str("object", ch.Audit.Object).Msg("store write failed; change not applied")
+		return &StoreError{Err: err}
+	}
+	s.m.Swap(snap)
+	s.set = next
+	if hr != nil {
+		s.hr = *hr
+	}
+	st := snap.Stats()
+	s.log.Info().Str("who", who.Name).Str("remote", who.Remote).Str("action", ch.Audit.Action).
+		Str("object", ch.Audit.Object).Uint64("audit_id", id).Int("accounts", st.Accounts).
+		Dur("compile", st.BuildTime).Msg("admin change")
+	return nil
+}
+
+// cloneSet copies the top level of the set in force so one account can be
+// replaced without touching the snapshot's source; unchanged accounts are
+// shared (they are never mutated once in a set).
+func (s *Service) cloneSet() *policy.Set {
+	next := &policy.Set{Operator: s.set.Operator, HighRisk: s.set.HighRisk, Accounts: make(map[string]policy.Account, len(s.set.Accounts)+1)}
+	for k, v := range s.set.Accounts {
+		next.Accounts[k] = v
+	}
+	return next
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only policy types, which always marshal
+	}
+	return b
+}
+
+func (s *Service) loaded() error {
+	if s.set == nil {
+		return errors.New("policy not loaded yet")
+	}
+	return nil
+}
+
+// Account returns one account with its subaccounts.
+func (s *Service) Account(name string) (policy.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return policy.Account{}, err
+	}
+	a, ok := s.set.Accounts[name]
+	if !ok {
+		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q", name)}
+	}
+	return cloneAccount(a), nil
+}
+
+// NamedAccount is an account with its name, for listings.
+type NamedAccount struct {
+	Name string
+	policy.Account
+}
+
+// Accounts lists accounts sorted by name: those after `after`, at most limit
+// (all if limit <= 0). total is the number of accounts.
+func (s *Service) Accounts(after string, limit int) (list []NamedAccount, total int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return nil, 0, err
+	}
+	names := make([]string, 0, len(s.set.Accounts))
+	for n := range s.set.Accounts {
+		if n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+	}
+	list = make([]NamedAccount, len(names))
+	for i, n := range names {
+		list[i] = NamedAccount{Name: n, Account: cloneAccount(s.set.Accounts[n])}
+	}
+	return list, len(s.set.Accounts), nil
+}
+
+// PutAccount creates or replaces an account's policy. Subaccounts are their
+// own resources: when a.Subaccounts is nil the existing ones are kept,
+// otherwise they are replaced too. It returns the account as stored
+// (canonicalised).
+func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.Account, error) {
+	if err := policy.ValidName(name); err != nil {
+		return a, &InvalidError{Err: &policy.FieldError{Field: "account", Msg: err.Error()}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return a, err
+	}
+	old, existed := s.set.Accounts[name]
+	if a.Subaccounts == nil && existed && len(old.Subaccounts) > 0 {
+		a.Subaccounts = make(map[string]policy.Policy, len(old.Subaccounts))
+		for k, v := range old.Subaccounts {
+			a.Subaccounts[k] = v
+		}
+	}
+	if err := a.Validate(); err != nil {
+		return a, &InvalidError{Err: err}
+	}
+	next := s.cloneSet()
+	next.Accounts[name] = a
+	ch := &store.Change{
+		Audit:    store.AuditEntry{Action: "account.put", Object: "accounts/" + name, After: mustJSON(a)},
+		Accounts: map[string]*policy.Account{name: &a},
+	}
+	if existed {
+		ch.Audit.Before = mustJSON(old)
+	}
+	return cloneAccount(a), s.apply(next, ch, who, nil)
+}
+
+// DeleteAccount removes an account and its subaccounts; its calls then get
+// the operator's unknown-account treatment.
+func (s *Service) DeleteAccount(who Actor, name string) (policy.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return policy.Account{}, err
+	}
+	old, ok := s.set.Accounts[name]
+	if !ok {
+		return old, &NotFoundError{What: fmt.Sprintf("account %q", name)}
+	}
+	next := s.cloneSet()
+	delete(next.Accounts, name)
+	ch := &store.Change{
+		Audit:    store.AuditEntry{Action: "account.delete", Object: "accounts/" + name, Before: mustJSON(old)},
+		Accounts: map[string]*policy.Account{name: nil},
+	}
+	return old, s.apply(next, ch, who, nil)
+}
+
+// Subaccount returns one subaccount's own layer (fields it leaves out are
+// inherited from the account).
+func (s *Service) Subaccount(account, sub string) (policy.Policy, error) {
+	a, err := s.Account(account)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	p, ok := a.Subaccounts[sub] // a is already a copy
+	if !ok {
+		return p, &NotFoundError{What: fmt.Sprintf("subaccount %q of account %q", sub, account)}
+	}
+	return p, nil
+}
+
+// PutSubaccount creates or replaces a subaccount of an existing account.
+func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy) (policy.Policy, error) {
+	if err := policy.ValidName(sub); err != nil {
+		return p, &InvalidError{Err: &policy.FieldError{Field: "subaccount", Msg: err.Error()}}
+	}
+	if err := p.Validate(""); err != nil {
+		return p, &InvalidError{Err: err}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return p, err
+	}
+	old, ok := s.set.Accounts[account]
+	if !ok {
+		return p, &NotFoundError{What: fmt.Sprintf("account %q", account)}
+	}
+	na := old
+	na.Subaccounts = make(map[string]policy.Policy, len(old.Subaccounts)+1)
+	for k, v := range old.Subaccounts {
+		na.Subaccounts[k] = v
+	}
+	na.Subaccounts[sub] = p
+	next := s.cloneSet()
+	next.Accounts[account] = na
+	ch := &store.Change{
+		Audit:    store.AuditEntry{Action: "subaccount.put", Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
+		Accounts: map[string]*policy.Account{account: &na},
+	}
+	if before, existed := old.Subaccounts[sub]; existed {
+		ch.Audit.Before = mustJSON(before)
+	}
+	return clonePolicy(p), s.apply(next, ch, who, nil)
+}
+
+// DeleteSubaccount removes a subaccount; its calls then get the account's
+// policy.
+func (s *Service) DeleteSubaccount(who Actor, account, sub string) (policy.Policy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return policy.Policy{}, err
+	}
+	old, ok := s.set.Accounts[account]
+	if !ok {
+		return policy.Policy{}, &NotFoundError{What: fmt.Sprintf("account %q", account)}
+	}
+	before, ok := old.Subaccounts[sub]
+	if !ok {
+		return before, &NotFoundError{What: fmt.Sprintf("subaccount %q of account %q", sub, account)}
+	}
+	na := old
+	na.Subaccounts = make(map[string]policy.Policy, len(old.Subaccounts))
+	for k, v := range old.Subaccounts {
+		if k != sub {
+			na.Subaccounts[k] = v
+		}
+	}
+	if len(na.Subaccounts) == 0 {
+		na.Subaccounts = nil
+	}
+	next := s.cloneSet()
+	next.Accounts[account] = na
+	ch := &store.Change{
+		Audit:    store.AuditEntry{Action: "subaccount.delete", Object: "accounts/" + account + "/subaccounts/" + sub, Before: mustJSON(before)},
+		Accounts: map[string]*policy.Account{account: &na},
+	}
+	return before, s.apply(next, ch, who, nil)
+}
+
+// Operator returns the operator settings in force.
+func (s *Service) Operator() (policy.Operator, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return policy.Operator{}, err
+	}
+	return cloneOperator(s.set.Operator), nil
+}
+
+// cloneOperator deep-copies the operator settings so a change can edit the
+// copy while the set in force stays untouched.
+func cloneOperator(o policy.Operator) policy.Operator {
+	out := o
+	if o.DisabledCountries != nil {
+		out.DisabledCountries = make(map[string]policy.DisabledCountry, len(o.DisabledCountries))
+		for k, v := range o.DisabledCountries {
+			out.DisabledCountries[k] = v
+		}
+	}
+	out.BlockedPrefixes = append([]policy.BlockedPrefix(nil), o.BlockedPrefixes...)
+	out.Default = clonePolicy(o.Default)
+	return out
+}
+
+// clonePolicy deep-copies a policy layer. matcher.Compile canonicalises the
+// set it is given in place (idempotently), so anything handed out of the
+// service's lock must not share memory with the set in force.
+func clonePolicy(p policy.Policy) policy.Policy {
+	out := p
+	if p.HomeCountry != nil {
+		v := *p.HomeCountry
+		out.HomeCountry = &v
+	}
+	if p.Countries != nil {
+		c := policy.CountryRule{Default: p.Countries.Default, Except: append([]string(nil), p.Countries.Except...)}
+		if p.Countries.Except != nil && c.Except == nil {
+			c.Except = []string{}
+		}
+		out.Countries = &c
+	}
+	if p.HighRisk != nil {
+		v := *p.HighRisk
+		out.HighRisk = &v
+	}
+	for _, l := range []struct{ src, dst **[]string }{{&p.AllowPrefixes, &out.AllowPrefixes}, {&p.BlockPrefixes, &out.BlockPrefixes}} {
+		if *l.src != nil {
+			v := append([]string{}, (**l.src)...)
+			*l.dst = &v
+		}
+	}
+	if p.MaxChannels != nil {
+		v := *p.MaxChannels
+		out.MaxChannels = &v
+	}
+	if p.MaxCPS != nil {
+		v := *p.MaxCPS
+		out.MaxCPS = &v
+	}
+	return out
+}
+
+func cloneAccount(a policy.Account) policy.Account {
+	out := policy.Account{Policy: clonePolicy(a.Policy)}
+	if a.Subaccounts != nil {
+		out.Subaccounts = make(map[string]policy.Policy, len(a.Subaccounts))
+		for k, v := range a.Subaccounts {
+			out.Subaccounts[k] = clonePolicy(v)
+		}
+	}
+	return out
+}
+
+// putOperatorLocked validates op, then applies it with the given audit
+// entry; before and after default to the whole settings.
+func (s *Service) putOperatorLocked(who Actor, op policy.Operator, audit store.AuditEntry) (policy.Operator, error) {
+	if err := op.Validate(); err != nil {
+		return op, &InvalidError{Err: err}
+	}
+	sort.Slice(op.BlockedPrefixes, func(i, j int) bool { return op.BlockedPrefixes[i].Prefix < op.BlockedPrefixes[j].Prefix })
+	if len(op.BlockedPrefixes) == 0 {
+		op.BlockedPrefixes = nil
+	}
+	if len(op.DisabledCountries) == 0 {
+		op.DisabledCountries = nil
+	}
+	if audit.Before == nil {
+		audit.Before = mustJSON(s.set.Operator)
+	}
+	if audit.After == nil {
+		audit.After = mustJSON(op)
+	}
+	next := s.cloneSet()
+	next.Operator = op
+	return cloneOperator(op), s.apply(next, &store.Change{Audit: audit, Operator: &op}, who, nil)
+}
+
+// PutOperator replaces the whole operator settings.
+func (s *Service) PutOperator(who Actor, op policy.Operator) (policy.Operator, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return op, err
+	}
+	return s.putOperatorLocked(who, op, store.AuditEntry{Action: "operator.put", Object: "operator"})
+}
+
+// DisableCountry switches a destination off for every account.
+func (s *Service) DisableCountry(who Actor, code, reason string) (string, policy.DisabledCountry, error) {
+	cc := strings.ToUpper(strings.TrimSpace(code))
+	d := policy.DisabledCountry{Reason: reason}
+	if _, ok := policy.LookupCountry(cc); !ok {
+		return cc, d, &InvalidError{Err: &policy.FieldError{Field: "country", Msg: fmt.Sprintf("unknown country code %q", code)}}
+	}
+	if len(reason) > policy.MaxReasonLen {
+		return cc, d, &InvalidError{Err: &policy.FieldError{Field: "reason", Msg: fmt.Sprintf("longer than %d bytes", policy.MaxReasonLen)}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return cc, d, err
+	}
+	op := cloneOperator(s.set.Operator)
+	if op.DisabledCountries == nil {
+		op.DisabledCountries = map[string]policy.DisabledCountry{}
+	}
+	audit := store.AuditEntry{Action: "country.disable", Object: "operator/countries/" + cc, After: mustJSON(d), Before: json.RawMessage("null")}
+	if before, ok := op.DisabledCountries[cc]; ok {
+		audit.Before = mustJSON(before)
+	}
+	op.DisabledCountries[cc] = d
+	_, err := s.putOperatorLocked(who, op, audit)
+	return cc, d, err
+}
+
+// EnableCountry lifts an operator's disable.
+func (s *Service) EnableCountry(who Actor, code string) (string, policy.DisabledCountry, error) {
+	cc := strings.ToUpper(strings.TrimSpace(code))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return cc, policy.DisabledCountry{}, err
+	}
+	before, ok := s.set.Operator.DisabledCountries[cc]
+	if !ok {
+		return cc, before, &NotFoundError{What: fmt.Sprintf("disabled country %q", code)}
+	}
+	op := cloneOperator(s.set.Operator)
+	delete(op.DisabledCountries, cc)
+	_, err := s.putOperatorLocked(who, op, store.AuditEntry{Action: "country.enable", Object: "operator/countries/" + cc,
+		Before: mustJSON(before), After: json.RawMessage("null")})
+	return cc, before, err
+}
+
+// BlockPrefix adds (or re-words) an operator-wide blocked prefix.
+func (s *Service) BlockPrefix(who Actor, prefix, reason string) (policy.BlockedPrefix, error) {
+	p, err := policy.NormalizePrefix(prefix)
+	bp := policy.BlockedPrefix{Prefix: p, Reason: reason}
+	if err != nil {
+		return bp, &InvalidError{Err: &policy.FieldError{Field: "prefix", Msg: err.Error()}}
+	}
+	if len(reason) > policy.MaxReasonLen {
+		return bp, &InvalidError{Err: &policy.FieldError{Field: "reason", Msg: fmt.Sprintf("longer than %d bytes", policy.MaxReasonLen)}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return bp, err
+	}
+	op := cloneOperator(s.set.Operator)
+	audit := store.AuditEntry{Action: "prefix.block", Object: "operator/prefixes/" + p, Before: json.RawMessage("null"), After: mustJSON(bp)}
+	replaced := false
+	for i, x := range op.BlockedPrefixes {
+		if x.Prefix == p {
+			audit.Before = mustJSON(x)
+			op.BlockedPrefixes[i] = bp
+			replaced = true
+		}
+	}
+	if !replaced {
+		op.BlockedPrefixes = append(op.BlockedPrefixes, bp)
+	}
+	_, err = s.putOperatorLocked(who, op, audit)
+	return bp, err
+}
+
+// UnblockPrefix removes an operator-wide blocked prefix.
+func (s *Service) UnblockPrefix(who Actor, prefix string) (policy.BlockedPrefix, error) {
+	p, err := policy.NormalizePrefix(prefix)
+	if err != nil {
+		return policy.BlockedPrefix{}, &InvalidError{Err: &policy.FieldError{Field: "prefix", Msg: err.Error()}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return policy.BlockedPrefix{}, err
+	}
+	op := cloneOperator(s.set.Operator)
+	var before *policy.BlockedPrefix
+	kept := op.BlockedPrefixes[:0]
+	for _, x := range op.BlockedPrefixes {
+		if x.Prefix == p {
+			x := x
+			before = &x
+			continue
+		}
+		kept = append(kept, x)
+	}
+	if before == nil {
+		return policy.BlockedPrefix{Prefix: p}, &NotFoundError{What: fmt.Sprintf("blocked prefix %s", p)}
+	}
+	op.BlockedPrefixes = kept
+	_, err = s.putOperatorLocked(who, op, store.AuditEntry{Action: "prefix.unblock", Object: "operator/prefixes/" + p,
+		Before: mustJSON(before), After: json.RawMessage("null")})
+	return *before, err
+}
+
+// HighRisk returns the list in force and where it comes from. The slice is
+// shared: callers must not modify it.
+func (s *Service) HighRisk() ([]policy.HighRiskEntry, HighRiskInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return nil, HighRiskInfo{}, err
+	}
+	return s.set.HighRisk, s.hr, nil
+}
+
+func (s *Service) highRiskWritable() error {
+	if s.opt.HighRiskFile != "" {
+		return &ConflictError{Msg: fmt.Sprintf("the high-risk list comes from -high-risk-file %s: edit that file and reload (SIGHUP or POST /v1/reload) instead", s.opt.HighRiskFile)}
+	}
+	return nil
+}
+
+// PutHighRisk replaces the operator's stored high-risk list with an already
+// parsed file; body is its raw text, hashed for a version when the file does
+// not declare one.
+func (s *Service) PutHighRisk(who Actor, l policy.HighRiskList, body []byte) (HighRiskInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return HighRiskInfo{}, err
+	}
+	if err := s.highRiskWritable(); err != nil {
+		return s.hr, err
+	}
+	info := HighRiskInfo{Origin: OriginStored, Version: listVersion(l.Meta.Version, body), Source: "api:" + who.Name,
+		Entries: len(l.Entries), Updated: s.opt.Now().UTC()}
+	next := s.cloneSet()
+	next.HighRisk = l.Entries
+	ch := &store.Change{
+		Audit: store.AuditEntry{Action: "high_risk.put", Object: "high-risk", Before: mustJSON(s.hr), After: mustJSON(info)},
+		HighRisk: &store.HighRiskList{Entries: l.Entries, Version: info.Version, Source: info.Source,
+			Updated: info.Updated},
+	}
+	return info, s.apply(next, ch, who, &info)
+}
+
+// DeleteHighRisk drops the operator's stored list: the shipped one applies
+// again.
+func (s *Service) DeleteHighRisk(who Actor) (HighRiskInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return HighRiskInfo{}, err
+	}
+	if err := s.highRiskWritable(); err != nil {
+		return s.hr, err
+	}
+	if s.hr.Origin != OriginStored {
+		return s.hr, &NotFoundError{What: "stored high-risk list (the shipped list is in force)"}
+	}
+	l, err := matcher.DefaultHighRisk()
+	if err != nil {
+		return s.hr, fmt.Errorf("shipped high-risk list: %w", err)
+	}
+	info := HighRiskInfo{Origin: OriginBuiltin, Version: matcher.DefaultHighRiskVersion(), Source: "builtin", Entries: len(l)}
+	next := s.cloneSet()
+	next.HighRisk = l
+	ch := &store.Change{
+		Audit:        store.AuditEntry{Action: "high_risk.delete", Object: "high-risk", Before: mustJSON(s.hr), After: mustJSON(info)},
+		DropHighRisk: true,
+	}
+	return info, s.apply(next, ch, who, &info)
+}
+
+// Audit lists the audit log newest first (see store.Store.Audit).
+func (s *Service) Audit(limit int, before uint64) ([]store.AuditEntry, error) {
+	return s.st.Audit(limit, before)
+}
