@@ -2,7 +2,6 @@ package numplan
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math/bits"
 
 	"github.com/nyaruka/phonenumbers"
@@ -356,10 +355,11 @@ type trieBuilder struct {
 	ambiguousLeaves int // leaves where valid numbers of one length belong to several regions
 	fallbackAmbig   int // leaf entries ambiguous only for invalid numbers
 	maxDepth        int
+	depthLimit      int // national digits; see splitDepthLimit
 }
 
 func newTrieBuilder() *trieBuilder {
-	return &trieBuilder{leafIndex: map[leafTable]int32{}}
+	return &trieBuilder{leafIndex: map[leafTable]int32{}, depthLimit: splitDepthLimit}
 }
 
 func (tb *trieBuilder) leaf(t leafTable) int32 {
@@ -386,28 +386,29 @@ func (tb *trieBuilder) buildShared(s *splitter) int32 {
 
 func (tb *trieBuilder) build(s *splitter, p int32, d int) int32 {
 	r := s.res(p, d)
-	decided := true
+	conflict := false
 	for l := d; l <= maxNSN; l++ {
 		if bits.OnesCount32(r.valid[l]) > 1 {
-			decided = false
+			conflict = true
 			break
 		}
 	}
 	if d > tb.maxDepth {
 		tb.maxDepth = d
 	}
-	if decided && d < refineDepth && r.anyValid(d) {
+	refine := false
+	if !conflict && d < refineDepth && r.anyValid(d) {
 		// Keep splitting a decided range while part of it has no valid
 		// number at all, so unassigned ranges (+1 555, +1 212 1xx) answer
 		// NoRegion rather than inheriting their neighbour's region.
 		for dg := 0; dg < 10; dg++ {
 			if !s.res(s.step(p, dg), d+1).anyValid(d + 1) {
-				decided = false
+				refine = true
 				break
 			}
 		}
 	}
-	if decided || d >= splitDepthLimit {
+	if (!conflict && !refine) || d >= tb.depthLimit {
 		var t leafTable
 		for l := range t {
 			if l < d {
@@ -416,7 +417,7 @@ func (tb *trieBuilder) build(s *splitter, p int32, d int) int32 {
 			}
 			t[l] = tb.entry(s, r, d, l)
 		}
-		if !decided {
+		if conflict {
 			tb.ambiguousLeaves++
 		}
 		return tb.leaf(t)
@@ -486,8 +487,4 @@ func (tb *trieBuilder) entry(s *splitter, r *resSet, d, l int) uint16 {
 		}
 	}
 	return pack(BadLength, 0)
-}
-
-func (s *splitter) String() string {
-	return fmt.Sprintf("splitter{regions:%d products:%d memo:%d}", len(s.regs), len(s.pstates), len(s.memo))
 }
