@@ -141,11 +141,11 @@ func TestNetstringFraming(t *testing.T) {
 }
 
 func TestParseAnswers(t *testing.T) {
-	v, r, ok := parseCheck([]byte(` {"verdict":"reject","reason":"country_barred","code":"x","max_channels":3,"nested":{"a":[1,"}"]}} `))
+	v, r, ok := parseCheck([]byte(` {"verdict":"reject","reason":"country_barred","code":"x\\\"y\\\\","max_channels":3,"n":[-0.5e+3,true,null],"nested":{"a":[1,"}"]}} `))
 	if !ok || string(v) != "reject" || string(r) != "country_barred" {
 		t.Fatalf("parseCheck: %q %q %v", v, r, ok)
 	}
-	for _, bad := range []string{``, `{`, `{"verdict":"allow"`, `{"verdict":"allow",}`, `[]`, `{"verdict":allow}`, `{"a":1} x`, "{\"a\":\"\x01\"}"} {
+	for _, bad := range []string{``, `{`, `{"verdict":"allow"`, `{"verdict":"allow",}`, `[]`, `{"verdict":allow}`, `{"a":1} x`, `{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`} {
 		if _, _, ok := parseCheck([]byte(bad)); ok {
 			t.Errorf("parseCheck(%q) accepted", bad)
 		}

@@ -30,19 +30,59 @@ func skipSpace(b []byte, i int) int {
 // skipString returns the index after the string literal starting at b[i]
 // (which must be '"').
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
+	start := i + 1
+	for i = start; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return scanIncomplete
+		}
+		q := i + j
+		// The quote is escaped when an odd number of backslashes precede it.
+		n := 0
+		for p := q - 1; p >= start && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
+}
+
+// isNumber reports whether b is a JSON number.
+func isNumber(b []byte) bool {
+	i := 0
+	digits := func() int {
+		s := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
-		case '"':
-			return i + 1
-		default:
-			if b[i] < 0x20 {
-				return scanInvalid
-			}
+		}
+		return i - s
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
 		}
 	}
-	return scanIncomplete
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 // skipValue returns the index after the JSON value starting at b[i], or
@@ -102,7 +142,7 @@ func skipValue(b []byte, i int) int {
 		case "true", "false", "null":
 			return j
 		}
-		if _, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil {
+		if !isNumber(b[i:j]) {
 			return scanInvalid
 		}
 		return j
