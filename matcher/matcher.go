@@ -178,9 +178,14 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		}
 	case numplan.NoRegion:
 		// A shared code's range that no region's metadata claims (the
-		// Ofcom drama range +44 7700 900xxx, a new NANP area code) still
-		// belongs to the code's main country, as any unlisted range of a
-		// single-country code does: only its length was checked there too.
+		// Ofcom drama range +44 7700 900xxx) belongs to the code's main
+		// country, as any unlisted range of a single-country code does:
+		// only its length is checked there too. Not so for NANP: an
+		// unknown area code may be a new Caribbean overlay that stale
+		// metadata lacks, a classic IRSF destination, so it fails closed.
+		if num[0] == '1' {
+			return v.invalid(InvalidNoCountry)
+		}
 		if v.Country = mainRegion(num[:r.CCLen]); v.Country == "" {
 			return v.invalid(InvalidNoCountry)
 		}

@@ -139,6 +139,7 @@ func TestDecide(t *testing.T) {
 	f("acme", "", "+4420794609581234", inv("wrong length"))
 	f("acme", "", "+999 1234 5678", inv("no country"))
 	f("acme", "", "+1 055 555 0123", inv("no country")) // NANP area codes start 2-9
+	f("acme", "", "+1 555 555 0123", inv("no country")) // unassigned NANP area code: fail closed
 	f("acme", "", "+1 212 055 0123", inv("no country")) // and so do exchanges
 	f("acme", "", "+44 7700 900123", ok("GB", "+447700900123", ""))
 	f("acme", "", "+44 20", inv("wrong length"))
