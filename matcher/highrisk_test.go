@@ -124,7 +124,7 @@ func TestDefaultHighRiskCoversExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	n := map[string]int{}
 	for _, r := range sortedRegions() {
 		for _, k := range []struct {
 			typ phonenumbers.PhoneNumberType
@@ -134,7 +134,7 @@ func TestDefaultHighRiskCoversExamples(t *testing.T) {
 			if num == nil {
 				continue
 			}
-			n++
+			n[k.cat]++
 			e164 := phonenumbers.Format(num, phonenumbers.E164)
 			e, ok := covers(es, e164)
 			switch {
@@ -154,7 +154,7 @@ func TestDefaultHighRiskCoversExamples(t *testing.T) {
 			t.Errorf("no example for +%d", ng.Code)
 			continue
 		}
-		n++
+		n[ng.Category]++
 		e164 := phonenumbers.Format(num, phonenumbers.E164)
 		if e, ok := covers(es, e164); !ok || e.Category != ng.Category {
 			t.Errorf("+%d example %s: %+v %v", ng.Code, e164, e, ok)
@@ -166,7 +166,7 @@ func TestDefaultHighRiskCoversExamples(t *testing.T) {
 			t.Errorf("+%d is on the list (%+v) but is documented as left off", cc, e)
 		}
 	}
-	t.Logf("%d example numbers covered", n)
+	t.Logf("example numbers covered: %v", n)
 }
 
 // resolveCountries says which regions numplan resolves numbers under prefix
@@ -214,5 +214,38 @@ func TestDefaultHighRiskCountries(t *testing.T) {
 		}
 		sort.Strings(rs)
 		t.Errorf("%s listed as %s (%s) resolves to %v", e.Prefix, e.Country, e.Source, rs)
+	}
+}
+
+// The shipped list compiles into a snapshot and blocks through Decide: an
+// account that does not opt in is refused premium-rate numbers with the
+// list's category and source in the detail, and ordinary numbers pass.
+func TestDefaultHighRiskDecide(t *testing.T) {
+	es, err := matcher.DefaultHighRisk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := numplan.Default()
+	snap, err := matcher.Compile(&policy.Set{HighRisk: es}, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := matcher.New(plan, matcher.Options{})
+	m.Swap(snap)
+	for _, r := range sortedRegions() {
+		num := phonenumbers.GetExampleNumberForType(r, phonenumbers.PREMIUM_RATE)
+		if num == nil {
+			continue
+		}
+		to := phonenumbers.Format(num, phonenumbers.E164)
+		v := m.Decide(&matcher.Query{To: to, Account: "acme"})
+		if v.Action != matcher.Reject || v.Reason != matcher.ReasonNumberBarred || !strings.HasPrefix(v.Detail, "premium_rate; ") {
+			t.Errorf("%s premium example %s: %s %s %q", r, to, v.Action, v.Reason, v.Detail)
+		}
+	}
+	for _, to := range []string{"+12015550123", "+442079460000", "+4930123456"} {
+		if v := m.Decide(&matcher.Query{To: to, Account: "acme"}); v.Action != matcher.Allow {
+			t.Errorf("%s: %s %s %q", to, v.Action, v.Reason, v.Detail)
+		}
 	}
 }

@@ -99,8 +99,10 @@ func run(out, curatedPath, version string, check bool, logw io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(logw, "genhighrisk: %d entries (%v); %d candidates, %d libphonenumber prefixes (%d shared by regions), %d exact duplicates, %d covered, %d sibling merges\n",
-		len(entries), rep.ByCategoryCount, rep.Candidates, rep.LibPrefixes, rep.SharedRanges, rep.DupDropped, rep.CoveredDropped, rep.SiblingsMerged)
+	fmt.Fprintf(logw, "genhighrisk: %d entries (%v); libphonenumber %s: %d regions with a premium_rate pattern, %d with a shared_cost pattern\n",
+		len(entries), rep.ByCategoryCount, gen.LibphonenumberVersion, rep.PatternRegions[policy.CategoryPremiumRate], rep.PatternRegions[policy.CategorySharedCost])
+	fmt.Fprintf(logw, "genhighrisk: %d candidates, %d distinct libphonenumber prefixes (%d claimed by several regions), %d exact duplicates dropped, %d covered by a shorter prefix of the same category, %d sibling merges\n",
+		rep.Candidates, rep.LibPrefixes, rep.SharedRanges, rep.DupDropped, rep.CoveredDropped, rep.SiblingsMerged)
 	for _, d := range rep.CuratedDropped {
 		fmt.Fprintf(logw, "genhighrisk: curated entry not used: %s\n", d)
 	}

@@ -79,13 +79,14 @@ var precedence = map[string]int{
 
 // Report counts what each rule did, for the command's log and the docs.
 type Report struct {
-	Candidates      int // prefixes produced by every source before any rule
-	LibPrefixes     int // of which from libphonenumber patterns (after merging regions)
-	SharedRanges    int // libphonenumber prefixes claimed by more than one region
-	DupDropped      int // exact duplicates across sources/categories dropped
-	CoveredDropped  int // dropped because a shorter prefix of the same category covers them
-	SiblingsMerged  int // groups of ten sibling prefixes replaced by their parent
-	CuratedDropped  []string
+	PatternRegions  map[string]int // regions with a premium_rate / shared_cost pattern
+	Candidates      int            // prefixes produced by every source before any rule
+	LibPrefixes     int            // of which from libphonenumber patterns (after merging regions)
+	SharedRanges    int            // libphonenumber prefixes claimed by more than one region
+	DupDropped      int            // exact duplicates across sources/categories dropped
+	CoveredDropped  int            // dropped because a shorter prefix of the same category covers them
+	SiblingsMerged  int            // groups of ten sibling prefixes replaced by their parent
+	CuratedDropped  []string       // curated rows that added nothing, with why
 	ByCategory      map[string]int
 	ByCategoryCount []string // "category=n", sorted, for logs
 }
@@ -148,7 +149,7 @@ type claim struct {
 // The result is sorted by prefix and does not depend on map order, so the
 // output is byte-for-byte reproducible.
 func Generate(curated []policy.HighRiskEntry) ([]policy.HighRiskEntry, Report, error) {
-	rep := Report{ByCategory: map[string]int{}}
+	rep := Report{ByCategory: map[string]int{}, PatternRegions: map[string]int{}}
 	mc, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		return nil, rep, err
@@ -173,6 +174,7 @@ func Generate(curated []policy.HighRiskEntry) ([]policy.HighRiskEntry, Report, e
 			if pat == "" || pat == "NA" {
 				continue
 			}
+			rep.PatternRegions[d.category]++
 			ccs := strconv.Itoa(cc)
 			ps, err := numplan.ExpandPrefixes(pat, policy.MaxPrefixLen-len(ccs))
 			if err != nil {
