@@ -20,8 +20,9 @@ const (
 	// CategoryPremiumRate is a national premium-rate range: the called
 	// party is paid per minute, which is what an IRSF attacker cashes in.
 	CategoryPremiumRate = "premium_rate"
-	// CategorySharedCost is a national shared-cost range (UK 084x-style
-	// "local rate" numbers in some countries, revenue-sharing in others).
+	// CategorySharedCost is a national shared-cost range: the caller pays
+	// part of the cost and in many countries the called party gets a share,
+	// so it can be pumped like premium rate, for less.
 	CategorySharedCost = "shared_cost"
 	// CategorySatellite is a satellite network (+870 Inmarsat, +881 GMSS):
 	// per-minute termination rates of several dollars.
@@ -114,7 +115,8 @@ type HighRiskMeta struct {
 	Generated string
 }
 
-// HighRiskList is a parsed high-risk file: its entries and provenance.
+// HighRiskList keeps a high-risk file's provenance with its entries, so the
+// version of an uploaded list survives storage and comes back on export.
 type HighRiskList struct {
 	Meta    HighRiskMeta
 	Entries []HighRiskEntry
@@ -144,9 +146,10 @@ func ParseHighRiskCSV(r io.Reader) ([]HighRiskEntry, error) {
 // one thing twice has usually been merged badly. A prefix covering another is
 // allowed: the matcher uses the longest.
 //
-// Every error is a *FieldError whose Field is "line N" and whose message
-// starts with the column at fault, e.g. `line 17: country "XX" unknown`.
-// Nothing is returned with an error.
+// Every format error is a *FieldError whose Field is "line N" and whose
+// message starts with the column at fault, e.g. `line 17: country "XX"
+// unknown`, so an API can point the operator at the line; an error reading r
+// is returned as it is. Nothing is returned with an error.
 func ParseHighRiskList(r io.Reader) (HighRiskList, error) {
 	f := &lineFeeder{br: bufio.NewReaderSize(r, MaxHighRiskLineLen+16)}
 	cr := csv.NewReader(f)
@@ -219,7 +222,8 @@ func HighRiskVersion(r io.Reader) string {
 }
 
 // ReadHighRiskMeta reads the provenance comments of a high-risk file and
-// stops at its header, without parsing the entries.
+// stops at its header, so reporting which list a file holds does not cost a
+// parse of two million entries.
 func ReadHighRiskMeta(r io.Reader) (HighRiskMeta, error) {
 	f := &lineFeeder{br: bufio.NewReaderSize(r, MaxHighRiskLineLen+16)}
 	for !f.headerSeen {

@@ -132,7 +132,7 @@ type claim struct {
 //     expanded into digit prefixes (numplan.ExpandPrefixes, exact) and
 //     prefixed with the region's calling code.
 //  2. A prefix several regions claim (shared calling codes: +1, +7, +39,
-//     +44, +47, +61, +262, +358, +590...) becomes one entry whose country is
+//     +44, +47, +61, +212, +358, +590...) becomes one entry whose country is
 //     the first claimant in libphonenumber's region order for the code, the
 //     region phonenumbers.GetRegionCodeForNumber returns for it; the source
 //     names every claimant.
