@@ -244,7 +244,7 @@ func jsonFieldError(err error) error {
 	case errors.As(err, &se):
 		return &policy.FieldError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)}
 	case errors.As(err, &te):
-		field := te.Field
+		field := jsonPath(te.Field)
 		if field == "" {
 			field = "body"
 		}
@@ -258,6 +258,19 @@ func jsonFieldError(err error) error {
 		return &policy.FieldError{Field: name, Msg: "unknown field"}
 	}
 	return &policy.FieldError{Field: "body", Msg: strings.TrimPrefix(msg, "json: ")}
+}
+
+// jsonPath drops the Go names of embedded structs ("Policy.max_cps") from
+// encoding/json's field paths, leaving the path as the client wrote it.
+func jsonPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, s := range parts {
+		if s != "Policy" && s != "Account" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 // accountJSON is an account on the wire: its name, its policy fields and its

@@ -165,39 +165,17 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 		if s.closing.Load() {
 			return
 		}
-		n, digits := 0, 0
-		for {
-			c, err := rc.br.ReadByte()
-			if err != nil {
-				return // EOF, idle timeout or shutdown between frames
-			}
-			if digits == 0 {
-				rc.busy.Store(true)
-				rc.c.SetReadDeadline(time.Now().Add(h.opt.RPCFrameTimeout))
-			}
-			if c == ':' && digits > 0 {
-				break
-			}
-			if c < '0' || c > '9' || digits == 9 {
-				s.framingError(rc, "malformed netstring: expected a length of digits then ':'")
-				return
-			}
-			n = n*10 + int(c-'0')
-			digits++
+		if _, err := rc.br.ReadByte(); err != nil {
+			return // EOF, idle timeout or shutdown between frames
 		}
-		if n > MaxRPCBody {
-			s.framingError(rc, "request larger than "+strconv.Itoa(MaxRPCBody)+" bytes")
-			return
-		}
-		if cap(rc.in) < n+1 {
-			rc.in = make([]byte, 0, n+1)
-		}
-		frame := rc.in[:n+1]
-		if _, err := io.ReadFull(rc.br, frame); err != nil {
-			return
-		}
-		if frame[n] != ',' {
-			s.framingError(rc, "malformed netstring: payload not followed by ','")
+		rc.busy.Store(true)
+		rc.c.SetReadDeadline(time.Now().Add(h.opt.RPCFrameTimeout))
+		rc.br.UnreadByte()
+		payload, err := readNetstring(rc.br, &rc.in)
+		if err != nil {
+			if fe, ok := err.(framingError); ok {
+				s.replyFramingError(rc, string(fe))
+			}
 			return
 		}
 		start := time.Now()
@@ -205,7 +183,7 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 		// after it, then write the prefix right-aligned in front of it.
 		const reserve = 11
 		out := append(rc.out[:0], "00000000000"...)
-		out, replied := h.rpc(out, frame[:n], tNetstring, &rc.sc)
+		out, replied := h.rpc(out, payload, tNetstring, &rc.sc)
 		if replied {
 			var lb [reserve]byte
 			l := strconv.AppendInt(lb[:0], int64(len(out)-reserve), 10)
@@ -225,10 +203,57 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 	}
 }
 
-// framingError answers a connection whose framing cannot be followed with a
+// framingError is a netstring that cannot be followed; its text is the
+// message of the parse error sent back before the connection is closed.
+type framingError string
+
+func (e framingError) Error() string { return string(e) }
+
+const (
+	errNetstringLen   framingError = "malformed netstring: expected a length of at most 9 digits, then ':'"
+	errNetstringComma framingError = "malformed netstring: payload not followed by ','"
+	errNetstringLarge framingError = "malformed netstring: request larger than 65536 bytes"
+)
+
+// readNetstring reads one "len:payload," frame from br into *buf (grown as
+// needed, reused across frames) and returns the payload. A frame that breaks
+// the format returns a framingError; I/O errors are returned as they are.
+func readNetstring(br *bufio.Reader, buf *[]byte) ([]byte, error) {
+	n, digits := 0, 0
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		if c == ':' && digits > 0 {
+			break
+		}
+		if c < '0' || c > '9' || digits == 9 {
+			return nil, errNetstringLen
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	if n > MaxRPCBody {
+		return nil, errNetstringLarge
+	}
+	if cap(*buf) < n+1 {
+		*buf = make([]byte, 0, n+1)
+	}
+	frame := (*buf)[:n+1]
+	if _, err := io.ReadFull(br, frame); err != nil {
+		return nil, err
+	}
+	if frame[n] != ',' {
+		return nil, errNetstringComma
+	}
+	return frame[:n], nil
+}
+
+// replyFramingError answers a connection whose framing cannot be followed with a
 // parse error in its own framing, then the caller closes it: there is no way
 // to find the next frame.
-func (s *RPCServer) framingError(rc *rpcConn, msg string) {
+func (s *RPCServer) replyFramingError(rc *rpcConn, msg string) {
 	s.h.met.parseErrors[tNetstring].Add(1)
 	body := appendRPCError(nil, nil, rpcParseError, msg, decodeError{})
 	out := strconv.AppendInt(nil, int64(len(body)), 10)
