@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // benchQueries returns n queries for random numbers in the given form
@@ -94,4 +95,30 @@ func BenchmarkCompileLarge(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	runtime.KeepAlive(snap)
+}
+
+// BenchmarkRecompileOneAccount is an admin change of one account with
+// 100,000 accounts and 1,000,000 high-risk prefixes loaded: the service
+// shares everything else, so CompileFrom reuses it.
+func BenchmarkRecompileOneAccount(b *testing.B) {
+	set := synthSet(100_000, 1_000_000, 1)
+	plan := numplan.Default()
+	prev, err := Compile(set, plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := &policy.Set{Operator: set.Operator, HighRisk: set.HighRisk, Accounts: make(map[string]policy.Account, len(set.Accounts))}
+		for k, v := range set.Accounts {
+			next.Accounts[k] = v
+		}
+		home := "DE"
+		next.Accounts["acct-7"] = policy.Account{Policy: policy.Policy{HomeCountry: &home}}
+		if prev, err = CompileFrom(prev, next, plan); err != nil {
+			b.Fatal(err)
+		}
+		set = next
+	}
 }

@@ -390,3 +390,73 @@ func TestPack(t *testing.T) {
 		t.Errorf("appendDigits = %q", got)
 	}
 }
+
+// CompileFrom reuses what is the same object and rebuilds what changed.
+func TestCompileFrom(t *testing.T) {
+	plan := numplan.Default()
+	set := testSet()
+	prev, err := Compile(set, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replace one account, share the rest (as the admin path does).
+	next := &policy.Set{Operator: set.Operator, HighRisk: set.HighRisk, Accounts: map[string]policy.Account{}}
+	for k, v := range set.Accounts {
+		next.Accounts[k] = v
+	}
+	next.Accounts["uk"] = policy.Account{Policy: policy.Policy{HomeCountry: sp("GB"), Countries: &policy.CountryRule{Default: policy.Deny}}}
+	snap, err := CompileFrom(prev, next, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.accounts["acme"] != prev.accounts["acme"] || snap.highRisk != prev.highRisk {
+		t.Error("unchanged account or high-risk list was rebuilt")
+	}
+	if snap.accounts["uk"] == prev.accounts["uk"] {
+		t.Error("changed account was reused")
+	}
+	m := New(plan, Options{})
+	m.Swap(snap)
+	if v := m.Decide(&Query{To: "+49301234567", Account: "uk"}); v.Reason != ReasonCountryBarred {
+		t.Errorf("changed account: %s", v.Reason)
+	}
+	if v := m.Decide(&Query{To: "+5371234567", Account: "acme"}); v.Reason != ReasonCountryBarred {
+		t.Errorf("reused account: %s", v.Reason)
+	}
+	if snap.Stats() != (SnapshotStats{}) && snap.Stats().Subaccounts != prev.Stats().Subaccounts {
+		t.Errorf("subaccount count %d, want %d", snap.Stats().Subaccounts, prev.Stats().Subaccounts)
+	}
+
+	// A new default policy rebuilds every account: acme inherits high_risk.
+	next2 := &policy.Set{Operator: next.Operator, HighRisk: next.HighRisk, Accounts: next.Accounts}
+	next2.Operator.Default = policy.Policy{HighRisk: sp(policy.HighRiskAllow)}
+	snap2, err := CompileFrom(snap, next2, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap2.accounts["acme"] == snap.accounts["acme"] {
+		t.Error("account reused across a default-policy change")
+	}
+	m.Swap(snap2)
+	if v := m.Decide(&Query{To: "+881612345678", Account: "acme"}); v.Action != Allow {
+		t.Errorf("after default change: %s %s", v.Reason, v.RuleString())
+	}
+
+	// A new high-risk list (a different slice) is compiled.
+	next3 := &policy.Set{Operator: next2.Operator, Accounts: next2.Accounts,
+		HighRisk: []policy.HighRiskEntry{{Prefix: "+4930", Country: "DE", Category: "irsf", Source: "t"}}}
+	next3.Operator.Default = policy.Policy{}
+	snap3, err := CompileFrom(snap2, next3, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Swap(snap3)
+	if v := m.Decide(&Query{To: "+49301234567", Account: "stranger"}); v.Reason != ReasonNumberBarred {
+		t.Errorf("new high-risk list: %s", v.Reason)
+	}
+	// A bad account in an incremental compile is still refused.
+	next4 := &policy.Set{Operator: next3.Operator, HighRisk: next3.HighRisk, Accounts: map[string]policy.Account{"x": {Policy: policy.Policy{HomeCountry: sp("XX")}}}}
+	if _, err := CompileFrom(snap3, next4, plan); err == nil {
+		t.Error("bad account accepted by CompileFrom")
+	}
+}
