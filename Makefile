@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test vet unit fmt-check bench fuzz clean
+.PHONY: all build run test vet unit fmt-check bench fuzz clean deps bench-sip
 
 all: build
 
@@ -25,10 +25,34 @@ fmt-check:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-test: fmt-check vet unit
+# The Kamailio edge tests (kamailio/) run a real Kamailio and sipp: install
+# the Debian packages when they are missing (as root), or say how.
+SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-tester
+
+deps:
+	@missing=""; for p in $(SIP_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing missing Debian packages:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SIP_PACKAGES); \
+	else \
+		echo "missing Debian packages:$$missing"; \
+		echo "install them as root with:"; \
+		echo "    apt-get update && apt-get install -y $(SIP_PACKAGES)"; \
+		exit 1; \
+	fi
+
+test: deps fmt-check vet unit
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./matcher/
+
+# Highest call rate with no failed call through Kamailio: relay only, with
+# tollgate over http_client, with tollgate over JSON-RPC (see kamailio/README.md).
+bench-sip: deps build
+	$(GO) run ./kamailio/benchsip -tollgate $(BIN)/tollgate
 
 clean:
 	rm -rf $(BIN)

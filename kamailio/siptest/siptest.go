@@ -339,10 +339,18 @@ type Kamailio struct {
 	Addr string // 127.0.0.1:port
 }
 
+// Memory sizes (MB) of the Kamailio processes StartKamailio runs: shared
+// memory (-m) and per-process private memory (-M). Tests keep them small; the
+// benchmark raises ShmMB because tm keeps every transaction for its wait timer.
+var (
+	ShmMB = 64
+	PkgMB = 8
+)
+
 // KamailioArgs are the command-line arguments that run cfg in the
-// foreground with runDir as runtime dir, small memory and the defines.
+// foreground with runDir as runtime dir, ShmMB/PkgMB memory and the defines.
 func KamailioArgs(cfg, runDir string, defines ...string) []string {
-	args := []string{"-f", cfg, "-Y", runDir, "-DD", "-E", "-m", "64", "-M", "8"}
+	args := []string{"-f", cfg, "-Y", runDir, "-DD", "-E", "-m", strconv.Itoa(ShmMB), "-M", strconv.Itoa(PkgMB)}
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}

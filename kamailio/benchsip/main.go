@@ -1,0 +1,226 @@
+// Command benchsip drives INVITEs through Kamailio running the shipped
+// kamailio/kamailio.cfg with sipp at a rising call rate and reports, for each
+// case, the highest rate at which no call failed:
+//
+//   - relay: Kamailio relaying with no check (-A RELAY_ONLY)
+//   - http:  Kamailio asking tollgate over http_client (the default)
+//   - rpc:   Kamailio asking tollgate over JSON-RPC (-A WITH_JSONRPC)
+//
+// Every case identifies the caller by trunk address (-A WITH_IPAUTH), so pike
+// is out of the way, and the account has no caps. A call succeeds only if it
+// is answered 200 by the sipp upstream and its BYE is answered through the
+// proxy (kamailio/sipp/uac_bench.xml). Everything runs on 127.0.0.0/8; every
+// step is bounded in calls and time, and every process is stopped by pid.
+//
+//	go run ./kamailio/benchsip -tollgate bin/tollgate   (what `make bench-sip` runs)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/kamailio/siptest"
+)
+
+func main() {
+	tgBin := flag.String("tollgate", "bin/tollgate", "tollgate binary (built from ./cmd/tollgate if missing)")
+	ratesFlag := flag.String("rates", "100,200,300,400,600,800,1000,1250,1500,1750,2000,2500,3000,3500,4000", "call rates (calls/s) to try, rising")
+	stepDur := flag.Duration("step", 5*time.Second, "how long each rate is held")
+	children := flag.Int("children", 8, "Kamailio UDP worker processes (CHILDREN)")
+	cases := flag.String("cases", "relay,http,rpc", "cases to run")
+	retries := flag.Int("retries", 1, "re-runs of a failed step before a case stops (noise on a shared machine)")
+	keep := flag.Bool("keep", false, "keep the work directory with every log")
+	shm := flag.Int("shm", 512, "Kamailio shared memory, MB")
+	flag.Parse()
+	siptest.ShmMB, siptest.PkgMB = *shm, 16
+
+	if err := siptest.CheckTools(); err != nil {
+		fatal(err)
+	}
+	root, err := siptest.RepoRoot()
+	if err != nil {
+		fatal(err)
+	}
+	var rates []int
+	for _, f := range strings.Split(*ratesFlag, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r <= 0 {
+			fatal(fmt.Errorf("bad rate %q", f))
+		}
+		rates = append(rates, r)
+	}
+	dir, err := os.MkdirTemp("", "tollgate-bench-sip-")
+	if err != nil {
+		fatal(err)
+	}
+	if *keep {
+		fmt.Println("work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	bin := *tgBin
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(root, bin)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = siptest.BuildTollgate(root, dir); err != nil {
+			fatal(err)
+		}
+	}
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		stops = nil
+	}
+	defer stopAll()
+	fail := func(err error) { stopAll(); fatal(err) }
+
+	tg, err := siptest.StartTollgate(bin, dir)
+	if err != nil {
+		fail(err)
+	}
+	stops = append(stops, func() { tg.Stop(5 * time.Second) })
+	if err := tg.PutAccount("bench", `{"home_country":"GB","countries":{"default":"allow","except":["CU"]},"high_risk":"block"}`); err != nil {
+		fail(err)
+	}
+	scen := filepath.Join(root, "kamailio", "sipp")
+	uas, err := siptest.StartUAS("bench-upstream", filepath.Join(scen, "uas.xml"), "127.0.0.1", dir, false)
+	if err != nil {
+		fail(err)
+	}
+	stops = append(stops, func() { uas.Stop(3 * time.Second) })
+	const trunkIP = "127.0.0.2"
+	addrFile := filepath.Join(dir, "address.list")
+	if err := os.WriteFile(addrFile, []byte("1 "+trunkIP+" 32 0 bench\n"), 0o644); err != nil {
+		fail(err)
+	}
+	cfg := filepath.Join(root, "kamailio", "kamailio.cfg")
+
+	type result struct {
+		name  string
+		best  int
+		steps []string
+	}
+	var results []result
+	for _, c := range strings.Split(*cases, ",") {
+		var defs []string
+		switch c {
+		case "relay":
+			defs = []string{"RELAY_ONLY"}
+		case "http":
+		case "rpc":
+			defs = []string{"WITH_JSONRPC"}
+		default:
+			fail(fmt.Errorf("unknown case %q", c))
+		}
+		defs = append(defs, "WITH_IPAUTH", "CHILDREN="+strconv.Itoa(*children), "DEBUG_LEVEL=1",
+			fmt.Sprintf(`TOLLGATE_URL="%s"`, tg.QueryURL()), fmt.Sprintf(`TOLLGATE_RPC="%s"`, tg.RPCAddr),
+			uas.Define("UPSTREAM"), fmt.Sprintf(`ADDRESS_FILE="%s"`, addrFile))
+		k, err := siptest.StartKamailio("bench-"+c, cfg, dir, defs...)
+		if err != nil {
+			fail(err)
+		}
+		res := result{name: c}
+		fmt.Printf("== %s (kamailio %s)\n", c, strings.Join(defs[:len(defs)-4], " "))
+		for _, rate := range rates {
+			ok := false
+			for try := 0; try <= *retries && !ok; try++ {
+				secs := stepDur.Seconds()
+				n := int(float64(rate) * secs)
+				u := siptest.UAC{
+					Name: fmt.Sprintf("bench-%s-%d-%d", c, rate, try), Scenario: filepath.Join(scen, "uac_bench.xml"),
+					SrcIP: trunkIP, Target: k.Addr, Calls: []siptest.Call{{Number: "+442079460123", From: "bench"}},
+					Count: n, Rate: float64(rate), HoldMS: 0, RecvTimeoutMS: 3000, TimeoutS: int(secs) + 15,
+					StatFile: true, Dir: dir, Extra: []string{"-max_socket", "2048"},
+				}
+				start := time.Now()
+				r, err := u.Run(context.Background())
+				el := time.Since(start)
+				if err != nil {
+					fail(err)
+				}
+				succ, failed := statCounts(r.StatCSV)
+				ok = r.ExitCode == 0 && failed == 0 && succ == n
+				line := fmt.Sprintf("  %5d calls/s: %d calls, %d ok, %d failed, %.1fs", rate, n, succ, failed, el.Seconds())
+				if !ok && try < *retries {
+					line += " (retrying)"
+				}
+				fmt.Println(line)
+				res.steps = append(res.steps, line)
+			}
+			if !ok {
+				break
+			}
+			res.best = rate
+		}
+		k.Stop(5 * time.Second)
+		if n := strings.Count(k.Log(), " ERROR: "); n > 0 {
+			fmt.Printf("  kamailio logged %d ERROR lines (see %s)\n", n, k.LogPath)
+		}
+		results = append(results, res)
+		// let the upstream's transactions and dialogs drain
+		time.Sleep(2 * time.Second)
+	}
+
+	fmt.Printf("\nhighest call rate with no failed call (%s per step, CHILDREN=%d, %d cores, sipp UAC+UAS, Kamailio and tollgate on one machine):\n",
+		*stepDur, *children, runtime.NumCPU())
+	var relay int
+	for _, r := range results {
+		if r.name == "relay" {
+			relay = r.best
+		}
+	}
+	for _, r := range results {
+		ratio := ""
+		if relay > 0 && r.name != "relay" {
+			ratio = fmt.Sprintf("  (%.0f%% of relay-only)", 100*float64(r.best)/float64(relay))
+		}
+		fmt.Printf("  %-6s %5d calls/s%s\n", r.name, r.best, ratio)
+	}
+	if relay > 0 && relay == rates[len(rates)-1] {
+		fmt.Println("  note: relay-only passed the highest rate tried; raise -rates for its real ceiling")
+	}
+}
+
+// statCounts reads the last line of a sipp -trace_stat CSV: the cumulative
+// SuccessfulCall(C) and FailedCall(C) columns.
+func statCounts(path string) (succ, failed int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, -1
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return 0, -1
+	}
+	head := strings.Split(lines[0], ";")
+	last := strings.Split(lines[len(lines)-1], ";")
+	for i, h := range head {
+		if i >= len(last) {
+			break
+		}
+		v, _ := strconv.Atoi(strings.TrimSpace(last[i]))
+		switch strings.TrimSpace(h) {
+		case "SuccessfulCall(C)":
+			succ = v
+		case "FailedCall(C)":
+			failed = v
+		}
+	}
+	return succ, failed
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench-sip:", err)
+	os.Exit(1)
+}
