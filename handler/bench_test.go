@@ -178,8 +178,8 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 // TestCheckAllocs pins the zero-allocation promise in the ordinary test run
 // (benchmarks are not run by `make test`).
 func TestCheckAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip()
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts need a build without -race")
 	}
 	h := benchHandler(&testing.B{})
 	for _, tc := range []struct {
