@@ -320,7 +320,7 @@ func code(cfg string) (string, []string) {
 // funcModule says which module exports each function the config may call;
 // "" is the core. A call of anything else is reported (typo or new module).
 var funcModule = map[string]string{
-	"send_reply": "signaling", "t_relay": "tm", "t_check_trans": "tm",
+	"send_reply": "signaling", "t_relay": "tm", "t_check_trans": "tm", "t_newtran": "tm",
 	"record_route": "rr", "loose_route": "rr", "mf_process_maxfwd_header": "maxfwd",
 	"is_method": "sipmsgops", "has_totag": "sipmsgops", "append_to_reply": "sipmsgops",
 	"append_hf": "sipmsgops", "remove_hf": "sipmsgops", "remove_hf_re": "sipmsgops",
