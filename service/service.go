@@ -86,6 +86,20 @@ type HighRiskInfo struct {
 	Updated time.Time `json:"updated"`
 }
 
+// MarshalJSON leaves "updated" out for the shipped list, which has no
+// meaningful time, instead of printing year 1.
+func (h HighRiskInfo) MarshalJSON() ([]byte, error) {
+	type plain HighRiskInfo
+	out := struct {
+		plain
+		Updated *time.Time `json:"updated,omitempty"`
+	}{plain: plain(h)}
+	if !h.Updated.IsZero() {
+		out.Updated = &h.Updated
+	}
+	return json.Marshal(out)
+}
+
 // ReloadStats are the counters /metrics exposes about reloads and storage.
 type ReloadStats struct {
 	Success, Failure uint64

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"time"
@@ -123,6 +124,11 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	if statErr == nil && fi.Size() > 0 {
+		if err := verifyFile(path, fi.Size(), !opt.ReadOnly, opt.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBolt(path, opt)
 	if err != nil {
 		return nil, err
@@ -142,8 +148,12 @@ func Open(dir string, opt Options) (*Store, error) {
 }
 
 // openBolt opens the bbolt file, turning bbolt's own errors (and the panics
-// it can raise on a mangled file) into FormatError or ErrLocked.
+// and memory faults it can raise on a mangled file) into FormatError or
+// ErrLocked.
 func openBolt(path string, opt Options) (db *bolt.DB, err error) {
+	// bbolt reads pages straight from the mmap: on a damaged file that can
+	// fault, which panic-on-fault turns into a panic recovered below.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, &FormatError{Path: path, Reason: "the file is damaged", Err: fmt.Errorf("%v", r)}
@@ -230,10 +240,31 @@ func (s *Store) init(readOnly bool) error {
 }
 
 // check walks every page so that a damaged file is refused now, not found
-// by a panic in the middle of serving.
+// by a panic in the middle of serving. It first reads every bucket itself (in
+// this goroutine, where a fault on a bad page becomes an error), then runs
+// bbolt's own consistency check, which runs in a goroutine of its own and so
+// must only see pages already known to be readable.
 func (s *Store) check() error {
-	var errs []string
 	err := s.view(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			b.Stats()
+			return b.ForEach(func(k, v []byte) error {
+				if len(k) > 0 && len(v) > 0 {
+					_, _ = k[len(k)-1], v[len(v)-1]
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			return err
+		}
+		return &FormatError{Path: s.path, Reason: "the file is damaged", Err: err}
+	}
+	var errs []string
+	err = s.view(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
 			if len(errs) < 3 {
 				errs = append(errs, e.Error())
@@ -261,9 +292,10 @@ func joinMsgs(m []string) string {
 	return b.String()
 }
 
-// view runs fn in a read transaction and turns a bbolt panic (which a
-// damaged page can raise) into a FormatError.
+// view runs fn in a read transaction and turns a bbolt panic or memory
+// fault (which a damaged page can raise) into a FormatError.
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = &FormatError{Path: s.path, Reason: "the file is damaged", Err: fmt.Errorf("%v", r)}

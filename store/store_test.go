@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,4 +393,56 @@ func TestGenerateFixtures(t *testing.T) {
 	p = genuine("truncated.db")
 	b, _ = os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)/2], 0o644)
+}
+
+// TestDamagedFilesNeverCrash damages a genuine file at random — truncated
+// anywhere, bytes flipped anywhere — and requires Open and Load to either
+// work or return an error: never a panic or a memory fault, which would take
+// the daemon down at start with a stack trace instead of a reason.
+func TestDamagedFilesNeverCrash(t *testing.T) {
+	src := t.TempDir()
+	s, err := Open(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		a := acme()
+		name := fmt.Sprintf("acct%03d", i)
+		s.Commit(&Change{Accounts: map[string]*policy.Account{name: a}, Audit: AuditEntry{Action: "account.put", After: json.RawMessage(`{"x":"` + strings.Repeat("y", i*20) + `"}`)}})
+	}
+	s.Close()
+	genuine, _ := os.ReadFile(filepath.Join(src, FileName))
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 150
+	if v := os.Getenv("STORE_DAMAGE_N"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	if testing.Short() {
+		n = 30
+	}
+	for i := 0; i < n; i++ {
+		b := append([]byte(nil), genuine...)
+		switch i % 3 {
+		case 0:
+			b = b[:4096+rng.IntN(len(b)-4096)]
+		case 1:
+			for j := 0; j < 1+rng.IntN(8); j++ {
+				b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+			}
+		case 2:
+			off := rng.IntN(len(b) - 64)
+			for j := 0; j < 64; j++ {
+				b[off+j] = byte(rng.IntN(256))
+			}
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, FileName), b, 0o600)
+		s, err := Open(dir, Options{ReadOnly: i%2 == 0})
+		if err != nil {
+			continue
+		}
+		s.Load()
+		s.Audit(0, 0)
+		s.Close()
+	}
 }
