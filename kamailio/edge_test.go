@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -397,6 +398,14 @@ func TestEdge(t *testing.T) {
 
 	t.Run("pike flood bans the source", func(t *testing.T) { testPikeFlood(t, e, kHTTP) })
 	t.Run("digest failures ban the source", func(t *testing.T) { testAuthBan(t, e, kHTTP) })
+	t.Run("the carrier's address is never flood-banned", func(t *testing.T) {
+		// UPSTREAM's host: a callee's BYEs and re-INVITEs come from there
+		for i := 0; i < 120; i++ {
+			if code, err := siptest.Options(e.upstream.IP, kHTTP.Addr, 2*time.Second); err != nil || code != 200 {
+				t.Fatalf("request %d from the upstream's address: %d %v", i, code, err)
+			}
+		}
+	})
 
 	// the sidecar goes away
 	if err := e.tg.Stop(5 * time.Second); err != nil {
@@ -548,4 +557,83 @@ func testAuthBan(t *testing.T, e *env, k *siptest.Kamailio) {
 	}
 	// and a correct user elsewhere is unaffected
 	expectAnswered(t, k, e.one(t, k, ipUser, siptest.Call{Number: numAllowed, From: "alice"}, "alice", alicePass))
+}
+
+// A sidecar that accepts connections and never answers: both transports give
+// up within their timeouts and fail closed, and Kamailio keeps answering.
+func TestSidecarHangs(t *testing.T) {
+	requireTools(t)
+	_, cfg := cfgPath(t)
+	dir := t.TempDir()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var hmu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			hmu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			hmu.Unlock()
+		}
+	}()
+	defer func() {
+		hmu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		hmu.Unlock()
+	}()
+
+	addrFile := filepath.Join(dir, "address.list")
+	os.WriteFile(addrFile, []byte("1 "+ipTrunk+" 32 0 trunk1\n"), 0o644)
+	hang := ln.Addr().String()
+	common := []string{"WITH_IPAUTH", "CHILDREN=2", fmt.Sprintf(`ADDRESS_FILE="%s"`, addrFile),
+		fmt.Sprintf(`TOLLGATE_URL="http://%s"`, hang), fmt.Sprintf(`TOLLGATE_RPC="%s"`, hang)}
+	root, _ := siptest.RepoRoot()
+	scen := filepath.Join(root, "kamailio", "sipp")
+
+	for _, tc := range []struct {
+		name     string
+		defs     []string
+		min, max time.Duration
+	}{
+		{"http_client", nil, 900 * time.Millisecond, 3 * time.Second},                          // TOLLGATE_TIMEOUT=1 s
+		{"jsonrpc", []string{"WITH_JSONRPC"}, 150 * time.Millisecond, 1500 * time.Millisecond}, // 200 ms
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := siptest.StartKamailio("hang-"+tc.name, cfg, dir, append(common, tc.defs...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Stop(5 * time.Second)
+			u := siptest.UAC{Name: "hang-" + tc.name, Scenario: filepath.Join(scen, "uac.xml"), SrcIP: ipTrunk,
+				Target: k.Addr, Calls: []siptest.Call{{Number: numAllowed, From: "caller"}}, RecvTimeoutMS: 5000,
+				TimeoutS: 10, Trace: true, Dir: dir, HoldMS: 100}
+			start := time.Now()
+			res, err := u.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			if len(res.Order) != 1 {
+				t.Fatalf("no call logged\n%s", res.Output)
+			}
+			expectReject(t, k, res.Calls[res.Order[0]], 503, "Fraud Check Unavailable", map[string]string{"Retry-After": "30"})
+			if took < tc.min || took > tc.max {
+				t.Errorf("fail-closed answer after %v, want between %v and %v", took, tc.min, tc.max)
+			}
+			// and the proxy still answers
+			if code, err := siptest.Options(ipBystand, k.Addr, 2*time.Second); err != nil || code != 200 {
+				t.Errorf("OPTIONS after the hung query: %d %v", code, err)
+			}
+		})
+	}
 }

@@ -31,7 +31,7 @@ import (
 
 func main() {
 	tgBin := flag.String("tollgate", "bin/tollgate", "tollgate binary (built from ./cmd/tollgate if missing)")
-	ratesFlag := flag.String("rates", "100,200,300,400,600,800,1000,1250,1500,1750,2000,2500,3000,3500,4000", "call rates (calls/s) to try, rising")
+	ratesFlag := flag.String("rates", "100,200,300,400,500,600,800,1000,1200,1400,1600,1800,2000,2250,2500,2750,3000,3500,4000", "call rates (calls/s) to try, rising")
 	stepDur := flag.Duration("step", 5*time.Second, "how long each rate is held")
 	children := flag.Int("children", 8, "Kamailio UDP worker processes (CHILDREN)")
 	cases := flag.String("cases", "relay,http,rpc", "cases to run")
