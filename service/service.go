@@ -226,7 +226,7 @@ func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta) error {
 	if set.Accounts == nil {
 		set.Accounts = map[string]policy.Account{}
 	}
-	snap, err := matcher.Compile(set, s.plan)
+	snap, err := matcher.CompileFrom(s.m.Snapshot(), set, s.plan)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,9 @@ func (s *Service) Stats() ReloadStats {
 // its audit entry, swap it in. Called with s.mu held; next must be a new Set
 // that shares only unchanged objects with s.set.
 func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighRiskInfo) error {
-	snap, err := matcher.Compile(next, s.plan)
+	// Unchanged accounts and an unchanged high-risk list are shared with the
+	// snapshot in force, so only what changed is compiled again.
+	snap, err := matcher.CompileFrom(s.m.Snapshot(), next, s.plan)
 	if err != nil {
 		return &InvalidError{Err: err}
 	}

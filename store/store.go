@@ -20,7 +20,10 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate/tollgate/policy"
 	bolt "go.etcd.io/bbolt"
@@ -304,6 +307,27 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 	return s.db.View(fn)
 }
 
+// ReleaseMemory drops the data file's pages from this process's page tables
+// (they stay in the kernel's page cache). Load reads the whole file through
+// bbolt's mmap, which otherwise keeps every page counted in the daemon's RSS
+// long after the policy was compiled; a later read faults the pages it needs
+// back in. It runs inside a read transaction, during which bbolt cannot
+// remap.
+func (s *Store) ReleaseMemory() error {
+	return s.view(func(tx *bolt.Tx) error {
+		size := tx.Size()
+		if size <= 0 {
+			return nil
+		}
+		info := s.db.Info()
+		// Data is the address of bbolt's mmap, outside the Go heap; read
+		// its bits as a pointer rather than converting the integer.
+		base := *(*unsafe.Pointer)(unsafe.Pointer(&info.Data))
+		data := unsafe.Slice((*byte)(base), int(size))
+		return syscall.Madvise(data, syscall.MADV_DONTNEED)
+	})
+}
+
 // Path is the data file's path, for logs.
 func (s *Store) Path() string { return s.path }
 
@@ -479,7 +503,11 @@ func (s *Store) Load() (*policy.Set, error) {
 			}
 		}
 		if b := tx.Bucket(bucketHighRisk).Get(keyList); b != nil {
-			entries, err := decodeHighRisk(bytes.NewReader(b))
+			var m HighRiskMeta
+			if mb := tx.Bucket(bucketHighRisk).Get(keyHRMeta); mb != nil {
+				json.Unmarshal(mb, &m) // only a capacity hint
+			}
+			entries, err := decodeHighRisk(bytes.NewReader(b), m.Count)
 			if err != nil {
 				return fmt.Errorf("high-risk list: %w", err)
 			}
@@ -572,11 +600,26 @@ func encodeHighRisk(w io.Writer, entries []policy.HighRiskEntry) error {
 	return cw.Error()
 }
 
-func decodeHighRisk(r io.Reader) ([]policy.HighRiskEntry, error) {
+// decodeHighRisk reads the stored list back (hint: the expected count).
+// Country, category and source repeat across entries (a million entries may
+// share a dozen sources), so each distinct value is kept once, and the
+// prefix is copied out of the record: encoding/csv slices all fields of a
+// record from one string, which a retained field would keep alive whole.
+func decodeHighRisk(r io.Reader, hint int) ([]policy.HighRiskEntry, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = 4
 	cr.ReuseRecord = true
-	var out []policy.HighRiskEntry
+	intern := map[string]string{}
+	in := func(s string) string {
+		if v, ok := intern[s]; ok {
+			return v
+		}
+		if len(intern) < 1<<16 {
+			intern[s] = s
+		}
+		return s
+	}
+	out := make([]policy.HighRiskEntry, 0, max(0, min(hint, policy.MaxHighRiskEntries)))
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -585,6 +628,6 @@ func decodeHighRisk(r io.Reader) ([]policy.HighRiskEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, policy.HighRiskEntry{Prefix: rec[0], Country: rec[1], Category: rec[2], Source: rec[3]})
+		out = append(out, policy.HighRiskEntry{Prefix: strings.Clone(rec[0]), Country: in(rec[1]), Category: in(rec[2]), Source: in(rec[3])})
 	}
 }

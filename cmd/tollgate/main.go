@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -243,6 +244,12 @@ func serve(args []string) error {
 	if err := svc.Load(); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
+	// Loading read the whole data file and decoded it into short-lived
+	// garbage; hand both back so the daemon's RSS is its working set.
+	if err := st.ReleaseMemory(); err != nil {
+		log.Debug().Err(err).Msg("releasing the data file's pages")
+	}
+	debug.FreeOSMemory()
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens})
 
 	qln, err := net.Listen("tcp", c.queryAddr)
