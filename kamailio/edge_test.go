@@ -261,6 +261,7 @@ func (e *env) kamailio(t *testing.T, name string, extra ...string) *siptest.Kama
 }
 
 type callOpts struct {
+	name      string // sipp run name (files in e.dir); generated when empty
 	src       string
 	calls     []siptest.Call
 	count     int
@@ -296,8 +297,11 @@ func (e *env) runE(k *siptest.Kamailio, o callOpts) (*siptest.Result, error) {
 	if o.holdMS == 0 {
 		o.holdMS = 100
 	}
+	if o.name == "" {
+		o.name = e.name("uac")
+	}
 	u := siptest.UAC{
-		Name: e.name("uac"), Scenario: sc, SrcIP: o.src, Target: k.Addr, Calls: o.calls, Count: o.count,
+		Name: o.name, Scenario: sc, SrcIP: o.src, Target: k.Addr, Calls: o.calls, Count: o.count,
 		Rate: o.rate, HoldMS: o.holdMS, RecvTimeoutMS: o.recvTO, TimeoutS: o.timeout,
 		AuthUser: o.auth[0], AuthPass: o.auth[1], Trace: true, NoRetrans: o.noRetrans, Dir: e.dir,
 	}
@@ -446,15 +450,32 @@ func testChannelCap(t *testing.T, e *env, k *siptest.Kamailio) {
 	var wg sync.WaitGroup
 	held := make([]*siptest.Result, capN)
 	errs := make([]error, capN)
+	logs := make([]string, capN)
 	for i := 0; i < capN; i++ {
+		name := e.name("held")
+		logs[i] = filepath.Join(e.dir, name+"-messages.log")
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			held[i], errs[i] = e.runE(k, callOpts{src: ipChan, calls: []siptest.Call{{Number: numAllowed, From: "pbx"}}, holdMS: 3000})
+			held[i], errs[i] = e.runE(k, callOpts{name: name, src: ipChan, calls: []siptest.Call{{Number: numAllowed, From: "pbx"}}, holdMS: 6000})
 		}(i)
 	}
-	// wait until both are answered: the upstream has seen two INVITEs more
-	time.Sleep(1200 * time.Millisecond)
+	// wait until both are answered (sipp's message logs show their 200s), at
+	// most 4 s; they are held for 6 s
+	start := time.Now()
+	for time.Since(start) < 4*time.Second {
+		answered := 0
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			if strings.Contains(string(b), "SIP/2.0 200 OK") {
+				answered++
+			}
+		}
+		if answered == capN {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	over := e.one(t, k, ipChan, siptest.Call{Number: numAllowed, From: "pbx"})
 	wg.Wait()
 	for i, r := range held {
@@ -489,7 +510,9 @@ func testCPSCap(t *testing.T, e *env, k *siptest.Kamailio) {
 	if len(res.Order) != n {
 		t.Fatalf("sipp placed %d calls, want %d", len(res.Order), n)
 	}
-	if ok < c*secs*2/3 || ok > c*(secs+1)+c/2 {
+	// without the cap all 45 would pass; a slow machine stretches the burst
+	// over more 1 s intervals, hence the generous upper bound
+	if ok < c*secs*2/3 || ok > c*(secs+2) {
 		t.Errorf("%d calls answered under a %d CPS cap in a %d s burst; want about %d", ok, c, secs, c*secs)
 	}
 	if ok+limited != n {
