@@ -25,9 +25,10 @@ fmt-check:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-# The Kamailio edge tests (kamailio/) run a real Kamailio and sipp: install
+# The Kamailio edge tests (kamailio/) run a real Kamailio and sipp, and the
+# OpenSIPS config test runs m4 as OpenSIPS's -p preprocessor would: install
 # the Debian packages when they are missing (as root), or say how.
-SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-tester
+SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-tester m4
 
 deps:
 	@missing=""; for p in $(SIP_PACKAGES); do \
