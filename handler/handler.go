@@ -363,4 +363,5 @@ func itoa(n int) string {
 // to zerolog at debug level.
 type fasthttpLogger struct{ l zerolog.Logger }
 
+// Printf implements fasthttp.Logger.
 func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug().Msgf(format, args...) }

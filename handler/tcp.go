@@ -207,6 +207,7 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 // message of the parse error sent back before the connection is closed.
 type framingError string
 
+// Error is the message sent back in the -32700 reply.
 func (e framingError) Error() string { return string(e) }
 
 const (

@@ -38,28 +38,34 @@ const (
 // NotFoundError means the object a request names does not exist.
 type NotFoundError struct{ What string }
 
+// Error names what was not found.
 func (e *NotFoundError) Error() string { return e.What + " not found" }
 
 // ConflictError means the request cannot apply in the current configuration
 // (the high-risk list comes from a file, so the API may not replace it).
 type ConflictError struct{ Msg string }
 
+// Error says why the request cannot apply.
 func (e *ConflictError) Error() string { return e.Msg }
 
 // StoreError means the change was valid but could not be written; nothing
 // was swapped in, so the service still serves the previous state.
 type StoreError struct{ Err error }
 
+// Error marks the failure as storage, not validation.
 func (e *StoreError) Error() string { return "storage: " + e.Err.Error() }
 
+// Unwrap exposes the store's error.
 func (e *StoreError) Unwrap() error { return e.Err }
 
 // InvalidError means the change does not validate or compile. Field is the
 // offending field when known (a *policy.FieldError is inside).
 type InvalidError struct{ Err error }
 
+// Error is the validation or compile error as is, field first.
 func (e *InvalidError) Error() string { return e.Err.Error() }
 
+// Unwrap exposes the *policy.FieldError, when there is one.
 func (e *InvalidError) Unwrap() error { return e.Err }
 
 // Field names the offending field, or "" if the error is not about one.

@@ -71,6 +71,7 @@ type FormatError struct {
 	Err    error
 }
 
+// Error says which file, why it is refused, and what to do about it.
 func (e *FormatError) Error() string {
 	s := fmt.Sprintf("%s: %s; refusing to use it (nothing was changed: move the file away or point -data-dir elsewhere)", e.Path, e.Reason)
 	if e.Err != nil {
@@ -79,6 +80,7 @@ func (e *FormatError) Error() string {
 	return s
 }
 
+// Unwrap exposes bbolt's own error, if there was one.
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // Options tune Open.
