@@ -116,12 +116,17 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 
 // decodeArgs fills q from a query string. Values are fasthttp's decoded
 // bytes, valid for the handler call. Unknown parameters are ignored so that
-// a proxy config may carry extra ones.
+// a proxy config may carry extra ones. A `to` starting with a space was a
+// '+' the config forgot to encode (form decoding turns '+' into a space, and
+// no number starts with a blank), so it is read as the '+' it was.
 func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
 	for i := 0; i < numFields; i++ {
 		v := a.Peek(fieldNames[i])
 		if len(v) > MaxFieldLen {
 			return decodeError{kind: errTooLong, field: int8(i)}
+		}
+		if i == fTo && len(v) > 0 && v[0] == ' ' {
+			v[0] = '+' // fasthttp's own buffer for this request
 		}
 		*fieldPtr(q, i) = b2s(v)
 	}

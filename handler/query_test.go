@@ -67,6 +67,8 @@ func TestCheckVerdicts(t *testing.T) {
 			map[string]any{"reason": "country_disabled", "country": "KP"}, "sanctions"},
 		{"GET unknown account gets the default", "GET", "/v1/check?to=%2B5355512345&account=nobody", "", 200,
 			map[string]any{"reason": "ok", "account": "nobody", "max_channels": 0.0}, "default policy"},
+		{"GET unencoded plus", "GET", "/v1/check?to=+5355512345&account=acme", "", 403,
+			map[string]any{"reason": "country_barred", "e164": "+5355512345"}, ""},
 		{"GET unknown parameters ignored", "GET", "/v1/check?to=%2B14155550123&foo=bar", "", 200, map[string]any{"reason": "ok"}, ""},
 		{"POST allow", "POST", "/v1/check", `{"to":"+14155550123","account":"acme","call_id":"x@y"}`, 200,
 			map[string]any{"verdict": "allow", "account": "acme"}, ""},
@@ -104,8 +106,8 @@ func TestCheckVerdicts(t *testing.T) {
 	// One log line per rejected call, none per allowed call; the number
 	// masked by default.
 	logs := e.logText()
-	if n := strings.Count(logs, `"message":"call rejected"`); n != 6 {
-		t.Errorf("%d rejection log lines, want 6:\n%s", n, logs)
+	if n := strings.Count(logs, `"message":"call rejected"`); n != 7 {
+		t.Errorf("%d rejection log lines, want 7:\n%s", n, logs)
 	}
 	if strings.Contains(logs, "5355512345") || !strings.Contains(logs, `"number":"+53555xxxxx"`) {
 		t.Errorf("number not masked in logs:\n%s", logs)
