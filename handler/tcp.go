@@ -144,7 +144,12 @@ func (s *RPCServer) serveConn(rc *rpcConn) {
 		}
 		s.wg.Done()
 	}()
-	rc.c.SetReadDeadline(time.Now().Add(s.h.opt.RPCFrameTimeout))
+	// A persistent client (janssonrpcc) may connect long before its first
+	// request, so the first byte gets the idle timeout, not the frame one.
+	rc.c.SetReadDeadline(time.Now().Add(s.h.opt.RPCIdleTimeout))
+	if s.closing.Load() {
+		return
+	}
 	first, err := rc.br.Peek(1)
 	if err != nil {
 		return
@@ -153,6 +158,7 @@ func (s *RPCServer) serveConn(rc *rpcConn) {
 		s.netstrings(rc)
 		return
 	}
+	rc.c.SetReadDeadline(time.Now().Add(s.h.opt.RPCFrameTimeout))
 	s.bareJSON(rc)
 }
 

@@ -314,3 +314,19 @@ func TestRPCShutdown(t *testing.T) {
 		t.Fatal("listener still accepting")
 	}
 }
+
+// A persistent client may connect long before its first request: the first
+// byte waits for the idle timeout, not the frame timeout.
+func TestRPCQuietStart(t *testing.T) {
+	e := newEnv(t, func(_ *serviceOptions, o *Options) {
+		o.RPCIdleTimeout = 5 * time.Second
+		o.RPCFrameTimeout = 100 * time.Millisecond
+	})
+	addr, _ := startRPC(t, e)
+	c := dial(t, addr)
+	time.Sleep(400 * time.Millisecond)
+	io.WriteString(c, netstring(checkReq(1, "+14155550123", "")))
+	if id, reason, _ := rpcResult(t, readNetstringReply(t, bufio.NewReader(c))); id != 1 || reason != "ok" {
+		t.Fatalf("first request after a quiet start: %v %s", id, reason)
+	}
+}
