@@ -460,3 +460,16 @@ func TestCompileFrom(t *testing.T) {
 		t.Error("bad account accepted by CompileFrom")
 	}
 }
+
+func TestShortSource(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := shortSource(in); got != want {
+			t.Errorf("shortSource(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("libphonenumber v1.8.1 premium_rate GB", "libphonenumber v1.8.1 premium_rate GB")
+	f("Cisco Best Practices Table 22-1, https://example.org/x; FCC guide", "Cisco Best Practices Table 22-1")
+	f("Ofcom review; FCC", "Ofcom review")
+	f(strings.Repeat("é", 60), strings.Repeat("é", 48)+"…")
+}

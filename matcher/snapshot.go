@@ -3,7 +3,9 @@ package matcher
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/policy"
@@ -298,6 +300,29 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	return s, nil
 }
 
+// maxRuleSource bounds the part of a high-risk entry's source that the rule
+// text quotes; the full citation stays in the list (GET /v1/high-risk).
+const maxRuleSource = 96
+
+// shortSource is the title of a source citation: up to the first URL or
+// the first "; " that starts another citation, at most maxRuleSource bytes
+// (cut at a rune boundary), so a reject log line stays readable.
+func shortSource(src string) string {
+	for _, sep := range []string{", http", "; ", " http"} {
+		if i := strings.Index(src, sep); i > 0 {
+			src = src[:i]
+		}
+	}
+	if len(src) > maxRuleSource {
+		i := maxRuleSource
+		for i > 0 && !utf8.RuneStart(src[i]) {
+			i--
+		}
+		src = src[:i] + "…"
+	}
+	return src
+}
+
 // account validates and compiles one account with its subaccounts.
 func (c *compiler) account(deflt *account, name string, acc policy.Account) (*account, error) {
 	if err := policy.ValidName(name); err != nil {
@@ -357,7 +382,7 @@ func (s *Snapshot) compileHighRisk(list []policy.HighRiskEntry) error {
 		if err != nil {
 			return fmt.Errorf("high-risk list entry %d: %w", i+1, err)
 		}
-		d := e.Category + "; " + e.Source
+		d := e.Category + "; " + shortSource(e.Source)
 		id, ok := intern[d]
 		if !ok {
 			id = uint32(len(s.highRiskDetail))
