@@ -1,0 +1,527 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+)
+
+// MaxGeoDBBytes bounds the database file a GeoIP accepts (GeoLite2 Country
+// is about 10 MB, DB-IP Country Lite about 15 MB).
+const MaxGeoDBBytes = 1 << 30
+
+// GeoTable is a Geo-IP database compiled for lookups: every network of the
+// .mmdb file with a country, as sorted address ranges (one table per family,
+// adjacent ranges of one country merged, gaps recorded as "unknown"). A
+// lookup is a bisection over plain integers: no allocation, no decoding, no
+// pointer into the file, which is closed once compiled, so replacing the file
+// on disk can never disturb a lookup in flight. A GeoTable is immutable.
+type GeoTable struct {
+	v4start []uint32
+	v4cc    []cc
+	v6start []u128
+	v6cc    []cc
+
+	// Info describes the database the table was compiled from.
+	Info GeoInfo
+}
+
+// GeoInfo describes a compiled database, for logs, metrics and health.
+type GeoInfo struct {
+	Path          string    // the file it was read from
+	DatabaseType  string    // the metadata's database_type ("GeoLite2-Country", "DBIP-Country-Lite")
+	BuildTime     time.Time // the metadata's build epoch
+	Networks      int       // networks with a country in the file
+	Ranges        int       // ranges after merging (the table's size)
+	Countries     int       // distinct countries
+	LoadedAt      time.Time // when this process compiled it
+	LoadDuration  time.Duration
+	FileSize      int64
+	FileModTime   time.Time
+	IPVersion     uint
+	RecordSizeBit uint
+}
+
+// Country returns the ISO 3166 alpha-2 code of the country that a's network
+// belongs to, or "" when the database does not know a (private, reserved or
+// unallocated space). IPv4-mapped IPv6 and 6to4 (2002::/16) addresses are
+// looked up as the IPv4 address they carry. It never allocates.
+func (t *GeoTable) Country(a netip.Addr) string { return t.lookup(a).String() }
+
+func (t *GeoTable) lookup(a netip.Addr) cc {
+	if t == nil || !a.IsValid() {
+		return 0
+	}
+	if a.Is4In6() {
+		a = a.Unmap()
+	} else if a.Is6() {
+		b := a.As16()
+		if b[0] == 0x20 && b[1] == 0x02 { // 6to4: 2002:AABB:CCDD::/48 carries A.B.C.D
+			a = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
+		}
+	}
+	if a.Is4() {
+		x := addr32(a)
+		s := t.v4start
+		i, j := 0, len(s) // first start > x
+		for i < j {
+			h := int(uint(i+j) >> 1)
+			if s[h] <= x {
+				i = h + 1
+			} else {
+				j = h
+			}
+		}
+		if i == 0 {
+			return 0
+		}
+		return t.v4cc[i-1]
+	}
+	x := addr128(a)
+	s := t.v6start
+	i, j := 0, len(s)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if !x.less(s[h]) {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i == 0 {
+		return 0
+	}
+	return t.v6cc[i-1]
+}
+
+// LookupString parses ip (as a SIP proxy writes $si: "192.0.2.1",
+// "2001:db8::1", with or without [brackets]) and returns its country; "" when
+// ip is not an address or its country is unknown. It never allocates.
+func (t *GeoTable) LookupString(ip string) string {
+	a, ok := ParseIP(ip)
+	if !ok {
+		return ""
+	}
+	return t.Country(a)
+}
+
+// ParseIP reads a source address as proxies write it: dotted IPv4, IPv6 with
+// or without [brackets]. Zones are refused. It never allocates.
+func ParseIP(s string) (netip.Addr, bool) {
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		s = s[1 : len(s)-1]
+	}
+	if s == "" || len(s) > 64 {
+		return netip.Addr{}, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' { // zone: ParseAddr would allocate for it; no proxy sends one
+			return netip.Addr{}, false
+		}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+type geoRange4 struct {
+	lo, hi uint32
+	c      cc
+}
+
+type geoRange6 struct {
+	lo, hi u128
+	c      cc
+}
+
+// countryRecord is the part of a GeoIP2/GeoLite2/DB-IP country or city record
+// the table needs. registered_country stands in when country is absent (some
+// satellite and anycast networks carry only it).
+type countryRecord struct {
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"country"`
+	Registered struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"registered_country"`
+}
+
+// CompileGeoDB reads a .mmdb file (GeoLite2/GeoIP2 Country or City, DB-IP
+// Country or City Lite, or any database whose records carry country.iso_code)
+// and compiles its networks into a GeoTable. It refuses a file that fails the
+// library's structural verification, that is too big, or that yields no
+// network with a country, so a truncated or wrong file never replaces a good
+// one.
+func CompileGeoDB(path string) (*GeoTable, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Size() > MaxGeoDBBytes {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d accepted", path, fi.Size(), MaxGeoDBBytes)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := CompileGeoBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t.Info.Path, t.Info.FileSize, t.Info.FileModTime = path, fi.Size(), fi.ModTime()
+	return t, nil
+}
+
+// CompileGeoBytes is CompileGeoDB on a database already in memory. The table
+// keeps no reference to b.
+func CompileGeoBytes(b []byte) (t *GeoTable, err error) {
+	start := time.Now()
+	defer func() {
+		// The decoder is hardened, but a table build must never take the
+		// daemon down whatever the file holds.
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("malformed database: %v", r)
+		}
+	}()
+	r, err := maxminddb.OpenBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("not a MaxMind DB file: %w", err)
+	}
+	defer r.Close()
+	if err := r.Verify(); err != nil {
+		return nil, fmt.Errorf("database fails verification: %w", err)
+	}
+
+	codes := map[uintptr]cc{} // records are shared by many networks: decode each once
+	var v4 []geoRange4
+	var v6 []geoRange6
+	networks := 0
+	for res := range r.Networks() {
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("reading networks: %w", err)
+		}
+		c, seen := codes[res.Offset()]
+		if !seen {
+			var rec countryRecord
+			if err := res.Decode(&rec); err != nil {
+				return nil, fmt.Errorf("network %s: %w", res.Prefix(), err)
+			}
+			c = packCC(rec.Country.ISOCode)
+			if c == 0 {
+				c = packCC(rec.Registered.ISOCode)
+			}
+			codes[res.Offset()] = c
+		}
+		if c == 0 {
+			continue
+		}
+		networks++
+		p := res.Prefix()
+		if p.Addr().Is4() {
+			lo, hi := prefixBounds4(p)
+			v4 = append(v4, geoRange4{lo, hi, c})
+			continue
+		}
+		lo, hi := prefixBounds6(p)
+		v6 = append(v6, geoRange6{lo, hi, c})
+		if p.Bits() <= 96 && p.Contains(netip.IPv6Unspecified()) {
+			// A network spanning ::/96 covers the IPv4 subtree too.
+			v4 = append(v4, geoRange4{0, ^uint32(0), c})
+		}
+	}
+	if networks == 0 {
+		return nil, errors.New("no network in the database has a country (is it a country or city database?)")
+	}
+
+	t = &GeoTable{}
+	t.v4start, t.v4cc = build4(v4)
+	t.v6start, t.v6cc = build6(v6)
+	distinct := map[cc]bool{}
+	for _, c := range codes {
+		if c != 0 {
+			distinct[c] = true
+		}
+	}
+	md := r.Metadata
+	t.Info = GeoInfo{
+		DatabaseType:  md.DatabaseType,
+		BuildTime:     md.BuildTime(),
+		Networks:      networks,
+		Ranges:        len(t.v4start) + len(t.v6start),
+		Countries:     len(distinct),
+		LoadedAt:      time.Now(),
+		LoadDuration:  time.Since(start),
+		FileSize:      int64(len(b)),
+		IPVersion:     md.IPVersion,
+		RecordSizeBit: md.RecordSize,
+	}
+	return t, nil
+}
+
+// build4 turns possibly overlapping networks (the tree never yields overlaps,
+// but the ::/96 case above may) into start points: the later, more specific
+// network wins within its span; gaps become unknown (0).
+func build4(rs []geoRange4) ([]uint32, []cc) {
+	slices.SortStableFunc(rs, func(a, b geoRange4) int {
+		switch {
+		case a.lo != b.lo:
+			if a.lo < b.lo {
+				return -1
+			}
+			return 1
+		case a.hi != b.hi: // wider first, so the narrower overrides it
+			if a.hi > b.hi {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	var starts []uint32
+	var codes []cc
+	emit := func(at uint32, c cc) {
+		if n := len(starts); n > 0 && starts[n-1] == at {
+			codes[n-1] = c
+			if n > 1 && codes[n-2] == c {
+				starts, codes = starts[:n-1], codes[:n-1]
+			}
+			return
+		}
+		if n := len(codes); n > 0 && codes[n-1] == c {
+			return
+		}
+		starts, codes = append(starts, at), append(codes, c)
+	}
+	// Ranges are nested or disjoint (CIDR); a stack of open ranges resumes
+	// the enclosing one's country after a nested one ends.
+	type open struct {
+		hi uint32
+		c  cc
+	}
+	var stack []open
+	closeUntil := func(limit uint32, all bool) {
+		for len(stack) > 0 {
+			top := stack[len(stack)-1]
+			if !all && top.hi >= limit {
+				return
+			}
+			stack = stack[:len(stack)-1]
+			if top.hi == ^uint32(0) {
+				continue
+			}
+			resume := cc(0)
+			if len(stack) > 0 {
+				resume = stack[len(stack)-1].c
+			}
+			emit(top.hi+1, resume)
+		}
+	}
+	for _, r := range rs {
+		closeUntil(r.lo, false)
+		emit(r.lo, r.c)
+		stack = append(stack, open{r.hi, r.c})
+	}
+	closeUntil(0, true)
+	return slices.Clip(starts), slices.Clip(codes)
+}
+
+// build6 is build4 for IPv6.
+func build6(rs []geoRange6) ([]u128, []cc) {
+	slices.SortStableFunc(rs, func(a, b geoRange6) int {
+		switch {
+		case a.lo != b.lo:
+			if a.lo.less(b.lo) {
+				return -1
+			}
+			return 1
+		case a.hi != b.hi:
+			if b.hi.less(a.hi) {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	var starts []u128
+	var codes []cc
+	emit := func(at u128, c cc) {
+		if n := len(starts); n > 0 && starts[n-1] == at {
+			codes[n-1] = c
+			if n > 1 && codes[n-2] == c {
+				starts, codes = starts[:n-1], codes[:n-1]
+			}
+			return
+		}
+		if n := len(codes); n > 0 && codes[n-1] == c {
+			return
+		}
+		starts, codes = append(starts, at), append(codes, c)
+	}
+	type open struct {
+		hi u128
+		c  cc
+	}
+	var stack []open
+	closeUntil := func(limit u128, all bool) {
+		for len(stack) > 0 {
+			top := stack[len(stack)-1]
+			if !all && !top.hi.less(limit) {
+				return
+			}
+			stack = stack[:len(stack)-1]
+			nx, ok := top.hi.next()
+			if !ok {
+				continue
+			}
+			resume := cc(0)
+			if len(stack) > 0 {
+				resume = stack[len(stack)-1].c
+			}
+			emit(nx, resume)
+		}
+	}
+	for _, r := range rs {
+		closeUntil(r.lo, false)
+		emit(r.lo, r.c)
+		stack = append(stack, open{r.hi, r.c})
+	}
+	closeUntil(u128{}, true)
+	return slices.Clip(starts), slices.Clip(codes)
+}
+
+// GeoIP holds the Geo-IP database in force and reloads it from its path:
+// on demand (Reload, e.g. on SIGHUP) and when the file's size or
+// modification time changed (ReloadIfChanged, e.g. from a ticker; Watch runs
+// one). A file that fails to load is refused and the table already in force
+// keeps serving. Lookups read the table through an atomic pointer: no lock.
+// A nil *GeoIP, or one that has never loaded a file, knows no country.
+type GeoIP struct {
+	path string
+	tab  atomic.Pointer[GeoTable]
+
+	mu      sync.Mutex // serialises loads
+	size    int64      // stamp of the file last tried, loaded or not,
+	modTime time.Time  // so a bad file is not re-read every tick
+	lastErr error
+}
+
+// NewGeoIP returns a GeoIP for the database at path without loading it (call
+// Reload). An empty path means no database: Table stays nil.
+func NewGeoIP(path string) *GeoIP { return &GeoIP{path: path} }
+
+// OpenGeoIP is NewGeoIP followed by a first Reload; it fails if that does.
+func OpenGeoIP(path string) (*GeoIP, error) {
+	g := NewGeoIP(path)
+	if path == "" {
+		return nil, errors.New("no Geo-IP database path")
+	}
+	if err := g.Reload(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Path is the database file's path ("" when none is configured).
+func (g *GeoIP) Path() string {
+	if g == nil {
+		return ""
+	}
+	return g.path
+}
+
+// Table is the compiled database in force, nil when none has loaded.
+func (g *GeoIP) Table() *GeoTable {
+	if g == nil {
+		return nil
+	}
+	return g.tab.Load()
+}
+
+// Enabled reports whether a database is in force, i.e. whether country-based
+// origin checks run.
+func (g *GeoIP) Enabled() bool { return g.Table() != nil }
+
+// Country looks ip up in the table in force: "" when unknown, unparsable or
+// when no database is loaded. It never allocates.
+func (g *GeoIP) Country(ip string) string { return g.Table().LookupString(ip) }
+
+// Reload compiles the file now and, if it is good, puts it in force. On error
+// the previous table stays in force and the error says why the file was
+// refused.
+func (g *GeoIP) Reload() error {
+	if g == nil || g.path == "" {
+		return errors.New("no Geo-IP database configured")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.loadLocked()
+}
+
+func (g *GeoIP) loadLocked() error {
+	if fi, err := os.Stat(g.path); err == nil {
+		g.size, g.modTime = fi.Size(), fi.ModTime()
+	}
+	t, err := CompileGeoDB(g.path)
+	g.lastErr = err
+	if err != nil {
+		return err
+	}
+	g.tab.Store(t)
+	return nil
+}
+
+// ReloadIfChanged reloads when the file's size or modification time differs
+// from the last attempt's. reloaded is true when a new table went into force;
+// err is the refused file's error (reported once per change of the file).
+func (g *GeoIP) ReloadIfChanged() (reloaded bool, err error) {
+	if g == nil || g.path == "" {
+		return false, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fi, err := os.Stat(g.path)
+	if err != nil {
+		if g.lastErr != nil {
+			return false, nil // already reported
+		}
+		g.lastErr = err
+		return false, err
+	}
+	if fi.Size() == g.size && fi.ModTime().Equal(g.modTime) {
+		return false, nil
+	}
+	if err := g.loadLocked(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Watch calls ReloadIfChanged every interval until stop is closed, and
+// reports every reload and every refused file to report (which may be nil).
+func (g *GeoIP) Watch(interval time.Duration, stop <-chan struct{}, report func(t *GeoTable, err error)) {
+	tk := time.NewTicker(interval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+			ok, err := g.ReloadIfChanged()
+			if report != nil && (ok || err != nil) {
+				report(g.Table(), err)
+			}
+		}
+	}
+}
