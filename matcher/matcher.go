@@ -24,6 +24,7 @@ type Matcher struct {
 	slow   *fastcache.Cache
 	hits   atomic.Uint64
 	misses atomic.Uint64
+	vel    Velocity // nil: no velocity counting or lockdown
 }
 
 // Options tune a Matcher.
@@ -31,6 +32,9 @@ type Options struct {
 	// SlowCacheBytes bounds the cache of national-format resolutions
 	// (default 32 MiB, fastcache's minimum).
 	SlowCacheBytes int
+	// Velocity, when set, is consulted by every decision of a known
+	// account: its international lock is applied and the attempt counted.
+	Velocity Velocity
 }
 
 // SnapshotStats describes a compiled snapshot, for logs and metrics.
@@ -38,6 +42,7 @@ type SnapshotStats struct {
 	Accounts    int
 	Subaccounts int
 	HighRisk    int
+	Rates       int // prefixes of the rate deck
 	Prefixes    int // every prefix in every prefix set
 	BuiltAt     time.Time
 	BuildTime   time.Duration
@@ -49,8 +54,8 @@ func New(plan *numplan.Plan, o Options) *Matcher {
 	if o.SlowCacheBytes <= 0 {
 		o.SlowCacheBytes = 32 << 20
 	}
-	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes)}
-	m.empty = &Snapshot{plan: plan, deflt: &account{defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault}}
+	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes), vel: o.Velocity}
+	m.empty = &Snapshot{plan: plan, deflt: &account{defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, maxRate: -1}}
 	return m
 }
 
@@ -77,27 +82,68 @@ var universalEmergency = [...]string{"112", "911"}
 // Decide answers one query. It allocates nothing and takes no lock for
 // numbers in international form (+CC, 00CC, the home country's IDD, bare
 // digits without a home country); national-format numbers go through a
-// bounded cache in front of libphonenumber.
+// bounded cache in front of libphonenumber. With a Velocity, a known
+// account's attempt is counted and its international lock applied.
 func (m *Matcher) Decide(q *Query) Verdict {
 	s := m.snap.Load()
 	if s == nil {
 		s = m.empty
 	}
-	var v Verdict
-	v.Account = q.Account
+	a, known, sub := s.lookup(q)
+	var sc VelocityScope
+	if known && m.vel != nil {
+		sc = m.vel.Scope(q.Account, sub)
+	}
+	v := m.decide(s, a, known, sub, q, sc)
+	if sc != nil && v.Reason != ReasonEmergency {
+		var dest Number
+		if v.e164n > 1 && v.e164[0] == '+' {
+			dest = Number(pack(v.e164[1:v.e164n]))
+		}
+		sc.Record(dest, OutcomeOf(&v))
+	}
+	return v
+}
 
-	a, known := s.deflt, false
+// Destination resolves what a query dialled, as Decide would, without
+// counting it or applying velocity: the E.164 number ("" when the number
+// does not resolve to one) and its country. For call events, off the
+// decision path.
+func (m *Matcher) Destination(q *Query) (e164, country string) {
+	s := m.snap.Load()
+	if s == nil {
+		s = m.empty
+	}
+	a, known, sub := s.lookup(q)
+	v := m.decide(s, a, known, sub, q, nil)
+	if b := v.E164Bytes(); len(b) > 1 && b[0] == '+' {
+		return string(b), v.Country
+	}
+	return "", v.Country
+}
+
+// lookup finds the compiled policy of the query's account and subaccount:
+// the default policy for an unknown account, the account's for an unknown
+// subaccount.
+func (s *Snapshot) lookup(q *Query) (a *account, known bool, sub string) {
+	a = s.deflt
 	if q.Account != "" {
 		if acc, ok := s.accounts[q.Account]; ok {
 			a, known = acc, true
 			if q.Subaccount != "" {
 				if sa, ok := acc.subs[q.Subaccount]; ok {
-					a = sa
-					v.Subaccount = q.Subaccount
+					a, sub = sa, q.Subaccount
 				}
 			}
 		}
 	}
+	return a, known, sub
+}
+
+func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Query, sc VelocityScope) Verdict {
+	var v Verdict
+	v.Account = q.Account
+	v.Subaccount = sub
 	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
 
 	var x dialled
@@ -149,7 +195,8 @@ func (m *Matcher) Decide(q *Query) Verdict {
 
 	if short != shortNone {
 		// A valid short number of the home country (directory enquiries,
-		// service codes): domestic, never rewritten.
+		// service codes): domestic, never rewritten, never locked (it is
+		// domestic) and never priced (it has no E.164 form).
 		v.Country = a.home
 		v.setNumber(d)
 		ci := countryIdx(a.home)
@@ -238,9 +285,36 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		return v
 	case la > 0:
 		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Allow, ReasonOK, a.allowLayer, RuleAllowPrefix, la
+		return v.gates(s, a, sc, p)
+	}
+	return v.countries(a, ci).gates(s, a, sc, p)
+}
+
+// gates apply, to a call the permissions allow, what comes after them: the
+// international lockdown of a locked account (a destination outside its
+// home country; an account with no home country has only emergency calls
+// left), then the rate deck against max_destination_rate.
+func (v Verdict) gates(s *Snapshot, a *account, sc VelocityScope, p packed) Verdict {
+	if v.Action != Allow {
 		return v
 	}
-	return v.countries(a, ci)
+	if sc != nil && v.Country != a.home {
+		if l := sc.IntlLocked(); l != LayerNone {
+			v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonInternationalLocked, l, RuleLockdown
+			v.MatchLen, v.Selector, v.Detail = 0, "", a.home
+			return v
+		}
+	}
+	if a.maxRate >= 0 && s.rates != nil {
+		if e := s.rates.match(p); e >= 0 {
+			if r := s.rateMicro[s.rates.val[e]]; r > a.maxRate {
+				v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonRateExceeded, a.maxRateLayer, RuleRateExceeded
+				v.MatchLen, v.Selector, v.Detail = s.rates.keys[e].digits(), "", ""
+				v.Rate, v.MaxRate, v.Currency = r, a.maxRate, s.currency
+			}
+		}
+	}
+	return v
 }
 
 func (v Verdict) invalid(k InvalidKind) Verdict {

@@ -156,3 +156,36 @@ func (s *prefixSet) len() int {
 	}
 	return len(s.keys)
 }
+
+// Number is an E.164 number or prefix packed as the prefix sets pack them
+// (one nibble a digit, no '+'), so code beside the matcher (the velocity
+// counters) can match destinations against prefixes with integer operations
+// and receive a number without a slice that would escape. 0 is no number.
+type Number uint64
+
+// PackNumber packs a canonical "+digits" number or prefix (1-15 digits);
+// ok is false for anything else.
+func PackNumber(e164 string) (Number, bool) {
+	p, err := packPrefix(e164)
+	if err != nil {
+		return 0, false
+	}
+	return Number(p), true
+}
+
+// HasPrefix reports whether prefix is a prefix of n (every number has the
+// empty prefix 0).
+func (n Number) HasPrefix(prefix Number) bool { return packed(prefix).prefixOf(packed(n)) }
+
+// Digits is how many digits n holds.
+func (n Number) Digits() int { return packed(n).digits() }
+
+// String is the number as "+digits" ("" for 0).
+func (n Number) String() string {
+	if n == 0 {
+		return ""
+	}
+	var b [1 + maxDigits]byte
+	b[0] = '+'
+	return string(packed(n).appendDigits(b[:1]))
+}

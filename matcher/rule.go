@@ -1,5 +1,7 @@
 package matcher
 
+import "github.com/tollgate/tollgate/policy"
+
 // AppendRule appends the sentence that explains v to an operator ("account
 // acme: countries deny-all-except; CU not listed") and returns the extended
 // buffer. It allocates nothing when dst has room, so transports can write
@@ -82,6 +84,28 @@ func (v *Verdict) AppendRule(dst []byte) []byte {
 			dst = append(dst, v.Selector...)
 		}
 		return dst
+	case RuleLockdown:
+		dst = v.appendLayer(dst)
+		dst = append(dst, ": international calls locked (lockdown); "...)
+		if v.Detail == "" {
+			return append(dst, "no home country, so every destination is international"...)
+		}
+		dst = append(dst, v.Country...)
+		dst = append(dst, " is not the home country "...)
+		return append(dst, v.Detail...)
+	case RuleRateExceeded:
+		dst = v.appendLayer(dst)
+		dst = append(dst, ": max_destination_rate "...)
+		dst = policy.AppendMicro(dst, v.MaxRate)
+		dst = append(dst, ' ')
+		dst = append(dst, v.Currency...)
+		dst = append(dst, "/min; prefix "...)
+		dst = v.appendPrefix(dst)
+		dst = append(dst, " costs "...)
+		dst = policy.AppendMicro(dst, v.Rate)
+		dst = append(dst, ' ')
+		dst = append(dst, v.Currency...)
+		return append(dst, "/min"...)
 	}
 	return dst
 }

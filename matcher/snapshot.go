@@ -60,6 +60,9 @@ type account struct {
 
 	maxChannels, maxCPS int
 
+	maxRate      int64 // max_destination_rate in millionths per minute, -1 = none
+	maxRateLayer Layer
+
 	subs map[string]*account
 }
 
@@ -88,6 +91,10 @@ type Snapshot struct {
 	highRisk       *prefixSet
 	highRiskDetail []string // interned "category; source" by payload index
 
+	rates     *prefixSet // the rate deck; payload indexes rateMicro
+	rateMicro []int64
+	currency  string
+
 	stats SnapshotStats
 
 	// What this snapshot was compiled from, so CompileFrom can reuse every
@@ -96,6 +103,7 @@ type Snapshot struct {
 	srcDefault  policy.Policy
 	srcAccounts map[string]policy.Account
 	srcHighRisk []policy.HighRiskEntry
+	srcRates    *policy.RateDeck
 }
 
 // Stats describes the snapshot.
@@ -191,6 +199,9 @@ func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field strin
 	if p.MaxCPS != nil {
 		a.maxCPS = *p.MaxCPS
 	}
+	if p.MaxDestinationRate != nil {
+		a.maxRate, a.maxRateLayer = policy.Micro(*p.MaxDestinationRate), l
+	}
 	return &a, nil
 }
 
@@ -228,6 +239,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	base := &account{
 		defaultAllow: builtin.Countries.Default == policy.Allow, highRiskBlock: builtin.HighRisk == policy.HighRiskBlock,
 		homeLayer: LayerDefault, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, allowLayer: LayerDefault, blockLayer: LayerDefault,
+		maxRate: builtin.MaxDestinationRate, maxRateLayer: LayerDefault,
 	}
 	deflt, err := c.layer(base, &set.Operator.Default, LayerDefault, "operator.default.")
 	if err != nil {
@@ -260,6 +272,12 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		return nil, err
 	}
 
+	if prev != nil && prev.srcRates == set.Rates {
+		s.rates, s.rateMicro, s.currency = prev.rates, prev.rateMicro, prev.currency
+	} else if err := s.compileRates(set.Rates); err != nil {
+		return nil, err
+	}
+
 	subs := 0
 	var firstErr error
 	firstName := ""
@@ -288,12 +306,13 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	s.srcDefault, s.srcAccounts, s.srcHighRisk = set.Operator.Default, set.Accounts, set.HighRisk
+	s.srcDefault, s.srcAccounts, s.srcHighRisk, s.srcRates = set.Operator.Default, set.Accounts, set.HighRisk, set.Rates
 	s.stats = SnapshotStats{
 		Accounts:    len(s.accounts),
 		Subaccounts: subs,
 		HighRisk:    s.highRisk.len(),
-		Prefixes:    c.prefixes + s.highRisk.len() + s.opBlocked.len(),
+		Rates:       s.rates.len(),
+		Prefixes:    c.prefixes + s.highRisk.len() + s.opBlocked.len() + s.rates.len(),
 		BuiltAt:     start,
 		BuildTime:   time.Since(start),
 	}
@@ -356,7 +375,8 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 func samePolicy(a, b policy.Policy) bool {
 	return a.HomeCountry == b.HomeCountry && a.Countries == b.Countries && a.HighRisk == b.HighRisk &&
 		a.AllowPrefixes == b.AllowPrefixes && a.BlockPrefixes == b.BlockPrefixes &&
-		a.MaxChannels == b.MaxChannels && a.MaxCPS == b.MaxCPS
+		a.MaxChannels == b.MaxChannels && a.MaxCPS == b.MaxCPS &&
+		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity
 }
 
 func sameAccount(a, b policy.Account) bool {
@@ -393,4 +413,57 @@ func (s *Snapshot) compileHighRisk(list []policy.HighRiskEntry) error {
 	}
 	s.highRisk = newPrefixSet(keys, vals)
 	return nil
+}
+
+// compileRates packs the rate deck into a prefix set. The deck was parsed
+// (canonical prefixes, one currency) before it got here.
+func (s *Snapshot) compileRates(d *policy.RateDeck) error {
+	if d == nil || len(d.Entries) == 0 {
+		return nil
+	}
+	keys := make([]packed, len(d.Entries))
+	vals := make([]uint32, len(d.Entries))
+	s.rateMicro = make([]int64, len(d.Entries))
+	for i, e := range d.Entries {
+		k, err := packPrefix(e.Prefix)
+		if err != nil {
+			return fmt.Errorf("rate deck entry %d: %w", i+1, err)
+		}
+		if e.Micro < 0 {
+			return fmt.Errorf("rate deck entry %d: negative rate", i+1)
+		}
+		keys[i], vals[i], s.rateMicro[i] = k, uint32(i), e.Micro
+	}
+	s.rates = newPrefixSet(keys, vals)
+	s.currency = d.Currency
+	return nil
+}
+
+// Rate prices an E.164 number ("+…") with the rate deck: millionths of
+// Currency per minute of its longest matching prefix. ok is false when no
+// deck is loaded or no prefix matches.
+func (s *Snapshot) Rate(e164 string) (micro int64, ok bool) {
+	if s == nil || s.rates == nil || len(e164) < 2 || e164[0] != '+' || len(e164)-1 > maxDigits {
+		return 0, false
+	}
+	for i := 1; i < len(e164); i++ {
+		if e164[i] < '0' || e164[i] > '9' {
+			return 0, false
+		}
+	}
+	var b [maxDigits]byte
+	n := copy(b[:], e164[1:])
+	e := s.rates.match(pack(b[:n]))
+	if e < 0 {
+		return 0, false
+	}
+	return s.rateMicro[s.rates.val[e]], true
+}
+
+// Currency is the rate deck's currency, "" without a deck.
+func (s *Snapshot) Currency() string {
+	if s == nil {
+		return ""
+	}
+	return s.currency
 }

@@ -46,6 +46,8 @@ const (
 	ReasonCountryBarred
 	ReasonCountryDisabled
 	ReasonNumberBarred
+	ReasonInternationalLocked
+	ReasonRateExceeded
 	numReasons
 )
 
@@ -69,6 +71,10 @@ var Reasons = [numReasons]ReasonInfo{
 	ReasonCountryBarred:   {"country_barred", 2030, 403, "Barred Country", "Calls to this destination country are barred"},
 	ReasonCountryDisabled: {"country_disabled", 2031, 403, "Country Disabled", "Calls to this destination country are disabled by the operator"},
 	ReasonNumberBarred:    {"number_barred", 2040, 403, "Barred Number", "Calls to this destination number are barred"},
+	ReasonInternationalLocked: {"international_locked", 2050, 403, "International Calls Locked",
+		"International calls of this account are locked after suspected fraud; domestic and emergency calls still pass"},
+	ReasonRateExceeded: {"rate_exceeded", 2060, 403, "Destination Rate Exceeded",
+		"This destination costs more per minute than the account's max_destination_rate"},
 }
 
 // Info returns the table row of r.
@@ -92,7 +98,7 @@ type Query struct {
 	Subaccount string // optional subaccount
 	From       string // caller's number (reserved for origin checks)
 	SrcIP      string // caller's source IP (reserved for origin checks)
-	CallID     string // SIP Call-ID (reserved for velocity checks)
+	CallID     string // SIP Call-ID (logged with a rejection)
 }
 
 // Layer says which level of policy took a decision.
@@ -134,6 +140,8 @@ const (
 	RuleHighRisk       // prefix on the high-risk list
 	RuleCountryAllowed // country permissions allow it
 	RuleCountryDenied  // country permissions deny it
+	RuleLockdown       // the account's international calls are locked
+	RuleRateExceeded   // the destination's rate is above max_destination_rate
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into
@@ -162,6 +170,11 @@ type Verdict struct {
 	// Selector is the countries.except entry that matched (e.g.
 	// "region:caribbean"), empty if the default applied.
 	Selector string
+	// Rate and MaxRate are, for rate_exceeded, the destination's price and
+	// the account's max_destination_rate in millionths of Currency per
+	// minute.
+	Rate, MaxRate int64
+	Currency      string
 
 	e164  [24]byte // "+" and up to 15 digits, or the short number as dialled
 	e164n uint8

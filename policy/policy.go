@@ -55,6 +55,18 @@ type Policy struct {
 	BlockPrefixes *[]string    `json:"block_prefixes,omitempty"`
 	MaxChannels   *int         `json:"max_channels,omitempty"`
 	MaxCPS        *int         `json:"max_cps,omitempty"`
+	// TimeZone is the IANA zone of the account's day: the hours and days
+	// of velocity rules and the midnight the daily spend resets at (default
+	// UTC).
+	TimeZone *string `json:"time_zone,omitempty"`
+	// MaxDestinationRate refuses destinations whose rate deck price is
+	// above it, in the deck's currency per minute (rate_exceeded).
+	MaxDestinationRate *float64 `json:"max_destination_rate,omitempty"`
+	// Velocity holds the scope's velocity rules and daily spend limit.
+	// Unlike every other field, a subaccount does not inherit it: the
+	// account's velocity counts the subaccounts' calls already, and a
+	// subaccount's own velocity counts only its calls.
+	Velocity *Velocity `json:"velocity,omitempty"`
 }
 
 // Account is a customer's policy with its subaccounts' overrides.
@@ -105,6 +117,8 @@ type Set struct {
 	Operator Operator
 	Accounts map[string]Account
 	HighRisk []HighRiskEntry
+	// Rates is the rate deck in force, nil when none is loaded.
+	Rates *RateDeck
 }
 
 // Limits on identifiers and lists, so a single request cannot make the
@@ -258,6 +272,21 @@ func (p *Policy) Validate(field string) error {
 			return fieldErr(field+c.name, "%d is outside 0..%d (0 = no cap)", *c.v, MaxCapValue)
 		}
 	}
+	if p.TimeZone != nil {
+		if _, err := ValidTimeZone(*p.TimeZone); err != nil {
+			return fieldErr(field+"time_zone", "%v", err)
+		}
+	}
+	if p.MaxDestinationRate != nil {
+		if err := checkMoney(*p.MaxDestinationRate, MaxRate); err != nil {
+			return fieldErr(field+"max_destination_rate", "%v", err)
+		}
+	}
+	if p.Velocity != nil {
+		if err := p.Velocity.Validate(field + "velocity."); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -337,12 +366,17 @@ type Effective struct {
 	BlockPrefixes []string
 	MaxChannels   int
 	MaxCPS        int
+	TimeZone      string // "" is UTC
+	// MaxDestinationRate in millionths of the deck's currency per minute;
+	// -1 when not set.
+	MaxDestinationRate int64
+	Velocity           *Velocity // nil: no velocity rules
 }
 
 // BuiltinDefault is what an operator gets before setting anything: all
 // countries allowed, high-risk destinations blocked, no caps, no home country.
 func BuiltinDefault() Effective {
-	return Effective{Countries: CountryRule{Default: builtinDefault}, HighRisk: HighRiskBlock}
+	return Effective{Countries: CountryRule{Default: builtinDefault}, HighRisk: HighRiskBlock, MaxDestinationRate: -1}
 }
 
 // Merge applies layer over base: each field the layer sets replaces base's.
@@ -369,7 +403,24 @@ func Merge(base Effective, layer Policy) Effective {
 	if layer.MaxCPS != nil {
 		out.MaxCPS = *layer.MaxCPS
 	}
+	if layer.TimeZone != nil {
+		out.TimeZone = *layer.TimeZone
+	}
+	if layer.MaxDestinationRate != nil {
+		out.MaxDestinationRate = Micro(*layer.MaxDestinationRate)
+	}
+	if layer.Velocity != nil {
+		out.Velocity = layer.Velocity
+	}
 	return out
+}
+
+// MergeSubaccount applies a subaccount's layer over its account's effective
+// policy: like Merge, except that velocity is never inherited (see
+// Policy.Velocity).
+func MergeSubaccount(account Effective, sub Policy) Effective {
+	account.Velocity = nil
+	return Merge(account, sub)
 }
 
 func sortedUnique(in []string) []string {

@@ -579,6 +579,46 @@ func clonePolicy(p policy.Policy) policy.Policy {
 		v := *p.MaxCPS
 		out.MaxCPS = &v
 	}
+	if p.TimeZone != nil {
+		v := *p.TimeZone
+		out.TimeZone = &v
+	}
+	if p.MaxDestinationRate != nil {
+		v := *p.MaxDestinationRate
+		out.MaxDestinationRate = &v
+	}
+	if p.Velocity != nil {
+		out.Velocity = cloneVelocity(p.Velocity)
+	}
+	return out
+}
+
+func cloneVelocity(v *policy.Velocity) *policy.Velocity {
+	out := &policy.Velocity{Action: v.Action}
+	if v.DailySpend != nil {
+		s := *v.DailySpend
+		out.DailySpend = &s
+	}
+	if v.Rules != nil {
+		out.Rules = make([]policy.VelocityRule, len(v.Rules))
+		for i, r := range v.Rules {
+			c := r
+			if r.Days != nil {
+				c.Days = append([]string{}, r.Days...)
+			}
+			for _, t := range []struct{ src, dst **policy.Threshold }{
+				{&r.CallsPerMinute, &c.CallsPerMinute}, {&r.CallsPerWindow, &c.CallsPerWindow},
+				{&r.ConcurrentCalls, &c.ConcurrentCalls}, {&r.SequentialCalls, &c.SequentialCalls},
+				{&r.CallDuration, &c.CallDuration}, {&r.BlockedAttempts, &c.BlockedAttempts},
+			} {
+				if *t.src != nil {
+					th := **t.src
+					*t.dst = &th
+				}
+			}
+			out.Rules[i] = c
+		}
+	}
 	return out
 }
 

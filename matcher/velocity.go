@@ -1,0 +1,51 @@
+package matcher
+
+// Velocity is what a decision needs from the stateful velocity counters
+// (package velocity implements it). The matcher stays the one decision
+// function: it asks for an account's scope once per call, reads its
+// international lock, and records the attempt. Implementations must answer
+// without blocking, locking or allocating, and must not keep the strings or
+// bytes they are given.
+type Velocity interface {
+	// Scope returns the live state of an account, or of one of its
+	// subaccounts when sub is not empty, or nil when there is none.
+	Scope(account, sub string) VelocityScope
+}
+
+// VelocityScope is one account's (or subaccount's) live state.
+type VelocityScope interface {
+	// IntlLocked says whether international calls are locked, and at which
+	// level: LayerAccount (the account, and so every subaccount),
+	// LayerSubaccount (only this subaccount) or LayerNone.
+	IntlLocked() Layer
+	// Record counts one decided attempt (never an emergency call): its
+	// resolved E.164 destination, 0 for a short or invalid number.
+	Record(dest Number, o Outcome)
+}
+
+// Outcome classifies a decided attempt for the velocity counters.
+type Outcome uint8
+
+// Attempt outcomes.
+const (
+	// OutcomeAllowed is a call the verdict lets through.
+	OutcomeAllowed Outcome = iota
+	// OutcomeBarred is a call refused because its destination is barred:
+	// country_barred, country_disabled, number_barred or rate_exceeded
+	// (what blocked-attempt velocity counts).
+	OutcomeBarred
+	// OutcomeOther is any other refusal (invalid number, locked,
+	// unknown account).
+	OutcomeOther
+)
+
+// OutcomeOf classifies a verdict.
+func OutcomeOf(v *Verdict) Outcome {
+	switch v.Reason {
+	case ReasonOK:
+		return OutcomeAllowed
+	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded:
+		return OutcomeBarred
+	}
+	return OutcomeOther
+}
