@@ -113,7 +113,10 @@ func (t *GeoTable) LookupString(ip string) string {
 }
 
 // ParseIP reads a source address as proxies write it: dotted IPv4, IPv6 with
-// or without [brackets]. Zones are refused. It never allocates.
+// or without [brackets]. Zones are refused. It allocates nothing for an
+// IPv4 address, well-formed or not, nor for a well-formed IPv6 address or a
+// string with a character no address has; only a malformed string of hex
+// digits and colons costs the standard library's error.
 func ParseIP(s string) (netip.Addr, bool) {
 	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
 		s = s[1 : len(s)-1]
@@ -121,16 +124,55 @@ func ParseIP(s string) (netip.Addr, bool) {
 	if s == "" || len(s) > 64 {
 		return netip.Addr{}, false
 	}
+	colon := false
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' { // zone: ParseAddr would allocate for it; no proxy sends one
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '.':
+		case c == ':':
+			colon = true
+		case c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+		default: // zones ('%') included: no proxy sends one
 			return netip.Addr{}, false
 		}
+	}
+	if !colon {
+		return parseIPv4(s)
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// parseIPv4 reads a dotted quad as strictly as netip.ParseAddr (decimal, no
+// leading zeros) without allocating on failure.
+func parseIPv4(s string) (netip.Addr, bool) {
+	var b [4]byte
+	part, digits, v := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || part > 3 {
+				return netip.Addr{}, false
+			}
+			b[part] = byte(v)
+			part, digits, v = part+1, 0, 0
+			continue
+		}
+		c := s[i]
+		if c < '0' || c > '9' || (digits == 1 && v == 0) {
+			return netip.Addr{}, false
+		}
+		v = v*10 + int(c-'0')
+		digits++
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if part != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(b), true
 }
 
 type geoRange4 struct {

@@ -1,0 +1,117 @@
+package origin
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func FuzzParseRanges(f *testing.F) {
+	for _, s := range []string{"192.0.2.0/24", "10.0.0.1", "2001:db8::/32", "::ffff:10.0.0.0/104", "10.1.2.3/8", "", "fe80::1%eth0", "1.2.3.4/33"} {
+		f.Add(s, "203.0.113.7")
+	}
+	f.Fuzz(func(t *testing.T, entry, probe string) {
+		s, err := ParseRanges([]string{entry})
+		if err != nil {
+			return
+		}
+		p, err := ParsePrefix(entry)
+		if err != nil {
+			t.Fatalf("ParseRanges accepted %q but ParsePrefix refuses it: %v", entry, err)
+		}
+		if !s.Contains(p.Addr()) {
+			t.Fatalf("%q does not contain its own address %s", entry, p.Addr())
+		}
+		if a, ok := ParseIP(probe); ok {
+			if got, want := s.Contains(a), p.Contains(a.Unmap()); got != want {
+				t.Fatalf("%q contains %s: %v, netip says %v", entry, a, got, want)
+			}
+		}
+		c, err := CanonicalRanges([]string{entry})
+		if err != nil || len(c) != 1 {
+			t.Fatalf("canonical %q: %v %v", entry, c, err)
+		}
+		if again, err := CanonicalRanges(c); err != nil || again[0] != c[0] {
+			t.Fatalf("canonical form %q not stable: %v %v", c[0], again, err)
+		}
+	})
+}
+
+func FuzzParseIP(f *testing.F) {
+	for _, s := range []string{"10.0.0.1", "[2001:db8::1]", "::ffff:1.2.3.4", "fe80::1%eth0", "", "[", "1.2.3.4:5060"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, ok := ParseIP(s)
+		if ok != a.IsValid() {
+			t.Fatalf("%q: ok=%v valid=%v", s, ok, a.IsValid())
+		}
+		if ok && a.Zone() != "" {
+			t.Fatalf("%q: zone accepted", s)
+		}
+		// Without brackets, ParseIP agrees with netip.ParseAddr on every
+		// zone-free string.
+		if len(s) > 0 && s[0] != '[' && len(s) <= 64 {
+			want, err := netip.ParseAddr(s)
+			if err == nil && want.Zone() == "" && (!ok || a != want) {
+				t.Fatalf("%q: ParseIP %v %v, netip %v", s, a, ok, want)
+			}
+			if err != nil && ok {
+				t.Fatalf("%q: ParseIP accepts what netip refuses (%v)", s, err)
+			}
+		}
+	})
+}
+
+func FuzzParseCodeHash(f *testing.F) {
+	h, _ := HashCode("1234", 1000)
+	f.Add(h.String())
+	f.Add("pbkdf2-sha256$1000$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("pbkdf2-sha256$$$")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseCodeHash(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseCodeHash(h.String())
+		if err != nil || again.String() != h.String() {
+			t.Fatalf("%q: round trip %v", s, err)
+		}
+	})
+}
+
+// FuzzCompileGeoBytes feeds arbitrary bytes (seeded with a real database and
+// mutations of it) to the database compiler: it must refuse or compile,
+// never panic, and a compiled table must answer.
+func FuzzCompileGeoBytes(f *testing.F) {
+	good := mmdbBytes(f, testNets)
+	f.Add(good)
+	f.Add(good[:len(good)-10])
+	mid := append([]byte(nil), good...)
+	mid[len(mid)/3] ^= 0x55
+	f.Add(mid)
+	f.Add([]byte("\xab\xcd\xefMaxMind.com"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tab, err := CompileGeoBytes(b)
+		if err != nil {
+			return
+		}
+		tab.Country(netip.MustParseAddr("81.2.69.1"))
+		tab.Country(netip.MustParseAddr("2001:db8::1"))
+	})
+}
+
+func FuzzCompileProfile(f *testing.F) {
+	f.Add("z", "screen", "DE", "continent:AF", "allow")
+	f.Add("", "reject", "region:caribbean", "nanp", "")
+	f.Add("a", "allow", "001", "XX", "bogus")
+	f.Fuzz(func(t *testing.T, name, action, c1, c2, def string) {
+		p, err := CompileProfile("", "p", ProfileSpec{Zones: []ZoneSpec{{Name: name, Action: action, Countries: []string{c1, c2}}}, Default: def})
+		if err != nil {
+			if _, ok := err.(*FieldError); !ok {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		p.Lookup(c1)
+	})
+}

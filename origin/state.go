@@ -1,0 +1,603 @@
+package origin
+
+import (
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/policy"
+)
+
+const numShards = 64
+
+// StateOptions tune a State. Zero fields take the defaults.
+type StateOptions struct {
+	// Now is the clock (time.Now when nil); tests inject their own.
+	Now func() time.Time
+	// MaxAccounts bounds how many accounts have calling history (default
+	// 1<<20). Past it, new accounts are decided without history (no
+	// location-change check, no home assignment) until Prune makes room.
+	MaxAccounts int
+	// CodeIterations is the PBKDF2 iteration count for new unblock codes
+	// (default DefaultCodeIterations).
+	CodeIterations int
+	// CodeAttempts is how many wrong unblock codes in a row lock
+	// verification out (default 5).
+	CodeAttempts int
+	// CodeLockout is how long verification stays locked out (default 15
+	// minutes).
+	CodeLockout time.Duration
+	// OnChange, when set, is called after an account's durable state
+	// changed (see Durable), outside any lock, so the daemon can persist
+	// it. It may be called from Check (home assignment): keep it quick.
+	OnChange func(account string, d Durable)
+}
+
+// DefaultCodeIterations is the PBKDF2-HMAC-SHA256 iteration count for
+// unblock codes: about 30 ms per verification on a current core.
+const DefaultCodeIterations = 100_000
+
+// State is every account's mutable origin state: the last call (when,
+// country, source IP), the home country assigned at the first call or set by
+// the operator, the screening pass window, failed screenings, quarantine and
+// the unblock code. Accounts are spread over 64 shards, each a map behind a
+// read-write lock taken only to find an account (and, once per account, to
+// add it); an account's own fields sit behind its own mutex, so calls of
+// different accounts never contend. Check allocates nothing once an account
+// is known.
+type State struct {
+	shards [numShards]stateShard
+	n      atomic.Int64
+	o      StateOptions
+}
+
+type stateShard struct {
+	mu sync.RWMutex
+	m  map[string]*acct
+	_  [40]byte // keep shards on separate cache lines
+}
+
+type acct struct {
+	mu sync.Mutex
+
+	lastAt int64 // unix nanoseconds of the last allowed or screened call, 0 for none
+	lastCC cc
+	lastIP netip.Addr
+
+	home        cc // assigned at the first call, or set through the admin API
+	homeAuto    bool
+	passUntil   int64
+	failed      int
+	quarantined bool
+
+	code       *CodeHash
+	codeFails  int
+	codeLocked int64 // unix nanoseconds until which verification is locked out
+	codeBusy   int   // verifications in flight
+}
+
+// NewState returns an empty State.
+func NewState(o StateOptions) *State {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxAccounts <= 0 {
+		o.MaxAccounts = 1 << 20
+	}
+	if o.CodeIterations <= 0 {
+		o.CodeIterations = DefaultCodeIterations
+	}
+	if o.CodeAttempts <= 0 {
+		o.CodeAttempts = 5
+	}
+	if o.CodeLockout <= 0 {
+		o.CodeLockout = 15 * time.Minute
+	}
+	s := &State{o: o}
+	for i := range s.shards {
+		s.shards[i].m = map[string]*acct{}
+	}
+	return s
+}
+
+// Now is the State's clock.
+func (s *State) Now() time.Time { return s.o.Now() }
+
+// Len is how many accounts have state.
+func (s *State) Len() int { return int(s.n.Load()) }
+
+func (s *State) shard(account string) *stateShard {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(account); i++ {
+		h ^= uint32(account[i])
+		h *= 16777619
+	}
+	return &s.shards[h%numShards]
+}
+
+// get finds an account's state; nil when it has none.
+func (s *State) get(account string) *acct {
+	sh := s.shard(account)
+	sh.mu.RLock()
+	a := sh.m[account]
+	sh.mu.RUnlock()
+	return a
+}
+
+// getOrCreate finds or adds an account's state; nil when the State is full
+// and force is false. The key is copied: callers pass request memory.
+func (s *State) getOrCreate(account string, force bool) *acct {
+	if a := s.get(account); a != nil {
+		return a
+	}
+	if !force && s.n.Load() >= int64(s.o.MaxAccounts) {
+		return nil
+	}
+	sh := s.shard(account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if a := sh.m[account]; a != nil {
+		return a
+	}
+	a := &acct{}
+	sh.m[strings.Clone(account)] = a
+	s.n.Add(1)
+	return a
+}
+
+// Prune forgets the calling history of accounts whose last call is older
+// than age and that hold nothing durable, and returns how many it removed.
+func (s *State) Prune(age time.Duration) int {
+	cut := s.o.Now().Add(-age).UnixNano()
+	removed := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, a := range sh.m {
+			a.mu.Lock()
+			idle := a.lastAt < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0 && a.codeFails == 0
+			a.mu.Unlock()
+			if idle {
+				delete(sh.m, k)
+				s.n.Add(-1)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+// Durable is the part of an account's state worth keeping across restarts:
+// operator-set or assigned home, the screening pass window, failed
+// screenings, quarantine and the unblock code's hash. Calling history is not:
+// it only matters for minutes.
+type Durable struct {
+	Home        string    `json:"home,omitempty"`
+	HomeAuto    bool      `json:"home_assigned,omitempty"` // assigned at a first call rather than set
+	PassUntil   time.Time `json:"pass_until,omitzero"`
+	Failed      int       `json:"failed_screenings,omitempty"`
+	Quarantined bool      `json:"quarantined,omitempty"`
+	UnblockCode string    `json:"unblock_code_hash,omitempty"` // CodeHash.String()
+}
+
+func (d Durable) zero() bool {
+	return d.Home == "" && d.PassUntil.IsZero() && d.Failed == 0 && !d.Quarantined && d.UnblockCode == ""
+}
+
+// durable reads a's durable part; a pass window that ended before now is
+// left out. Caller holds a.mu.
+func (a *acct) durable(now time.Time) Durable {
+	d := Durable{Home: a.home.String(), HomeAuto: a.homeAuto && a.home != 0, Failed: a.failed, Quarantined: a.quarantined}
+	if a.passUntil != 0 && a.passUntil > now.UnixNano() {
+		d.PassUntil = time.Unix(0, a.passUntil).UTC()
+	}
+	if a.code != nil {
+		d.UnblockCode = a.code.String()
+	}
+	return d
+}
+
+// Export returns every account's durable state (accounts with nothing
+// durable are left out), for persisting.
+func (s *State) Export() map[string]Durable {
+	now := s.o.Now()
+	out := map[string]Durable{}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, a := range sh.m {
+			a.mu.Lock()
+			d := a.durable(now)
+			a.mu.Unlock()
+			if !d.zero() {
+				out[k] = d
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// Restore loads durable state (as Export returned it) into the State,
+// replacing what these accounts had. Every entry is validated first: on any
+// error nothing changes.
+func (s *State) Restore(m map[string]Durable) error {
+	type parsed struct {
+		home cc
+		code *CodeHash
+	}
+	ps := make(map[string]parsed, len(m))
+	for k, d := range m {
+		if err := policy.ValidName(k); err != nil {
+			return fmt.Errorf("account %q: %w", k, err)
+		}
+		var p parsed
+		if d.Home != "" {
+			if p.home = packCC(d.Home); p.home == 0 || !validCountry(d.Home) {
+				return fmt.Errorf("account %q: home: unknown country code %q", k, d.Home)
+			}
+		}
+		if d.Failed < 0 || d.Failed > MaxFailedLimit {
+			return fmt.Errorf("account %q: failed_screenings %d is outside 0..%d", k, d.Failed, MaxFailedLimit)
+		}
+		if d.UnblockCode != "" {
+			c, err := ParseCodeHash(d.UnblockCode)
+			if err != nil {
+				return fmt.Errorf("account %q: unblock_code_hash: %w", k, err)
+			}
+			p.code = c
+		}
+		ps[k] = p
+	}
+	for k, d := range m {
+		a := s.getOrCreate(k, true)
+		a.mu.Lock()
+		a.home, a.homeAuto = ps[k].home, d.HomeAuto
+		a.passUntil = 0
+		if !d.PassUntil.IsZero() {
+			a.passUntil = d.PassUntil.UnixNano()
+		}
+		a.failed, a.quarantined, a.code = d.Failed, d.Quarantined, ps[k].code
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+func validCountry(code string) bool {
+	_, ok := policy.LookupCountry(code)
+	return ok && code != policy.NonGeographic
+}
+
+// Status is an account's origin state, for the admin API.
+type Status struct {
+	Home            string    `json:"home,omitempty"`
+	HomeAssigned    bool      `json:"home_assigned,omitempty"`
+	LastCountry     string    `json:"last_country,omitempty"`
+	LastCallAt      time.Time `json:"last_call_at,omitzero"`
+	PassUntil       time.Time `json:"pass_until,omitzero"`
+	FailedScreens   int       `json:"failed_screenings"`
+	Quarantined     bool      `json:"quarantined"`
+	HasUnblockCode  bool      `json:"has_unblock_code"`
+	CodeLockedUntil time.Time `json:"unblock_code_locked_until,omitzero"`
+}
+
+// Status reports an account's state (the zero Status when it has none).
+func (s *State) Status(account string) Status {
+	a := s.get(account)
+	if a == nil {
+		return Status{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status(s.o.Now().UnixNano())
+}
+
+func (a *acct) status(now int64) Status {
+	st := Status{
+		Home: a.home.String(), HomeAssigned: a.homeAuto && a.home != 0,
+		LastCountry: a.lastCC.String(), FailedScreens: a.failed, Quarantined: a.quarantined,
+		HasUnblockCode: a.code != nil,
+	}
+	if a.lastAt != 0 {
+		st.LastCallAt = time.Unix(0, a.lastAt).UTC()
+	}
+	if a.passUntil > now {
+		st.PassUntil = time.Unix(0, a.passUntil).UTC()
+	}
+	if a.codeLocked > now {
+		st.CodeLockedUntil = time.Unix(0, a.codeLocked).UTC()
+	}
+	return st
+}
+
+// update runs f on an account's state (created if needed) under its lock,
+// then reports the durable change to OnChange.
+func (s *State) update(account string, f func(a *acct, now int64) error) (Status, error) {
+	if err := policy.ValidName(account); err != nil {
+		return Status{}, fmt.Errorf("account: %w", err)
+	}
+	now := s.o.Now()
+	a := s.getOrCreate(account, true)
+	a.mu.Lock()
+	before := a.durable(now)
+	err := f(a, now.UnixNano())
+	st := a.status(now.UnixNano())
+	after := a.durable(now)
+	a.mu.Unlock()
+	if err == nil && after != before && s.o.OnChange != nil {
+		s.o.OnChange(account, after)
+	}
+	return st, err
+}
+
+// ScreeningPassed records that the account passed the screening IVR: it may
+// call normally (no screening) for the rules' pass period, and its failed
+// count starts again. Quarantine is not lifted: that takes the unblock code
+// or the operator (Release).
+func (s *State) ScreeningPassed(account string, r *Rules) (Status, error) {
+	pass := int64(DefaultPassMin) * 60e9
+	if r != nil {
+		pass = r.passNanos
+	}
+	return s.update(account, func(a *acct, now int64) error {
+		a.passUntil = now + pass
+		a.failed = 0
+		return nil
+	})
+}
+
+// ScreeningFailed records a failed screening; the rules' MaxFailed failures
+// in a row quarantine the account (only domestic and emergency calls). Any
+// pass window still open is closed.
+func (s *State) ScreeningFailed(account string, r *Rules) (Status, error) {
+	maxFailed := DefaultMaxFailed
+	if r != nil {
+		maxFailed = r.maxFailed
+	}
+	return s.update(account, func(a *acct, now int64) error {
+		a.passUntil = 0
+		if a.failed < MaxFailedLimit {
+			a.failed++
+		}
+		if a.failed >= maxFailed {
+			a.quarantined = true
+		}
+		return nil
+	})
+}
+
+// Release lifts an account's quarantine and clears its failed screenings.
+func (s *State) Release(account string) (Status, error) {
+	return s.update(account, func(a *acct, now int64) error {
+		a.quarantined, a.failed = false, 0
+		return nil
+	})
+}
+
+// SetHome sets the account's home country (an ISO code), as the operator
+// does; the policy's home_origin, when set, still takes precedence.
+func (s *State) SetHome(account, country string) (Status, error) {
+	up := strings.ToUpper(strings.TrimSpace(country))
+	if !validCountry(up) {
+		return Status{}, &FieldError{Field: "country", Msg: fmt.Sprintf("unknown country code %q", country)}
+	}
+	return s.update(account, func(a *acct, now int64) error {
+		a.home, a.homeAuto = packCC(up), false
+		return nil
+	})
+}
+
+// ClearHome forgets the account's set or assigned home country, so the next
+// call from an allowed country may assign it again.
+func (s *State) ClearHome(account string) (Status, error) {
+	return s.update(account, func(a *acct, now int64) error {
+		a.home, a.homeAuto = 0, false
+		return nil
+	})
+}
+
+// Errors of the unblock code.
+var (
+	ErrNoCode     = errors.New("the account has no unblock code")
+	ErrWrongCode  = errors.New("wrong unblock code")
+	ErrCodeLocked = errors.New("too many wrong unblock codes: verification is locked out for now")
+)
+
+// Unblock codes are what a caller keys in on the IVR: digits only.
+const (
+	MinCodeLen = 4
+	MaxCodeLen = 16
+)
+
+// ValidCode reports whether code can be an unblock code.
+func ValidCode(code string) error {
+	if len(code) < MinCodeLen || len(code) > MaxCodeLen {
+		return fmt.Errorf("an unblock code has %d to %d digits", MinCodeLen, MaxCodeLen)
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return errors.New("an unblock code has digits only (it is keyed in on a phone)")
+		}
+	}
+	return nil
+}
+
+// SetUnblockCode stores a new unblock code for the account, hashed (see
+// CodeHash); it clears the lock-out and the wrong-code count.
+func (s *State) SetUnblockCode(account, code string) (Status, error) {
+	if err := ValidCode(code); err != nil {
+		return Status{}, &FieldError{Field: "code", Msg: err.Error()}
+	}
+	h, err := HashCode(code, s.o.CodeIterations)
+	if err != nil {
+		return Status{}, err
+	}
+	return s.update(account, func(a *acct, now int64) error {
+		a.code, a.codeFails, a.codeLocked = h, 0, 0
+		return nil
+	})
+}
+
+// ClearUnblockCode removes the account's unblock code.
+func (s *State) ClearUnblockCode(account string) (Status, error) {
+	return s.update(account, func(a *acct, now int64) error {
+		a.code, a.codeFails, a.codeLocked = nil, 0, 0
+		return nil
+	})
+}
+
+// VerifyUnblockCode checks a code keyed in on the IVR. A right code counts as
+// a passed screening and lifts quarantine. Wrong codes are counted; the
+// State's CodeAttempts wrong codes in a row lock verification out for
+// CodeLockout, during which even the right code is refused (ErrCodeLocked).
+// The hash is computed outside the account's lock, and codes in flight
+// count against the limit, so parallel guesses gain nothing.
+func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status, error) {
+	if err := policy.ValidName(account); err != nil {
+		return Status{}, fmt.Errorf("account: %w", err)
+	}
+	a := s.get(account)
+	if a == nil {
+		return Status{}, ErrNoCode
+	}
+	now := s.o.Now().UnixNano()
+	a.mu.Lock()
+	switch {
+	case a.code == nil:
+		a.mu.Unlock()
+		return a.lockedStatus(now), ErrNoCode
+	case a.codeLocked > now:
+		a.mu.Unlock()
+		return a.lockedStatus(now), ErrCodeLocked
+	case a.codeFails+a.codeBusy >= s.o.CodeAttempts:
+		a.mu.Unlock()
+		return a.lockedStatus(now), ErrCodeLocked
+	}
+	h := a.code
+	a.codeBusy++
+	a.mu.Unlock()
+
+	ok := ValidCode(code) == nil && h.Match(code)
+
+	var st Status
+	_, err := s.update(account, func(a *acct, now int64) error {
+		a.codeBusy--
+		if a.code != h { // replaced meanwhile: this attempt is void
+			return ErrWrongCode
+		}
+		if !ok {
+			a.codeFails++
+			if a.codeFails >= s.o.CodeAttempts {
+				a.codeLocked = now + int64(s.o.CodeLockout)
+				a.codeFails = 0
+			}
+			return ErrWrongCode
+		}
+		a.codeFails = 0
+		pass := int64(DefaultPassMin) * 60e9
+		if r != nil {
+			pass = r.passNanos
+		}
+		a.passUntil = now + pass
+		a.failed, a.quarantined = 0, false
+		return nil
+	})
+	st = s.Status(account)
+	if err == ErrWrongCode && st.CodeLockedUntil.After(time.Time{}) {
+		return st, ErrCodeLocked
+	}
+	return st, err
+}
+
+func (a *acct) lockedStatus(now int64) Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status(now)
+}
+
+// CodeHash is a stored unblock code: PBKDF2-HMAC-SHA256 (crypto/pbkdf2,
+// RFC 8018) of the code with a random 16-byte per-account salt, compared in
+// constant time. Its text form is
+//
+//	pbkdf2-sha256$<iterations>$<salt, base64>$<key, base64>
+//
+// (standard base64 without padding), so the parameters travel with the hash
+// and can be raised later without invalidating stored codes.
+type CodeHash struct {
+	iter int
+	salt []byte
+	key  []byte
+}
+
+const (
+	codeHashScheme = "pbkdf2-sha256"
+	codeSaltLen    = 16
+	codeKeyLen     = 32
+	minCodeIter    = 1000
+	maxCodeIter    = 10_000_000
+)
+
+// HashCode hashes a code with a fresh random salt.
+func HashCode(code string, iter int) (*CodeHash, error) {
+	if iter < minCodeIter || iter > maxCodeIter {
+		return nil, fmt.Errorf("PBKDF2 iterations %d outside %d..%d", iter, minCodeIter, maxCodeIter)
+	}
+	salt := make([]byte, codeSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	key, err := pbkdf2.Key(sha256.New, code, salt, iter, codeKeyLen)
+	if err != nil {
+		return nil, err
+	}
+	return &CodeHash{iter: iter, salt: salt, key: key}, nil
+}
+
+// Match reports, in constant time over the derived key, whether code is the
+// hashed one.
+func (h *CodeHash) Match(code string) bool {
+	key, err := pbkdf2.Key(sha256.New, code, h.salt, h.iter, len(h.key))
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(key, h.key) == 1
+}
+
+// String is the hash's text form.
+func (h *CodeHash) String() string {
+	e := base64.RawStdEncoding
+	return codeHashScheme + "$" + strconv.Itoa(h.iter) + "$" + e.EncodeToString(h.salt) + "$" + e.EncodeToString(h.key)
+}
+
+// ParseCodeHash reads a hash's text form.
+func ParseCodeHash(s string) (*CodeHash, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 4 || parts[0] != codeHashScheme {
+		return nil, fmt.Errorf("not a %s$<iterations>$<salt>$<key> hash", codeHashScheme)
+	}
+	iter, err := strconv.Atoi(parts[1])
+	if err != nil || iter < minCodeIter || iter > maxCodeIter || parts[1] != strconv.Itoa(iter) {
+		return nil, fmt.Errorf("iterations %q outside %d..%d", parts[1], minCodeIter, maxCodeIter)
+	}
+	e := base64.RawStdEncoding.Strict()
+	salt, err := e.DecodeString(parts[2])
+	if err != nil || len(salt) < 8 || len(salt) > 64 {
+		return nil, errors.New("salt is not 8 to 64 bytes of unpadded base64")
+	}
+	key, err := e.DecodeString(parts[3])
+	if err != nil || len(key) < 16 || len(key) > 64 {
+		return nil, errors.New("key is not 16 to 64 bytes of unpadded base64")
+	}
+	return &CodeHash{iter: iter, salt: salt, key: key}, nil
+}
