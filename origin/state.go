@@ -490,7 +490,6 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 
 	ok := ValidCode(code) == nil && h.Match(code)
 
-	var st Status
 	_, err := s.update(account, func(a *acct, now int64) error {
 		a.codeBusy--
 		if a.code != h { // replaced meanwhile: this attempt is void
@@ -513,8 +512,8 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		a.failed, a.quarantined = 0, false
 		return nil
 	})
-	st = s.Status(account)
-	if err == ErrWrongCode && st.CodeLockedUntil.After(time.Time{}) {
+	st := s.Status(account)
+	if err == ErrWrongCode && !st.CodeLockedUntil.IsZero() {
 		return st, ErrCodeLocked
 	}
 	return st, err
