@@ -1,0 +1,307 @@
+package velocity
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/matcher"
+)
+
+// EventKind is what a call event reports.
+type EventKind uint8
+
+// Call events.
+const (
+	Answered EventKind = iota
+	Ended
+	numEventKinds
+)
+
+// EventKindNames are the wire names (and metric labels) of the kinds.
+var EventKindNames = [numEventKinds]string{"answered", "ended"}
+
+// Result is what became of an event.
+type Result uint8
+
+// Event results.
+const (
+	// Accepted changed the state: a new live call, or a call ended.
+	Accepted Result = iota
+	// Duplicate repeated (or came after) what is known of the call: an
+	// answered call already live or ended, an end already counted.
+	Duplicate
+	// Ignored named an account tollgate does not know.
+	Ignored
+	numResults
+)
+
+// ResultNames are the metric labels of the results.
+var ResultNames = [numResults]string{"accepted", "duplicate", "ignored"}
+
+// Event is one call event from a proxy.
+type Event struct {
+	Kind       EventKind
+	CallID     string
+	Account    string
+	Subaccount string
+	// To is the destination: the verdict's e164, or the number as dialled.
+	To string
+	// Time is when the call was answered or ended; zero means now.
+	Time time.Time
+	// Duration is, for an end, how long the call was up; negative when
+	// the proxy did not say (then it is measured from the answer).
+	Duration time.Duration
+}
+
+// call is a live call, or the tombstone of an ended one that keeps its end
+// idempotent.
+type call struct {
+	id       string
+	scope    *Scope
+	dest     matcher.Number
+	rate     int64 // millionths per minute; -1 when the deck does not price it
+	answered time.Time
+	ended    bool      // under the shard's lock
+	endedAt  time.Time // under the shard's lock
+	// durLevel is the level of call_duration alert already raised for this
+	// call, per rule, in its own scope [0] and its account's [1].
+	durLevel [2][16]uint8
+}
+
+const callShards = 64
+
+// callTable finds calls by Call-ID.
+type callTable struct {
+	seed   maphash.Seed
+	shards [callShards]struct {
+		mu sync.Mutex
+		m  map[string]*call
+	}
+}
+
+func (t *callTable) init() {
+	t.seed = maphash.MakeSeed()
+	for i := range t.shards {
+		t.shards[i].m = map[string]*call{}
+	}
+}
+
+func (t *callTable) shard(id string) *struct {
+	mu sync.Mutex
+	m  map[string]*call
+} {
+	return &t.shards[maphash.String(t.seed, id)%callShards]
+}
+
+// Apply takes one call event. Answers of a call already known and ends of
+// a call already ended are duplicates and change nothing; an end whose
+// answer was never seen still counts the call's duration and cost. Events
+// of accounts the engine does not know are ignored.
+func (e *Engine) Apply(ev Event) Result {
+	r := e.apply(ev)
+	if ev.Kind < numEventKinds {
+		e.events[ev.Kind][r].Add(1)
+	}
+	return r
+}
+
+func (e *Engine) apply(ev Event) Result {
+	s := e.lookup(ev.Account, ev.Subaccount)
+	if s == nil || ev.CallID == "" {
+		return Ignored
+	}
+	now := e.opt.Now()
+	at := ev.Time
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	sh := e.calls.shard(ev.CallID)
+	sh.mu.Lock()
+	c := sh.m[ev.CallID]
+	if c != nil && (ev.Kind == Answered || c.ended) {
+		sh.mu.Unlock()
+		return Duplicate
+	}
+	if c == nil {
+		dest, rate := e.price(ev)
+		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at}
+		if ev.Kind == Ended {
+			dur := ev.Duration
+			if dur < 0 {
+				dur = 0
+			}
+			c.answered = at.Add(-dur)
+			c.ended, c.endedAt = true, at
+		}
+		sh.m[ev.CallID] = c
+		sh.mu.Unlock()
+		if ev.Kind == Answered {
+			e.live.Add(1)
+			c.scope.addLive(c, now)
+		} else {
+			c.scope.endCall(c, c.answered, at, now, false)
+		}
+		return Accepted
+	}
+	// the end of a live call; c.answered stays as it was (the evaluator
+	// reads it), the proxy's duration decides the cost
+	c.ended, c.endedAt = true, at
+	answered := c.answered
+	if ev.Duration >= 0 {
+		answered = at.Add(-ev.Duration)
+	}
+	sh.mu.Unlock()
+	e.live.Add(-1)
+	c.scope.endCall(c, answered, at, now, true)
+	return Accepted
+}
+
+// price resolves an event's destination and its rate.
+func (e *Engine) price(ev Event) (matcher.Number, int64) {
+	e164 := ev.To
+	if e.opt.Resolve != nil {
+		e164 = e.opt.Resolve(ev.Account, ev.Subaccount, ev.To)
+	}
+	n, ok := matcher.PackNumber(e164)
+	if !ok {
+		return 0, -1
+	}
+	if e.opt.Price != nil {
+		if r, ok := e.opt.Price(e164); ok {
+			return n, r
+		}
+	}
+	return n, -1
+}
+
+// addLive registers a new live call in its scope and its account's.
+func (s *Scope) addLive(c *call, now time.Time) {
+	for sc := s; sc != nil; sc = sc.parent {
+		sc.mu.Lock()
+		sc.live[c] = struct{}{}
+		sc.notePeak(len(sc.live), now)
+		sc.mu.Unlock()
+		sc.markDirty()
+	}
+}
+
+// endCall takes an ended call out of the live sets (when it was live),
+// books the part of its cost that falls today, and checks its duration
+// against the rules.
+func (s *Scope) endCall(c *call, answered, ended, now time.Time, wasLive bool) {
+	dur := ended.Sub(answered)
+	for i, sc := 0, s; sc != nil; i, sc = i+1, sc.parent {
+		cfg := sc.cfg.Load()
+		var fire []pendingAlert
+		sc.mu.Lock()
+		if wasLive {
+			delete(sc.live, c)
+		}
+		sc.rollDay(now, cfg)
+		if c.rate > 0 {
+			sc.spent += costToday(c.rate, answered, ended, sc.dayStart(now, cfg))
+		}
+		if cfg != nil {
+			fire = sc.durationAlerts(cfg, c, i, dur, now)
+		}
+		sc.mu.Unlock()
+		sc.markDirty()
+		sc.e.raise(sc, fire)
+	}
+}
+
+// costToday is the cost, in millionths, of the part of [from, to) after
+// midnight (the start of today).
+func costToday(rate int64, from, to, midnight time.Time) int64 {
+	if from.Before(midnight) {
+		from = midnight
+	}
+	ms := to.Sub(from).Milliseconds()
+	if ms <= 0 || rate <= 0 {
+		return 0
+	}
+	return rate * ms / 60_000
+}
+
+// dayStart is the local midnight that started now's day in the scope's
+// time zone.
+func (s *Scope) dayStart(now time.Time, cfg *scopeConfig) time.Time {
+	loc := time.UTC
+	if cfg != nil {
+		loc = cfg.loc
+	}
+	l := now.In(loc)
+	y, m, d := l.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// dayNumber numbers local days (days since 1970-01-01 of the local date).
+func dayNumber(now time.Time, cfg *scopeConfig) int64 {
+	loc := time.UTC
+	if cfg != nil {
+		loc = cfg.loc
+	}
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+}
+
+// rollDay starts a new spend day at local midnight. Called with s.mu held.
+func (s *Scope) rollDay(now time.Time, cfg *scopeConfig) {
+	if day := dayNumber(now, cfg); day != s.spendDay {
+		s.spendDay, s.spent, s.spendFired = day, 0, 0
+	}
+}
+
+// notePeak tracks the day's highest number of live calls and keeps the
+// previous days' peaks. Called with s.mu held.
+func (s *Scope) notePeak(live int, now time.Time) {
+	day := dayNumber(now, s.cfg.Load())
+	if day != s.peakDay {
+		if s.peakDay != 0 && s.peakToday > 0 {
+			copy(s.history[1:], s.history[:len(s.history)-1])
+			s.history[0] = dayPeak{day: s.peakDay, peak: s.peakToday}
+		}
+		s.peakDay, s.peakToday = day, 0
+	}
+	s.peakToday = max(s.peakToday, live)
+}
+
+// typicalPeak is the highest daily peak of the seven days before today (0
+// until a day with calls has passed). Called with s.mu held.
+func (s *Scope) typicalPeak(today int64) int {
+	p := 0
+	for _, h := range s.history {
+		if h.day != 0 && h.day < today && h.day >= today-7 {
+			p = max(p, h.peak)
+		}
+	}
+	return p
+}
+
+// sweep ends the live calls older than the maximum duration (their end was
+// lost: they are booked as lasting exactly that long) and forgets the
+// tombstones of calls ended longer ago than that.
+func (e *Engine) sweep(now time.Time) {
+	max := e.opt.MaxCallDuration
+	for i := range e.calls.shards {
+		sh := &e.calls.shards[i]
+		var expired []*call
+		sh.mu.Lock()
+		for id, c := range sh.m {
+			switch {
+			case c.ended && now.Sub(c.endedAt) > max:
+				delete(sh.m, id)
+			case !c.ended && now.Sub(c.answered) > max:
+				c.ended, c.endedAt = true, c.answered.Add(max)
+				expired = append(expired, c)
+			}
+		}
+		sh.mu.Unlock()
+		for _, c := range expired {
+			e.live.Add(-1)
+			e.expired.Add(1)
+			c.scope.endCall(c, c.answered, c.answered.Add(max), now, true)
+		}
+	}
+}

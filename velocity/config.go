@@ -1,0 +1,178 @@
+package velocity
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// Measure indexes, in the order of policy.MeasureNames.
+const (
+	mCPM = iota
+	mWindow
+	mConcurrent
+	mSequential
+	mDuration
+	mBlocked
+	numMeasures
+)
+
+// scopeConfig is a scope's compiled settings. It is immutable; Sync swaps
+// in a new one, and a rule's counters move to the new config when the rule
+// still counts the same calls.
+type scopeConfig struct {
+	home   string
+	loc    *time.Location
+	maxCPS int
+	rules  []rule
+	timed  bool // some rule has hours or days: Record needs the local time
+
+	spendWarn, spendLimit int64 // millionths; 0 = not set
+	spendAction           string
+}
+
+// rule is a compiled policy.VelocityRule with its counters.
+type rule struct {
+	name     string
+	prefix   matcher.Number // 0: every destination
+	from, to int            // minutes of the day, [from, to); from == to: all day
+	days     uint8          // bit per time.Weekday; 0: every day
+	win      window
+	th       [numMeasures]policy.Threshold
+	has      [numMeasures]bool
+	action   string // of the critical level
+	ctr      *counters
+	prefixTx string // "+44", for alerts and the admin API
+}
+
+// counters are one rule's lock-free counts.
+type counters struct {
+	cpm     ring // allowed calls, by second
+	win     ring // allowed calls, by window bucket
+	blocked ring // barred attempts, by window bucket
+	seq     atomic.Uint64
+}
+
+func (c *counters) reset() {
+	c.cpm.reset()
+	c.win.reset()
+	c.blocked.reset()
+	c.seq.Store(0)
+}
+
+// sameCounting reports whether two rules count exactly the same calls, so
+// that a policy change that only moves thresholds keeps the counts.
+func (r *rule) sameCounting(o *rule) bool {
+	return r.prefix == o.prefix && r.from == o.from && r.to == o.to && r.days == o.days && r.win == o.win
+}
+
+// compileConfig builds a scope's config from its effective policy. prev's
+// counters are carried over to the rules that count the same calls. zones
+// caches loaded time zones (loading one parses the zone database).
+func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*time.Location) (*scopeConfig, error) {
+	c := &scopeConfig{home: eff.HomeCountry, maxCPS: eff.MaxCPS, loc: time.UTC}
+	if eff.TimeZone != "" {
+		loc, ok := zones[eff.TimeZone]
+		if !ok {
+			var err error
+			if loc, err = policy.ValidTimeZone(eff.TimeZone); err != nil {
+				return nil, err
+			}
+			if zones != nil {
+				zones[eff.TimeZone] = loc
+			}
+		}
+		c.loc = loc
+	}
+	v := eff.Velocity
+	if v == nil {
+		return c, nil
+	}
+	if s := v.DailySpend; s != nil {
+		c.spendWarn, c.spendLimit = policy.Micro(s.Warning), policy.Micro(s.Limit)
+		c.spendAction = v.CriticalAction(s.Action)
+	}
+	var taken []bool
+	if prev != nil {
+		taken = make([]bool, len(prev.rules))
+	}
+	for i := range v.Rules {
+		pr := &v.Rules[i]
+		r := rule{name: pr.Name, win: newWindow(pr.Window()), action: v.CriticalAction(pr.Action), prefixTx: pr.Prefix}
+		if r.name == "" {
+			r.name = fmt.Sprintf("rule %d", i+1)
+		}
+		if pr.Prefix != "" {
+			n, ok := matcher.PackNumber(pr.Prefix)
+			if !ok {
+				return nil, fmt.Errorf("rule %s: prefix %q is not canonical", r.name, pr.Prefix)
+			}
+			r.prefix = n
+		}
+		if pr.Hours != "" {
+			from, to, err := policy.ParseHours(pr.Hours)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %v", r.name, err)
+			}
+			r.from, r.to = from, to
+		}
+		for _, d := range pr.Days {
+			wd, ok := policy.ParseDay(d)
+			if !ok {
+				return nil, fmt.Errorf("rule %s: day %q", r.name, d)
+			}
+			r.days |= 1 << wd
+		}
+		for m, t := range pr.Measures() {
+			if t != nil {
+				r.th[m], r.has[m] = *t, true
+			}
+		}
+		if prev != nil {
+			for j := range prev.rules {
+				if !taken[j] && prev.rules[j].sameCounting(&r) {
+					r.ctr, taken[j] = prev.rules[j].ctr, true
+					break
+				}
+			}
+		}
+		if r.ctr == nil {
+			r.ctr = &counters{}
+		}
+		c.timed = c.timed || r.from != r.to || r.days != 0
+		c.rules = append(c.rules, r)
+	}
+	return c, nil
+}
+
+// active reports whether the rule counts a call at local time t. A window
+// that spans midnight belongs to the day it starts on.
+func (r *rule) active(t time.Time) bool {
+	h, m, _ := t.Clock()
+	min := h*60 + m
+	day := t.Weekday()
+	switch {
+	case r.from == r.to:
+	case r.from < r.to:
+		if min < r.from || min >= r.to {
+			return false
+		}
+	default: // spans midnight
+		switch {
+		case min >= r.from:
+		case min < r.to:
+			day = (day + 6) % 7 // the window started yesterday
+		default:
+			return false
+		}
+	}
+	return r.days == 0 || r.days&(1<<day) != 0
+}
+
+// matches reports whether the rule counts calls to dest.
+func (r *rule) matches(dest matcher.Number) bool {
+	return r.prefix == 0 || (dest != 0 && dest.HasPrefix(r.prefix))
+}

@@ -1,0 +1,602 @@
+// Package velocity is the stateful side of tollgate's decisions: per-account
+// (and per-subaccount) counters of call attempts, live channels and spend,
+// the fraud_detection-style rules evaluated against them, and the
+// international lockdown a critical level triggers.
+//
+// The decision path (matcher.Decide through the matcher.Velocity interface)
+// only reads an atomic pointer to an immutable table, reads a lock flag and
+// adds to atomic counters: no lock, no allocation, no waiting. Everything
+// else — call events from the proxies, the periodic evaluation of the rules,
+// alerts, locks and admin reads — runs beside it under ordinary mutexes.
+//
+// Counting: every decided attempt of a known account is recorded in its
+// scope and, for a subaccount, in its account's scope too. A rule counts
+// the attempts whose destination is under its prefix while it is active
+// (hours and days in the account's time zone): allowed attempts in a
+// one-second ring (calls per minute), in a window ring (calls per window)
+// and in a sequential-run word; attempts refused as barred in a window
+// ring (blocked attempts). Live calls come from call events (answered,
+// ended), expire after a maximum duration, and give concurrent calls, call
+// durations as they run, the daily spend (answered calls' cost plus the
+// running cost of calls in progress, from the rate deck) and each account's
+// daily peak of channels.
+package velocity
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Now is the clock; time.Now if nil. Tests inject one.
+	Now func() time.Time
+	// MaxCallDuration is how long a live call may run before it is taken
+	// as ended (its end event lost); default 4 h. Ends are idempotent by
+	// call id for as long again.
+	MaxCallDuration time.Duration
+	// Interval is how often Run evaluates the rules (default 250 ms).
+	Interval time.Duration
+	// Notifier gets every alert; it must not block.
+	Notifier alert.Notifier
+	// OnLock is called (from the evaluating goroutine) after an automatic
+	// lockdown, so it can be made durable and audited.
+	OnLock func(Lock)
+	// Resolve turns what a call event says was dialled into E.164 ("" if
+	// it does not resolve); a "+digits" number is used as it is without it.
+	Resolve func(account, sub, to string) string
+	// Price is the rate deck: millionths of Currency per minute.
+	Price func(e164 string) (int64, bool)
+	// Currency names the rate deck's currency for alerts.
+	Currency func() string
+}
+
+// Lock is an international lockdown of an account or subaccount.
+type Lock struct {
+	Account    string    `json:"account"`
+	Subaccount string    `json:"subaccount,omitempty"`
+	Time       time.Time `json:"time"`
+	// By is "tollgate" for an automatic lockdown, else the admin token's
+	// name.
+	By        string `json:"by"`
+	Reason    string `json:"reason"`
+	Automatic bool   `json:"automatic"`
+	// Rule and Kind name the rule and measure whose critical level locked
+	// the scope (automatic lockdowns).
+	Rule string `json:"rule,omitempty"`
+	Kind string `json:"kind,omitempty"`
+}
+
+// Key is "account" or "account/subaccount" (names cannot contain '/').
+func (l Lock) Key() string { return scopeKey(l.Account, l.Subaccount) }
+
+func scopeKey(account, sub string) string {
+	if sub == "" {
+		return account
+	}
+	return account + "/" + sub
+}
+
+// AutomaticBy is the Lock.By of automatic lockdowns.
+const AutomaticBy = "tollgate"
+
+// Engine holds every scope's state. Create it with New, feed it the policy
+// with Sync, call events with Apply, and run Run (or Evaluate) for the rules.
+type Engine struct {
+	opt Options
+
+	table atomic.Pointer[table]
+	mu    sync.Mutex // Sync and locks
+	locks map[string]Lock
+
+	dirty atomic.Pointer[Scope] // scopes with news since the last evaluation (a Treiber stack)
+	calls callTable
+
+	evalMu    sync.Mutex
+	watch     map[*Scope]struct{}
+	lastSweep time.Time
+
+	live      atomic.Int64
+	events    [numEventKinds][numResults]atomic.Uint64
+	expired   atomic.Uint64
+	lockdowns [2]atomic.Uint64 // automatic, operator
+	unlocks   atomic.Uint64
+	cpsOver   atomic.Uint64
+	cpsRatio  atomic.Uint64 // float64 bits
+	peakRatio atomic.Uint64
+	evalNanos atomic.Int64
+}
+
+// table is an immutable index of the scopes by name.
+type table struct {
+	accounts map[string]*entry
+	deflt    policy.Policy
+}
+
+type entry struct {
+	scope *Scope
+	subs  map[string]*Scope
+	src   policy.Account
+}
+
+// New returns an engine with no accounts.
+func New(opt Options) *Engine {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.MaxCallDuration <= 0 {
+		opt.MaxCallDuration = 4 * time.Hour
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = 250 * time.Millisecond
+	}
+	e := &Engine{opt: opt, locks: map[string]Lock{}, watch: map[*Scope]struct{}{}}
+	e.calls.init()
+	e.table.Store(&table{accounts: map[string]*entry{}})
+	return e
+}
+
+// Scope is a scope's live state; the matcher reaches it through
+// matcher.Velocity.
+type Scope struct {
+	e            *Engine
+	account, sub string
+	parent       *Scope
+
+	locked atomic.Bool
+	cfg    atomic.Pointer[scopeConfig]
+	cps    [4]atomic.Uint64 // attempts by second, for the CPS cap ratio
+	gone   atomic.Bool
+
+	dirtyFlag atomic.Bool
+	next      atomic.Pointer[Scope]
+
+	mu          sync.Mutex // everything below: events, evaluation, admin
+	live        map[*call]struct{}
+	spendDay    int64
+	spent       int64 // millionths booked today
+	spendFired  uint8
+	peakDay     int64
+	peakToday   int
+	history     [7]dayPeak
+	fired       map[alertKey]uint8
+	firedCfg    *scopeConfig
+	cpsCounted  int64
+	lastAttempt int64
+}
+
+type dayPeak struct {
+	day  int64
+	peak int
+}
+
+type alertKey struct{ rule, measure uint8 }
+
+func (e *Engine) newScope(account, sub string, parent *Scope) *Scope {
+	s := &Scope{e: e, account: account, sub: sub, parent: parent, live: map[*call]struct{}{}}
+	if _, ok := e.locks[scopeKey(account, sub)]; ok {
+		s.locked.Store(true)
+	}
+	return s
+}
+
+// Scope implements matcher.Velocity: the scope of an account, or of its
+// subaccount when sub names one, or nil for an account the engine does not
+// know. Lock-free and allocation-free.
+func (e *Engine) Scope(account, sub string) matcher.VelocityScope {
+	if s := e.lookup(account, sub); s != nil {
+		return s
+	}
+	return nil
+}
+
+func (e *Engine) lookup(account, sub string) *Scope {
+	en := e.table.Load().accounts[account]
+	if en == nil {
+		return nil
+	}
+	if sub != "" {
+		if s := en.subs[sub]; s != nil {
+			return s
+		}
+	}
+	return en.scope
+}
+
+// IntlLocked implements matcher.VelocityScope.
+func (s *Scope) IntlLocked() matcher.Layer {
+	if s.parent != nil {
+		switch {
+		case s.parent.locked.Load():
+			return matcher.LayerAccount
+		case s.locked.Load():
+			return matcher.LayerSubaccount
+		}
+		return matcher.LayerNone
+	}
+	if s.locked.Load() {
+		return matcher.LayerAccount
+	}
+	return matcher.LayerNone
+}
+
+// Record implements matcher.VelocityScope: it counts an attempt in this
+// scope and, for a subaccount, in its account's.
+func (s *Scope) Record(dest matcher.Number, o matcher.Outcome) {
+	now := s.e.opt.Now()
+	s.record(now, dest, o)
+	if s.parent != nil {
+		s.parent.record(now, dest, o)
+	}
+}
+
+func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
+	cfg := s.cfg.Load()
+	if cfg == nil {
+		return
+	}
+	sec := now.Unix()
+	news := false
+	if cfg.maxCPS > 0 {
+		bucketAdd(&s.cps[sec%int64(len(s.cps))], uint32(sec))
+		news = true
+	}
+	if len(cfg.rules) > 0 && o != matcher.OutcomeOther {
+		minute := uint32(sec / 60)
+		var local time.Time
+		haveLocal := false
+		for i := range cfg.rules {
+			r := &cfg.rules[i]
+			if !r.matches(dest) {
+				continue
+			}
+			if r.from != r.to || r.days != 0 {
+				if !haveLocal {
+					local, haveLocal = now.In(cfg.loc), true
+				}
+				if !r.active(local) {
+					continue
+				}
+			}
+			// only the measures the rule watches are counted: each is a
+			// cache line of a scope among thousands
+			if o == matcher.OutcomeAllowed {
+				if r.has[mCPM] {
+					r.ctr.cpm.add(uint32(sec))
+					news = true
+				}
+				if r.has[mWindow] {
+					r.ctr.win.add(r.win.tag(minute))
+					news = true
+				}
+				if r.has[mSequential] {
+					seqRecord(&r.ctr.seq, dest, minute, r.win.minutes)
+					news = true
+				}
+			} else if r.has[mBlocked] {
+				r.ctr.blocked.add(r.win.tag(minute))
+				news = true
+			}
+		}
+	}
+	if news {
+		s.markDirty()
+	}
+}
+
+// bucketAdd is ring.add for one bucket of any ring.
+func bucketAdd(b *atomic.Uint64, tag uint32) {
+	for {
+		old := b.Load()
+		nw := uint64(tag)<<32 | 1
+		if uint32(old>>32) == tag {
+			nw = old + 1
+		}
+		if b.CompareAndSwap(old, nw) {
+			return
+		}
+	}
+}
+
+func bucketCount(b *atomic.Uint64, tag uint32) int {
+	v := b.Load()
+	if uint32(v>>32) != tag {
+		return 0
+	}
+	return int(uint32(v))
+}
+
+// markDirty puts the scope on the evaluator's stack once.
+func (s *Scope) markDirty() {
+	if s.dirtyFlag.Load() || !s.dirtyFlag.CompareAndSwap(false, true) {
+		return
+	}
+	for {
+		head := s.e.dirty.Load()
+		s.next.Store(head)
+		if s.e.dirty.CompareAndSwap(head, s) {
+			return
+		}
+	}
+}
+
+// Sync installs the policy set's accounts and settings: a scope for every
+// account and subaccount (kept, with its counters, across syncs), the rules
+// compiled, the lockdowns re-applied. A scope whose account disappears is
+// dropped. Call it after every swap of a snapshot compiled from the same set;
+// the set must have passed matcher.Compile. On error nothing changes.
+func (e *Engine) Sync(set *policy.Set) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.table.Load()
+	nt := &table{accounts: make(map[string]*entry, len(set.Accounts)), deflt: set.Operator.Default}
+	base := policy.Merge(policy.BuiltinDefault(), set.Operator.Default)
+	reuse := samePolicy(old.deflt, set.Operator.Default)
+	type pending struct {
+		s   *Scope
+		cfg *scopeConfig
+	}
+	zones := map[string]*time.Location{}
+	var todo []pending
+	for name, acc := range set.Accounts {
+		oe := old.accounts[name]
+		if reuse && oe != nil && sameAccount(oe.src, acc) {
+			nt.accounts[name] = oe
+			continue
+		}
+		eff := policy.Merge(base, acc.Policy)
+		en := &entry{src: acc}
+		if oe != nil {
+			en.scope = oe.scope
+		} else {
+			en.scope = e.newScope(name, "", nil)
+		}
+		cfg, err := compileConfig(eff, en.scope.cfg.Load(), zones)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", name, err)
+		}
+		todo = append(todo, pending{en.scope, cfg})
+		if len(acc.Subaccounts) > 0 {
+			en.subs = make(map[string]*Scope, len(acc.Subaccounts))
+		}
+		for subName, sp := range acc.Subaccounts {
+			var ss *Scope
+			if oe != nil {
+				ss = oe.subs[subName]
+			}
+			if ss == nil {
+				ss = e.newScope(name, subName, en.scope)
+			}
+			scfg, err := compileConfig(policy.MergeSubaccount(eff, sp), ss.cfg.Load(), zones)
+			if err != nil {
+				return fmt.Errorf("account %s: subaccount %s: %w", name, subName, err)
+			}
+			todo = append(todo, pending{ss, scfg})
+			en.subs[subName] = ss
+		}
+		nt.accounts[name] = en
+	}
+	for _, p := range todo {
+		p.s.cfg.Store(p.cfg)
+		p.s.markDirty() // re-evaluate under the new thresholds
+	}
+	for name, oe := range old.accounts {
+		ne := nt.accounts[name]
+		if ne == oe {
+			continue
+		}
+		if ne == nil || ne.scope != oe.scope {
+			oe.scope.gone.Store(true)
+		}
+		for sub, s := range oe.subs {
+			if ne == nil || ne.subs[sub] != s {
+				s.gone.Store(true)
+			}
+		}
+	}
+	e.table.Store(nt)
+	return nil
+}
+
+// samePolicy reports whether two layers are the very same objects, so an
+// unchanged account keeps its compiled config (as matcher.CompileFrom does).
+func samePolicy(a, b policy.Policy) bool {
+	return a.HomeCountry == b.HomeCountry && a.Countries == b.Countries && a.HighRisk == b.HighRisk &&
+		a.AllowPrefixes == b.AllowPrefixes && a.BlockPrefixes == b.BlockPrefixes &&
+		a.MaxChannels == b.MaxChannels && a.MaxCPS == b.MaxCPS &&
+		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity
+}
+
+func sameAccount(a, b policy.Account) bool {
+	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) {
+		return false
+	}
+	for k, v := range a.Subaccounts {
+		w, ok := b.Subaccounts[k]
+		if !ok || !samePolicy(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// RestoreLocks installs lockdowns read from storage, without alerts.
+func (e *Engine) RestoreLocks(ls []Lock) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range ls {
+		e.locks[l.Key()] = l
+		if s := e.lookup(l.Account, l.Subaccount); s != nil && s.account == l.Account && s.sub == l.Subaccount {
+			s.locked.Store(true)
+		}
+	}
+}
+
+// Lock locks a scope's international calls on an operator's word (or
+// replaces the record of an existing lock) and alerts. The scope must
+// exist.
+func (e *Engine) Lock(l Lock) error {
+	e.mu.Lock()
+	s := e.exact(l.Account, l.Subaccount)
+	if s == nil {
+		e.mu.Unlock()
+		return fmt.Errorf("no such scope %s", l.Key())
+	}
+	if l.Time.IsZero() {
+		l.Time = e.opt.Now()
+	}
+	_, was := e.locks[l.Key()]
+	e.locks[l.Key()] = l
+	s.locked.Store(true)
+	e.mu.Unlock()
+	if !was {
+		e.lockdowns[1].Add(1)
+	}
+	e.notify(alert.Alert{Time: l.Time, Type: alert.TypeLockdown, Level: alert.LevelCritical, Kind: alert.KindLockdown,
+		Account: l.Account, Subaccount: l.Subaccount, By: l.By, Reason: l.Reason, Action: policy.ActionLockdown,
+		Message: fmt.Sprintf("international calls of %s locked by %s: %s", l.Key(), l.By, l.Reason)})
+	return nil
+}
+
+// Unlock lifts a lockdown and alerts; ok is false when the scope was not
+// locked.
+func (e *Engine) Unlock(account, sub, by, reason string) (Lock, bool) {
+	key := scopeKey(account, sub)
+	e.mu.Lock()
+	l, ok := e.locks[key]
+	if ok {
+		delete(e.locks, key)
+		if s := e.exact(account, sub); s != nil {
+			s.locked.Store(false)
+		}
+	}
+	e.mu.Unlock()
+	if !ok {
+		return l, false
+	}
+	e.unlocks.Add(1)
+	e.notify(alert.Alert{Type: alert.TypeUnlock, Level: alert.LevelInfo, Kind: alert.KindUnlock,
+		Account: account, Subaccount: sub, By: by, Reason: reason,
+		Message: fmt.Sprintf("international calls of %s unlocked by %s: %s", key, by, reason)})
+	return l, true
+}
+
+// LockOf returns a scope's lockdown, if it is locked.
+func (e *Engine) LockOf(account, sub string) (Lock, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l, ok := e.locks[scopeKey(account, sub)]
+	return l, ok
+}
+
+// Locks lists every lockdown, sorted by scope.
+func (e *Engine) Locks() []Lock {
+	e.mu.Lock()
+	out := make([]Lock, 0, len(e.locks))
+	for _, l := range e.locks {
+		out = append(out, l)
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// exact finds the scope of exactly account/sub (not the account's for an
+// unknown subaccount).
+func (e *Engine) exact(account, sub string) *Scope {
+	s := e.lookup(account, sub)
+	if s == nil || s.sub != sub {
+		return nil
+	}
+	return s
+}
+
+// autoLock locks a scope whose critical level asks for it, unless it is
+// locked already.
+func (e *Engine) autoLock(s *Scope, a alert.Alert) {
+	e.mu.Lock()
+	key := scopeKey(s.account, s.sub)
+	if _, ok := e.locks[key]; ok || s.gone.Load() {
+		e.mu.Unlock()
+		return
+	}
+	l := Lock{Account: s.account, Subaccount: s.sub, Time: a.Time, By: AutomaticBy, Reason: a.Message, Automatic: true, Rule: a.Rule, Kind: a.Kind}
+	e.locks[key] = l
+	s.locked.Store(true)
+	e.mu.Unlock()
+	e.lockdowns[0].Add(1)
+	e.notify(alert.Alert{Time: a.Time, Type: alert.TypeLockdown, Level: alert.LevelCritical, Kind: alert.KindLockdown,
+		Account: s.account, Subaccount: s.sub, Rule: a.Rule, Prefix: a.Prefix, By: AutomaticBy, Reason: a.Message,
+		Action: policy.ActionLockdown, Message: fmt.Sprintf("international calls of %s locked automatically: %s", key, a.Message)})
+	if e.opt.OnLock != nil {
+		e.opt.OnLock(l)
+	}
+}
+
+func (e *Engine) notify(a alert.Alert) {
+	if e.opt.Notifier != nil {
+		e.opt.Notifier.Notify(a)
+	}
+}
+
+// Run evaluates the rules every Interval until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.opt.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.Evaluate()
+		}
+	}
+}
+
+// Stats are the engine's counters and gauges, for /metrics.
+type Stats struct {
+	Scopes    int
+	LiveCalls int64
+	// Events by kind (answered, ended) and result (accepted, duplicate,
+	// ignored).
+	Events          [numEventKinds][numResults]uint64
+	Expired         uint64
+	LockdownsAuto   uint64
+	LockdownsOp     uint64
+	Unlocks         uint64
+	Locked          int
+	CPSOverCap      uint64
+	CPSCapRatioMax  float64
+	PeakRatioMax    float64
+	EvaluationNanos int64
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats {
+	st := Stats{LiveCalls: e.live.Load(), Expired: e.expired.Load(), LockdownsAuto: e.lockdowns[0].Load(),
+		LockdownsOp: e.lockdowns[1].Load(), Unlocks: e.unlocks.Load(), CPSOverCap: e.cpsOver.Load(),
+		CPSCapRatioMax: math.Float64frombits(e.cpsRatio.Load()), PeakRatioMax: math.Float64frombits(e.peakRatio.Load()),
+		EvaluationNanos: e.evalNanos.Load()}
+	for k := range e.events {
+		for r := range e.events[k] {
+			st.Events[k][r] = e.events[k][r].Load()
+		}
+	}
+	t := e.table.Load()
+	for _, en := range t.accounts {
+		st.Scopes += 1 + len(en.subs)
+	}
+	e.mu.Lock()
+	st.Locked = len(e.locks)
+	e.mu.Unlock()
+	return st
+}

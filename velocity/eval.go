@@ -1,0 +1,279 @@
+package velocity
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// Alert levels as stored in the fired-state maps.
+const (
+	lvlNone uint8 = iota
+	lvlWarning
+	lvlCritical
+)
+
+var measureUnits = [numMeasures]string{"calls", "calls", "calls", "calls", "seconds", "attempts"}
+
+func levelOf(v int, t policy.Threshold) uint8 {
+	switch {
+	case t.Critical > 0 && v >= t.Critical:
+		return lvlCritical
+	case t.Warning > 0 && v >= t.Warning:
+		return lvlWarning
+	}
+	return lvlNone
+}
+
+// pendingAlert is an alert found under a scope's lock, raised after it.
+type pendingAlert struct {
+	a    alert.Alert
+	lock bool // the critical level's action is a lockdown
+}
+
+type evalState struct {
+	cpsRatio, peakRatio float64
+}
+
+// Evaluate checks every scope with news (attempts, events, a config change)
+// and every scope still holding live calls or raised alerts against its
+// rules: alerts for levels newly reached, lockdowns for critical levels
+// whose action is lockdown. It also ends expired calls (at most once a
+// second) and updates the gauges. Run calls it periodically; tests call it
+// with an injected clock.
+func (e *Engine) Evaluate() {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	start := time.Now()
+	now := e.opt.Now()
+	for s := e.dirty.Swap(nil); s != nil; {
+		next := s.next.Load()
+		s.next.Store(nil)
+		s.dirtyFlag.Store(false)
+		e.watch[s] = struct{}{}
+		s = next
+	}
+	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= time.Second || now.Before(e.lastSweep) {
+		e.sweep(now)
+		e.lastSweep = now
+	}
+	var st evalState
+	for s := range e.watch {
+		if !s.evaluate(now, &st) {
+			delete(e.watch, s)
+		}
+	}
+	e.cpsRatio.Store(math.Float64bits(st.cpsRatio))
+	e.peakRatio.Store(math.Float64bits(st.peakRatio))
+	e.evalNanos.Store(time.Since(start).Nanoseconds())
+}
+
+// evaluate checks one scope and reports whether it still needs watching.
+func (s *Scope) evaluate(now time.Time, st *evalState) bool {
+	cfg := s.cfg.Load()
+	if cfg == nil || s.gone.Load() {
+		return false
+	}
+	var fire []pendingAlert
+	keep := false
+	sec := now.Unix()
+	minute := uint32(sec / 60)
+
+	s.mu.Lock()
+	if s.firedCfg != cfg {
+		// new thresholds: levels raised under the old ones no longer say
+		// anything
+		s.fired, s.firedCfg, s.spendFired = map[alertKey]uint8{}, cfg, 0
+	}
+	if cfg.maxCPS > 0 {
+		last := sec - 1
+		n := bucketCount(&s.cps[last%int64(len(s.cps))], uint32(last))
+		st.cpsRatio = math.Max(st.cpsRatio, float64(n)/float64(cfg.maxCPS))
+		if n > cfg.maxCPS && s.cpsCounted < last {
+			s.cpsCounted = last
+			s.e.cpsOver.Add(1)
+		}
+		if n > 0 || bucketCount(&s.cps[sec%int64(len(s.cps))], uint32(sec)) > 0 {
+			keep = true
+		}
+	}
+	local := now.In(cfg.loc)
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		var v [numMeasures]int
+		from, to := r.win.span(minute)
+		if r.has[mCPM] {
+			v[mCPM] = r.ctr.cpm.sum(uint32(sec-59), uint32(sec))
+		}
+		if r.has[mWindow] {
+			v[mWindow] = r.ctr.win.sum(from, to)
+		}
+		if r.has[mBlocked] {
+			v[mBlocked] = r.ctr.blocked.sum(from, to)
+		}
+		if r.has[mSequential] {
+			v[mSequential] = seqValue(r.ctr.seq.Load(), minute, r.win.minutes)
+		}
+		if r.active(local) && (r.has[mConcurrent] || r.has[mDuration]) {
+			for c := range s.live {
+				if !r.matches(c.dest) {
+					continue
+				}
+				v[mConcurrent]++
+				if !r.has[mDuration] {
+					continue
+				}
+				idx := 0
+				if c.scope != s {
+					idx = 1
+				}
+				d := int(now.Sub(c.answered) / time.Second)
+				if lvl := levelOf(d, r.th[mDuration]); lvl > c.durLevel[idx][i] {
+					c.durLevel[idx][i] = lvl
+					fire = append(fire, s.thresholdAlert(now, r, mDuration, lvl, d, c.id))
+				}
+			}
+		}
+		for m := 0; m < numMeasures; m++ {
+			if m == mDuration || !r.has[m] {
+				continue
+			}
+			key := alertKey{uint8(i), uint8(m)}
+			lvl, prev := levelOf(v[m], r.th[m]), s.fired[key]
+			switch {
+			case lvl > prev:
+				s.fired[key] = lvl
+				fire = append(fire, s.thresholdAlert(now, r, m, lvl, v[m], ""))
+			case lvl == lvlNone && prev != lvlNone:
+				delete(s.fired, key) // below warning again: re-armed
+			}
+			if v[m] > 0 {
+				keep = true
+			}
+		}
+	}
+	if len(s.fired) > 0 {
+		keep = true
+	}
+	if cfg.spendWarn > 0 || cfg.spendLimit > 0 {
+		s.rollDay(now, cfg)
+		spent := s.spent + s.running(now, cfg)
+		lvl := lvlNone
+		switch {
+		case cfg.spendLimit > 0 && spent >= cfg.spendLimit:
+			lvl = lvlCritical
+		case cfg.spendWarn > 0 && spent >= cfg.spendWarn:
+			lvl = lvlWarning
+		}
+		if lvl > s.spendFired {
+			s.spendFired = lvl
+			fire = append(fire, s.spendAlert(now, cfg, lvl, spent))
+		}
+	}
+	live := len(s.live)
+	s.notePeak(live, now)
+	if live > 0 {
+		keep = true
+		if tp := s.typicalPeak(dayNumber(now, cfg)); tp > 0 {
+			st.peakRatio = math.Max(st.peakRatio, float64(live)/float64(tp))
+		}
+	}
+	s.mu.Unlock()
+	s.e.raise(s, fire)
+	return keep
+}
+
+// running is the cost so far today of the scope's live calls. Called with
+// s.mu held.
+func (s *Scope) running(now time.Time, cfg *scopeConfig) int64 {
+	var sum int64
+	mid := s.dayStart(now, cfg)
+	for c := range s.live {
+		if c.rate > 0 {
+			sum += costToday(c.rate, c.answered, now, mid)
+		}
+	}
+	return sum
+}
+
+// durationAlerts checks an ended call's duration against the rules that
+// were active when it was answered. Called with s.mu held; idx says whether
+// s is the call's own scope (0) or its account's (1).
+func (s *Scope) durationAlerts(cfg *scopeConfig, c *call, idx int, dur time.Duration, now time.Time) []pendingAlert {
+	var out []pendingAlert
+	var local time.Time
+	if cfg.timed {
+		local = c.answered.In(cfg.loc)
+	}
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		if !r.has[mDuration] || !r.matches(c.dest) || (cfg.timed && !r.active(local)) {
+			continue
+		}
+		d := int(dur / time.Second)
+		if lvl := levelOf(d, r.th[mDuration]); lvl > c.durLevel[idx][i] {
+			c.durLevel[idx][i] = lvl
+			out = append(out, s.thresholdAlert(now, r, mDuration, lvl, d, c.id))
+		}
+	}
+	return out
+}
+
+func (s *Scope) name() string { return scopeKey(s.account, s.sub) }
+
+func (s *Scope) thresholdAlert(now time.Time, r *rule, m int, lvl uint8, value int, callID string) pendingAlert {
+	th, level := r.th[m].Warning, alert.LevelWarning
+	if lvl == lvlCritical {
+		th, level = r.th[m].Critical, alert.LevelCritical
+	}
+	a := alert.Alert{Time: now, Type: alert.TypeThreshold, Level: level, Kind: policy.MeasureNames[m],
+		Account: s.account, Subaccount: s.sub, Rule: r.name, Prefix: r.prefixTx,
+		Value: float64(value), Threshold: float64(th), Unit: measureUnits[m], CallID: callID}
+	where := r.name
+	if r.prefixTx != "" {
+		where += ", prefix " + r.prefixTx
+	}
+	a.Message = fmt.Sprintf("%s: %s %d reached the %s level %d (%s)", s.name(), a.Kind, value, level, th, where)
+	p := pendingAlert{a: a}
+	if lvl == lvlCritical {
+		p.a.Action = r.action
+		p.lock = r.action == policy.ActionLockdown
+		p.a.Message += "; action " + r.action
+	}
+	return p
+}
+
+func (s *Scope) spendAlert(now time.Time, cfg *scopeConfig, lvl uint8, spent int64) pendingAlert {
+	th, level := cfg.spendWarn, alert.LevelWarning
+	if lvl == lvlCritical {
+		th, level = cfg.spendLimit, alert.LevelCritical
+	}
+	cur := ""
+	if s.e.opt.Currency != nil {
+		cur = s.e.opt.Currency()
+	}
+	a := alert.Alert{Time: now, Type: alert.TypeThreshold, Level: level, Kind: alert.KindDailySpend,
+		Account: s.account, Subaccount: s.sub, Value: float64(spent) / 1e6, Threshold: float64(th) / 1e6, Unit: cur}
+	a.Message = fmt.Sprintf("%s: daily spend %s %s reached the %s level %s", s.name(), policy.FormatMicro(spent), cur, level, policy.FormatMicro(th))
+	p := pendingAlert{a: a}
+	if lvl == lvlCritical {
+		p.a.Action = cfg.spendAction
+		p.lock = cfg.spendAction == policy.ActionLockdown
+		p.a.Message += "; action " + cfg.spendAction
+	}
+	return p
+}
+
+// raise sends alerts found under a scope's lock and carries out their
+// lockdowns.
+func (e *Engine) raise(s *Scope, ps []pendingAlert) {
+	for _, p := range ps {
+		e.notify(p.a)
+		if p.lock {
+			e.autoLock(s, p.a)
+		}
+	}
+}

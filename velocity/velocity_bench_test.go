@@ -1,0 +1,178 @@
+package velocity
+
+import (
+	"math/rand"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// benchSet is 10,000 accounts (a tenth with a subaccount) under an operator
+// default with four velocity rules — every measure, a prefix rule and a
+// time-window rule — and a daily spend limit, CPS caps, the shipped
+// high-risk list and a rate deck.
+func benchSet(b *testing.B, n int) *policy.Set {
+	hr, err := matcher.DefaultHighRisk()
+	if err != nil {
+		b.Fatal(err)
+	}
+	def := policy.Policy{
+		TimeZone:           ptr("Europe/London"),
+		MaxDestinationRate: ptr(2.0),
+		Velocity: &policy.Velocity{
+			DailySpend: &policy.SpendLimit{Warning: 500, Limit: 1000},
+			Rules: []policy.VelocityRule{
+				{Name: "all", CallsPerMinute: th(600, 1200), CallsPerWindow: th(20000, 40000), SequentialCalls: th(500, 1000),
+					BlockedAttempts: th(500, 1000), ConcurrentCalls: th(500, 1000), CallDuration: th(7200, 14400)},
+				{Name: "satellite", Prefix: "+881", CallsPerMinute: th(1, 2), ConcurrentCalls: th(1, 2)},
+				{Name: "caribbean", Prefix: "+1876", CallsPerWindow: th(50, 100)},
+				{Name: "nights", Hours: "22:00-06:00", CallsPerMinute: th(100, 200)},
+			},
+		},
+	}
+	set := &policy.Set{Operator: policy.Operator{Default: def}, HighRisk: hr, Accounts: make(map[string]policy.Account, n)}
+	set.Rates = &policy.RateDeck{Currency: "USD"}
+	for cc := 1; cc <= 999; cc++ {
+		set.Rates.Entries = append(set.Rates.Entries, policy.RateEntry{Prefix: "+" + strconv.Itoa(cc), Micro: int64(cc) * 1000})
+	}
+	homes := []string{"US", "GB", "DE", "FR", "AU", "CA", "NL", "ES"}
+	for i := 0; i < n; i++ {
+		home := homes[i%len(homes)]
+		a := policy.Account{Policy: policy.Policy{HomeCountry: &home, MaxCPS: ptr(100), MaxChannels: ptr(500)}}
+		if i%10 == 0 {
+			a.Subaccounts = map[string]policy.Policy{"s": {Velocity: &policy.Velocity{Rules: []policy.VelocityRule{{CallsPerMinute: th(100, 200)}}}}}
+		}
+		set.Accounts["acct-"+strconv.Itoa(i)] = a
+	}
+	return set
+}
+
+var benchCodes = []string{"1212", "1416", "4420", "4930", "3314", "3491", "3120", "6128", "8613", "9122", "5511", "2711", "8190", "6565", "971", "234"}
+
+func benchQueries(n, accounts int) []matcher.Query {
+	r := rand.New(rand.NewSource(7))
+	qs := make([]matcher.Query, n)
+	for i := range qs {
+		cc := benchCodes[r.Intn(len(benchCodes))]
+		num := []byte("+" + cc)
+		for len(num) < 12 {
+			num = append(num, byte('2'+r.Intn(8)))
+		}
+		a := r.Intn(accounts)
+		q := matcher.Query{To: string(num), Account: "acct-" + strconv.Itoa(a)}
+		if a%10 == 0 && r.Intn(2) == 0 {
+			q.Subaccount = "s"
+		}
+		qs[i] = q
+	}
+	return qs
+}
+
+func benchMatcher(b *testing.B, set *policy.Set, withVelocity bool) (*matcher.Matcher, *Engine) {
+	var e *Engine
+	var opt matcher.Options
+	if withVelocity {
+		e = New(Options{})
+		opt.Velocity = e
+	}
+	snap, err := matcher.Compile(set, plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := matcher.New(plan, opt)
+	m.Swap(snap)
+	if e != nil {
+		if err := e.Sync(set); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return m, e
+}
+
+func benchDecide(b *testing.B, withVelocity bool) {
+	set := benchSet(b, 10_000)
+	m, e := benchMatcher(b, set, withVelocity)
+	qs := benchQueries(1<<16, 10_000)
+	var buf [256]byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v := m.Decide(&qs[i&(len(qs)-1)])
+		_ = v.AppendRule(buf[:0])
+	}
+	b.StopTimer()
+	if e != nil {
+		e.Evaluate() // keep the evaluator's view honest: nothing left over
+	}
+}
+
+// BenchmarkDecideVelocityOff is the decision for 10,000 accounts with the
+// velocity engine not consulted (the baseline).
+func BenchmarkDecideVelocityOff(b *testing.B) { benchDecide(b, false) }
+
+// BenchmarkDecideVelocityOn is the same decision with the engine behind it:
+// four rules per account (every measure, a prefix rule, a time window) plus
+// a subaccount rule for a tenth of them, CPS caps and a spend limit.
+func BenchmarkDecideVelocityOn(b *testing.B) { benchDecide(b, true) }
+
+// BenchmarkDecideVelocityOnParallel is the same on every core, the way the
+// transports call it.
+func BenchmarkDecideVelocityOnParallel(b *testing.B) {
+	set := benchSet(b, 10_000)
+	m, _ := benchMatcher(b, set, true)
+	qs := benchQueries(1<<16, 10_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.Int()
+		for pb.Next() {
+			m.Decide(&qs[i&(len(qs)-1)])
+			i++
+		}
+	})
+}
+
+// BenchmarkEvaluate10k is one evaluation pass after every one of the
+// 10,000 accounts (and their subaccounts) has had calls.
+func BenchmarkEvaluate10k(b *testing.B) {
+	set := benchSet(b, 10_000)
+	m, e := benchMatcher(b, set, true)
+	qs := benchQueries(1<<15, 10_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := range qs {
+			m.Decide(&qs[j])
+		}
+		b.StartTimer()
+		e.Evaluate()
+	}
+}
+
+// BenchmarkApplyEvents is an answered and an ended event for one call.
+func BenchmarkApplyEvents(b *testing.B) {
+	set := benchSet(b, 10_000)
+	m, e := benchMatcher(b, set, true)
+	e.opt.Resolve = func(account, sub, to string) string {
+		e164, _ := m.Destination(&matcher.Query{To: to, Account: account, Subaccount: sub})
+		return e164
+	}
+	e.opt.Price = func(e164 string) (int64, bool) { return m.Snapshot().Rate(e164) }
+	qs := benchQueries(1<<12, 10_000)
+	ids := make([]string, len(qs))
+	for i := range ids {
+		ids[i] = "call-" + strconv.Itoa(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q := &qs[i&(len(qs)-1)]
+		id := ids[i&(len(ids)-1)] + "-" + strconv.Itoa(i)
+		e.Apply(Event{Kind: Answered, CallID: id, Account: q.Account, Subaccount: q.Subaccount, To: q.To})
+		e.Apply(Event{Kind: Ended, CallID: id, Account: q.Account, Subaccount: q.Subaccount, To: q.To, Duration: time.Minute})
+	}
+}
