@@ -26,6 +26,7 @@ import (
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/velocity"
 )
 
 // Where the high-risk list in force comes from.
@@ -114,11 +115,44 @@ type ReloadStats struct {
 	StoreErrors      uint64
 }
 
+// RateDeckInfo describes the rate deck in force.
+type RateDeckInfo struct {
+	Origin   string    `json:"origin"` // "file", "stored" or "none"
+	Version  string    `json:"version,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Currency string    `json:"currency,omitempty"`
+	Entries  int       `json:"entries"`
+	Updated  time.Time `json:"updated"`
+}
+
+// MarshalJSON leaves "updated" out when there is no deck.
+func (r RateDeckInfo) MarshalJSON() ([]byte, error) {
+	type plain RateDeckInfo
+	out := struct {
+		plain
+		Updated *time.Time `json:"updated,omitempty"`
+	}{plain: plain(r)}
+	if !r.Updated.IsZero() {
+		out.Updated = &r.Updated
+	}
+	return json.Marshal(out)
+}
+
+// OriginNone means no rate deck is loaded.
+const OriginNone = "none"
+
 // Options configure a Service.
 type Options struct {
 	// HighRiskFile, when set, is the authoritative high-risk list: read at
 	// Load and Reload, and PUT /v1/high-risk is refused.
 	HighRiskFile string
+	// RateDeckFile, when set, is the authoritative rate deck: read at Load
+	// and Reload, and PUT /v1/rate-deck is refused.
+	RateDeckFile string
+	// Velocity, when set, is kept in step with every policy change, gets
+	// the stored lockdowns at Load, and has its automatic lockdowns made
+	// durable and audited by the service.
+	Velocity *velocity.Engine
 	// Logger gets one line per admin change and per reload.
 	Logger zerolog.Logger
 	// Now is the clock (tests); time.Now if nil.
@@ -136,6 +170,8 @@ type Service struct {
 	mu  sync.Mutex
 	set *policy.Set // in force; HighRisk is the effective list. Never mutated, only replaced.
 	hr  HighRiskInfo
+	rd  RateDeckInfo
+	vel *velocity.Engine
 
 	reloadOK, reloadFail, storeErrs atomic.Uint64
 	lastOK                          atomic.Bool
@@ -148,7 +184,11 @@ func New(m *matcher.Matcher, plan *numplan.Plan, st *store.Store, opt Options) *
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger}
+	s := &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger, vel: opt.Velocity}
+	if s.vel != nil {
+		s.vel.SetOnLock(s.persistAutoLock)
+	}
+	return s
 }
 
 // Load reads the store and the high-risk list, compiles and swaps in the
@@ -164,7 +204,22 @@ func (s *Service) Load() error {
 	if err != nil {
 		return err
 	}
-	err = s.loadLocked(set, meta)
+	if s.vel != nil {
+		raw, err := s.st.Locks()
+		if err != nil {
+			return err
+		}
+		locks := make([]velocity.Lock, 0, len(raw))
+		for key, b := range raw {
+			var l velocity.Lock
+			if err := json.Unmarshal(b, &l); err != nil {
+				return fmt.Errorf("stored lock %q: %w", key, err)
+			}
+			locks = append(locks, l)
+		}
+		s.vel.RestoreLocks(locks)
+	}
+	err = s.loadLocked(set, meta, nil)
 	s.countReload(err)
 	return err
 }
@@ -185,14 +240,19 @@ func (s *Service) Reload() (HighRiskInfo, error) {
 	} else {
 		set.HighRisk = nil
 	}
-	err := s.loadLocked(&set, meta)
+	keep := &s.rd
+	if s.rd.Origin == OriginFile {
+		set.Rates, keep = nil, nil
+	}
+	err := s.loadLocked(&set, meta, keep)
 	s.countReload(err)
 	if err != nil {
 		s.log.Error().Err(err).Msg("reload refused; the previous policy stays in force")
 		return s.hr, err
 	}
 	s.log.Info().Str("high_risk_origin", s.hr.Origin).Str("high_risk_version", s.hr.Version).
-		Int("high_risk_entries", s.hr.Entries).Msg("reloaded")
+		Int("high_risk_entries", s.hr.Entries).Str("rate_deck_origin", s.rd.Origin).Str("rate_deck_version", s.rd.Version).
+		Int("rate_deck_entries", s.rd.Entries).Msg("reloaded")
 	return s.hr, nil
 }
 
@@ -207,10 +267,12 @@ func (s *Service) countReload(err error) {
 	s.lastSuccess.Store(s.opt.Now().UnixNano())
 }
 
-// loadLocked picks the high-risk list (file, else stored, else builtin),
-// compiles set and swaps it in. set.HighRisk on entry is the stored list or
-// nil.
-func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta) error {
+// loadLocked picks the high-risk list (file, else stored, else builtin)
+// and the rate deck (file, else stored, else none), compiles set and swaps
+// it in. set.HighRisk on entry is the stored list or nil; rd, when not nil,
+// is the rate deck in force to keep (set.Rates holds it), else the deck is
+// read again.
+func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta, rd *RateDeckInfo) error {
 	var hr HighRiskInfo
 	switch {
 	case s.opt.HighRiskFile != "":
@@ -229,6 +291,26 @@ func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta) error {
 		set.HighRisk = l
 		hr = HighRiskInfo{Origin: OriginBuiltin, Version: matcher.DefaultHighRiskVersion(), Source: "builtin", Entries: len(l)}
 	}
+	var rinfo RateDeckInfo
+	switch {
+	case rd != nil:
+		rinfo = *rd
+	case s.opt.RateDeckFile != "":
+		d, info, err := ReadRateDeckFile(s.opt.RateDeckFile)
+		if err != nil {
+			return err
+		}
+		set.Rates, rinfo = d, info
+	default:
+		d, m, err := s.st.RateDeck()
+		if err != nil {
+			return err
+		}
+		set.Rates, rinfo = d, RateDeckInfo{Origin: OriginNone}
+		if d != nil {
+			rinfo = RateDeckInfo{Origin: OriginStored, Version: m.Version, Source: m.Source, Currency: d.Currency, Entries: len(d.Entries), Updated: m.Updated}
+		}
+	}
 	if set.Accounts == nil {
 		set.Accounts = map[string]policy.Account{}
 	}
@@ -237,8 +319,38 @@ func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta) error {
 		return err
 	}
 	s.m.Swap(snap)
-	s.set, s.hr = set, hr
+	s.set, s.hr, s.rd = set, hr, rinfo
+	s.syncVelocity()
 	return nil
+}
+
+// syncVelocity brings the velocity engine in step with the set in force.
+// The set compiled, so it syncs; an error here is a bug, logged loudly.
+func (s *Service) syncVelocity() {
+	if s.vel == nil {
+		return
+	}
+	if err := s.vel.Sync(s.set); err != nil {
+		s.log.Error().Err(err).Msg("velocity engine refused a policy the matcher compiled; its previous rules stay in force")
+	}
+}
+
+// ReadRateDeckFile parses a rate deck file; its version is a hash of its
+// content.
+func ReadRateDeckFile(path string) (*policy.RateDeck, RateDeckInfo, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, RateDeckInfo{}, fmt.Errorf("rate deck file: %w", err)
+	}
+	d, err := policy.ParseRateDeck(bytes.NewReader(b))
+	if err != nil {
+		return nil, RateDeckInfo{}, fmt.Errorf("rate deck file %s: %w", path, err)
+	}
+	info := RateDeckInfo{Origin: OriginFile, Version: listVersion("", b), Source: "file:" + path, Currency: d.Currency, Entries: len(d.Entries)}
+	if fi, err := os.Stat(path); err == nil {
+		info.Updated = fi.ModTime().UTC()
+	}
+	return &d, info, nil
 }
 
 // ReadHighRiskFile parses a high-risk CSV file. Its version is the file's
@@ -302,6 +414,7 @@ func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighR
 	if hr != nil {
 		s.hr = *hr
 	}
+	s.syncVelocity()
 	st := snap.Stats()
 	s.log.Info().Str("who", who.Name).Str("remote", who.Remote).Str("action", ch.Audit.Action).
 		Str("object", ch.Audit.Object).Uint64("audit_id", id).Int("accounts", st.Accounts).
@@ -313,7 +426,7 @@ func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighR
 // replaced without touching the snapshot's source; unchanged accounts are
 // shared (they are never mutated once in a set).
 func (s *Service) cloneSet() *policy.Set {
-	next := &policy.Set{Operator: s.set.Operator, HighRisk: s.set.HighRisk, Accounts: make(map[string]policy.Account, len(s.set.Accounts)+1)}
+	next := &policy.Set{Operator: s.set.Operator, HighRisk: s.set.HighRisk, Rates: s.set.Rates, Accounts: make(map[string]policy.Account, len(s.set.Accounts)+1)}
 	for k, v := range s.set.Accounts {
 		next.Accounts[k] = v
 	}

@@ -47,6 +47,8 @@ var (
 	bucketOperator = []byte("operator")
 	bucketHighRisk = []byte("highrisk")
 	bucketAudit    = []byte("audit")
+	bucketLocks    = []byte("locks")
+	bucketRates    = []byte("ratedeck")
 
 	keyFormat   = []byte("format")
 	keyVersion  = []byte("version")
@@ -56,6 +58,10 @@ var (
 	keyHRMeta   = []byte("meta")
 
 	allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketOperator, bucketHighRisk, bucketAudit}
+	// addedBuckets came after the first files were written: a file
+	// without them is not damaged, it is older, and gets them (empty) the
+	// first time it is opened for writing. Read-only, they read as empty.
+	addedBuckets = [][]byte{bucketLocks, bucketRates}
 )
 
 // ErrLocked means another process (normally the running daemon) holds the
@@ -221,14 +227,27 @@ func (s *Store) init(readOnly bool) error {
 		}
 		return nil
 	})
-	if err != nil || !fresh {
+	if err != nil {
 		return err
+	}
+	if !fresh {
+		if readOnly {
+			return nil
+		}
+		return s.db.Update(func(tx *bolt.Tx) error {
+			for _, b := range addedBuckets {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
 	if readOnly {
 		return &FormatError{Path: s.path, Reason: "an empty data file (tollgate has not finished its first start here)"}
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
+		for _, b := range append(allBuckets, addedBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -383,6 +402,31 @@ type Change struct {
 	HighRisk *HighRiskList
 	// DropHighRisk deletes the stored list (back to the shipped default).
 	DropHighRisk bool
+	// Locks to write, by scope ("account" or "account/subaccount"); a nil
+	// value deletes the lock. The values are the velocity engine's JSON.
+	Locks map[string]json.RawMessage
+	// RateDeck, if set, replaces the stored rate deck.
+	RateDeck *RateDeckRecord
+	// DropRateDeck deletes the stored rate deck.
+	DropRateDeck bool
+}
+
+// RateDeckRecord is the operator's rate deck with where it came from.
+type RateDeckRecord struct {
+	Deck    policy.RateDeck
+	Version string
+	Source  string
+	Updated time.Time
+}
+
+// RateDeckMeta describes the stored rate deck without its entries.
+type RateDeckMeta struct {
+	Stored   bool      `json:"stored"`
+	Version  string    `json:"version,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Currency string    `json:"currency,omitempty"`
+	Count    int       `json:"count"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Commit writes c and its audit entry in one fsynced transaction and returns
@@ -443,6 +487,11 @@ func (s *Store) Commit(c *Change) (uint64, error) {
 				return err
 			}
 			if err := hr.Put(keyHRMeta, meta); err != nil {
+				return err
+			}
+		}
+		if len(c.Locks) > 0 || c.RateDeck != nil || c.DropRateDeck {
+			if err := commitAdded(tx, c); err != nil {
 				return err
 			}
 		}
@@ -632,4 +681,113 @@ func decodeHighRisk(r io.Reader, hint int) ([]policy.HighRiskEntry, error) {
 		}
 		out = append(out, policy.HighRiskEntry{Prefix: strings.Clone(rec[0]), Country: in(rec[1]), Category: in(rec[2]), Source: in(rec[3])})
 	}
+}
+
+// commitAdded writes the parts of a change that live in addedBuckets.
+func commitAdded(tx *bolt.Tx, c *Change) error {
+	locks, rates := tx.Bucket(bucketLocks), tx.Bucket(bucketRates)
+	if locks == nil || rates == nil {
+		return errors.New("the data file was opened read-only or predates locks and rate decks")
+	}
+	keys := make([]string, 0, len(c.Locks))
+	for k := range c.Locks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := c.Locks[k]
+		if v == nil {
+			if err := locks.Delete([]byte(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		if !json.Valid(v) {
+			return fmt.Errorf("lock %q: not JSON", k)
+		}
+		if err := locks.Put([]byte(k), v); err != nil {
+			return fmt.Errorf("lock %q: %w", k, err)
+		}
+	}
+	if c.DropRateDeck {
+		if err := rates.Delete(keyList); err != nil {
+			return err
+		}
+		if err := rates.Delete(keyHRMeta); err != nil {
+			return err
+		}
+	}
+	if r := c.RateDeck; r != nil {
+		var buf bytes.Buffer
+		if err := policy.WriteRateDeck(&buf, r.Deck); err != nil {
+			return err
+		}
+		meta, err := json.Marshal(RateDeckMeta{Stored: true, Version: r.Version, Source: r.Source, Currency: r.Deck.Currency,
+			Count: len(r.Deck.Entries), Updated: r.Updated.UTC()})
+		if err != nil {
+			return err
+		}
+		if err := rates.Put(keyList, buf.Bytes()); err != nil {
+			return err
+		}
+		if err := rates.Put(keyHRMeta, meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Locks reads every stored lock, by scope. A file that predates locks has
+// none.
+func (s *Store) Locks() (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLocks)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = append(json.RawMessage(nil), v...)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RateDeck reads the stored rate deck; nil when none is stored.
+func (s *Store) RateDeck() (*policy.RateDeck, RateDeckMeta, error) {
+	var (
+		deck *policy.RateDeck
+		meta RateDeckMeta
+	)
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRates)
+		if b == nil {
+			return nil
+		}
+		raw := b.Get(keyList)
+		if raw == nil {
+			return nil
+		}
+		if mb := b.Get(keyHRMeta); mb != nil {
+			if err := json.Unmarshal(mb, &meta); err != nil {
+				return fmt.Errorf("rate deck meta: %w", err)
+			}
+		}
+		d, err := policy.ParseRateDeck(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("rate deck: %w", err)
+		}
+		deck = &d
+		return nil
+	})
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			return nil, RateDeckMeta{}, err
+		}
+		return nil, RateDeckMeta{}, &FormatError{Path: s.path, Reason: "the file holds unreadable data", Err: err}
+	}
+	meta.Stored = deck != nil
+	return deck, meta, nil
 }

@@ -145,6 +145,9 @@ func New(opt Options) *Engine {
 	return e
 }
 
+// SetOnLock sets Options.OnLock; call it before Run.
+func (e *Engine) SetOnLock(f func(Lock)) { e.opt.OnLock = f }
+
 // Scope is a scope's live state; the matcher reaches it through
 // matcher.Velocity.
 type Scope struct {
