@@ -309,7 +309,7 @@ func (d *Dispatcher) logAlert(a Alert) {
 	case LevelInfo:
 		ev = d.log.Info()
 	}
-	ev = ev.Str("alert_id", a.ID).Str("type", a.Type).Str("level", a.Level).Str("kind", a.Kind).
+	ev = ev.Str("alert_id", a.ID).Str("type", a.Type).Str("alert_level", a.Level).Str("kind", a.Kind).
 		Str("account", a.Account).Str("subaccount", a.Subaccount)
 	if a.Rule != "" {
 		ev = ev.Str("rule", a.Rule)

@@ -149,6 +149,34 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 		if h.allow(ctx, method, "POST") {
 			h.reload(ctx)
 		}
+	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "velocity":
+		if h.allow(ctx, method, "GET", "DELETE") {
+			h.velocityState(ctx, actor, method, seg[2], "")
+		}
+	case len(seg) == 6 && seg[1] == "accounts" && seg[3] == "subaccounts" && seg[5] == "velocity":
+		if h.allow(ctx, method, "GET", "DELETE") {
+			h.velocityState(ctx, actor, method, seg[2], seg[4])
+		}
+	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "lock":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.lock(ctx, actor, method, seg[2], "")
+		}
+	case len(seg) == 6 && seg[1] == "accounts" && seg[3] == "subaccounts" && seg[5] == "lock":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.lock(ctx, actor, method, seg[2], seg[4])
+		}
+	case len(seg) == 2 && seg[1] == "locks":
+		if h.allow(ctx, method, "GET") {
+			h.locks(ctx)
+		}
+	case len(seg) == 2 && seg[1] == "rate-deck":
+		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
+			h.rateDeck(ctx, actor, method)
+		}
+	case len(seg) == 2 && seg[1] == "alerts":
+		if h.allow(ctx, method, "GET") {
+			h.recentAlerts(ctx)
+		}
 	default:
 		h.adminError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
 	}
@@ -592,8 +620,10 @@ func (h *Handler) reload(ctx *fasthttp.RequestCtx) {
 		h.adminError(ctx, fasthttp.StatusUnprocessableEntity, "reload refused, the previous policy stays in force: "+err.Error(), field)
 		return
 	}
+	_, rd, _ := h.svc.RateDeck()
 	h.writeJSON(ctx, fasthttp.StatusOK, struct {
 		Reloaded bool                 `json:"reloaded"`
 		HighRisk service.HighRiskInfo `json:"high_risk"`
-	}{true, info})
+		RateDeck service.RateDeckInfo `json:"rate_deck"`
+	}{true, info, rd})
 }

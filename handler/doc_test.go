@@ -55,7 +55,12 @@ func TestAPIDoc(t *testing.T) {
 		"PUT /v1/operator/countries/{CC}", "DELETE /v1/operator/countries/{CC}", "PUT /v1/operator/prefixes/{prefix}",
 		"DELETE /v1/operator/prefixes/{prefix}", "GET /v1/high-risk", "PUT /v1/high-risk", "DELETE /v1/high-risk",
 		"POST /v1/reload", "GET /v1/countries", "GET /v1/audit", "GET /health", "GET /ready", "GET /metrics",
-		"GET /v1/check", "POST /v1/check", "POST /rpc",
+		"GET /v1/check", "POST /v1/check", "POST /rpc", "POST /v1/events",
+		"GET /v1/accounts/{account}/velocity", "DELETE /v1/accounts/{account}/velocity",
+		"GET /v1/accounts/{account}/subaccounts/{sub}/velocity", "DELETE /v1/accounts/{account}/subaccounts/{sub}/velocity",
+		"GET /v1/accounts/{account}/lock", "PUT /v1/accounts/{account}/lock", "DELETE /v1/accounts/{account}/lock",
+		"DELETE /v1/accounts/{account}/subaccounts/{sub}/lock", "GET /v1/locks",
+		"GET /v1/rate-deck", "PUT /v1/rate-deck", "DELETE /v1/rate-deck", "GET /v1/alerts",
 	} {
 		if !strings.Contains(doc, route) {
 			t.Errorf("route %q is not documented", route)

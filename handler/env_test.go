@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -36,6 +38,31 @@ type env struct {
 	qln    *fasthttputil.InmemoryListener
 	aln    *fasthttputil.InmemoryListener
 	hrFile string
+	vel    *velocity.Engine
+	alerts *alert.Dispatcher
+	clk    *testClock
+}
+
+// testClock is the velocity engine's injected time in handler tests.
+type testClock struct {
+	mu chan struct{}
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{mu: make(chan struct{}, 1), t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu <- struct{}{}
+	defer func() { <-c.mu }()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu <- struct{}{}
+	c.t = c.t.Add(d)
+	<-c.mu
 }
 
 var plan = numplan.Default()
@@ -61,11 +88,29 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		o(&so, &ho)
 	}
 	e.hrFile = so.HighRiskFile
-	e.m = matcher.New(plan, matcher.Options{})
+	e.clk = newTestClock()
+	alerts, err := alert.New(alert.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.alerts = alerts
+	e.vel = velocity.New(velocity.Options{
+		Now:      e.clk.Now,
+		Notifier: alerts,
+		Resolve: func(account, sub, to string) string {
+			e164, _ := e.m.Destination(&matcher.Query{To: to, Account: account, Subaccount: sub})
+			return e164
+		},
+		Price:    func(e164 string) (int64, bool) { return e.m.Snapshot().Rate(e164) },
+		Currency: func() string { return e.m.Snapshot().Currency() },
+	})
+	so.Velocity = e.vel
+	e.m = matcher.New(plan, matcher.Options{Velocity: e.vel})
 	e.svc = service.New(e.m, plan, st, so)
 	if err := e.svc.Load(); err != nil {
 		t.Fatal(err)
 	}
+	ho.Velocity, ho.Alerts = e.vel, e.alerts
 	e.h = New(e.m, e.svc, ho)
 	e.qln, e.aln = fasthttputil.NewInmemoryListener(), fasthttputil.NewInmemoryListener()
 	qs, as := e.h.QueryServer(), e.h.AdminServer()

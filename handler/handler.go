@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
 
@@ -54,6 +56,11 @@ type Options struct {
 	// RPCFrameTimeout bounds reading one request once its first byte arrived,
 	// and writing its reply (default 5 s).
 	RPCFrameTimeout time.Duration
+	// Velocity takes call events (POST /v1/events, JSON-RPC "event") and
+	// feeds /metrics; without it events are refused with 503.
+	Velocity *velocity.Engine
+	// Alerts feeds /metrics and GET /v1/alerts.
+	Alerts *alert.Dispatcher
 }
 
 // Handler holds the matcher, the service and the metrics shared by every
@@ -66,6 +73,8 @@ type Handler struct {
 	met      *metrics
 	draining atomic.Bool
 	tokens   []tokenHash
+	vel      *velocity.Engine
+	alerts   *alert.Dispatcher
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,
@@ -77,7 +86,7 @@ func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 	if opt.RPCFrameTimeout <= 0 {
 		opt.RPCFrameTimeout = 5 * time.Second
 	}
-	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}}
+	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
 	for _, t := range opt.Tokens {
 		h.tokens = append(h.tokens, hashToken(t))
 	}
@@ -173,8 +182,8 @@ func setBody(ctx *fasthttp.RequestCtx, fill func([]byte) []byte) {
 	ctx.Response.SwapBody(b)
 }
 
-// Query serves the query listener: /v1/check, /rpc and the operational
-// endpoints.
+// Query serves the query listener: /v1/check, /rpc, /v1/events and the
+// operational endpoints.
 func (h *Handler) Query(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch string(path) {
@@ -182,6 +191,8 @@ func (h *Handler) Query(ctx *fasthttp.RequestCtx) {
 		h.check(ctx)
 	case "/rpc":
 		h.httpRPC(ctx)
+	case "/v1/events":
+		h.events(ctx)
 	default:
 		if !h.ops(ctx, path) {
 			h.jsonError(ctx, fasthttp.StatusNotFound, "no such endpoint")

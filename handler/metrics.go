@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/velocity"
 )
 
 // transport labels the way a query arrived. The set is closed, so it is a
@@ -195,6 +197,23 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 		}
 	}
 
+	if h.svc != nil {
+		if _, rd, err := h.svc.RateDeck(); err == nil {
+			counterHead("tollgate_rate_deck", "Prefixes of the rate deck in force, labelled by where it comes from (file, stored, none).", "gauge")
+			b.WriteString(`tollgate_rate_deck{origin="`)
+			b.WriteString(rd.Origin)
+			b.WriteString(`"} `)
+			uint(uint64(rd.Entries))
+			b.WriteByte('\n')
+		}
+	}
+	if h.vel != nil {
+		h.writeVelocityMetrics(b, counterHead, gauge, line)
+	}
+	if h.alerts != nil {
+		h.writeAlertMetrics(b, counterHead, gauge)
+	}
+
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")
 	line("tollgate_national_cache_hits_total", float64(hits))
@@ -256,4 +275,86 @@ func residentBytes() int64 {
 		return 0
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// writeVelocityMetrics writes the velocity engine's counters: every label
+// comes from a closed set (event kind and result, lockdown trigger); no
+// account ever becomes a label (per-account counters are read through the
+// admin API).
+func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, typ string), gauge func(name, help string, v float64), line func(name string, v float64)) {
+	st := h.vel.Stats()
+	head("tollgate_call_events_total", "Call events from the proxies, by event (answered, ended) and result (accepted, duplicate, ignored: unknown account).", "counter")
+	for k := range st.Events {
+		for r := range st.Events[k] {
+			b.WriteString(`tollgate_call_events_total{event="`)
+			b.WriteString(velocity.EventKindNames[k])
+			b.WriteString(`",result="`)
+			b.WriteString(velocity.ResultNames[r])
+			b.WriteString(`"} `)
+			b.WriteString(strconv.FormatUint(st.Events[k][r], 10))
+			b.WriteByte('\n')
+		}
+	}
+	gauge("tollgate_live_calls", "Calls answered and not yet ended, from call events.", float64(st.LiveCalls))
+	head("tollgate_calls_expired_total", "Live calls taken as ended after -max-call-duration (their end event was lost).", "counter")
+	line("tollgate_calls_expired_total", float64(st.Expired))
+	head("tollgate_lockdowns_total", "International lockdowns of an account or subaccount, by trigger (automatic: a critical velocity level; operator: the admin API).", "counter")
+	b.WriteString(`tollgate_lockdowns_total{trigger="automatic"} `)
+	b.WriteString(strconv.FormatUint(st.LockdownsAuto, 10))
+	b.WriteString("\n" + `tollgate_lockdowns_total{trigger="operator"} `)
+	b.WriteString(strconv.FormatUint(st.LockdownsOp, 10))
+	b.WriteByte('\n')
+	head("tollgate_unlocks_total", "Lockdowns lifted by an operator.", "counter")
+	line("tollgate_unlocks_total", float64(st.Unlocks))
+	gauge("tollgate_locked_scopes", "Accounts and subaccounts whose international calls are locked now.", float64(st.Locked))
+	gauge("tollgate_velocity_scopes", "Accounts and subaccounts the velocity counters track.", float64(st.Scopes))
+	head("tollgate_cps_over_cap_total", "Seconds in which an account or subaccount attempted more calls than its max_cps.", "counter")
+	line("tollgate_cps_over_cap_total", float64(st.CPSOverCap))
+	gauge("tollgate_cps_cap_ratio_max", "Highest ratio, over accounts and subaccounts with max_cps, of the last complete second's call attempts to max_cps.", st.CPSCapRatioMax)
+	gauge("tollgate_channels_peak_ratio_max", "Highest ratio, over accounts and subaccounts, of live calls to the typical peak (the highest daily peak of the 7 days before today).", st.PeakRatioMax)
+	gauge("tollgate_velocity_evaluation_seconds", "How long the last evaluation of the velocity rules took.", float64(st.EvaluationNanos)/1e9)
+}
+
+// writeAlertMetrics writes the alert counters by kind and level (both
+// closed sets) and the webhook deliveries.
+func (h *Handler) writeAlertMetrics(b *bytes.Buffer, head func(name, help, typ string), gauge func(name, help string, v float64)) {
+	st := h.alerts.Stats()
+	head("tollgate_alerts_total", "Alerts raised, by kind (a velocity measure, daily_spend, lockdown, unlock) and level (warning, critical, info).", "counter")
+	for k, kind := range alert.Kinds {
+		for l, level := range alert.Levels {
+			if !alertCombination(kind, level) {
+				continue
+			}
+			b.WriteString(`tollgate_alerts_total{kind="`)
+			b.WriteString(kind)
+			b.WriteString(`",level="`)
+			b.WriteString(level)
+			b.WriteString(`"} `)
+			b.WriteString(strconv.FormatUint(st.Alerts[k][l], 10))
+			b.WriteByte('\n')
+		}
+	}
+	head("tollgate_webhook_deliveries_total", "Webhook delivery attempts, by result (delivered, retried, failed: given up).", "counter")
+	for r, name := range alert.ResultNames {
+		b.WriteString(`tollgate_webhook_deliveries_total{result="`)
+		b.WriteString(name)
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(st.Deliveries[r], 10))
+		b.WriteByte('\n')
+	}
+	head("tollgate_webhook_dropped_total", "Alerts dropped from a full webhook queue (the oldest goes).", "counter")
+	b.WriteString("tollgate_webhook_dropped_total " + strconv.FormatUint(st.Dropped, 10) + "\n")
+	gauge("tollgate_webhook_queue_length", "Alerts waiting for delivery, over all webhooks.", float64(st.Queued))
+}
+
+// alertCombination reports whether an alert of kind can have level:
+// thresholds warn or are critical, lockdowns are critical, unlocks info.
+func alertCombination(kind, level string) bool {
+	switch kind {
+	case alert.KindLockdown:
+		return level == alert.LevelCritical
+	case alert.KindUnlock:
+		return level == alert.LevelInfo
+	}
+	return level != alert.LevelInfo
 }

@@ -283,7 +283,7 @@ func TestRPCOverHTTP(t *testing.T) {
 		{"method not a string", `{"jsonrpc":"2.0","method":1,"id":1}`, 200, []string{`"code":-32600`, `\"method\" must be a string`}},
 		{"object id", `{"jsonrpc":"2.0","method":"check","params":{"to":"1"},"id":{}}`, 200, []string{`"code":-32600`, `"id":null}`}},
 		{"unknown method", `{"jsonrpc":"2.0","method":"dial","params":{"to":"1"},"id":2}`, 200,
-			[]string{`{"jsonrpc":"2.0","error":{"code":-32601,"message":"method not found: the only method is \"check\""},"id":2}`}},
+			[]string{`{"jsonrpc":"2.0","error":{"code":-32601,"message":"method not found: the methods are \"check\" and \"event\""},"id":2}`}},
 		{"params missing", `{"jsonrpc":"2.0","method":"check","id":3}`, 200, []string{`"code":-32602`}},
 		{"params array", `{"jsonrpc":"2.0","method":"check","params":["+1"],"id":3}`, 200, []string{`"code":-32602`, "params must be an object"}},
 		{"params without to", `{"jsonrpc":"2.0","method":"check","params":{"account":"acme"},"id":4}`, 200,

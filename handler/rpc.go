@@ -213,7 +213,10 @@ func (h *Handler) rpcBatch(dst, payload []byte, t transport, sc *scratch) ([]byt
 	return append(dst, ']'), true
 }
 
-var methodCheck = []byte("check")
+var (
+	methodCheck = []byte("check")
+	methodEvent = []byte("event")
+)
 
 // rpcOne answers one request object.
 func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte, bool) {
@@ -254,12 +257,15 @@ func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte,
 		sc.b = unescape(sc.b[:0], method)
 		method = sc.b
 	}
+	if string(method) == string(methodEvent) {
+		return h.rpcEvent(dst, &r, t)
+	}
 	if string(method) != string(methodCheck) {
 		if r.id == nil {
 			return dst, false
 		}
 		h.met.parseErrors[t].Add(1)
-		return appendRPCError(dst, r.id, rpcMethodNotFound, `method not found: the only method is "check"`, decodeError{}), true
+		return appendRPCError(dst, r.id, rpcMethodNotFound, `method not found: the methods are "check" and "event"`, decodeError{}), true
 	}
 	if r.params == nil || r.params[0] != '{' {
 		if r.id == nil {
@@ -281,6 +287,47 @@ func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte,
 	dst = append(dst, `{"jsonrpc":"2.0","result":`...)
 	dst = AppendVerdict(dst, &v)
 	dst = append(dst, `,"id":`...)
+	dst = append(dst, r.id...)
+	return append(dst, '}'), true
+}
+
+// rpcEvent answers the "event" method: params are one call event or an
+// array of them, as POST /v1/events takes. As a notification (the usual
+// way: fire and forget) the events are applied and nothing is answered.
+func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport) ([]byte, bool) {
+	if h.vel == nil {
+		if r.id == nil {
+			return dst, false
+		}
+		return appendRPCError(dst, r.id, rpcMethodNotFound, `method not found: velocity counters are not enabled in this process`, decodeError{}), true
+	}
+	if r.params == nil || (r.params[0] != '{' && r.params[0] != '[') {
+		h.met.parseErrors[t].Add(1)
+		if r.id == nil {
+			return dst, false
+		}
+		return appendRPCError(dst, r.id, rpcInvalidParams, `invalid params: params must be a call event or an array of them`, decodeError{}), true
+	}
+	evs, err := DecodeEvents(r.params)
+	if err != nil {
+		h.met.parseErrors[t].Add(1)
+		if r.id == nil {
+			h.log.Warn().Err(err).Str("transport", transportNames[t]).Msg("call event notification refused")
+			return dst, false
+		}
+		return appendRPCError(dst, r.id, rpcInvalidParams, "invalid params: "+err.Error(), decodeError{}), true
+	}
+	res := h.applyEvents(evs)
+	if r.id == nil {
+		return dst, false
+	}
+	dst = append(dst, `{"jsonrpc":"2.0","result":{"accepted":`...)
+	dst = strconv.AppendInt(dst, int64(res.Accepted), 10)
+	dst = append(dst, `,"duplicates":`...)
+	dst = strconv.AppendInt(dst, int64(res.Duplicates), 10)
+	dst = append(dst, `,"ignored":`...)
+	dst = strconv.AppendInt(dst, int64(res.Ignored), 10)
+	dst = append(dst, `},"id":`...)
 	dst = append(dst, r.id...)
 	return append(dst, '}'), true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/velocity"
 )
 
 // Exit codes of `tollgate check`, so scripts can branch on the verdict.
@@ -54,7 +55,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tollgate check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var q matcher.Query
-	var dataDir, hrFile string
+	var dataDir, hrFile, rdFile string
 	var asJSON bool
 	fs.StringVar(&q.Account, "account", "", "account tag as the proxy sends it")
 	fs.StringVar(&q.Subaccount, "subaccount", "", "subaccount")
@@ -63,12 +64,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.CallID, "call-id", "", "SIP Call-ID")
 	fs.StringVar(&dataDir, "data-dir", "./data", "the daemon's data dir")
 	fs.StringVar(&hrFile, "high-risk-file", "", "the daemon's -high-risk-file, if it uses one")
+	fs.StringVar(&rdFile, "rate-deck-file", "", "the daemon's -rate-deck-file, if it uses one")
 	fs.BoolVar(&asJSON, "json", false, "print the verdict object as the query API returns it")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\n"+
 			"Prints the verdict, its reason and code, the destination and the rule that decided.\n"+
 			"Exit status: 0 allow, 1 reject, 3 screen, 2 usage error, 4 other error.\n"+
-			"TOLLGATE_DATA_DIR and TOLLGATE_HIGH_RISK_FILE apply as for the daemon.\n\n")
+			"TOLLGATE_DATA_DIR, TOLLGATE_HIGH_RISK_FILE and TOLLGATE_RATE_DECK_FILE apply as for the daemon.\n\n")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the number.
@@ -89,7 +91,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for name, p := range map[string]*string{"data-dir": &dataDir, "high-risk-file": &hrFile} {
+	for name, p := range map[string]*string{"data-dir": &dataDir, "high-risk-file": &hrFile, "rate-deck-file": &rdFile} {
 		if v, ok := os.LookupEnv(envName(name)); ok && !set[name] {
 			*p = v
 		}
@@ -100,7 +102,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	q.To = pos[0]
 
-	res, via, err := checkLocal(dataDir, hrFile, &q)
+	res, via, err := checkLocal(dataDir, hrFile, rdFile, &q)
 	if errors.Is(err, store.ErrLocked) {
 		res, via, err = checkDaemon(dataDir, &q)
 	}
@@ -131,16 +133,18 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // checkLocal decides from the data file, compiled exactly as the daemon
-// compiles it.
-func checkLocal(dataDir, hrFile string, q *matcher.Query) ([]byte, string, error) {
+// compiles it, with the stored lockdowns applied (the velocity counters of
+// a daemon that is not running are gone, its lockdowns are not).
+func checkLocal(dataDir, hrFile, rdFile string, q *matcher.Query) ([]byte, string, error) {
 	st, err := store.Open(dataDir, store.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		return nil, "", err
 	}
 	defer st.Close()
 	plan := numplan.Default()
-	m := matcher.New(plan, matcher.Options{})
-	svc := service.New(m, plan, st, service.Options{HighRiskFile: hrFile})
+	vel := velocity.New(velocity.Options{})
+	m := matcher.New(plan, matcher.Options{Velocity: vel})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: hrFile, RateDeckFile: rdFile, Velocity: vel})
 	if err := svc.Load(); err != nil {
 		return nil, "", err
 	}

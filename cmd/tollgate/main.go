@@ -23,11 +23,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
 
@@ -56,6 +58,10 @@ type config struct {
 	dataDir                       string
 	adminToken                    string
 	highRiskFile                  string
+	rateDeckFile                  string
+	webhookURLs, webhookSecret    string
+	maxCallDuration               time.Duration
+	velocityInterval              time.Duration
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
@@ -71,6 +77,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
 	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
+	fs.StringVar(&c.rateDeckFile, "rate-deck-file", "", "rate deck CSV (prefix,rate_per_minute,currency); when set it is authoritative and reloaded on SIGHUP")
+	fs.StringVar(&c.webhookURLs, "webhook-url", "", "comma-separated http(s) URLs every alert is POSTed to, signed with -webhook-secret")
+	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Tollgate-Signature header of webhook POSTs (required with -webhook-url)")
+	fs.DurationVar(&c.maxCallDuration, "max-call-duration", 4*time.Hour, "a call with no end event is taken as ended after this long")
+	fs.DurationVar(&c.velocityInterval, "velocity-interval", 250*time.Millisecond, "how often the velocity rules are evaluated (the delay of an automatic lockdown)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
@@ -85,6 +96,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (did you mean `tollgate check`?)", fs.Arg(0))
+	}
+	if c.maxCallDuration < time.Minute || c.maxCallDuration > 7*24*time.Hour {
+		return nil, fmt.Errorf("-max-call-duration %v: want between 1m and 168h", c.maxCallDuration)
+	}
+	if c.velocityInterval < 10*time.Millisecond || c.velocityInterval > time.Minute {
+		return nil, fmt.Errorf("-velocity-interval %v: want between 10ms and 1m", c.velocityInterval)
 	}
 	return c, nil
 }
@@ -241,9 +258,31 @@ func serve(args []string) error {
 	}
 	defer st.Close()
 
+	var hooks []string
+	for _, u := range strings.Split(c.webhookURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			hooks = append(hooks, u)
+		}
+	}
+	alerts, err := alert.New(alert.Options{URLs: hooks, Secret: c.webhookSecret, Logger: log})
+	if err != nil {
+		return fmt.Errorf("-webhook-url: %w", err)
+	}
 	plan := numplan.Default()
-	m := matcher.New(plan, matcher.Options{})
-	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, Logger: log})
+	var m *matcher.Matcher
+	vel := velocity.New(velocity.Options{
+		MaxCallDuration: c.maxCallDuration,
+		Interval:        c.velocityInterval,
+		Notifier:        alerts,
+		Resolve: func(account, sub, to string) string {
+			e164, _ := m.Destination(&matcher.Query{To: to, Account: account, Subaccount: sub})
+			return e164
+		},
+		Price:    func(e164 string) (int64, bool) { return m.Snapshot().Rate(e164) },
+		Currency: func() string { return m.Snapshot().Currency() },
+	})
+	m = matcher.New(plan, matcher.Options{Velocity: vel})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Logger: log})
 	if err := svc.Load(); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
@@ -253,7 +292,18 @@ func serve(args []string) error {
 		log.Debug().Err(err).Msg("releasing the data file's pages")
 	}
 	debug.FreeOSMemory()
-	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens})
+	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts})
+	velCtx, stopVelocity := context.WithCancel(context.Background())
+	velDone := make(chan struct{})
+	go func() { vel.Run(velCtx); close(velDone) }()
+	defer func() {
+		// after the listeners: no more decisions or events to evaluate
+		stopVelocity()
+		<-velDone
+		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		defer cancel()
+		alerts.Close(ctx)
+	}()
 
 	qln, err := net.Listen("tcp", c.queryAddr)
 	if err != nil {
@@ -286,11 +336,13 @@ func serve(args []string) error {
 	}
 	defer os.Remove(filepath.Join(c.dataDir, runFile))
 	_, hr, _ := svc.HighRisk()
+	_, rd, _ := svc.RateDeck()
 	snap := m.Snapshot().Stats()
 	log.Info().Str("query_addr", ri.QueryAddr).Str("admin_addr", ri.AdminAddr).Str("rpc_addr", ri.RPCAddr).
 		Str("data_file", st.Path()).Int("accounts", snap.Accounts).
 		Str("high_risk_origin", hr.Origin).Str("high_risk_version", hr.Version).Int("high_risk_entries", hr.Entries).
-		Dur("compile", snap.BuildTime).Msg("tollgate started")
+		Str("rate_deck_origin", rd.Origin).Int("rate_deck_entries", rd.Entries).Int("webhooks", len(hooks)).
+		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).Msg("tollgate started")
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)

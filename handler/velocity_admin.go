@@ -1,0 +1,193 @@
+package handler
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/velocity"
+	"github.com/valyala/fasthttp"
+)
+
+// reasonBody is the optional body of a lock or unlock: why.
+type reasonBody struct {
+	Reason string `json:"reason"`
+}
+
+func readReason(ctx *fasthttp.RequestCtx) (string, error) {
+	var body reasonBody
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+		if err := decodeBody(ctx.PostBody(), &body); err != nil {
+			return "", err
+		}
+	}
+	return body.Reason, nil
+}
+
+// velocityState serves GET (counters) and DELETE (reset) of
+// /v1/accounts/{a}/velocity and /v1/accounts/{a}/subaccounts/{s}/velocity.
+func (h *Handler) velocityState(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+	if method == "DELETE" {
+		if err := h.svc.ResetVelocity(who, account, sub); err != nil {
+			h.fail(ctx, err)
+			return
+		}
+	}
+	st, err := h.svc.VelocityState(account)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	var out any = st
+	if sub != "" {
+		found := false
+		for _, s := range st.Subaccounts {
+			if s.Subaccount == sub {
+				out, found = s, true
+			}
+		}
+		if !found {
+			h.fail(ctx, &service.NotFoundError{What: "subaccount " + strconv.Quote(sub) + " of account " + strconv.Quote(account)})
+			return
+		}
+	}
+	if method == "DELETE" {
+		out = struct {
+			Reset    bool `json:"reset"`
+			Velocity any  `json:"velocity"`
+		}{true, out}
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// lockJSON is a scope's lock state on the wire.
+type lockJSON struct {
+	Account    string         `json:"account"`
+	Subaccount string         `json:"subaccount,omitempty"`
+	Locked     bool           `json:"locked"`
+	Lock       *velocity.Lock `json:"lock"`
+}
+
+// lock serves GET, PUT (lock) and DELETE (unlock) of
+// /v1/accounts/{a}/lock and /v1/accounts/{a}/subaccounts/{s}/lock.
+func (h *Handler) lock(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+	switch method {
+	case "GET":
+		if h.svc.Velocity() == nil {
+			h.fail(ctx, &service.ConflictError{Msg: "velocity counters are not enabled in this process"})
+			return
+		}
+		var err error
+		if sub == "" {
+			_, err = h.svc.Account(account)
+		} else {
+			_, err = h.svc.Subaccount(account, sub)
+		}
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		out := lockJSON{Account: account, Subaccount: sub}
+		if l, ok := h.svc.Velocity().LockOf(account, sub); ok {
+			out.Locked, out.Lock = true, &l
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, out)
+	case "PUT":
+		reason, err := readReason(ctx)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		l, err := h.svc.Lock(who, account, sub, reason)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, lockJSON{Account: account, Subaccount: sub, Locked: true, Lock: &l})
+	case "DELETE":
+		reason, err := readReason(ctx)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		l, err := h.svc.Unlock(who, account, sub, reason)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{l})
+	}
+}
+
+func (h *Handler) locks(ctx *fasthttp.RequestCtx) {
+	ls, err := h.svc.Locks()
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		Locks []velocity.Lock `json:"locks"`
+	}{ls})
+}
+
+// rateDeck serves GET (CSV), PUT (CSV upload) and DELETE of /v1/rate-deck.
+func (h *Handler) rateDeck(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+	var (
+		info service.RateDeckInfo
+		err  error
+	)
+	switch method {
+	case "GET":
+		d, info, err := h.svc.RateDeck()
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		b, err := service.WriteRateDeck(d)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		hdr := &ctx.Response.Header
+		hdr.Set("X-Tollgate-Rate-Deck-Origin", info.Origin)
+		hdr.Set("X-Tollgate-Rate-Deck-Version", info.Version)
+		hdr.Set("X-Tollgate-Rate-Deck-Entries", strconv.Itoa(info.Entries))
+		hdr.Set("X-Tollgate-Rate-Deck-Currency", info.Currency)
+		ctx.SetContentTypeBytes(ctCSV)
+		ctx.SetBody(b)
+		return
+	case "PUT":
+		body := ctx.PostBody()
+		var d policy.RateDeck
+		if d, err = policy.ParseRateDeck(bytes.NewReader(body)); err == nil {
+			info, err = h.svc.PutRateDeck(who, d, body)
+		}
+	case "DELETE":
+		info, err = h.svc.DeleteRateDeck(who)
+	}
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		RateDeck service.RateDeckInfo `json:"rate_deck"`
+	}{info})
+}
+
+// recentAlerts serves GET /v1/alerts[?limit=N]: the latest alerts, newest
+// first.
+func (h *Handler) recentAlerts(ctx *fasthttp.RequestCtx) {
+	limit, err := intArg(ctx.QueryArgs(), "limit")
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	if h.alerts == nil {
+		h.fail(ctx, &service.ConflictError{Msg: "alerts are not enabled in this process"})
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		Alerts any `json:"alerts"`
+	}{h.alerts.Recent(limit)})
+}
