@@ -35,6 +35,8 @@ const (
 	ipUser     = "127.0.0.7" // digest user alice
 	ipBystand  = "127.0.0.9" // untrusted, never floods: must keep getting answers
 	ipFromUser = "127.0.0.10"
+	ipBurstH   = "127.0.0.11" // trunk "burst-http": velocity rules, over http_client
+	ipBurstR   = "127.0.0.12" // trunk "burst-rpc": velocity rules, over JSON-RPC
 )
 
 const (
@@ -156,7 +158,9 @@ func TestShippedExamplesLoad(t *testing.T) {
 	}
 }
 
-func setup(t *testing.T) *env {
+// setup starts tollgate (with extra flags) and the UASes, and writes the
+// identity files.
+func setup(t *testing.T, tollgateFlags ...string) *env {
 	t.Helper()
 	requireTools(t)
 	root, cfg := cfgPath(t)
@@ -182,7 +186,7 @@ func setup(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	tg, err := siptest.StartTollgate(bin, e.dir)
+	tg, err := siptest.StartTollgate(bin, e.dir, tollgateFlags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +220,8 @@ func setup(t *testing.T) *env {
 
 	// identity sources for the test: the trunks, and alice in db_text
 	e.addrFile = filepath.Join(e.dir, "address.list")
-	addr := fmt.Sprintf("# test trunks\n1 %s 32 0 trunk1\n1 %s 32 0 chan2\n1 %s 32 0 cps5\n", ipTrunk, ipChan, ipCPS)
+	addr := fmt.Sprintf("# test trunks\n1 %s 32 0 trunk1\n1 %s 32 0 chan2\n1 %s 32 0 cps5\n1 %s 32 0 burst-http\n1 %s 32 0 burst-rpc\n",
+		ipTrunk, ipChan, ipCPS, ipBurstH, ipBurstR)
 	if err := os.WriteFile(e.addrFile, []byte(addr), 0o644); err != nil {
 		t.Fatal(err)
 	}

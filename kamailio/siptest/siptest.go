@@ -248,8 +248,9 @@ type Tollgate struct {
 }
 
 // StartTollgate starts bin on free loopback ports with a data dir and admin
-// token under dir, and waits until its listeners accept connections.
-func StartTollgate(bin, dir string) (*Tollgate, error) {
+// token under dir, and waits until its listeners accept connections. extra
+// are more flags (-webhook-url …).
+func StartTollgate(bin, dir string, extra ...string) (*Tollgate, error) {
 	t := &Tollgate{
 		QueryAddr: fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
 		AdminAddr: fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
@@ -260,9 +261,9 @@ func StartTollgate(bin, dir string) (*Tollgate, error) {
 	if err := os.MkdirAll(t.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	p, err := Start("tollgate", filepath.Join(dir, "tollgate.log"), bin,
-		"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr,
-		"-data-dir", t.DataDir, "-admin-token", t.Token, "-log-level", "warn")
+	args := append([]string{"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr,
+		"-data-dir", t.DataDir, "-admin-token", t.Token, "-log-level", "warn"}, extra...)
+	p, err := Start("tollgate", filepath.Join(dir, "tollgate.log"), bin, args...)
 	if err != nil {
 		return nil, err
 	}
