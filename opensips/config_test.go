@@ -47,6 +47,9 @@ type contract struct {
 	checkPath      string          // the query path the handler routes
 	actions        map[string]int  // action wire name -> HTTP status
 	kam            string          // kamailio/kamailio.cfg
+	eventFields    []string        // the call event's members the handler reads
+	eventMethod    string          // the JSON-RPC method of call events
+	eventsPath     string          // the HTTP path of call events
 }
 
 func readFile(t *testing.T, path string) string {
@@ -108,6 +111,25 @@ func loadContract(t *testing.T) contract {
 		t.Fatal("handler/handler.go: the route to h.check not found")
 	}
 	c.checkPath = pm[1]
+
+	ev := readFile(t, filepath.Join("..", "handler", "events.go"))
+	em := regexp.MustCompile(`(?s)type eventJSON struct \{(.*?)\n\}`).FindStringSubmatch(ev)
+	if em == nil {
+		t.Fatal("handler/events.go: eventJSON not found; update this test to where the call event fields live now")
+	}
+	for _, f := range regexp.MustCompile(`json:"([a-z_]+)"`).FindAllStringSubmatch(em[1], -1) {
+		c.eventFields = append(c.eventFields, f[1])
+	}
+	if me := regexp.MustCompile(`methodEvent\s*=\s*\[\]byte\("([^"]+)"\)`).FindStringSubmatch(rpc); me != nil {
+		c.eventMethod = me[1]
+	} else {
+		t.Fatal("handler/rpc.go: methodEvent not found")
+	}
+	if pe := regexp.MustCompile(`case "(/v1/[a-z]+)":\s*\n\s*h\.events\(ctx\)`).FindStringSubmatch(h); pe != nil {
+		c.eventsPath = pe[1]
+	} else {
+		t.Fatal("handler/handler.go: the route to h.events not found")
+	}
 
 	c.actions = map[string]int{}
 	for _, a := range []matcher.Action{matcher.Allow, matcher.Reject, matcher.Screen} {
@@ -328,7 +350,8 @@ var funcModule = map[string]string{
 	"get_dynamic_lock": "cfgutils", "release_dynamic_lock": "cfgutils",
 	"pike_check_req": "pike", "create_dialog": "dialog", "set_dlg_profile": "dialog",
 	"get_profile_size": "dialog", "rl_check": "ratelimit",
-	"jsonrpc_request": "jsonrpc", "rest_get": "rest_client",
+	"jsonrpc_request": "jsonrpc", "rest_get": "rest_client", "jsonrpc_notification": "jsonrpc", "rest_post": "rest_client",
+	"dlg_on_answer": "dialog", "dlg_on_hangup": "dialog", "launch": "",
 	"check_source_address": "permissions", "proxy_challenge": "auth",
 	"consume_credentials": "auth", "proxy_authorize": "auth_db",
 	"xlog": "", "pv_printf": "", "cache_store": "", "cache_fetch": "", "cache_add": "",
@@ -358,6 +381,7 @@ var (
 	reRouteDef = regexp.MustCompile(`(?m)^\s*(?:route\[([A-Za-z0-9_]+)\]|(route)|(startup_route))\s*\{`)
 	reRouteRef = regexp.MustCompile(`\broute\(([A-Za-z0-9_]+)\)`)
 	reAsyncRef = regexp.MustCompile(`\basync\(.*,\s*([A-Za-z0-9_]+)\)\s*;`)
+	reDlgRoute = regexp.MustCompile(`\bdlg_on_(?:answer|hangup|timeout)\("([A-Za-z0-9_]+)"\)`)
 	reCall     = regexp.MustCompile(`(^|[^$A-Za-z0-9_{.])([a-z_][a-z0-9_]*)\s*\(`)
 	reProfile  = regexp.MustCompile(`(?:set_dlg_profile|get_profile_size)\("([a-z_]+)"`)
 	keywords   = map[string]bool{"if": true, "while": true, "switch": true, "for": true, "loadmodule": true, "modparam": true}
@@ -491,6 +515,12 @@ func checkExpanded(cfg string, settings []string) []string {
 			p = append(p, "route referenced but not defined: "+m[1])
 		}
 	}
+	// dialog callbacks name their route in a string, which code() blanks
+	for _, m := range reDlgRoute.FindAllStringSubmatch(stripComments(cfg), -1) {
+		if defined[m[1]] == 0 {
+			p = append(p, "dialog callback route not defined: "+m[1])
+		}
+	}
 	sort.Strings(p)
 	return p
 }
@@ -517,6 +547,8 @@ var (
 	reKam503    = regexp.MustCompile(`send_reply\("503",\s*"([^"]+)"\)`)
 	reOS503     = regexp.MustCompile(`send_reply\(503,\s*"([^"]+)"\)`)
 	reTGReason  = regexp.MustCompile(`X-Tollgate-Reason: ([a-z_]+)\\r\\n`)
+	reOSEvent   = regexp.MustCompile(`\$json\(tge/([a-z_]+)\)\s*=`)
+	reKamEvent  = regexp.MustCompile(`\$xavp\(tge(?:\[0\])?=>([a-z_]+)\)\s*=`)
 )
 
 // checkContract checks the raw template against the sidecar's contract and
@@ -608,6 +640,41 @@ func checkContract(cfg string, ct contract) []string {
 			}
 		}
 	}
+	// call events: the members the handler reads, the same as Kamailio's, to
+	// the handler's events path and JSON-RPC method
+	events := map[string]bool{}
+	for _, f := range ct.eventFields {
+		events[f] = true
+	}
+	osEv, kamEv := set(reOSEvent, cfg), set(reKamEvent, ct.kam)
+	for f := range osEv {
+		if !events[f] {
+			p = append(p, fmt.Sprintf("call event member %q is not one the handler reads (%v)", f, ct.eventFields))
+		}
+	}
+	if fmt.Sprint(keys(osEv)) != fmt.Sprint(keys(kamEv)) || len(osEv) == 0 {
+		p = append(p, fmt.Sprintf("call event members differ: Kamailio %v, OpenSIPS %v", keys(kamEv), keys(osEv)))
+	}
+	for _, need := range []string{"event", "call_id", "account"} {
+		if !osEv[need] {
+			p = append(p, "call events lack the required member "+need)
+		}
+	}
+	if !strings.Contains(cfg, `rest_post("TOLLGATE_URL`+ct.eventsPath+`", $json(tge)`) {
+		p = append(p, "call events are not POSTed to TOLLGATE_URL"+ct.eventsPath)
+	}
+	if !strings.Contains(cfg, `jsonrpc_notification("TOLLGATE_RPC", "`+ct.eventMethod+`", $json(tge))`) {
+		p = append(p, fmt.Sprintf("call events are not JSON-RPC notifications of method %q", ct.eventMethod))
+	}
+	if !strings.Contains(ct.kam, `"`+ct.eventsPath+`", "application/json"`) || !strings.Contains(ct.kam, `janssonrpc_notification("tollgate", "`+ct.eventMethod+`"`) {
+		p = append(p, "the Kamailio config no longer sends call events the way this test expects: re-check it")
+	}
+	for _, v := range []string{`"answered"`, `"ended"`} {
+		if !strings.Contains(cfg, `$var(tg_evkind) = `+v) {
+			p = append(p, "no "+v+" call event")
+		}
+	}
+
 	// same switches and settings as Kamailio, same defaults where they mean the same
 	ksw, osw := set(reKamIfdef, ct.kam), set(reM4Ifdef, cfg)
 	delete(osw, "MPATH")
@@ -791,6 +858,9 @@ func TestChecksCanFail(t *testing.T) {
 		"screen not handled":     {`$var(tg_verdict) == "screen"`, `$var(tg_verdict) == "screened"`},
 		"202 not accepted":       {"$var(tg_rcode) == 202", "$var(tg_rcode) == 201"},
 		"different default":      {"[[BAN_SECONDS]], [[300]]", "[[BAN_SECONDS]], [[600]]"},
+		"renamed event member":   {"$json(tge/call_id)", "$json(tge/callid)"},
+		"wrong events path":      {`"TOLLGATE_URL/v1/events"`, `"TOLLGATE_URL/v1/event"`},
+		"wrong event method":     {`"TOLLGATE_RPC", "event"`, `"TOLLGATE_RPC", "events"`},
 	}
 	for what, m := range contractMutations {
 		if !strings.Contains(cfg, m[0]) {
@@ -811,6 +881,7 @@ func TestChecksCanFail(t *testing.T) {
 		"undeclared profile":    {`get_profile_size("tg_sub"`, `get_profile_size("tg_subacct"`},
 		"leftover setting":      {`socket=LISTEN`, `socket=LISTEN_ADDR`},
 		"async to nowhere":      {", TG_HTTP_REPLY);", ", TG_HTTP_ANSWER);"},
+		"callback to nowhere":   {`dlg_on_hangup("TG_DLG_HUNGUP")`, `dlg_on_hangup("TG_DLG_GONE")`},
 	}
 	for what, m := range structMutations {
 		if !strings.Contains(cfg, m[0]) {
