@@ -13,6 +13,8 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"io"
+	"net/http"
 	"net"
 	"os"
 	"path/filepath"
@@ -95,7 +97,7 @@ func cfgPath(t *testing.T) (root, cfg string) {
 func TestConfigCheckEverySwitchCombination(t *testing.T) {
 	requireTools(t)
 	_, cfg := cfgPath(t)
-	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "FAIL_OPEN"}
+	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "FAIL_OPEN", "WITH_PROMETHEUS"}
 	for mask := 0; mask < 1<<len(switches); mask++ {
 		var defs []string
 		for i, s := range switches {
@@ -354,7 +356,8 @@ func expectReject(t *testing.T, k *siptest.Kamailio, c *siptest.CallResult, code
 func TestEdge(t *testing.T) {
 	e := setup(t)
 
-	kHTTP := e.kamailio(t, "http", "WITH_IPAUTH", "WITH_AUTH")
+	promAddr := fmt.Sprintf("127.0.0.1:%d", siptest.MustFreePort("tcp", "127.0.0.1"))
+	kHTTP := e.kamailio(t, "http", "WITH_IPAUTH", "WITH_AUTH", "WITH_PROMETHEUS", "PROM_LISTEN=tcp:"+promAddr)
 	kRPC := e.kamailio(t, "rpc", "WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC")
 	kOpen := e.kamailio(t, "failopen", "FAIL_OPEN") // From-user identity (test-only mode)
 
@@ -407,6 +410,24 @@ func TestEdge(t *testing.T) {
 
 	t.Run("pike flood bans the source", func(t *testing.T) { testPikeFlood(t, e, kHTTP) })
 	t.Run("digest failures ban the source", func(t *testing.T) { testAuthBan(t, e, kHTTP) })
+	t.Run("prometheus metrics of auth failures and bans", func(t *testing.T) {
+		// what deploy/prometheus/tollgate-alerts.yml's auth-failure alert reads
+		resp, err := http.Get("http://" + promAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`kamailio_tollgate_auth_failures{ip="` + ipGuesser + `"} 3`,
+			`kamailio_tollgate_bans{cause="auth"} 1`, `kamailio_tollgate_bans{cause="pike"} 1`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("metrics lack %s:\n%s", want, b)
+			}
+		}
+		if r, err := http.Get("http://" + promAddr + "/other"); err != nil || r.StatusCode != 404 {
+			t.Errorf("another path: %v %v", r, err)
+		}
+	})
 	t.Run("the carrier's address is never flood-banned", func(t *testing.T) {
 		// UPSTREAM's host: a callee's BYEs and re-INVITEs come from there
 		for i := 0; i < 120; i++ {

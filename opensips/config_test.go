@@ -36,7 +36,7 @@ import (
 )
 
 // switches are the -D switches of the config; every combination is expanded.
-var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY"}
+var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY", "WITH_PROMETHEUS"}
 
 // contract is what the sidecar and the Kamailio config define, read from this
 // repository (never typed in here, so that renaming anything there is seen).
@@ -352,6 +352,8 @@ var funcModule = map[string]string{
 	"get_profile_size": "dialog", "rl_check": "ratelimit",
 	"jsonrpc_request": "jsonrpc", "rest_get": "rest_client", "jsonrpc_notification": "jsonrpc", "rest_post": "rest_client",
 	"dlg_on_answer": "dialog", "dlg_on_hangup": "dialog", "launch": "",
+	"update_stat": "statistics", "stat_iter_init": "statistics", "stat_iter_next": "statistics",
+	"prometheus_declare_stat": "prometheus", "prometheus_push_stat": "prometheus",
 	"check_source_address": "permissions", "proxy_challenge": "auth",
 	"consume_credentials": "auth", "proxy_authorize": "auth_db",
 	"xlog": "", "pv_printf": "", "cache_store": "", "cache_fetch": "", "cache_add": "",
@@ -373,6 +375,9 @@ var needs = map[string]struct{ mods, params []string }{
 	"permissions":   {mods: []string{"db_text"}, params: []string{"db_url"}},
 	"auth_db":       {mods: []string{"auth", "db_text"}, params: []string{"db_url", "calculate_ha1", "use_domain"}},
 	"auth":          {mods: []string{"signaling"}},
+	"prometheus":    {mods: []string{"httpd", "statistics"}, params: []string{"script_route"}},
+	"httpd":         {params: []string{"ip", "port"}},
+	"statistics":    {params: []string{"stat_groups"}},
 }
 
 var (
@@ -675,6 +680,17 @@ func checkContract(cfg string, ct contract) []string {
 		}
 	}
 
+	// the proxy metrics deploy/prometheus/tollgate-alerts.yml reads, under
+	// the same names (after the proxy's prefix) and labels in both configs
+	for _, m := range []struct{ name, label string }{{"tollgate_auth_failures", "ip"}, {"tollgate_bans", "cause"}} {
+		if !strings.Contains(ct.kam, "name="+m.name+"; label="+m.label+";") {
+			p = append(p, "the Kamailio config no longer exports "+m.name+"{"+m.label+"}: re-check this test")
+		}
+		if !strings.Contains(cfg, `prometheus_declare_stat("opensips_`+m.name+`"`) || !strings.Contains(cfg, `"`+m.label+`", $var(tg_key)`) {
+			p = append(p, "no metric opensips_"+m.name+"{"+m.label+"}")
+		}
+	}
+
 	// same switches and settings as Kamailio, same defaults where they mean the same
 	ksw, osw := set(reKamIfdef, ct.kam), set(reM4Ifdef, cfg)
 	delete(osw, "MPATH")
@@ -861,6 +877,7 @@ func TestChecksCanFail(t *testing.T) {
 		"renamed event member":   {"$json(tge/call_id)", "$json(tge/callid)"},
 		"wrong events path":      {`"TOLLGATE_URL/v1/events"`, `"TOLLGATE_URL/v1/event"`},
 		"wrong event method":     {`"TOLLGATE_RPC", "event"`, `"TOLLGATE_RPC", "events"`},
+		"renamed metric":         {`"opensips_tollgate_auth_failures"`, `"opensips_tollgate_authfail"`},
 	}
 	for what, m := range contractMutations {
 		if !strings.Contains(cfg, m[0]) {
