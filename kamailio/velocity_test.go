@@ -88,10 +88,10 @@ func poll(t *testing.T, what string, cond func() bool) {
 }
 
 type velocityState struct {
-	LiveCalls   int  `json:"live_calls"`
-	PeakToday   int  `json:"peak_today"`
-	IntlLocked  bool `json:"international_locked"`
-	Rules       []struct {
+	LiveCalls  int  `json:"live_calls"`
+	PeakToday  int  `json:"peak_today"`
+	IntlLocked bool `json:"international_locked"`
+	Rules      []struct {
 		Measures map[string]struct{ Value int }
 	}
 	Lock *struct {
