@@ -17,10 +17,7 @@ func verdictTable() string {
 	b.WriteString("| reason | code | verdict | SIP response | message |\n|---|---|---|---|---|\n")
 	for r := Reason(0); r < numReasons; r++ {
 		in := r.Info()
-		action := "reject"
-		if in.SIPCode == 200 {
-			action = "allow"
-		}
+		action := r.Verdict().String()
 		fmt.Fprintf(&b, "| `%s` | %d | %s | %d %s | %s |\n", in.Name, in.Code, action, in.SIPCode, in.SIPReason, in.Message)
 	}
 	return b.String()

@@ -25,6 +25,7 @@ type Matcher struct {
 	hits   atomic.Uint64
 	misses atomic.Uint64
 	vel    Velocity // nil: no velocity counting or lockdown
+	origin Origin   // nil: no origin checks
 }
 
 // Options tune a Matcher.
@@ -35,6 +36,10 @@ type Options struct {
 	// Velocity, when set, is consulted by every decision of a known
 	// account: its international lock is applied and the attempt counted.
 	Velocity Velocity
+	// Origin, when set, is consulted for every call the destination rules
+	// allow, when its account has origin rules: it may screen or reject
+	// the call by where it comes from.
+	Origin Origin
 }
 
 // SnapshotStats describes a compiled snapshot, for logs and metrics.
@@ -54,7 +59,7 @@ func New(plan *numplan.Plan, o Options) *Matcher {
 	if o.SlowCacheBytes <= 0 {
 		o.SlowCacheBytes = 32 << 20
 	}
-	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes), vel: o.Velocity}
+	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes), vel: o.Velocity, origin: o.Origin}
 	m.empty = &Snapshot{plan: plan, deflt: &account{defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, maxRate: -1}}
 	return m
 }
@@ -83,7 +88,9 @@ var universalEmergency = [...]string{"112", "911"}
 // numbers in international form (+CC, 00CC, the home country's IDD, bare
 // digits without a home country); national-format numbers go through a
 // bounded cache in front of libphonenumber. With a Velocity, a known
-// account's attempt is counted and its international lock applied.
+// account's attempt is counted and its international lock applied. With an
+// Origin, a call everything else allows is checked for where it comes from
+// last (emergency calls never are): see docs/verdicts.md for the order.
 func (m *Matcher) Decide(q *Query) Verdict {
 	s := m.snap.Load()
 	if s == nil {
@@ -95,6 +102,9 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		sc = m.vel.Scope(q.Account, sub)
 	}
 	v := m.decide(s, a, known, sub, q, sc)
+	if v.Reason == ReasonOK && m.origin != nil && a.origin != nil {
+		m.checkOrigin(&v, a, q)
+	}
 	if sc != nil && v.Reason != ReasonEmergency {
 		var dest Number
 		if v.e164n > 1 && v.e164[0] == '+' {

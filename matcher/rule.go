@@ -2,12 +2,32 @@ package matcher
 
 import "github.com/tollgate/tollgate/policy"
 
+// appendOrigin writes the origin rule: "account acme: origin: <origin's
+// sentence>".
+func (v *Verdict) appendOrigin(dst []byte) []byte {
+	dst = v.appendLayer(dst)
+	dst = append(dst, ": origin: "...)
+	return v.Origin.AppendText(dst)
+}
+
 // AppendRule appends the sentence that explains v to an operator ("account
 // acme: countries deny-all-except; CU not listed") and returns the extended
 // buffer. It allocates nothing when dst has room, so transports can write
 // it straight into a response.
 func (v *Verdict) AppendRule(dst []byte) []byte {
+	dst = v.appendRule(dst)
+	if v.originRan && v.Rule != RuleOrigin {
+		// An allowed call says which origin rule let it through too.
+		dst = append(dst, "; origin: "...)
+		dst = v.Origin.AppendText(dst)
+	}
+	return dst
+}
+
+func (v *Verdict) appendRule(dst []byte) []byte {
 	switch v.Rule {
+	case RuleOrigin:
+		return v.appendOrigin(dst)
 	case RuleEmergency:
 		dst = append(dst, "emergency number "...)
 		dst = append(dst, v.E164Bytes()...)

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
 )
 
@@ -63,6 +64,10 @@ type account struct {
 	maxRate      int64 // max_destination_rate in millionths per minute, -1 = none
 	maxRateLayer Layer
 
+	originEff   policy.OriginEffective
+	origin      *origin.Rules // nil: origin checks off
+	originLayer Layer
+
 	subs map[string]*account
 }
 
@@ -104,6 +109,7 @@ type Snapshot struct {
 	srcAccounts map[string]policy.Account
 	srcHighRisk []policy.HighRiskEntry
 	srcRates    *policy.RateDeck
+	srcOperator policy.Operator
 }
 
 // Stats describes the snapshot.
@@ -113,6 +119,7 @@ func (s *Snapshot) Stats() SnapshotStats { return s.stats }
 type compiler struct {
 	selectors map[string]*countrySet
 	prefixes  int
+	originOp  *origin.Operator
 }
 
 func (c *compiler) selectorSet(sel string) *countrySet {
@@ -202,6 +209,12 @@ func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field strin
 	if p.MaxDestinationRate != nil {
 		a.maxRate, a.maxRateLayer = policy.Micro(*p.MaxDestinationRate), l
 	}
+	if p.Origin != nil {
+		a.originEff, a.originLayer = policy.MergeOrigin(a.originEff, p.Origin), l
+		if a.origin, err = c.originRules(a.originEff, field); err != nil {
+			return nil, err
+		}
+	}
 	return &a, nil
 }
 
@@ -222,13 +235,17 @@ func Compile(set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 // change from a full rebuild into a map copy.
 func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 	start := time.Now()
-	if prev != nil && (prev.plan != plan || !samePolicy(prev.srcDefault, set.Operator.Default)) {
+	if prev != nil && (prev.plan != plan || !samePolicy(prev.srcDefault, set.Operator.Default) || !sameOriginOperator(&prev.srcOperator, &set.Operator)) {
 		prev = nil // everything inherits from the default: rebuild
 	}
 	if err := set.Operator.Validate(); err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}
 	c := &compiler{selectors: make(map[string]*countrySet)}
+	var err error
+	if c.originOp, err = compileOriginOperator(&set.Operator); err != nil {
+		return nil, fmt.Errorf("operator: %w", err)
+	}
 	s := &Snapshot{
 		plan:          plan,
 		accounts:      make(map[string]*account, len(set.Accounts)),
@@ -239,7 +256,13 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	base := &account{
 		defaultAllow: builtin.Countries.Default == policy.Allow, highRiskBlock: builtin.HighRisk == policy.HighRiskBlock,
 		homeLayer: LayerDefault, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, allowLayer: LayerDefault, blockLayer: LayerDefault,
-		maxRate: builtin.MaxDestinationRate, maxRateLayer: LayerDefault,
+		maxRate: builtin.MaxDestinationRate, maxRateLayer: LayerDefault, originLayer: LayerDefault,
+	}
+	if len(set.Operator.GeoProfiles) > 0 || set.Operator.SourceBlocklist != nil {
+		// The blocklist applies to every call, whatever the account sets.
+		if base.origin, err = c.originRules(base.originEff, "operator.default."); err != nil {
+			return nil, err
+		}
 	}
 	deflt, err := c.layer(base, &set.Operator.Default, LayerDefault, "operator.default.")
 	if err != nil {
@@ -307,6 +330,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		return nil, firstErr
 	}
 	s.srcDefault, s.srcAccounts, s.srcHighRisk, s.srcRates = set.Operator.Default, set.Accounts, set.HighRisk, set.Rates
+	s.srcOperator = set.Operator
 	s.stats = SnapshotStats{
 		Accounts:    len(s.accounts),
 		Subaccounts: subs,
@@ -376,7 +400,8 @@ func samePolicy(a, b policy.Policy) bool {
 	return a.HomeCountry == b.HomeCountry && a.Countries == b.Countries && a.HighRisk == b.HighRisk &&
 		a.AllowPrefixes == b.AllowPrefixes && a.BlockPrefixes == b.BlockPrefixes &&
 		a.MaxChannels == b.MaxChannels && a.MaxCPS == b.MaxCPS &&
-		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity
+		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity &&
+		a.Origin == b.Origin
 }
 
 func sameAccount(a, b policy.Account) bool {

@@ -1,5 +1,7 @@
 package matcher
 
+import "github.com/tollgate/tollgate/origin"
+
 // Action is what the SIP proxy must do with the call.
 type Action uint8
 
@@ -48,6 +50,11 @@ const (
 	ReasonNumberBarred
 	ReasonInternationalLocked
 	ReasonRateExceeded
+	ReasonOriginScreen
+	ReasonOriginRejected
+	ReasonUntrustedSource
+	ReasonSourceBlocked
+	ReasonQuarantined
 	numReasons
 )
 
@@ -75,6 +82,28 @@ var Reasons = [numReasons]ReasonInfo{
 		"International calls of this account are locked after suspected fraud; domestic and emergency calls still pass"},
 	ReasonRateExceeded: {"rate_exceeded", 2060, 403, "Destination Rate Exceeded",
 		"This destination costs more per minute than the account's max_destination_rate"},
+	ReasonOriginScreen: {"origin_screen", 1010, 200, "OK",
+		"The call's origin needs screening: the proxy relays it to the screening IVR (SCREEN_URI)"},
+	ReasonOriginRejected: {"origin_rejected", 2070, 403, "Origin Rejected",
+		"Calls from this origin country are rejected by the account's geo profile"},
+	ReasonUntrustedSource: {"untrusted_source", 2071, 403, "Untrusted Source",
+		"The call does not come from one of the account's trusted source addresses"},
+	ReasonSourceBlocked: {"source_blocked", 2072, 403, "Source Blocked",
+		"The call's source address or origin country is on the operator's source blocklist"},
+	ReasonQuarantined: {"quarantined", 2073, 403, "Account Quarantined",
+		"The account is quarantined after failed screenings: only domestic and emergency calls pass"},
+}
+
+// Verdict is the action a reason stands for: screen for origin_screen,
+// allow for the reasons relayed with 200, reject for the others.
+func (r Reason) Verdict() Action {
+	switch {
+	case r == ReasonOriginScreen:
+		return Screen
+	case r.Info().SIPCode == 200:
+		return Allow
+	}
+	return Reject
 }
 
 // Info returns the table row of r.
@@ -142,6 +171,7 @@ const (
 	RuleCountryDenied  // country permissions deny it
 	RuleLockdown       // the account's international calls are locked
 	RuleRateExceeded   // the destination's rate is above max_destination_rate
+	RuleOrigin         // an origin check (see Verdict.Origin)
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into
@@ -175,10 +205,19 @@ type Verdict struct {
 	// minute.
 	Rate, MaxRate int64
 	Currency      string
+	// Origin is the origin checks' outcome when they ran (OriginRan): for
+	// RuleOrigin the rule that screened or rejected, for an allowed call
+	// the origin rule that let it through.
+	Origin    origin.Outcome
+	originRan bool
 
 	e164  [24]byte // "+" and up to 15 digits, or the short number as dialled
 	e164n uint8
 }
+
+// OriginRan reports whether the origin checks ran for this call (they run
+// for calls everything else allows, when the account has origin rules).
+func (v *Verdict) OriginRan() bool { return v.originRan }
 
 // E164Bytes is the resolved number ("+4420…"), or an emergency number as
 // dialled, or empty for an invalid number. It aliases the verdict: copy it

@@ -140,10 +140,10 @@ func BenchmarkCheck(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			in := bc.in
-			c.Check(&in)
+			c.Check(in)
 			b.ReportAllocs()
 			for b.Loop() {
-				c.Check(&in)
+				c.Check(in)
 			}
 		})
 	}
@@ -155,7 +155,7 @@ func BenchmarkCheckParallel(b *testing.B) {
 	accounts := make([]string, 4096)
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("acct-%d", i)
-		c.Check(&Input{Account: accounts[i], SrcIP: ipDE, Rules: r})
+		c.Check(Input{Account: accounts[i], SrcIP: ipDE, Rules: r})
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -163,7 +163,7 @@ func BenchmarkCheckParallel(b *testing.B) {
 		in := Input{SrcIP: ipDE, Rules: r, DestCountry: "GB"}
 		for pb.Next() {
 			in.Account = accounts[i&4095]
-			c.Check(&in)
+			c.Check(in)
 			i++
 		}
 	})
@@ -200,9 +200,9 @@ func TestZeroAlloc(t *testing.T) {
 	for ri, r := range rs {
 		for _, ip := range ips {
 			in := Input{Account: "zero", SrcIP: ip, Rules: r, DestCountry: "GB", HomeCountry: "DE"}
-			c.Check(&in) // creates the account's state
+			c.Check(in) // creates the account's state
 			n := testing.AllocsPerRun(100, func() {
-				o := c.Check(&in)
+				o := c.Check(in)
 				buf = o.AppendText(buf[:0])
 			})
 			if n != 0 {
@@ -229,7 +229,7 @@ func TestCheckConcurrent(t *testing.T) {
 			ips := []string{ipDE, ipFR, ipNG, ipGB}
 			for i := 0; i < 2000; i++ {
 				acc := fmt.Sprintf("a%d", i%17)
-				f.c.Check(&Input{Account: acc, SrcIP: ips[(i+w)%4], Rules: r, DestCountry: "GB"})
+				f.c.Check(Input{Account: acc, SrcIP: ips[(i+w)%4], Rules: r, DestCountry: "GB"})
 				switch i % 200 {
 				case 0:
 					f.st.ScreeningPassed(acc, r)

@@ -3,6 +3,7 @@ package origin
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -151,7 +152,7 @@ func (c *Checker) Geo() *GeoIP { return c.geo }
 // A screen is waived while a passed screening's window is open. Allowed and
 // screened calls become the account's last call. Check takes no global lock
 // and allocates nothing once the account's state exists.
-func (c *Checker) Check(in *Input) Outcome {
+func (c *Checker) Check(in Input) Outcome {
 	if in.Emergency {
 		return Outcome{Rule: RuleEmergency}
 	}
@@ -159,9 +160,11 @@ func (c *Checker) Check(in *Input) Outcome {
 	if r == nil {
 		return Outcome{Rule: RuleOff}
 	}
-	o, changed, account := c.check(in, r)
+	o, changed, account := c.check(&in, r)
 	if changed && c.st.o.OnChange != nil {
-		c.st.o.OnChange(account, c.durable(account))
+		// The account name may point into request memory: the hook gets
+		// its own copy (once per account, when its home is assigned).
+		c.st.o.OnChange(strings.Clone(account), c.durable(account))
 	}
 	return o
 }

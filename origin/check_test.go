@@ -108,7 +108,7 @@ func (f *fixture) rules(s AccountSpec) *Rules {
 }
 
 func (f *fixture) call(account string, r *Rules, ip, dest string) Outcome {
-	return f.c.Check(&Input{Account: account, SrcIP: ip, Rules: r, DestCountry: dest, HomeCountry: "DE"})
+	return f.c.Check(Input{Account: account, SrcIP: ip, Rules: r, DestCountry: dest, HomeCountry: "DE"})
 }
 
 func text(o Outcome) string { return string(o.AppendText(nil)) }
@@ -195,7 +195,7 @@ func TestCheckRules(t *testing.T) {
 			if dest == "" && c.name != "quarantined unknown destination" {
 				dest = "GB"
 			}
-			o := f.c.Check(&Input{Account: acc, SrcIP: c.ip, Rules: r, DestCountry: dest, HomeCountry: "DE", Emergency: c.emerg})
+			o := f.c.Check(Input{Account: acc, SrcIP: c.ip, Rules: r, DestCountry: dest, HomeCountry: "DE", Emergency: c.emerg})
 			if o.Action != c.action || o.Kind != c.kind || o.Rule != c.rule {
 				t.Fatalf("got %s/%s/%s (%s), want %s/%s/%s", o.Action, o.Kind, o.Rule, text(o), c.action, c.kind, c.rule)
 			}
@@ -472,7 +472,7 @@ func TestStateCap(t *testing.T) {
 	r, _ := op.Account(AccountSpec{ChangeMinutes: 5})
 	c := NewChecker(nil, st)
 	for _, a := range []string{"a", "b", "c", "d"} {
-		if o := c.Check(&Input{Account: a, SrcIP: ipDE, Rules: r}); o.Action != Allow {
+		if o := c.Check(Input{Account: a, SrcIP: ipDE, Rules: r}); o.Action != Allow {
 			t.Fatal(text(o))
 		}
 	}

@@ -33,7 +33,7 @@ func Example() {
 	c := origin.NewChecker(nil, st)
 
 	for _, ip := range []string{"192.0.2.10", "203.0.113.5", "198.51.100.7"} {
-		o := c.Check(&origin.Input{Account: "alice", SrcIP: ip, Rules: rules, DestCountry: "GB"})
+		o := c.Check(origin.Input{Account: "alice", SrcIP: ip, Rules: rules, DestCountry: "GB"})
 		fmt.Printf("%s: %s %s (%s)\n", ip, o.Action, o.Kind, o.AppendText(nil))
 	}
 	// Output:

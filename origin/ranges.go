@@ -1,11 +1,11 @@
 package origin
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
+
+	"github.com/tollgate/tollgate/policy"
 )
 
 // MaxRanges bounds one CIDR list, so a single request cannot make a snapshot
@@ -127,45 +127,12 @@ func (s *RangeSet) Contains(a netip.Addr) bool {
 }
 
 // ParsePrefix reads one list entry: a CIDR prefix ("192.0.2.0/24",
-// "2001:db8::/32") or a bare address (a /32 or /128). Host bits below the
+// "2001:db8::/32") or a bare address (a /32 or /128), as policy.ParseCIDR
+// does (policy validates the lists with the same rules). Host bits below the
 // mask are refused rather than silently dropped, since "10.1.2.3/8" is more
 // likely a typo than a wish to trust all of 10/8. IPv4-mapped IPv6 prefixes
 // are returned as the IPv4 prefix they carry.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	in := strings.TrimSpace(s)
-	if in == "" {
-		return netip.Prefix{}, errors.New("empty entry")
-	}
-	var p netip.Prefix
-	if strings.IndexByte(in, '/') < 0 {
-		a, err := netip.ParseAddr(in)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", in)
-		}
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zoned addresses are not allowed", in)
-		}
-		a = a.Unmap()
-		p = netip.PrefixFrom(a, a.BitLen())
-	} else {
-		var err error
-		p, err = netip.ParsePrefix(in)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix (want e.g. 192.0.2.0/24 or 2001:db8::/32)", in)
-		}
-		if p.Addr().Is4In6() {
-			if p.Bits() < 96 {
-				return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", in)
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		if m := p.Masked(); m != p {
-			return netip.Prefix{}, fmt.Errorf("%q has bits set below its /%d mask: did you mean %s or %s/%d?",
-				in, p.Bits(), m, p.Addr(), p.Addr().BitLen())
-		}
-	}
-	return p, nil
-}
+func ParsePrefix(s string) (netip.Prefix, error) { return policy.ParseCIDR(s) }
 
 // ParseRanges compiles a CIDR list (see ParsePrefix for an entry's syntax).
 // An error names the offending entry by index. Overlapping and adjacent

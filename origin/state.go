@@ -110,6 +110,9 @@ func NewState(o StateOptions) *State {
 	return s
 }
 
+// SetOnChange sets StateOptions.OnChange; call it before the State is used.
+func (s *State) SetOnChange(f func(account string, d Durable)) { s.o.OnChange = f }
+
 // Now is the State's clock.
 func (s *State) Now() time.Time { return s.o.Now() }
 
@@ -207,6 +210,22 @@ func (a *acct) durable(now time.Time) Durable {
 	}
 	return d
 }
+
+// Durable returns one account's durable state (the zero Durable when it
+// has none).
+func (s *State) Durable(account string) Durable {
+	a := s.get(account)
+	if a == nil {
+		return Durable{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.durable(s.o.Now())
+}
+
+// IsZero reports whether d holds nothing (the account's stored state can be
+// deleted).
+func (d Durable) IsZero() bool { return d.zero() }
 
 // Export returns every account's durable state (accounts with nothing
 // durable are left out), for persisting.

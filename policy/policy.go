@@ -67,6 +67,10 @@ type Policy struct {
 	// account's velocity counts the subaccounts' calls already, and a
 	// subaccount's own velocity counts only its calls.
 	Velocity *Velocity `json:"velocity,omitempty"`
+	// Origin holds the origin checks' settings (Geo-IP zones, home
+	// location, location changes, screening, trusted sources); each of its
+	// fields is inherited separately.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // Account is a customer's policy with its subaccounts' overrides.
@@ -101,6 +105,10 @@ type Operator struct {
 	// inherits from. Fields left out take the built-in defaults: all
 	// countries allowed, high-risk blocked, no caps.
 	Default Policy `json:"default"`
+	// GeoProfiles are the geo profiles accounts name in origin.geo_profile.
+	GeoProfiles map[string]GeoProfile `json:"geo_profiles,omitempty"`
+	// SourceBlocklist lists the sources no call may come from.
+	SourceBlocklist *SourceBlocklist `json:"source_blocklist,omitempty"`
 }
 
 // HighRiskEntry is one line of the high-risk prefix list: an E.164 prefix,
@@ -287,6 +295,11 @@ func (p *Policy) Validate(field string) error {
 			return err
 		}
 	}
+	if p.Origin != nil {
+		if err := p.Origin.Validate(field + "origin."); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -353,7 +366,45 @@ func (o *Operator) Validate() error {
 	default:
 		return fieldErr("unknown_accounts", "%q is not \"default\" or \"reject\"", o.UnknownAccounts)
 	}
-	return o.Default.Validate("default.")
+	if len(o.GeoProfiles) > MaxGeoProfiles {
+		return fieldErr("geo_profiles", "%d profiles, more than the %d allowed", len(o.GeoProfiles), MaxGeoProfiles)
+	}
+	names := make([]string, 0, len(o.GeoProfiles))
+	for n := range o.GeoProfiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := ValidName(n); err != nil {
+			return fieldErr(fmt.Sprintf("geo_profiles.%q", n), "bad profile name: %v", err)
+		}
+		g := o.GeoProfiles[n]
+		if err := g.Validate("geo_profiles." + n + "."); err != nil {
+			return err
+		}
+		o.GeoProfiles[n] = g
+	}
+	if o.SourceBlocklist != nil {
+		if err := o.SourceBlocklist.Validate("source_blocklist."); err != nil {
+			return err
+		}
+	}
+	if err := o.Default.Validate("default."); err != nil {
+		return err
+	}
+	return o.CheckProfile("default.", &o.Default)
+}
+
+// CheckProfile checks that the geo profile a policy layer names is one of
+// the operator's (a layer alone cannot know).
+func (o *Operator) CheckProfile(field string, p *Policy) error {
+	if p.Origin == nil || p.Origin.GeoProfile == nil || *p.Origin.GeoProfile == "" {
+		return nil
+	}
+	if _, ok := o.GeoProfiles[*p.Origin.GeoProfile]; !ok {
+		return fieldErr(field+"origin.geo_profile", "no geo profile %q in the operator's geo_profiles", *p.Origin.GeoProfile)
+	}
+	return nil
 }
 
 // Effective is a fully resolved policy: every layer merged, nothing left to
@@ -371,6 +422,7 @@ type Effective struct {
 	// -1 when not set.
 	MaxDestinationRate int64
 	Velocity           *Velocity // nil: no velocity rules
+	Origin             OriginEffective
 }
 
 // BuiltinDefault is what an operator gets before setting anything: all
@@ -412,6 +464,7 @@ func Merge(base Effective, layer Policy) Effective {
 	if layer.Velocity != nil {
 		out.Velocity = layer.Velocity
 	}
+	out.Origin = MergeOrigin(out.Origin, layer.Origin)
 	return out
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -153,6 +154,10 @@ type Options struct {
 	// the stored lockdowns at Load, and has its automatic lockdowns made
 	// durable and audited by the service.
 	Velocity *velocity.Engine
+	// Origin, when set, is the origin checker whose per-account state
+	// (screening, quarantine, home location, unblock codes) the service
+	// restores at Load, changes through the admin API and keeps durable.
+	Origin *origin.Checker
 	// Logger gets one line per admin change and per reload.
 	Logger zerolog.Logger
 	// Now is the clock (tests); time.Now if nil.
@@ -167,11 +172,12 @@ type Service struct {
 	opt  Options
 	log  zerolog.Logger
 
-	mu  sync.Mutex
-	set *policy.Set // in force; HighRisk is the effective list. Never mutated, only replaced.
-	hr  HighRiskInfo
-	rd  RateDeckInfo
-	vel *velocity.Engine
+	mu   sync.Mutex
+	set  *policy.Set // in force; HighRisk is the effective list. Never mutated, only replaced.
+	hr   HighRiskInfo
+	rd   RateDeckInfo
+	vel  *velocity.Engine
+	orig *origin.Checker
 
 	reloadOK, reloadFail, storeErrs atomic.Uint64
 	lastOK                          atomic.Bool
@@ -184,9 +190,12 @@ func New(m *matcher.Matcher, plan *numplan.Plan, st *store.Store, opt Options) *
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger, vel: opt.Velocity}
+	s := &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger, vel: opt.Velocity, orig: opt.Origin}
 	if s.vel != nil {
 		s.vel.SetOnLock(s.persistAutoLock)
+	}
+	if s.orig != nil {
+		s.orig.State().SetOnChange(s.persistOrigin)
 	}
 	return s
 }
@@ -218,6 +227,11 @@ func (s *Service) Load() error {
 			locks = append(locks, l)
 		}
 		s.vel.RestoreLocks(locks)
+	}
+	if s.orig != nil {
+		if err := s.loadOrigin(); err != nil {
+			return err
+		}
 	}
 	err = s.loadLocked(set, meta, nil)
 	s.countReload(err)

@@ -49,6 +49,7 @@ var (
 	bucketAudit    = []byte("audit")
 	bucketLocks    = []byte("locks")
 	bucketRates    = []byte("ratedeck")
+	bucketOrigin   = []byte("origin")
 
 	keyFormat   = []byte("format")
 	keyVersion  = []byte("version")
@@ -61,7 +62,7 @@ var (
 	// addedBuckets came after the first files were written: a file
 	// without them is not damaged, it is older, and gets them (empty) the
 	// first time it is opened for writing. Read-only, they read as empty.
-	addedBuckets = [][]byte{bucketLocks, bucketRates}
+	addedBuckets = [][]byte{bucketLocks, bucketRates, bucketOrigin}
 )
 
 // ErrLocked means another process (normally the running daemon) holds the
@@ -409,6 +410,10 @@ type Change struct {
 	RateDeck *RateDeckRecord
 	// DropRateDeck deletes the stored rate deck.
 	DropRateDeck bool
+	// Origin is accounts' durable origin state to write (home location,
+	// screening pass, failed screenings, quarantine, unblock code hash);
+	// a nil value deletes it. The values are package origin's JSON.
+	Origin map[string]json.RawMessage
 }
 
 // RateDeckRecord is the operator's rate deck with where it came from.
@@ -490,7 +495,7 @@ func (s *Store) Commit(c *Change) (uint64, error) {
 				return err
 			}
 		}
-		if len(c.Locks) > 0 || c.RateDeck != nil || c.DropRateDeck {
+		if len(c.Locks) > 0 || c.RateDeck != nil || c.DropRateDeck || len(c.Origin) > 0 {
 			if err := commitAdded(tx, c); err != nil {
 				return err
 			}
@@ -685,29 +690,15 @@ func decodeHighRisk(r io.Reader, hint int) ([]policy.HighRiskEntry, error) {
 
 // commitAdded writes the parts of a change that live in addedBuckets.
 func commitAdded(tx *bolt.Tx, c *Change) error {
-	locks, rates := tx.Bucket(bucketLocks), tx.Bucket(bucketRates)
-	if locks == nil || rates == nil {
-		return errors.New("the data file was opened read-only or predates locks and rate decks")
+	locks, rates, orig := tx.Bucket(bucketLocks), tx.Bucket(bucketRates), tx.Bucket(bucketOrigin)
+	if locks == nil || rates == nil || orig == nil {
+		return errors.New("the data file was opened read-only or predates locks, rate decks and origin state")
 	}
-	keys := make([]string, 0, len(c.Locks))
-	for k := range c.Locks {
-		keys = append(keys, k)
+	if err := putJSON(locks, "lock", c.Locks); err != nil {
+		return err
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := c.Locks[k]
-		if v == nil {
-			if err := locks.Delete([]byte(k)); err != nil {
-				return err
-			}
-			continue
-		}
-		if !json.Valid(v) {
-			return fmt.Errorf("lock %q: not JSON", k)
-		}
-		if err := locks.Put([]byte(k), v); err != nil {
-			return fmt.Errorf("lock %q: %w", k, err)
-		}
+	if err := putJSON(orig, "origin state", c.Origin); err != nil {
+		return err
 	}
 	if c.DropRateDeck {
 		if err := rates.Delete(keyList); err != nil {
@@ -735,6 +726,48 @@ func commitAdded(tx *bolt.Tx, c *Change) error {
 		}
 	}
 	return nil
+}
+
+// putJSON writes JSON values by key in key order; a nil value deletes.
+func putJSON(b *bolt.Bucket, what string, m map[string]json.RawMessage) error {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := m[k]
+		if v == nil {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		if !json.Valid(v) {
+			return fmt.Errorf("%s %q: not JSON", what, k)
+		}
+		if err := b.Put([]byte(k), v); err != nil {
+			return fmt.Errorf("%s %q: %w", what, k, err)
+		}
+	}
+	return nil
+}
+
+// Origin reads every account's stored origin state. A file that predates
+// origin state has none.
+func (s *Store) Origin() (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOrigin)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = append(json.RawMessage(nil), v...)
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Locks reads every stored lock, by scope. A file that predates locks has

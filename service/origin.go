@@ -1,0 +1,256 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/store"
+)
+
+// Origin is the origin checker the service keeps the state of, nil without
+// one.
+func (s *Service) Origin() *origin.Checker { return s.orig }
+
+func (s *Service) needOrigin() error {
+	if s.orig == nil {
+		return &ConflictError{Msg: "origin checks are not enabled in this process"}
+	}
+	return nil
+}
+
+// originAudit is an account's durable origin state as the audit log shows
+// it: the unblock code's hash never leaves the store.
+type originAudit struct {
+	Home           string `json:"home,omitempty"`
+	HomeAssigned   bool   `json:"home_assigned,omitempty"`
+	PassUntil      string `json:"pass_until,omitempty"`
+	Failed         int    `json:"failed_screenings"`
+	Quarantined    bool   `json:"quarantined"`
+	HasUnblockCode bool   `json:"has_unblock_code"`
+}
+
+func auditOf(d origin.Durable) json.RawMessage {
+	a := originAudit{Home: d.Home, HomeAssigned: d.HomeAuto, Failed: d.Failed, Quarantined: d.Quarantined, HasUnblockCode: d.UnblockCode != ""}
+	if !d.PassUntil.IsZero() {
+		a.PassUntil = d.PassUntil.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	return mustJSON(a)
+}
+
+func durableJSON(d origin.Durable) json.RawMessage {
+	if d.IsZero() {
+		return nil
+	}
+	return mustJSON(d)
+}
+
+// loadOrigin restores the stored origin state into the checker's State.
+func (s *Service) loadOrigin() error {
+	raw, err := s.st.Origin()
+	if err != nil {
+		return err
+	}
+	m := make(map[string]origin.Durable, len(raw))
+	for k, b := range raw {
+		var d origin.Durable
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("stored origin state of %q: %w", k, err)
+		}
+		m[k] = d
+	}
+	return s.orig.State().Restore(m)
+}
+
+// originChange applies one change to an account's origin state, makes it
+// durable and audits it (action on accounts/A/origin, with the state
+// before and after). The account must exist.
+func (s *Service) originChange(who Actor, action, account string, detail any, f func(st *origin.State, r *origin.Rules) (origin.Status, error)) (origin.Status, error) {
+	if err := s.needOrigin(); err != nil {
+		return origin.Status{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return origin.Status{}, err
+	}
+	if err := s.scopeExists(account, ""); err != nil {
+		return origin.Status{}, err
+	}
+	st := s.orig.State()
+	before := st.Durable(account)
+	status, err := f(st, s.m.Snapshot().OriginRules(account))
+	after := st.Durable(account)
+	if after == before {
+		return status, err
+	}
+	body := map[string]any{"state": auditOf(after)}
+	if detail != nil {
+		body["request"] = detail
+	}
+	audit := store.AuditEntry{Action: action, Object: "accounts/" + account + "/origin", Before: auditOf(before), After: mustJSON(body),
+		Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
+	if _, cerr := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(after)}}); cerr != nil {
+		s.storeErrs.Add(1)
+		s.log.Error().Err(cerr).Str("account", account).Str("action", action).Msg("origin state not stored: it holds until this process ends")
+		if err == nil {
+			err = &StoreError{Err: cerr}
+		}
+	}
+	s.log.Info().Str("who", who.Name).Str("remote", who.Remote).Str("action", action).Str("account", account).Msg("origin state changed")
+	return status, err
+}
+
+// persistOrigin makes a change the checker made by itself (a home country
+// assigned at a first call) durable and audits it as 'tollgate'. It runs
+// in its own goroutine, off the decision path.
+func (s *Service) persistOrigin(account string, d origin.Durable) {
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d := s.orig.State().Durable(account) // the latest, whatever the order of goroutines
+		audit := store.AuditEntry{Action: "home_assigned", Object: "accounts/" + account + "/origin", Before: json.RawMessage("null"),
+			After: auditOf(d), Who: "tollgate", Time: s.opt.Now()}
+		if _, err := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}); err != nil {
+			s.storeErrs.Add(1)
+			s.log.Error().Err(err).Str("account", account).Msg("assigned home country not stored: it holds until this process ends")
+		}
+	}()
+}
+
+// OriginStatus reports an account's origin state.
+func (s *Service) OriginStatus(account string) (origin.Status, error) {
+	if err := s.needOrigin(); err != nil {
+		return origin.Status{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return origin.Status{}, err
+	}
+	if err := s.scopeExists(account, ""); err != nil {
+		return origin.Status{}, err
+	}
+	return s.orig.State().Status(account), nil
+}
+
+// Screening results the IVR reports.
+const (
+	ScreeningPassed = "passed"
+	ScreeningFailed = "failed"
+)
+
+// ReportScreening records the screening IVR's outcome for an account:
+// passed opens the account's screening pass window, failed counts a failure
+// (too many quarantine the account).
+func (s *Service) ReportScreening(who Actor, account, result string) (origin.Status, error) {
+	if result != ScreeningPassed && result != ScreeningFailed {
+		return origin.Status{}, &InvalidError{Err: &policy.FieldError{Field: "result", Msg: fmt.Sprintf("%q is not passed or failed", result)}}
+	}
+	return s.originChange(who, "screening_"+result, account, map[string]string{"result": result},
+		func(st *origin.State, r *origin.Rules) (origin.Status, error) {
+			if result == ScreeningPassed {
+				return st.ScreeningPassed(account, r)
+			}
+			return st.ScreeningFailed(account, r)
+		})
+}
+
+// ReleaseQuarantine lifts an account's quarantine and clears its failures.
+func (s *Service) ReleaseQuarantine(who Actor, account string) (origin.Status, error) {
+	return s.originChange(who, "quarantine_release", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
+		return st.Release(account)
+	})
+}
+
+// SetHomeOrigin sets an account's home country (the policy's home_origin,
+// when set, still takes precedence).
+func (s *Service) SetHomeOrigin(who Actor, account, country string) (origin.Status, error) {
+	return s.originChange(who, "home_set", account, map[string]string{"country": country}, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
+		status, err := st.SetHome(account, country)
+		return status, originInvalid(err)
+	})
+}
+
+// ClearHomeOrigin forgets an account's set or assigned home country.
+func (s *Service) ClearHomeOrigin(who Actor, account string) (origin.Status, error) {
+	return s.originChange(who, "home_clear", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
+		return st.ClearHome(account)
+	})
+}
+
+// SetUnblockCode stores an account's service unblock code, hashed.
+func (s *Service) SetUnblockCode(who Actor, account, code string) (origin.Status, error) {
+	return s.originChange(who, "unblock_code_set", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
+		status, err := st.SetUnblockCode(account, code)
+		return status, originInvalid(err)
+	})
+}
+
+// ClearUnblockCode removes an account's service unblock code.
+func (s *Service) ClearUnblockCode(who Actor, account string) (origin.Status, error) {
+	return s.originChange(who, "unblock_code_clear", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
+		return st.ClearUnblockCode(account)
+	})
+}
+
+// VerifyUnblockCode checks a code keyed in on the IVR (origin.ErrWrongCode,
+// origin.ErrCodeLocked and origin.ErrNoCode say why not). A right code
+// counts as a passed screening and lifts quarantine. Every attempt is
+// audited, the code never.
+func (s *Service) VerifyUnblockCode(who Actor, account, code string) (origin.Status, error) {
+	if err := s.needOrigin(); err != nil {
+		return origin.Status{}, err
+	}
+	s.mu.Lock()
+	err := s.loaded()
+	if err == nil {
+		err = s.scopeExists(account, "")
+	}
+	r := s.m.Snapshot().OriginRules(account)
+	s.mu.Unlock()
+	if err != nil {
+		return origin.Status{}, err
+	}
+	// The hash is slow on purpose: computed outside the service lock.
+	status, verr := s.orig.State().VerifyUnblockCode(account, r, code)
+	result := "verified"
+	switch {
+	case errors.Is(verr, origin.ErrWrongCode):
+		result = "wrong_code"
+	case errors.Is(verr, origin.ErrCodeLocked):
+		result = "locked_out"
+	case errors.Is(verr, origin.ErrNoCode):
+		result = "no_code"
+	case verr != nil:
+		return status, verr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.orig.State().Durable(account)
+	audit := store.AuditEntry{Action: "unblock_code_verify", Object: "accounts/" + account + "/origin", Before: json.RawMessage("null"),
+		After: mustJSON(map[string]any{"result": result, "state": auditOf(d)}), Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
+	ch := &store.Change{Audit: audit}
+	if verr == nil {
+		ch.Origin = map[string]json.RawMessage{account: durableJSON(d)}
+	}
+	if _, err := s.st.Commit(ch); err != nil {
+		s.storeErrs.Add(1)
+		s.log.Error().Err(err).Str("account", account).Msg("unblock code verification not stored")
+	}
+	return status, verr
+}
+
+// originInvalid turns origin's field errors into the service's.
+func originInvalid(err error) error {
+	var fe *origin.FieldError
+	if errors.As(err, &fe) {
+		return &InvalidError{Err: &policy.FieldError{Field: fe.Field, Msg: fe.Msg}}
+	}
+	if err != nil && !errors.Is(err, origin.ErrNoCode) {
+		return &InvalidError{Err: err}
+	}
+	return err
+}
