@@ -44,29 +44,88 @@ type rule struct {
 	th       [numMeasures]policy.Threshold
 	has      [numMeasures]bool
 	action   string // of the critical level
-	ctr      *counters
 	prefixTx string // "+44", for alerts and the admin API
+	// ctr is allocated by the first call the rule counts (so a scope that
+	// never calls costs no counters), and carried over by Sync.
+	ctr atomic.Pointer[counters]
 }
 
-// counters are one rule's lock-free counts.
+// counters are one rule's lock-free counts; a ring exists only when the
+// rule watches its measure.
 type counters struct {
-	cpm     ring // allowed calls, by second
-	win     ring // allowed calls, by window bucket
-	blocked ring // barred attempts, by window bucket
 	seq     atomic.Uint64
+	cpm     *ring // allowed calls, by second
+	win     *ring // allowed calls, by window bucket
+	blocked *ring // barred attempts, by window bucket
+}
+
+// counters returns the rule's counters, allocating them on first use: once
+// per rule and scope, shared by every later call.
+func (r *rule) counters() *counters {
+	if c := r.ctr.Load(); c != nil {
+		return c
+	}
+	n := 0
+	for _, m := range []int{mCPM, mWindow, mBlocked} {
+		if r.has[m] {
+			n++
+		}
+	}
+	rings := make([]ring, n)
+	c := &counters{}
+	for _, x := range []struct {
+		m int
+		p **ring
+	}{{mCPM, &c.cpm}, {mWindow, &c.win}, {mBlocked, &c.blocked}} {
+		if r.has[x.m] {
+			*x.p, rings = &rings[0], rings[1:]
+		}
+	}
+	if r.ctr.CompareAndSwap(nil, c) {
+		return c
+	}
+	return r.ctr.Load()
 }
 
 func (c *counters) reset() {
-	c.cpm.reset()
-	c.win.reset()
-	c.blocked.reset()
+	for _, r := range []*ring{c.cpm, c.win, c.blocked} {
+		if r != nil {
+			r.reset()
+		}
+	}
 	c.seq.Store(0)
 }
 
-// sameCounting reports whether two rules count exactly the same calls, so
-// that a policy change that only moves thresholds keeps the counts.
+// values reads the rule's counted measures at sec (0 for a rule that has
+// counted nothing yet).
+func (r *rule) values(sec int64, v *[numMeasures]int) {
+	c := r.ctr.Load()
+	if c == nil {
+		return
+	}
+	minute := uint32(sec / 60)
+	from, to := r.win.span(minute)
+	if c.cpm != nil {
+		v[mCPM] = c.cpm.sum(uint32(sec-59), uint32(sec))
+	}
+	if c.win != nil {
+		v[mWindow] = c.win.sum(from, to)
+	}
+	if c.blocked != nil {
+		v[mBlocked] = c.blocked.sum(from, to)
+	}
+	if r.has[mSequential] {
+		v[mSequential] = seqValue(c.seq.Load(), minute, r.win.minutes)
+	}
+}
+
+// sameCounting reports whether two rules count exactly the same calls into
+// the same rings, so that a policy change that only moves thresholds keeps
+// the counts.
 func (r *rule) sameCounting(o *rule) bool {
-	return r.prefix == o.prefix && r.from == o.from && r.to == o.to && r.days == o.days && r.win == o.win
+	return r.prefix == o.prefix && r.from == o.from && r.to == o.to && r.days == o.days && r.win == o.win &&
+		r.has[mCPM] == o.has[mCPM] && r.has[mWindow] == o.has[mWindow] && r.has[mBlocked] == o.has[mBlocked] &&
+		r.has[mSequential] == o.has[mSequential]
 }
 
 // compileConfig builds a scope's config from its effective policy. prev's
@@ -99,9 +158,11 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 	if prev != nil {
 		taken = make([]bool, len(prev.rules))
 	}
+	c.rules = make([]rule, len(v.Rules))
 	for i := range v.Rules {
 		pr := &v.Rules[i]
-		r := rule{name: pr.Name, win: newWindow(pr.Window()), action: v.CriticalAction(pr.Action), prefixTx: pr.Prefix}
+		r := &c.rules[i]
+		r.name, r.win, r.action, r.prefixTx = pr.Name, newWindow(pr.Window()), v.CriticalAction(pr.Action), pr.Prefix
 		if r.name == "" {
 			r.name = fmt.Sprintf("rule %d", i+1)
 		}
@@ -133,17 +194,14 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 		}
 		if prev != nil {
 			for j := range prev.rules {
-				if !taken[j] && prev.rules[j].sameCounting(&r) {
-					r.ctr, taken[j] = prev.rules[j].ctr, true
+				if !taken[j] && prev.rules[j].sameCounting(r) {
+					r.ctr.Store(prev.rules[j].ctr.Load())
+					taken[j] = true
 					break
 				}
 			}
 		}
-		if r.ctr == nil {
-			r.ctr = &counters{}
-		}
 		c.timed = c.timed || r.from != r.to || r.days != 0
-		c.rules = append(c.rules, r)
 	}
 	return c, nil
 }

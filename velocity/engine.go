@@ -20,6 +20,12 @@
 // durations as they run, the daily spend (answered calls' cost plus the
 // running cost of calls in progress, from the rate deck) and each account's
 // daily peak of channels.
+//
+// Memory: a rule's counters are allocated by the first call it counts in a
+// scope — one ring of 60 eight-byte buckets (480 B) per watched measure among
+// calls per minute, calls per window and blocked attempts — so scopes that
+// never call cost only their scope (a few hundred bytes). That first counted
+// call is the only one that allocates; every later decision allocates nothing.
 package velocity
 
 import (
@@ -273,20 +279,22 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
 			// only the measures the rule watches are counted: each is a
 			// cache line of a scope among thousands
 			if o == matcher.OutcomeAllowed {
-				if r.has[mCPM] {
-					r.ctr.cpm.add(uint32(sec))
-					news = true
+				if !r.has[mCPM] && !r.has[mWindow] && !r.has[mSequential] {
+					continue
 				}
-				if r.has[mWindow] {
-					r.ctr.win.add(r.win.tag(minute))
-					news = true
+				c := r.counters()
+				if c.cpm != nil {
+					c.cpm.add(uint32(sec))
+				}
+				if c.win != nil {
+					c.win.add(r.win.tag(minute))
 				}
 				if r.has[mSequential] {
-					seqRecord(&r.ctr.seq, dest, minute, r.win.minutes)
-					news = true
+					seqRecord(&c.seq, dest, minute, r.win.minutes)
 				}
+				news = true
 			} else if r.has[mBlocked] {
-				r.ctr.blocked.add(r.win.tag(minute))
+				r.counters().blocked.add(r.win.tag(minute))
 				news = true
 			}
 		}
@@ -350,8 +358,12 @@ func (e *Engine) Sync(set *policy.Set) error {
 	}
 	zones := map[string]*time.Location{}
 	var todo []pending
+	matched := 0 // accounts of the old table still present
 	for name, acc := range set.Accounts {
 		oe := old.accounts[name]
+		if oe != nil {
+			matched++
+		}
 		if reuse && oe != nil && sameAccount(oe.src, acc) {
 			nt.accounts[name] = oe
 			continue
@@ -392,16 +404,31 @@ func (e *Engine) Sync(set *policy.Set) error {
 		p.s.cfg.Store(p.cfg)
 		p.s.markDirty() // re-evaluate under the new thresholds
 	}
+	// Scopes that disappear: the old accounts missing from the new table
+	// (not looked for when none is: a one-account change with 100,000
+	// accounts does not walk them all), and the subaccounts the rebuilt
+	// accounts dropped.
 	for name, oe := range old.accounts {
-		ne := nt.accounts[name]
-		if ne == oe {
+		if matched == len(old.accounts) {
+			break
+		}
+		if nt.accounts[name] == nil {
+			oe.scope.gone.Store(true)
+			for _, s := range oe.subs {
+				s.gone.Store(true)
+			}
+		}
+	}
+	for _, p := range todo {
+		if p.s.sub != "" {
 			continue
 		}
-		if ne == nil || ne.scope != oe.scope {
-			oe.scope.gone.Store(true)
+		oe, ne := old.accounts[p.s.account], nt.accounts[p.s.account]
+		if oe == nil || oe == ne {
+			continue
 		}
 		for sub, s := range oe.subs {
-			if ne == nil || ne.subs[sub] != s {
+			if ne.subs[sub] != s {
 				s.gone.Store(true)
 			}
 		}

@@ -80,7 +80,6 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 	var fire []pendingAlert
 	keep := false
 	sec := now.Unix()
-	minute := uint32(sec / 60)
 
 	s.mu.Lock()
 	if s.firedCfg != cfg {
@@ -104,19 +103,7 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
 		var v [numMeasures]int
-		from, to := r.win.span(minute)
-		if r.has[mCPM] {
-			v[mCPM] = r.ctr.cpm.sum(uint32(sec-59), uint32(sec))
-		}
-		if r.has[mWindow] {
-			v[mWindow] = r.ctr.win.sum(from, to)
-		}
-		if r.has[mBlocked] {
-			v[mBlocked] = r.ctr.blocked.sum(from, to)
-		}
-		if r.has[mSequential] {
-			v[mSequential] = seqValue(r.ctr.seq.Load(), minute, r.win.minutes)
-		}
+		r.values(sec, &v)
 		if r.active(local) && (r.has[mConcurrent] || r.has[mDuration]) {
 			for c := range s.live {
 				if !r.matches(c.dest) {

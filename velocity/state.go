@@ -113,7 +113,6 @@ func (s *Scope) state(now time.Time) ScopeState {
 	}
 	st.TimeZone = cfg.loc.String()
 	sec := now.Unix()
-	minute := uint32(sec / 60)
 	if cfg.maxCPS > 0 {
 		st.MaxCPS = cfg.maxCPS
 		st.CallsThisSecond = bucketCount(&s.cps[sec%int64(len(s.cps))], uint32(sec))
@@ -154,12 +153,8 @@ func (s *Scope) state(now time.Time) ScopeState {
 				rs.Days = append(rs.Days, dayNames[d])
 			}
 		}
-		from, to := r.win.span(minute)
 		var v [numMeasures]int
-		v[mCPM] = r.ctr.cpm.sum(uint32(sec-59), uint32(sec))
-		v[mWindow] = r.ctr.win.sum(from, to)
-		v[mBlocked] = r.ctr.blocked.sum(from, to)
-		v[mSequential] = seqValue(r.ctr.seq.Load(), minute, r.win.minutes)
+		r.values(sec, &v)
 		for c := range s.live {
 			if r.matches(c.dest) {
 				v[mConcurrent]++
@@ -205,7 +200,9 @@ func (e *Engine) Reset(account, sub string) error {
 	for _, s := range scopes {
 		if cfg := s.cfg.Load(); cfg != nil {
 			for i := range cfg.rules {
-				cfg.rules[i].ctr.reset()
+				if c := cfg.rules[i].ctr.Load(); c != nil {
+					c.reset()
+				}
 			}
 		}
 		for i := range s.cps {

@@ -97,6 +97,9 @@ func benchDecide(b *testing.B, withVelocity bool) {
 	m, e := benchMatcher(b, set, withVelocity)
 	qs := benchQueries(1<<16, 10_000)
 	var buf [256]byte
+	for i := range qs {
+		m.Decide(&qs[i]) // steady state: each scope's counters exist
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -115,8 +118,33 @@ func BenchmarkDecideVelocityOff(b *testing.B) { benchDecide(b, false) }
 
 // BenchmarkDecideVelocityOn is the same decision with the engine behind it:
 // four rules per account (every measure, a prefix rule, a time window) plus
-// a subaccount rule for a tenth of them, CPS caps and a spend limit.
+// a subaccount rule for a tenth of them, CPS caps and a spend limit. Every
+// account has called once before the timer starts: a rule's counters are
+// allocated by the first call it counts (BenchmarkDecideVelocityFirstCall).
 func BenchmarkDecideVelocityOn(b *testing.B) { benchDecide(b, true) }
+
+// BenchmarkDecideVelocityFirstCall is the first counted call of a scope:
+// its rules' counters are allocated then (once per account and rule).
+func BenchmarkDecideVelocityFirstCall(b *testing.B) {
+	set := benchSet(b, 10_000)
+	m, e := benchMatcher(b, set, true)
+	qs := benchQueries(1<<16, 10_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%(1<<16) == 0 && i > 0 {
+			b.StopTimer()
+			if err := e.Sync(&policy.Set{Operator: set.Operator, Accounts: map[string]policy.Account{}}); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Sync(set); err != nil { // new scopes: no counters
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		m.Decide(&qs[i&(len(qs)-1)])
+	}
+}
 
 // BenchmarkDecideVelocityOnParallel is the same on every core, the way the
 // transports call it.
@@ -124,6 +152,9 @@ func BenchmarkDecideVelocityOnParallel(b *testing.B) {
 	set := benchSet(b, 10_000)
 	m, _ := benchMatcher(b, set, true)
 	qs := benchQueries(1<<16, 10_000)
+	for i := range qs {
+		m.Decide(&qs[i])
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -174,5 +205,33 @@ func BenchmarkApplyEvents(b *testing.B) {
 		id := ids[i&(len(ids)-1)] + "-" + strconv.Itoa(i)
 		e.Apply(Event{Kind: Answered, CallID: id, Account: q.Account, Subaccount: q.Subaccount, To: q.To})
 		e.Apply(Event{Kind: Ended, CallID: id, Account: q.Account, Subaccount: q.Subaccount, To: q.To, Duration: time.Minute})
+	}
+}
+
+// BenchmarkSyncOneAccount is the engine's share of an admin change with
+// 100,000 accounts loaded: one account replaced, the rest shared (as the
+// service hands them over), so only it is recompiled.
+func BenchmarkSyncOneAccount(b *testing.B) {
+	set := benchSet(b, 100_000)
+	if _, err := matcher.Compile(set, plan); err != nil {
+		b.Fatal(err)
+	}
+	e := New(Options{})
+	if err := e.Sync(set); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := &policy.Set{Operator: set.Operator, Accounts: make(map[string]policy.Account, len(set.Accounts))}
+		for k, v := range set.Accounts {
+			next.Accounts[k] = v
+		}
+		home := "DE"
+		next.Accounts["acct-7"] = policy.Account{Policy: policy.Policy{HomeCountry: &home}}
+		if err := e.Sync(next); err != nil {
+			b.Fatal(err)
+		}
+		set = next
 	}
 }

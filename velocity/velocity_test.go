@@ -100,7 +100,7 @@ func TestSequentialWord(t *testing.T) {
 }
 
 func TestRuleActive(t *testing.T) {
-	mk := func(hours string, days ...string) rule {
+	mk := func(hours string, days ...string) *rule {
 		vr := policy.VelocityRule{Hours: hours, Days: days, CallsPerMinute: th(1, 2)}
 		if err := vr.Validate(""); err != nil {
 			t.Fatal(err)
@@ -109,7 +109,7 @@ func TestRuleActive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return cfg.rules[0]
+		return &cfg.rules[0]
 	}
 	at := func(day, hh, mm int) time.Time { return time.Date(2026, 3, day, hh, mm, 0, 0, time.UTC) } // 2 Mar = Monday
 	office := mk("08:00-18:00", "mon", "tue", "wed", "thu", "fri")
@@ -117,7 +117,7 @@ func TestRuleActive(t *testing.T) {
 	always := mk("")
 	weekend := mk("", "sat", "sun")
 	for _, c := range []struct {
-		r    rule
+		r    *rule
 		t    time.Time
 		want bool
 	}{
