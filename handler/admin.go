@@ -108,6 +108,9 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	method := string(ctx.Method())
+	if h.originRoute(ctx, actor, method, seg) {
+		return
+	}
 	switch {
 	case len(seg) == 2 && seg[1] == "accounts":
 		if h.allow(ctx, method, "GET") {

@@ -18,11 +18,9 @@ func TestAPIDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	for _, in := range matcher.Reasons {
-		action, status := matcher.Reject, 403
-		if in.SIPCode == 200 {
-			action, status = matcher.Allow, 200
-		}
+	for i, in := range matcher.Reasons {
+		action := matcher.Reason(i).Verdict()
+		status := action.HTTPStatus()
 		row := fmt.Sprintf("| `%s` | %d | %s | %d | %d %s | %s |", in.Name, in.Code, action, status, in.SIPCode, in.SIPReason, in.Message)
 		if !strings.Contains(doc, row) {
 			t.Errorf("docs/api.md lacks the verdict row\n%s", row)
@@ -61,6 +59,10 @@ func TestAPIDoc(t *testing.T) {
 		"GET /v1/accounts/{account}/lock", "PUT /v1/accounts/{account}/lock", "DELETE /v1/accounts/{account}/lock",
 		"DELETE /v1/accounts/{account}/subaccounts/{sub}/lock", "GET /v1/locks",
 		"GET /v1/rate-deck", "PUT /v1/rate-deck", "DELETE /v1/rate-deck", "GET /v1/alerts",
+		"GET /v1/accounts/{account}/origin", "POST /v1/accounts/{account}/screening", "DELETE /v1/accounts/{account}/quarantine",
+		"PUT /v1/accounts/{account}/home-origin", "DELETE /v1/accounts/{account}/home-origin",
+		"PUT /v1/accounts/{account}/unblock-code", "DELETE /v1/accounts/{account}/unblock-code",
+		"POST /v1/accounts/{account}/unblock-code/verify",
 	} {
 		if !strings.Contains(doc, route) {
 			t.Errorf("route %q is not documented", route)

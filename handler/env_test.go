@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
@@ -41,6 +42,7 @@ type env struct {
 	vel    *velocity.Engine
 	alerts *alert.Dispatcher
 	clk    *testClock
+	orig   *origin.Checker
 }
 
 // testClock is the velocity engine's injected time in handler tests.
@@ -105,7 +107,9 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		Currency: func() string { return e.m.Snapshot().Currency() },
 	})
 	so.Velocity = e.vel
-	e.m = matcher.New(plan, matcher.Options{Velocity: e.vel})
+	e.orig = origin.NewChecker(nil, origin.NewState(origin.StateOptions{Now: e.clk.Now, CodeIterations: 1000}))
+	so.Origin = e.orig
+	e.m = matcher.New(plan, matcher.Options{Velocity: e.vel, Origin: e.orig})
 	e.svc = service.New(e.m, plan, st, so)
 	if err := e.svc.Load(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/velocity"
 )
 
@@ -210,6 +211,9 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	if h.vel != nil {
 		h.writeVelocityMetrics(b, counterHead, gauge, line)
 	}
+	if h.svc != nil && h.svc.Origin() != nil {
+		h.writeOriginMetrics(b, h.svc.Origin(), counterHead, gauge, line)
+	}
 	if h.alerts != nil {
 		h.writeAlertMetrics(b, counterHead, gauge)
 	}
@@ -357,4 +361,49 @@ func alertCombination(kind, level string) bool {
 		return level == alert.LevelInfo
 	}
 	return level != alert.LevelInfo
+}
+
+// writeOriginMetrics writes the origin checks' counters: labels are origin
+// rules and actions (closed sets); no account, number or address ever
+// becomes a label.
+func (h *Handler) writeOriginMetrics(b *bytes.Buffer, c *origin.Checker, head func(name, help, typ string), gauge func(name, help string, v float64), line func(name string, v float64)) {
+	head("tollgate_origin_checks_total", "Origin checks of calls the destination rules allowed, by the origin rule that applied and its action (allow, screen, reject).", "counter")
+	c.Outcomes(func(r origin.Rule, a origin.Action, n uint64) {
+		if n == 0 && r != origin.RuleZone {
+			return // keep the exposition short; zone rows are always there
+		}
+		b.WriteString(`tollgate_origin_checks_total{rule="`)
+		b.WriteString(r.String())
+		b.WriteString(`",action="`)
+		b.WriteString(a.String())
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(n, 10))
+		b.WriteByte('\n')
+	})
+	st := c.State().Counters()
+	head("tollgate_screenings_total", "Screening IVR results reported through the admin API, by result.", "counter")
+	b.WriteString(`tollgate_screenings_total{result="passed"} ` + strconv.FormatUint(st.ScreeningsPassed, 10) + "\n")
+	b.WriteString(`tollgate_screenings_total{result="failed"} ` + strconv.FormatUint(st.ScreeningsFailed, 10) + "\n")
+	head("tollgate_quarantines_total", "Accounts quarantined after too many failed screenings.", "counter")
+	line("tollgate_quarantines_total", float64(st.Quarantines))
+	head("tollgate_quarantine_releases_total", "Quarantines lifted by an operator.", "counter")
+	line("tollgate_quarantine_releases_total", float64(st.Releases))
+	head("tollgate_unblock_code_checks_total", "Service unblock code verifications, by result (verified, wrong; lockouts counts the lock-outs they caused).", "counter")
+	b.WriteString(`tollgate_unblock_code_checks_total{result="verified"} ` + strconv.FormatUint(st.CodesVerified, 10) + "\n")
+	b.WriteString(`tollgate_unblock_code_checks_total{result="wrong"} ` + strconv.FormatUint(st.CodesWrong, 10) + "\n")
+	head("tollgate_unblock_code_lockouts_total", "Unblock code verifications locked out after too many wrong codes.", "counter")
+	line("tollgate_unblock_code_lockouts_total", float64(st.CodeLockouts))
+	gauge("tollgate_origin_accounts", "Accounts with origin state (calling history, screening, home, unblock code).", float64(st.Accounts))
+	g := c.Geo()
+	tab := g.Table()
+	loaded, ranges := 0.0, 0.0
+	if tab != nil {
+		loaded, ranges = 1, float64(tab.Info.Ranges)
+	}
+	gauge("tollgate_geoip_loaded", "1 when a Geo-IP database is in force (country rules on), 0 otherwise.", loaded)
+	gauge("tollgate_geoip_ranges", "Address ranges of the Geo-IP database in force.", ranges)
+	ok, refused := g.Loads()
+	head("tollgate_geoip_loads_total", "Geo-IP database loads, by result (ok, refused: the file in force stays).", "counter")
+	b.WriteString(`tollgate_geoip_loads_total{result="ok"} ` + strconv.FormatUint(ok, 10) + "\n")
+	b.WriteString(`tollgate_geoip_loads_total{result="refused"} ` + strconv.FormatUint(refused, 10) + "\n")
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,6 +116,19 @@ type Outcome struct {
 type Checker struct {
 	geo *GeoIP
 	st  *State
+	// outcomes counts Check's answers by rule and action, for metrics.
+	outcomes [numRules][3]atomic.Uint64
+}
+
+// Outcomes calls f for every origin rule and action with how many Check
+// answers took them since the Checker was made (labels from closed sets,
+// for metrics).
+func (c *Checker) Outcomes(f func(rule Rule, action Action, n uint64)) {
+	for r := range c.outcomes {
+		for a := range c.outcomes[r] {
+			f(Rule(r), Action(a), c.outcomes[r][a].Load())
+		}
+	}
 }
 
 // NewChecker returns a Checker. geo may be nil or hold no database: country
@@ -161,6 +175,7 @@ func (c *Checker) Check(in Input) Outcome {
 		return Outcome{Rule: RuleOff}
 	}
 	o, changed, account := c.check(&in, r)
+	c.outcomes[o.Rule][o.Action].Add(1)
 	if changed && c.st.o.OnChange != nil {
 		// The account name may point into request memory: the hook gets
 		// its own copy (once per account, when its home is assigned).

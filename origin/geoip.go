@@ -453,9 +453,11 @@ type GeoIP struct {
 	path string
 	tab  atomic.Pointer[GeoTable]
 
-	mu      sync.Mutex // serialises loads
-	size    int64      // stamp of the file last tried, loaded or not,
-	modTime time.Time  // so a bad file is not re-read every tick
+	mu              sync.Mutex // serialises loads
+	loads, failures atomic.Uint64
+
+	size    int64     // stamp of the file last tried, loaded or not,
+	modTime time.Time // so a bad file is not re-read every tick
 	lastErr error
 }
 
@@ -481,6 +483,15 @@ func (g *GeoIP) Path() string {
 		return ""
 	}
 	return g.path
+}
+
+// Loads reports how many times a file went into force and how many times
+// one was refused.
+func (g *GeoIP) Loads() (ok, refused uint64) {
+	if g == nil {
+		return 0, 0
+	}
+	return g.loads.Load(), g.failures.Load()
 }
 
 // Table is the compiled database in force, nil when none has loaded.
@@ -518,9 +529,11 @@ func (g *GeoIP) loadLocked() error {
 	t, err := CompileGeoDB(g.path)
 	g.lastErr = err
 	if err != nil {
+		g.failures.Add(1)
 		return err
 	}
 	g.tab.Store(t)
+	g.loads.Add(1)
 	return nil
 }
 

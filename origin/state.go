@@ -37,9 +37,11 @@ type StateOptions struct {
 	// CodeLockout is how long verification stays locked out (default 15
 	// minutes).
 	CodeLockout time.Duration
-	// OnChange, when set, is called after an account's durable state
-	// changed (see Durable), outside any lock, so the daemon can persist
-	// it. It may be called from Check (home assignment): keep it quick.
+	// OnChange, when set, is called after Check changed an account's
+	// durable state by itself (a home country assigned at a first call),
+	// outside any lock, so the daemon can persist it; changes made through
+	// State's methods are the caller's to persist. It is called on the
+	// decision path: keep it quick (hand the work to another goroutine).
 	OnChange func(account string, d Durable)
 }
 
@@ -59,6 +61,28 @@ type State struct {
 	shards [numShards]stateShard
 	n      atomic.Int64
 	o      StateOptions
+
+	passed, failed, quarantines, released atomic.Uint64
+	verified, wrongCode, lockedOut        atomic.Uint64
+}
+
+// Counters are the State's event counts since it was made, for metrics.
+type Counters struct {
+	ScreeningsPassed, ScreeningsFailed uint64
+	Quarantines                        uint64 // accounts put in quarantine
+	Releases                           uint64 // quarantines lifted by the operator
+	CodesVerified, CodesWrong          uint64
+	CodeLockouts                       uint64
+	Accounts                           int // accounts with state now
+}
+
+// Counters reads the event counts.
+func (s *State) Counters() Counters {
+	return Counters{
+		ScreeningsPassed: s.passed.Load(), ScreeningsFailed: s.failed.Load(), Quarantines: s.quarantines.Load(),
+		Releases: s.released.Load(), CodesVerified: s.verified.Load(), CodesWrong: s.wrongCode.Load(),
+		CodeLockouts: s.lockedOut.Load(), Accounts: s.Len(),
+	}
 }
 
 type stateShard struct {
@@ -340,8 +364,7 @@ func (a *acct) status(now int64) Status {
 	return st
 }
 
-// update runs f on an account's state (created if needed) under its lock,
-// then reports the durable change to OnChange.
+// update runs f on an account's state (created if needed) under its lock.
 func (s *State) update(account string, f func(a *acct, now int64) error) (Status, error) {
 	if err := policy.ValidName(account); err != nil {
 		return Status{}, fmt.Errorf("account: %w", err)
@@ -349,14 +372,9 @@ func (s *State) update(account string, f func(a *acct, now int64) error) (Status
 	now := s.o.Now()
 	a := s.getOrCreate(account, true)
 	a.mu.Lock()
-	before := a.durable(now)
 	err := f(a, now.UnixNano())
 	st := a.status(now.UnixNano())
-	after := a.durable(now)
 	a.mu.Unlock()
-	if err == nil && after != before && s.o.OnChange != nil {
-		s.o.OnChange(account, after)
-	}
 	return st, err
 }
 
@@ -369,6 +387,7 @@ func (s *State) ScreeningPassed(account string, r *Rules) (Status, error) {
 	if r != nil {
 		pass = r.passNanos
 	}
+	s.passed.Add(1)
 	return s.update(account, func(a *acct, now int64) error {
 		a.passUntil = now + pass
 		a.failed = 0
@@ -384,13 +403,15 @@ func (s *State) ScreeningFailed(account string, r *Rules) (Status, error) {
 	if r != nil {
 		maxFailed = r.maxFailed
 	}
+	s.failed.Add(1)
 	return s.update(account, func(a *acct, now int64) error {
 		a.passUntil = 0
 		if a.failed < MaxFailedLimit {
 			a.failed++
 		}
-		if a.failed >= maxFailed {
+		if a.failed >= maxFailed && !a.quarantined {
 			a.quarantined = true
+			s.quarantines.Add(1)
 		}
 		return nil
 	})
@@ -399,6 +420,9 @@ func (s *State) ScreeningFailed(account string, r *Rules) (Status, error) {
 // Release lifts an account's quarantine and clears its failed screenings.
 func (s *State) Release(account string) (Status, error) {
 	return s.update(account, func(a *acct, now int64) error {
+		if a.quarantined {
+			s.released.Add(1)
+		}
 		a.quarantined, a.failed = false, 0
 		return nil
 	})
@@ -516,13 +540,16 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		}
 		if !ok {
 			a.codeFails++
+			s.wrongCode.Add(1)
 			if a.codeFails >= s.o.CodeAttempts {
 				a.codeLocked = now + int64(s.o.CodeLockout)
 				a.codeFails = 0
+				s.lockedOut.Add(1)
 			}
 			return ErrWrongCode
 		}
 		a.codeFails = 0
+		s.verified.Add(1)
 		pass := int64(DefaultPassMin) * 60e9
 		if r != nil {
 			pass = r.passNanos

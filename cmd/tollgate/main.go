@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -60,6 +61,7 @@ type config struct {
 	highRiskFile                  string
 	rateDeckFile                  string
 	webhookURLs, webhookSecret    string
+	geoipDB                       string
 	maxCallDuration               time.Duration
 	velocityInterval              time.Duration
 	logFormat, logLevel           string
@@ -78,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
 	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
 	fs.StringVar(&c.rateDeckFile, "rate-deck-file", "", "rate deck CSV (prefix,rate_per_minute,currency); when set it is authoritative and reloaded on SIGHUP")
+	fs.StringVar(&c.geoipDB, "geoip-db", "", "MaxMind-format country database (.mmdb) for the origin checks; reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&c.webhookURLs, "webhook-url", "", "comma-separated http(s) URLs every alert is POSTed to, signed with -webhook-secret")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Tollgate-Signature header of webhook POSTs (required with -webhook-url)")
 	fs.DurationVar(&c.maxCallDuration, "max-call-duration", 4*time.Hour, "a call with no end event is taken as ended after this long")
@@ -281,8 +284,20 @@ func serve(args []string) error {
 		Price:    func(e164 string) (int64, bool) { return m.Snapshot().Rate(e164) },
 		Currency: func() string { return m.Snapshot().Currency() },
 	})
-	m = matcher.New(plan, matcher.Options{Velocity: vel})
-	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Logger: log})
+	geo := origin.NewGeoIP(c.geoipDB)
+	if c.geoipDB != "" {
+		if err := geo.Reload(); err != nil {
+			return fmt.Errorf("-geoip-db: %w", err)
+		}
+		info := geo.Table().Info
+		log.Info().Str("geoip_db", c.geoipDB).Str("type", info.DatabaseType).Time("built", info.BuildTime).
+			Int("networks", info.Networks).Int("ranges", info.Ranges).Dur("load", info.LoadDuration).Msg("Geo-IP database loaded")
+	} else {
+		log.Warn().Msg("no Geo-IP database (-geoip-db): origin country checks are off; source address rules still apply")
+	}
+	orig := origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
+	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Origin: orig, Logger: log})
 	if err := svc.Load(); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
@@ -296,6 +311,25 @@ func serve(args []string) error {
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
+	geoStop := make(chan struct{})
+	defer close(geoStop)
+	if c.geoipDB != "" {
+		go geo.Watch(30*time.Second, geoStop, func(t *origin.GeoTable, err error) { logGeo(log, "file changed", t, err) })
+	}
+	// Calling history older than a day says nothing about a location
+	// change: forget it, keeping what is durable.
+	go func() {
+		tk := time.NewTicker(time.Hour)
+		defer tk.Stop()
+		for {
+			select {
+			case <-geoStop:
+				return
+			case <-tk.C:
+				orig.State().Prune(24 * time.Hour)
+			}
+		}
+	}()
 	defer func() {
 		// after the listeners: no more decisions or events to evaluate
 		stopVelocity()
@@ -357,6 +391,10 @@ func serve(args []string) error {
 				if _, err := svc.Reload(); err != nil {
 					log.Error().Err(err).Msg("SIGHUP reload refused")
 				}
+				if c.geoipDB != "" {
+					err := geo.Reload()
+					logGeo(log, "SIGHUP", geo.Table(), err)
+				}
 				continue
 			}
 			log.Info().Str("signal", s.String()).Dur("drain_delay", c.drainDelay).Msg("draining")
@@ -364,6 +402,19 @@ func serve(args []string) error {
 			log.Info().Msg("stopped")
 			return nil
 		}
+	}
+}
+
+// logGeo logs a Geo-IP database reload: the table now in force, or why the
+// file was refused (the previous table keeps serving).
+func logGeo(log zerolog.Logger, why string, t *origin.GeoTable, err error) {
+	if err != nil {
+		log.Error().Err(err).Str("trigger", why).Msg("Geo-IP database refused; the one in force keeps serving")
+		return
+	}
+	if t != nil {
+		log.Info().Str("trigger", why).Str("type", t.Info.DatabaseType).Time("built", t.Info.BuildTime).
+			Int("ranges", t.Info.Ranges).Dur("load", t.Info.LoadDuration).Msg("Geo-IP database reloaded")
 	}
 }
 

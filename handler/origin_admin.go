@@ -1,0 +1,124 @@
+package handler
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/service"
+	"github.com/valyala/fasthttp"
+)
+
+// originBody is the body of the origin endpoints: a screening result, a
+// home country or an unblock code.
+type originBody struct {
+	Result  string `json:"result,omitempty"`
+	Country string `json:"country,omitempty"`
+	Code    string `json:"code,omitempty"`
+}
+
+func readOriginBody(ctx *fasthttp.RequestCtx) (originBody, error) {
+	var b originBody
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+		if err := decodeBody(ctx.PostBody(), &b); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// originStateJSON is an account's origin state on the wire.
+type originStateJSON struct {
+	Account string        `json:"account"`
+	Origin  origin.Status `json:"origin"`
+}
+
+// originRoute serves the origin endpoints under /v1/accounts/{a}/: origin
+// (GET), screening (POST, the IVR's report), quarantine (DELETE),
+// home-origin (PUT, DELETE), unblock-code (PUT, DELETE) and
+// unblock-code/verify (POST). It reports whether it handled the path.
+func (h *Handler) originRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string, seg []string) bool {
+	if len(seg) < 4 || seg[1] != "accounts" {
+		return false
+	}
+	account, what := seg[2], seg[3]
+	if len(seg) == 5 && what == "unblock-code" && seg[4] == "verify" {
+		what = "unblock-code/verify"
+	} else if len(seg) != 4 {
+		return false
+	}
+	var allowed []string
+	switch what {
+	case "origin":
+		allowed = []string{"GET"}
+	case "screening", "unblock-code/verify":
+		allowed = []string{"POST"}
+	case "quarantine":
+		allowed = []string{"DELETE"}
+	case "home-origin", "unblock-code":
+		allowed = []string{"PUT", "DELETE"}
+	default:
+		return false
+	}
+	if !h.allow(ctx, method, allowed...) {
+		return true
+	}
+	body, err := readOriginBody(ctx)
+	if err != nil {
+		h.fail(ctx, err)
+		return true
+	}
+	var st origin.Status
+	switch {
+	case what == "origin":
+		st, err = h.svc.OriginStatus(account)
+	case what == "screening":
+		st, err = h.svc.ReportScreening(who, account, body.Result)
+	case what == "quarantine":
+		st, err = h.svc.ReleaseQuarantine(who, account)
+	case what == "home-origin" && method == "PUT":
+		st, err = h.svc.SetHomeOrigin(who, account, body.Country)
+	case what == "home-origin":
+		st, err = h.svc.ClearHomeOrigin(who, account)
+	case what == "unblock-code" && method == "PUT":
+		st, err = h.svc.SetUnblockCode(who, account, body.Code)
+	case what == "unblock-code":
+		st, err = h.svc.ClearUnblockCode(who, account)
+	case what == "unblock-code/verify":
+		st, err = h.svc.VerifyUnblockCode(who, account, body.Code)
+		h.writeVerify(ctx, account, st, err)
+		return true
+	}
+	if err != nil {
+		h.fail(ctx, err)
+		return true
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, originStateJSON{Account: account, Origin: st})
+	return true
+}
+
+// writeVerify answers an unblock code verification so an IVR can branch on
+// the status alone: 200 verified, 403 wrong code, 429 locked out, 404 no
+// code set (or no such account).
+func (h *Handler) writeVerify(ctx *fasthttp.RequestCtx, account string, st origin.Status, err error) {
+	out := struct {
+		Account  string        `json:"account"`
+		Verified bool          `json:"verified"`
+		Result   string        `json:"result"`
+		Origin   origin.Status `json:"origin"`
+	}{Account: account, Verified: err == nil, Result: "verified", Origin: st}
+	status := fasthttp.StatusOK
+	switch {
+	case err == nil:
+	case errors.Is(err, origin.ErrWrongCode):
+		status, out.Result = fasthttp.StatusForbidden, "wrong_code"
+	case errors.Is(err, origin.ErrCodeLocked):
+		status, out.Result = fasthttp.StatusTooManyRequests, "locked_out"
+	case errors.Is(err, origin.ErrNoCode):
+		status, out.Result = fasthttp.StatusNotFound, "no_code"
+	default:
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, status, out)
+}
