@@ -53,7 +53,7 @@ type Options struct {
 	ReadyTimeout              time.Duration
 	RSSStored                 bool
 	QuietMax                  float64
-	QuietWait                 time.Duration
+	QuietWait, QuietBudget    time.Duration
 	Out                       string
 }
 
@@ -87,7 +87,8 @@ func parseOptions(args []string) (*Options, error) {
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 3*time.Minute, "how long tollgate may take to load and answer /ready")
 	fs.BoolVar(&o.RSSStored, "rss-stored", true, "also measure RSS after start with the high-risk list stored in the data file instead of -high-risk-file")
 	fs.Float64Var(&o.QuietMax, "quiet-max", 0.3, "before each run, wait until other processes use at most this many cores (the machine is shared)")
-	fs.DurationVar(&o.QuietWait, "quiet-wait", 30*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
+	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
+	fs.DurationVar(&o.QuietBudget, "quiet-budget", 60*time.Second, "longest time all the waits for -quiet-max may add up to (keeps the whole run bounded)")
 	fs.StringVar(&o.Out, "out", "", "also write the report to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [flags]   (make bench)\n\n")
@@ -208,7 +209,8 @@ func run(o *Options) int {
 			failed = true
 		}
 	}
-	r.printf("Total time: %s; load average at the end: %s\n", time.Since(start).Round(time.Second), machineInfo()["load"])
+	r.printf("Total time: %s (%s of it waiting for a quiet machine); load average at the end: %s\n",
+		time.Since(start).Round(time.Second), quietSpent.Round(time.Second), machineInfo()["load"])
 	if failed {
 		return 1
 	}
@@ -304,11 +306,16 @@ func waitQuiet(o *Options, pids ...int) (time.Duration, float64) {
 	t0 := time.Now()
 	for {
 		other := OtherLoad(500*time.Millisecond, pids...)
-		if other <= o.QuietMax || time.Since(t0) >= o.QuietWait {
-			return time.Since(t0), other
+		waited := time.Since(t0)
+		if other <= o.QuietMax || waited >= o.QuietWait || quietSpent+waited >= o.QuietBudget {
+			quietSpent += waited
+			return waited, other
 		}
 	}
 }
+
+// quietSpent is the time waitQuiet has waited so far in this run.
+var quietSpent time.Duration
 
 func runLoadtest(o *Options, t target, mode string, srv serverProc, numbers string) (*runResult, error) {
 	args := []string{o.Loadtest, "-transport", t.transport, "-addr", t.addr, "-mode", mode, "-numbers", numbers,
@@ -462,8 +469,8 @@ func runLoad(r *report, o *Options) (err error) {
 		o.Tollgate, orAll(o.ServerCPUs), gomax, tg.ready.Round(100*time.Millisecond), tg.compile, tg.accounts, tg.hrEntries)
 	r.printf("- nginx: %d worker process(es) pinned to CPU %s, `return 200` of a constant JSON body of %d bytes (a real tollgate answer: `%s`), keep-alive, access log off\n",
 		o.NginxWorkers, orAll(o.ServerCPUs), len(sample), sample)
-	r.printf("- load: `%s` pinned to CPU %s, the same numbers file for every target; closed loop %d connections, %s (+%s warm-up); open loop %.0f req/s, %s (+%s warm-up); %d closed-loop and %d open-loop rounds, targets interleaved within a round, each run waiting (at most %s) for other processes to use under %.2f cores\n\n",
-		o.Loadtest, orAll(o.ClientCPUs), o.Conns, o.ClosedDur, o.Warmup, o.Rate, o.OpenDur, o.Warmup, o.Rounds, o.OpenRounds, o.QuietWait, o.QuietMax)
+	r.printf("- load: `%s` pinned to CPU %s, the same numbers file for every target; closed loop %d connections, %s (+%s warm-up); open loop %.0f req/s, %s (+%s warm-up); %d closed-loop and %d open-loop rounds, targets interleaved within a round, each run waiting (at most %s, %s in all) for other processes to use under %.2f cores\n\n",
+		o.Loadtest, orAll(o.ClientCPUs), o.Conns, o.ClosedDur, o.Warmup, o.Rate, o.OpenDur, o.Warmup, o.Rounds, o.OpenRounds, o.QuietWait, o.QuietBudget, o.QuietMax)
 
 	tgSrv := serverProc{pid: tg.proc.Pid()}
 	ngSrv := serverProc{pid: ng.proc.Pid(), children: true}
