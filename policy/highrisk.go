@@ -160,7 +160,16 @@ func ParseHighRiskList(r io.Reader) (HighRiskList, error) {
 		entries   []HighRiskEntry
 		seen      = make(map[string]int)
 		gotHeader bool
+		interned  = make(map[string]string)
 	)
+	intern := func(v string) string {
+		if c, ok := interned[v]; ok {
+			return c
+		}
+		c := strings.Clone(v)
+		interned[c] = c
+		return c
+	}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -192,6 +201,10 @@ func ParseHighRiskList(r io.Reader) (HighRiskList, error) {
 		if err != nil {
 			return HighRiskList{}, lineErr(line, "%v", err)
 		}
+		// Country, category and source repeat across thousands of entries,
+		// and as substrings of the CSV record they would each keep their
+		// whole line alive: intern a copy of each distinct value instead.
+		e.Country, e.Category, e.Source = intern(e.Country), intern(e.Category), intern(e.Source)
 		if first, dup := seen[e.Prefix]; dup {
 			return HighRiskList{}, lineErr(line, "prefix %s already listed on line %d", e.Prefix, first)
 		}
