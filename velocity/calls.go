@@ -179,6 +179,9 @@ func (e *Engine) price(ev Event) (matcher.Number, int64) {
 func (s *Scope) addLive(c *call, now time.Time) {
 	for sc := s; sc != nil; sc = sc.parent {
 		sc.mu.Lock()
+		if sc.live == nil {
+			sc.live = map[*call]struct{}{}
+		}
 		sc.live[c] = struct{}{}
 		sc.notePeak(len(sc.live), now)
 		sc.mu.Unlock()
@@ -259,6 +262,9 @@ func (s *Scope) notePeak(live int, now time.Time) {
 	day := dayNumber(now, s.cfg.Load())
 	if day != s.peakDay {
 		if s.peakDay != 0 && s.peakToday > 0 {
+			if s.history == nil {
+				s.history = new([7]dayPeak)
+			}
 			copy(s.history[1:], s.history[:len(s.history)-1])
 			s.history[0] = dayPeak{day: s.peakDay, peak: s.peakToday}
 		}
@@ -271,6 +277,9 @@ func (s *Scope) notePeak(live int, now time.Time) {
 // until a day with calls has passed). Called with s.mu held.
 func (s *Scope) typicalPeak(today int64) int {
 	p := 0
+	if s.history == nil {
+		return 0
+	}
 	for _, h := range s.history {
 		if h.day != 0 && h.day < today && h.day >= today-7 {
 			p = max(p, h.peak)

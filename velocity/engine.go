@@ -169,14 +169,14 @@ type Scope struct {
 	dirtyFlag atomic.Bool
 	next      atomic.Pointer[Scope]
 
-	mu          sync.Mutex // everything below: events, evaluation, admin
-	live        map[*call]struct{}
+	mu          sync.Mutex         // everything below: events, evaluation, admin
+	live        map[*call]struct{} // nil until the scope's first live call
 	spendDay    int64
 	spent       int64 // millionths booked today
 	spendFired  uint8
 	peakDay     int64
 	peakToday   int
-	history     [7]dayPeak
+	history     *[7]dayPeak // nil until a day with calls has passed
 	fired       map[alertKey]uint8
 	firedCfg    *scopeConfig
 	cpsCounted  int64
@@ -191,7 +191,7 @@ type dayPeak struct {
 type alertKey struct{ rule, measure uint8 }
 
 func (e *Engine) newScope(account, sub string, parent *Scope) *Scope {
-	s := &Scope{e: e, account: account, sub: sub, parent: parent, live: map[*call]struct{}{}}
+	s := &Scope{e: e, account: account, sub: sub, parent: parent}
 	if _, ok := e.locks[scopeKey(account, sub)]; ok {
 		s.locked.Store(true)
 	}
@@ -358,6 +358,21 @@ func (e *Engine) Sync(set *policy.Set) error {
 	}
 	zones := map[string]*time.Location{}
 	var todo []pending
+	plain := map[plainKey]*scopeConfig{} // rule-less configs, shared
+	compile := func(eff policy.Effective, prev *scopeConfig) (*scopeConfig, error) {
+		if eff.Velocity != nil {
+			return compileConfig(eff, prev, zones)
+		}
+		k := plainKey{eff.HomeCountry, eff.TimeZone, eff.MaxCPS}
+		if c, ok := plain[k]; ok {
+			return c, nil
+		}
+		c, err := compileConfig(eff, nil, zones)
+		if err == nil {
+			plain[k] = c
+		}
+		return c, err
+	}
 	matched := 0 // accounts of the old table still present
 	for name, acc := range set.Accounts {
 		oe := old.accounts[name]
@@ -375,7 +390,7 @@ func (e *Engine) Sync(set *policy.Set) error {
 		} else {
 			en.scope = e.newScope(name, "", nil)
 		}
-		cfg, err := compileConfig(eff, en.scope.cfg.Load(), zones)
+		cfg, err := compile(eff, en.scope.cfg.Load())
 		if err != nil {
 			return fmt.Errorf("account %s: %w", name, err)
 		}
@@ -391,7 +406,7 @@ func (e *Engine) Sync(set *policy.Set) error {
 			if ss == nil {
 				ss = e.newScope(name, subName, en.scope)
 			}
-			scfg, err := compileConfig(policy.MergeSubaccount(eff, sp), ss.cfg.Load(), zones)
+			scfg, err := compile(policy.MergeSubaccount(eff, sp), ss.cfg.Load())
 			if err != nil {
 				return fmt.Errorf("account %s: subaccount %s: %w", name, subName, err)
 			}
@@ -435,6 +450,13 @@ func (e *Engine) Sync(set *policy.Set) error {
 	}
 	e.table.Store(nt)
 	return nil
+}
+
+// plainKey identifies a scope config without rules: such configs hold no
+// counters, so every scope with the same settings shares one.
+type plainKey struct {
+	home, zone string
+	maxCPS     int
 }
 
 // samePolicy reports whether two layers are the very same objects, so an
