@@ -197,15 +197,19 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 			p := reserve - len(l)
 			copy(out[p:], l)
 			out = append(out, ',')
+			// Observed before the write, so a client that reads its reply
+			// and then scrapes /metrics always sees this request counted.
+			h.observeSince(tNetstring, start)
 			rc.c.SetWriteDeadline(time.Now().Add(h.opt.RPCFrameTimeout))
 			if _, err := rc.c.Write(out[p:]); err != nil {
 				rc.out = out
 				return
 			}
+		} else {
+			h.observeSince(tNetstring, start)
 		}
 		rc.out = out
 		rc.busy.Store(false)
-		h.observeSince(tNetstring, start)
 	}
 }
 
@@ -335,11 +339,11 @@ func (s *RPCServer) bareJSON(rc *rpcConn) {
 	} else {
 		out, replied = h.rpc(out, in, tTCPJSON, &rc.sc)
 	}
+	h.observeSince(tTCPJSON, start) // before the write, as in netstrings
 	if replied {
 		out = append(out, '\n')
 		rc.c.SetWriteDeadline(time.Now().Add(h.opt.RPCFrameTimeout))
 		rc.c.Write(out)
 	}
 	rc.out = out
-	h.observeSince(tTCPJSON, start)
 }
