@@ -71,7 +71,7 @@ func parseOptions(args []string) (*Options, error) {
 	fs.Uint64Var(&o.Gen.Seed, "seed", 1, "seed of everything generated")
 	fs.BoolVar(&o.GoBench, "go", true, "run the Go benchmarks")
 	fs.IntVar(&o.GoCount, "go-count", 5, "go test -count for the Go benchmarks")
-	fs.StringVar(&o.GoPkgs, "go-pkgs", "./matcher/ ./numplan/ ./handler/", "packages whose benchmarks run")
+	fs.StringVar(&o.GoPkgs, "go-pkgs", "./matcher/ ./numplan/ ./handler/ ./velocity/ ./origin/", "packages whose benchmarks run")
 	fs.BoolVar(&o.Load, "load", true, "run the load tests against tollgate and nginx")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds of the closed-loop measurements (targets interleaved within a round; medians reported)")
 	fs.IntVar(&o.OpenRounds, "open-rounds", 5, "rounds of the open-loop measurements (p99 is the figure a shared machine disturbs most)")
