@@ -83,9 +83,12 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 
 	s.mu.Lock()
 	if s.firedCfg != cfg {
-		// new thresholds: levels raised under the old ones no longer say
-		// anything
-		s.fired, s.firedCfg, s.spendFired = map[alertKey]uint8{}, cfg, 0
+		// a new config: the levels raised under the old one still hold for
+		// the measures whose rule, level and action are unchanged (so a
+		// policy edit does not re-raise them, nor re-lock a scope an
+		// operator unlocked); the others are judged afresh
+		s.fired, s.spendFired = rearm(s.fired, s.firedCfg, cfg), rearmSpend(s.spendFired, s.firedCfg, cfg)
+		s.firedCfg = cfg
 	}
 	if cfg.maxCPS > 0 {
 		last := sec - 1
@@ -171,6 +174,47 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 	s.mu.Unlock()
 	s.e.raise(s, fire)
 	return keep
+}
+
+// rearm carries a scope's raised levels from its old config to a new one:
+// a measure keeps its level when its rule counts the same calls (paired as
+// compileConfig pairs the rules' counters) with the same threshold and the
+// same critical action. Called with s.mu held.
+func rearm(fired map[alertKey]uint8, old, cfg *scopeConfig) map[alertKey]uint8 {
+	out := map[alertKey]uint8{}
+	if old == nil || len(fired) == 0 {
+		return out
+	}
+	taken := make([]bool, len(old.rules))
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		for j := range old.rules {
+			o := &old.rules[j]
+			if taken[j] || !o.sameCounting(r) {
+				continue
+			}
+			taken[j] = true
+			if o.action != r.action {
+				break
+			}
+			for m := 0; m < numMeasures; m++ {
+				if lvl, ok := fired[alertKey{uint8(j), uint8(m)}]; ok && r.has[m] && o.th[m] == r.th[m] {
+					out[alertKey{uint8(i), uint8(m)}] = lvl
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+// rearmSpend keeps the daily spend's raised level when its levels and
+// action are unchanged.
+func rearmSpend(fired uint8, old, cfg *scopeConfig) uint8 {
+	if old == nil || old.spendWarn != cfg.spendWarn || old.spendLimit != cfg.spendLimit || old.spendAction != cfg.spendAction {
+		return 0
+	}
+	return fired
 }
 
 // running is the cost so far today of the scope's live calls. Called with
