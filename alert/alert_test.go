@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -141,18 +142,34 @@ func TestSignedDelivery(t *testing.T) {
 }
 
 func TestRetryWithBackoff(t *testing.T) {
-	r := newReceiver(t, 503, 500, 200)
-	d, _ := newDispatcher(t, Options{URLs: []string{r.srv.URL}, Secret: "s", Backoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
+	r := newReceiver(t, 503, 500, 502, 500, 200)
+	d, logs := newDispatcher(t, Options{URLs: []string{r.srv.URL}, Secret: "s", Backoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond})
 	d.Notify(sample)
-	waitFor(t, "third attempt", func() bool { return d.Stats().Deliveries[ResultDelivered] == 1 })
+	waitFor(t, "fifth attempt", func() bool { return d.Stats().Deliveries[ResultDelivered] == 1 })
 	st := d.Stats()
-	if st.Deliveries[ResultRetried] != 2 || r.hits.Load() != 3 {
+	if st.Deliveries[ResultRetried] != 4 || r.hits.Load() != 5 {
 		t.Errorf("retried %d, hits %d", st.Deliveries[ResultRetried], r.hits.Load())
 	}
 	// the same body and signature every time
 	bodies, sigs := r.got()
-	if !bytes.Equal(bodies[0], bodies[2]) || sigs[0] != sigs[2] {
+	if !bytes.Equal(bodies[0], bodies[4]) || sigs[0] != sigs[4] {
 		t.Error("retry changed the body")
+	}
+	// the waits between attempts double up to MaxBackoff, as logged
+	var waits []string
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e struct {
+			Msg     string  `json:"message"`
+			Attempt int     `json:"attempt"`
+			RetryIn float64 `json:"retry_in"` // milliseconds
+			Status  int     `json:"status"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && strings.Contains(e.Msg, "retrying") {
+			waits = append(waits, fmt.Sprintf("%d:%d:%gms", e.Attempt, e.Status, e.RetryIn))
+		}
+	}
+	if got := strings.Join(waits, " "); got != "1:503:1ms 2:500:2ms 3:502:3ms 4:500:3ms" {
+		t.Errorf("back-off (attempt:status:wait) %s, want 1:503:1ms 2:500:2ms 3:502:3ms 4:500:3ms", got)
 	}
 }
 
