@@ -91,21 +91,7 @@ type HighRiskInfo struct {
 	Version string    `json:"version"`
 	Source  string    `json:"source"`
 	Entries int       `json:"entries"`
-	Updated time.Time `json:"updated"`
-}
-
-// MarshalJSON leaves "updated" out for the shipped list, which has no
-// meaningful time, instead of printing year 1.
-func (h HighRiskInfo) MarshalJSON() ([]byte, error) {
-	type plain HighRiskInfo
-	out := struct {
-		plain
-		Updated *time.Time `json:"updated,omitempty"`
-	}{plain: plain(h)}
-	if !h.Updated.IsZero() {
-		out.Updated = &h.Updated
-	}
-	return json.Marshal(out)
+	Updated time.Time `json:"updated,omitzero"` // none for the shipped list
 }
 
 // ReloadStats are the counters /metrics exposes about reloads and storage.
@@ -123,20 +109,7 @@ type RateDeckInfo struct {
 	Source   string    `json:"source,omitempty"`
 	Currency string    `json:"currency,omitempty"`
 	Entries  int       `json:"entries"`
-	Updated  time.Time `json:"updated"`
-}
-
-// MarshalJSON leaves "updated" out when there is no deck.
-func (r RateDeckInfo) MarshalJSON() ([]byte, error) {
-	type plain RateDeckInfo
-	out := struct {
-		plain
-		Updated *time.Time `json:"updated,omitempty"`
-	}{plain: plain(r)}
-	if !r.Updated.IsZero() {
-		out.Updated = &r.Updated
-	}
-	return json.Marshal(out)
+	Updated  time.Time `json:"updated,omitzero"` // none without a deck
 }
 
 // OriginNone means no rate deck is loaded.
