@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // EventKind is what a call event reports.
@@ -65,8 +66,10 @@ type call struct {
 	ended    bool      // under the shard's lock
 	endedAt  time.Time // under the shard's lock
 	// durLevel is the level of call_duration alert already raised for this
-	// call, per rule, in its own scope [0] and its account's [1].
-	durLevel [2][16]uint8
+	// call, per rule of durCfg, in its own scope [0] and its account's [1]
+	// (under that scope's mu; read through durLevels).
+	durLevel [2][policy.MaxVelocityRules]uint8
+	durCfg   [2]*scopeConfig
 }
 
 const callShards = 64

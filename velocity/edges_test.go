@@ -124,3 +124,29 @@ func TestRuleWindowsAcrossDST(t *testing.T) {
 	}
 	f.expectAlerts()
 }
+
+// A live call's call_duration levels follow its rules through a policy
+// change: removing one rule does not hand its raised level to the rule
+// that takes its place, and an unchanged rule does not alert twice.
+func TestCallDurationLevelsAcrossPolicyChange(t *testing.T) {
+	short := policy.VelocityRule{Name: "short", CallDuration: th(60, 120)}
+	long := policy.VelocityRule{Name: "long", CallDuration: th(300, 600)}
+	f := newFixture(t, setWith(&policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{short, long}}))
+	f.event(Answered, "c", "acme", "", numFR, -1)
+	f.clk.Add(121 * time.Second)
+	f.expectAlerts("threshold/critical/call_duration")
+	// "short" goes: "long" is now the first rule, its levels still unraised
+	f.load(setWith(&policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{long}}))
+	f.expectAlerts()
+	f.clk.Add(180 * time.Second) // 301 s
+	f.expectAlerts("threshold/warning/call_duration")
+	// "short" comes back after "long": "long" keeps its warning
+	f.load(setWith(&policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{long, short}}))
+	f.expectAlerts("threshold/critical/call_duration") // short, judged afresh
+	f.clk.Add(300 * time.Second)                       // 601 s
+	f.e.Evaluate()
+	got := f.col.all()
+	if len(got) != 1 || got[0].Rule != "long" || got[0].Level != "critical" {
+		t.Fatalf("alerts at 601 s: %+v", got)
+	}
+}

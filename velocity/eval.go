@@ -121,8 +121,8 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 					idx = 1
 				}
 				d := int(now.Sub(c.answered) / time.Second)
-				if lvl := levelOf(d, r.th[mDuration]); lvl > c.durLevel[idx][i] {
-					c.durLevel[idx][i] = lvl
+				if lvl, raised := levelOf(d, r.th[mDuration]), c.durLevels(idx, cfg); lvl > raised[i] {
+					raised[i] = lvl
 					fire = append(fire, s.thresholdAlert(now, r, mDuration, lvl, d, c.id))
 				}
 			}
@@ -176,36 +176,75 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 	return keep
 }
 
+// pairRules pairs each rule of cfg with the rule of old that counts the
+// same calls, as compileConfig pairs their counters: pair[i] is old's index,
+// or -1.
+func pairRules(old, cfg *scopeConfig) (pair [policy.MaxVelocityRules]int8) {
+	var taken uint32
+	for i := range cfg.rules {
+		pair[i] = -1
+		if old == nil {
+			continue
+		}
+		for j := range old.rules {
+			if taken&(1<<j) == 0 && old.rules[j].sameCounting(&cfg.rules[i]) {
+				taken |= 1 << j
+				pair[i] = int8(j)
+				break
+			}
+		}
+	}
+	return pair
+}
+
+// carries reports whether a level of measure m raised under old rule o
+// still holds under its paired rule r: the same threshold and critical
+// action.
+func carries(o, r *rule, m int) bool {
+	return r.has[m] && o.th[m] == r.th[m] && o.action == r.action
+}
+
 // rearm carries a scope's raised levels from its old config to a new one:
-// a measure keeps its level when its rule counts the same calls (paired as
-// compileConfig pairs the rules' counters) with the same threshold and the
-// same critical action. Called with s.mu held.
+// a measure keeps its level when its rule counts the same calls (paired by
+// pairRules) with the same threshold and the same critical action. Called
+// with s.mu held.
 func rearm(fired map[alertKey]uint8, old, cfg *scopeConfig) map[alertKey]uint8 {
 	out := map[alertKey]uint8{}
 	if old == nil || len(fired) == 0 {
 		return out
 	}
-	taken := make([]bool, len(old.rules))
+	pair := pairRules(old, cfg)
 	for i := range cfg.rules {
-		r := &cfg.rules[i]
-		for j := range old.rules {
-			o := &old.rules[j]
-			if taken[j] || !o.sameCounting(r) {
-				continue
+		j := pair[i]
+		if j < 0 {
+			continue
+		}
+		for m := 0; m < numMeasures; m++ {
+			if lvl, ok := fired[alertKey{uint8(j), uint8(m)}]; ok && carries(&old.rules[j], &cfg.rules[i], m) {
+				out[alertKey{uint8(i), uint8(m)}] = lvl
 			}
-			taken[j] = true
-			if o.action != r.action {
-				break
-			}
-			for m := 0; m < numMeasures; m++ {
-				if lvl, ok := fired[alertKey{uint8(j), uint8(m)}]; ok && r.has[m] && o.th[m] == r.th[m] {
-					out[alertKey{uint8(i), uint8(m)}] = lvl
-				}
-			}
-			break
 		}
 	}
 	return out
+}
+
+// durLevels returns a call's raised call_duration levels in scope idx (0
+// its own, 1 its account's) by rule of cfg, carried over (as rearm does)
+// from the config they were raised under. Called with the scope's mu held.
+func (c *call) durLevels(idx int, cfg *scopeConfig) *[policy.MaxVelocityRules]uint8 {
+	if old := c.durCfg[idx]; old != cfg {
+		var next [policy.MaxVelocityRules]uint8
+		if old != nil {
+			pair := pairRules(old, cfg)
+			for i := range cfg.rules {
+				if j := pair[i]; j >= 0 && carries(&old.rules[j], &cfg.rules[i], mDuration) {
+					next[i] = c.durLevel[idx][j]
+				}
+			}
+		}
+		c.durLevel[idx], c.durCfg[idx] = next, cfg
+	}
+	return &c.durLevel[idx]
 }
 
 // rearmSpend keeps the daily spend's raised level when its levels and
@@ -245,8 +284,8 @@ func (s *Scope) durationAlerts(cfg *scopeConfig, c *call, idx int, dur time.Dura
 			continue
 		}
 		d := int(dur / time.Second)
-		if lvl := levelOf(d, r.th[mDuration]); lvl > c.durLevel[idx][i] {
-			c.durLevel[idx][i] = lvl
+		if lvl, raised := levelOf(d, r.th[mDuration]), c.durLevels(idx, cfg); lvl > raised[i] {
+			raised[i] = lvl
 			out = append(out, s.thresholdAlert(now, r, mDuration, lvl, d, c.id))
 		}
 	}

@@ -215,7 +215,7 @@ func (e *Engine) Reset(account, sub string) error {
 			if c.scope != s {
 				idx = 1
 			}
-			c.durLevel[idx] = [16]uint8{}
+			c.durLevel[idx] = [policy.MaxVelocityRules]uint8{}
 		}
 		s.mu.Unlock()
 		s.markDirty()
