@@ -756,26 +756,21 @@ func putJSON(b *bolt.Bucket, what string, m map[string]json.RawMessage) error {
 // Origin reads every account's stored origin state. A file that predates
 // origin state has none.
 func (s *Store) Origin() (map[string]json.RawMessage, error) {
-	out := map[string]json.RawMessage{}
-	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOrigin)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			out[string(k)] = append(json.RawMessage(nil), v...)
-			return nil
-		})
-	})
-	return out, err
+	return s.rawBucket(bucketOrigin)
 }
 
 // Locks reads every stored lock, by scope. A file that predates locks has
 // none.
 func (s *Store) Locks() (map[string]json.RawMessage, error) {
+	return s.rawBucket(bucketLocks)
+}
+
+// rawBucket copies every value of a bucket added after the first format,
+// by key; a file without the bucket has none.
+func (s *Store) rawBucket(name []byte) (map[string]json.RawMessage, error) {
 	out := map[string]json.RawMessage{}
 	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLocks)
+		b := tx.Bucket(name)
 		if b == nil {
 			return nil
 		}
