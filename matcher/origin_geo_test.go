@@ -1,0 +1,183 @@
+package matcher
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// Source addresses of geoTestNets.
+const (
+	srcGB = "81.2.69.10"
+	srcNG = "197.210.0.10"
+	srcCN = "175.16.199.10"
+)
+
+var geoTestNets = map[string]string{"81.2.69.0/24": "GB", "197.210.0.0/16": "NG", "175.16.0.0/16": "CN"}
+
+// geoTestDB builds a GeoLite2-Country-shaped database with the test's own
+// networks (nothing is downloaded) and loads it.
+func geoTestDB(t testing.TB) *origin.GeoIP {
+	t.Helper()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24,
+		Description: map[string]string{"en": "tollgate matcher test"}, Languages: []string{"en"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cidr, cc := range geoTestNets {
+		_, n, _ := net.ParseCIDR(cidr)
+		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "country.mmdb")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	g, err := origin.OpenGeoIP(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// geoProfiles: "std" screens NG and rejects CN, "strict" rejects NG.
+func geoProfiles() map[string]policy.GeoProfile {
+	return map[string]policy.GeoProfile{
+		"std": {Zones: []policy.GeoZone{
+			{Name: "watch", Action: "screen", Countries: []string{"NG"}},
+			{Name: "banned", Action: "reject", Countries: []string{"CN"}},
+		}},
+		"strict": {Zones: []policy.GeoZone{{Name: "banned", Action: "reject", Countries: []string{"NG", "CN"}}}},
+	}
+}
+
+// TestOriginGeoLayers: with a Geo-IP database in force, an account's geo
+// profile decides by origin country; a subaccount's profile and mobility
+// override the account's, and the verdict names the layer and the rule.
+func TestOriginGeoLayers(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Accounts["travel"] = policy.Account{Policy: policy.Policy{
+		HomeCountry: sp("GB"),
+		Origin:      &policy.Origin{GeoProfile: sp("std")},
+	}, Subaccounts: map[string]policy.Policy{
+		"desk":  {Origin: &policy.Origin{GeoProfile: sp("strict")}},
+		"fixed": {Origin: &policy.Origin{Mobility: sp("stationary"), HomeOrigin: sp("GB")}},
+	}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := New(numplan.Default(), Options{Origin: origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{Now: func() time.Time { return now }}))})
+	m.Swap(snap)
+	for _, tc := range []struct {
+		sub, src string
+		action   Action
+		reason   Reason
+		layer    Layer
+		rule     string
+	}{
+		{"", srcGB, Allow, ReasonOK, LayerDefault, `origin: origin GB in no zone of geo profile "std": allow`},
+		{"", srcNG, Screen, ReasonOriginScreen, LayerAccount, `account travel: origin: origin NG in zone "watch" of geo profile "std": screen`},
+		{"", srcCN, Reject, ReasonOriginRejected, LayerAccount, `origin CN in zone "banned" of geo profile "std": reject`},
+		{"desk", srcNG, Reject, ReasonOriginRejected, LayerSubaccount, `subaccount travel/desk: origin: origin NG in zone "banned" of geo profile "strict": reject`},
+		{"desk", srcGB, Allow, ReasonOK, LayerDefault, `geo profile "strict": allow`},
+		// "fixed" keeps the account's profile and adds stationary mobility.
+		{"fixed", srcGB, Allow, ReasonOK, LayerDefault, "origin GB is the account's home country"},
+		{"fixed", srcCN, Reject, ReasonOriginRejected, LayerSubaccount, `geo profile "std": reject`},
+		{"fixed", srcNG, Screen, ReasonOriginScreen, LayerSubaccount, "stationary account at home in GB calling from NG"},
+	} {
+		v := m.Decide(&Query{To: "+441134960123", Account: "travel", Subaccount: tc.sub, SrcIP: tc.src})
+		if v.Action != tc.action || v.Reason != tc.reason || v.Layer != tc.layer || !strings.Contains(v.RuleString(), tc.rule) {
+			t.Errorf("%s from %s: %s %s %s %q", tc.sub, tc.src, v.Action, v.Reason, v.Layer, v.RuleString())
+		}
+	}
+}
+
+// BenchmarkDecideOrigin is BenchmarkDecideE164's policy (10,000 accounts,
+// 100,000 high-risk prefixes) deciding calls to numbers the accounts may
+// call, from random accounts, with origin checks off and on: every account then has a geo profile, stationary mobility, a home
+// country and a 30-minute location-change period, and a Geo-IP database is
+// in force. "origin/op" is the share of calls the destination rules allowed,
+// i.e. that reached the origin check.
+func BenchmarkDecideOrigin(b *testing.B) {
+	geo := geoTestDB(b)
+	// Numbers every synthetic account may call (no high-risk prefix of
+	// the synthetic list covers them), so every call reaches the origin
+	// check when it is on.
+	var nums []string
+	plain := newTestMatcher(b, synthSet(10_000, 100_000, 1))
+	for _, n := range []string{"+441134960123", "+442079460123", "+33142685300", "+33491123456", "+14155550123",
+		"+12125550123", "+493012345678", "+498912345678", "+34912345678", "+31201234567"} {
+		ok := true
+		for a := 0; a < 8; a++ {
+			ok = ok && plain.Decide(&Query{To: n, Account: "acct-" + strconv.Itoa(a)}).Reason == ReasonOK
+		}
+		if ok {
+			nums = append(nums, n)
+		}
+	}
+	if len(nums) < 2 {
+		b.Fatalf("only %v pass the synthetic policy", nums)
+	}
+	for _, bc := range []struct {
+		name, src string
+		on        bool
+	}{
+		{"off", srcGB, false},
+		{"on-home", srcGB, true},
+		{"on-screen", srcNG, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			set := synthSet(10_000, 100_000, 1)
+			opt := Options{}
+			if bc.on {
+				set.Operator.GeoProfiles = geoProfiles()
+				for k, a := range set.Accounts {
+					a.Origin = &policy.Origin{GeoProfile: sp("std"), Mobility: sp("stationary"), HomeOrigin: sp("GB"), LocationChangeMinutes: ip(30)}
+					set.Accounts[k] = a
+				}
+				opt.Origin = origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
+			}
+			snap, err := Compile(set, numplan.Default())
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := New(numplan.Default(), opt)
+			m.Swap(snap)
+			qs := benchQueries(1<<16, 10_000, "+")
+			ran := 0
+			for i := range qs {
+				qs[i].To, qs[i].SrcIP = nums[i%len(nums)], bc.src
+				if v := m.Decide(&qs[i]); v.OriginRan() { // also creates every account's state
+					ran++
+				}
+			}
+			var buf [256]byte
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				v := m.Decide(&qs[i&(len(qs)-1)])
+				_ = v.AppendRule(buf[:0])
+			}
+			b.ReportMetric(float64(ran)/float64(len(qs)), "origin/op")
+		})
+	}
+}
