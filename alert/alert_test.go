@@ -204,14 +204,13 @@ func TestFullQueueDropsOldest(t *testing.T) {
 	first.Rule = "first"
 	d.Notify(first)
 	waitFor(t, "first delivery in flight", func() bool { return r.hits.Load() == 1 })
+	// Notify never blocks, even with the receiver stuck: were it to wait
+	// for the delivery, this loop would never end (the receiver is released
+	// only after it)
 	for _, name := range []string{"a", "b", "c", "d"} {
 		a := sample
 		a.Rule = name
-		start := time.Now()
-		d.Notify(a) // never blocks, even with the receiver stuck
-		if time.Since(start) > time.Second {
-			t.Fatal("Notify blocked")
-		}
+		d.Notify(a)
 	}
 	st := d.Stats()
 	if st.Dropped != 2 || st.Queued != 2 {
