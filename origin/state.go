@@ -34,8 +34,10 @@ type StateOptions struct {
 	// CodeAttempts is how many wrong unblock codes in a row lock
 	// verification out (default 5).
 	CodeAttempts int
-	// CodeLockout is how long verification stays locked out (default 15
-	// minutes).
+	// CodeLockout is how long verification stays locked out the first
+	// time (default 15 minutes); each further lock-out before a right code
+	// doubles it, up to MaxCodeLockout, so guessing gets slower, not just
+	// paced.
 	CodeLockout time.Duration
 	// OnChange, when set, is called after Check changed an account's
 	// durable state by itself (a home country assigned at a first call),
@@ -44,6 +46,10 @@ type StateOptions struct {
 	// decision path: keep it quick (hand the work to another goroutine).
 	OnChange func(account string, d Durable)
 }
+
+// MaxCodeLockout caps the doubling lock-out of unblock code verification:
+// past it, a guesser gets StateOptions.CodeAttempts tries a day.
+const MaxCodeLockout = 24 * time.Hour
 
 // DefaultCodeIterations is the PBKDF2-HMAC-SHA256 iteration count for
 // unblock codes: about 30 ms per verification on a current core.
@@ -107,6 +113,7 @@ type acct struct {
 	code       *CodeHash
 	codeFails  int
 	codeLocked int64 // unix nanoseconds until which verification is locked out
+	lockouts   int   // lock-outs since the last right or new code (doubles the next)
 	codeBusy   int   // verifications in flight
 }
 
@@ -207,7 +214,8 @@ func (s *State) Prune(age time.Duration) int {
 
 // Durable is the part of an account's state worth keeping across restarts:
 // operator-set or assigned home, the screening pass window, failed
-// screenings, quarantine and the unblock code's hash. Calling history is not:
+// screenings, quarantine, the unblock code's hash and its lock-out (so a
+// restart does not hand a guesser fresh attempts). Calling history is not:
 // it only matters for minutes.
 type Durable struct {
 	Home        string    `json:"home,omitempty"`
@@ -216,10 +224,16 @@ type Durable struct {
 	Failed      int       `json:"failed_screenings,omitempty"`
 	Quarantined bool      `json:"quarantined,omitempty"`
 	UnblockCode string    `json:"unblock_code_hash,omitempty"` // CodeHash.String()
+	// CodeLockedUntil is when a lock-out of code verification ends (zero
+	// when none is in force) and CodeLockouts how many lock-outs there were
+	// since the last right or new code.
+	CodeLockedUntil time.Time `json:"unblock_code_locked_until,omitzero"`
+	CodeLockouts    int       `json:"unblock_code_lockouts,omitempty"`
 }
 
 func (d Durable) zero() bool {
-	return d.Home == "" && d.PassUntil.IsZero() && d.Failed == 0 && !d.Quarantined && d.UnblockCode == ""
+	return d.Home == "" && d.PassUntil.IsZero() && d.Failed == 0 && !d.Quarantined && d.UnblockCode == "" &&
+		d.CodeLockedUntil.IsZero() && d.CodeLockouts == 0
 }
 
 // durable reads a's durable part; a pass window that ended before now is
@@ -231,6 +245,10 @@ func (a *acct) durable(now time.Time) Durable {
 	}
 	if a.code != nil {
 		d.UnblockCode = a.code.String()
+		d.CodeLockouts = a.lockouts
+		if a.codeLocked != 0 && a.codeLocked > now.UnixNano() {
+			d.CodeLockedUntil = time.Unix(0, a.codeLocked).UTC()
+		}
 	}
 	return d
 }
@@ -294,6 +312,9 @@ func (s *State) Restore(m map[string]Durable) error {
 		if d.Failed < 0 || d.Failed > MaxFailedLimit {
 			return fmt.Errorf("account %q: failed_screenings %d is outside 0..%d", k, d.Failed, MaxFailedLimit)
 		}
+		if d.CodeLockouts < 0 || d.CodeLockouts > maxLockouts {
+			return fmt.Errorf("account %q: unblock_code_lockouts %d is outside 0..%d", k, d.CodeLockouts, maxLockouts)
+		}
 		if d.UnblockCode != "" {
 			c, err := ParseCodeHash(d.UnblockCode)
 			if err != nil {
@@ -312,6 +333,13 @@ func (s *State) Restore(m map[string]Durable) error {
 			a.passUntil = d.PassUntil.UnixNano()
 		}
 		a.failed, a.quarantined, a.code = d.Failed, d.Quarantined, ps[k].code
+		a.codeLocked, a.lockouts, a.codeFails = 0, 0, 0
+		if a.code != nil {
+			a.lockouts = d.CodeLockouts
+			if !d.CodeLockedUntil.IsZero() {
+				a.codeLocked = d.CodeLockedUntil.UnixNano()
+			}
+		}
 		a.mu.Unlock()
 	}
 	return nil
@@ -487,7 +515,7 @@ func (s *State) SetUnblockCode(account, code string) (Status, error) {
 		return Status{}, err
 	}
 	return s.update(account, func(a *acct, now int64) error {
-		a.code, a.codeFails, a.codeLocked = h, 0, 0
+		a.code, a.codeFails, a.codeLocked, a.lockouts = h, 0, 0, 0
 		return nil
 	})
 }
@@ -495,7 +523,7 @@ func (s *State) SetUnblockCode(account, code string) (Status, error) {
 // ClearUnblockCode removes the account's unblock code.
 func (s *State) ClearUnblockCode(account string) (Status, error) {
 	return s.update(account, func(a *acct, now int64) error {
-		a.code, a.codeFails, a.codeLocked = nil, 0, 0
+		a.code, a.codeFails, a.codeLocked, a.lockouts = nil, 0, 0, 0
 		return nil
 	})
 }
@@ -503,7 +531,9 @@ func (s *State) ClearUnblockCode(account string) (Status, error) {
 // VerifyUnblockCode checks a code keyed in on the IVR. A right code counts as
 // a passed screening and lifts quarantine. Wrong codes are counted; the
 // State's CodeAttempts wrong codes in a row lock verification out for
-// CodeLockout, during which even the right code is refused (ErrCodeLocked).
+// CodeLockout, doubled for each lock-out since the last right or new code
+// (up to MaxCodeLockout), during which even the right code is refused
+// (ErrCodeLocked).
 // The hash is computed outside the account's lock, and codes in flight
 // count against the limit, so parallel guesses gain nothing.
 func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status, error) {
@@ -542,13 +572,16 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 			a.codeFails++
 			s.wrongCode.Add(1)
 			if a.codeFails >= s.o.CodeAttempts {
-				a.codeLocked = now + int64(s.o.CodeLockout)
+				a.codeLocked = now + int64(lockoutFor(s.o.CodeLockout, a.lockouts))
 				a.codeFails = 0
+				if a.lockouts < maxLockouts {
+					a.lockouts++
+				}
 				s.lockedOut.Add(1)
 			}
 			return ErrWrongCode
 		}
-		a.codeFails = 0
+		a.codeFails, a.lockouts = 0, 0
 		s.verified.Add(1)
 		pass := int64(DefaultPassMin) * 60e9
 		if r != nil {
@@ -563,6 +596,20 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		return st, ErrCodeLocked
 	}
 	return st, err
+}
+
+// maxLockouts bounds the stored lock-out count (the doubling has long hit
+// MaxCodeLockout by then).
+const maxLockouts = 64
+
+// lockoutFor is the lock-out after n earlier ones: base doubled n times, at
+// most MaxCodeLockout (and never less than base).
+func lockoutFor(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 0; i < n && d < MaxCodeLockout; i++ {
+		d *= 2
+	}
+	return max(base, min(d, MaxCodeLockout))
 }
 
 func (a *acct) lockedStatus(now int64) Status {

@@ -145,3 +145,60 @@ func TestCodeHash(t *testing.T) {
 		}
 	}
 }
+
+// TestUnblockCodeLockoutDoubles: each lock-out before a right code lasts
+// twice the one before, up to MaxCodeLockout; a right code starts again
+// from CodeLockout. Export and Restore carry the lock-out.
+func TestUnblockCodeLockoutDoubles(t *testing.T) {
+	clk := newClock()
+	st := NewState(StateOptions{Now: clk.Now, CodeIterations: 1000, CodeAttempts: 2, CodeLockout: 4 * time.Hour})
+	if _, err := st.SetUnblockCode("g", "2468"); err != nil {
+		t.Fatal(err)
+	}
+	lockOut := func() time.Duration {
+		t.Helper()
+		for i := 0; i < 2; i++ {
+			st.VerifyUnblockCode("g", nil, "1357")
+		}
+		s := st.Status("g")
+		if s.CodeLockedUntil.IsZero() {
+			t.Fatal("not locked out")
+		}
+		d := s.CodeLockedUntil.Sub(clk.Now())
+		clk.Add(d)
+		return d
+	}
+	for i, want := range []time.Duration{4 * time.Hour, 8 * time.Hour, 16 * time.Hour, MaxCodeLockout, MaxCodeLockout} {
+		if got := lockOut(); got != want {
+			t.Fatalf("lock-out %d: %v, want %v", i+1, got, want)
+		}
+	}
+	// Carried by Export/Restore into a new State, mid lock-out.
+	for i := 0; i < 2; i++ {
+		st.VerifyUnblockCode("g", nil, "1357")
+	}
+	exp := st.Export()
+	if d := exp["g"]; d.CodeLockouts != 6 || !d.CodeLockedUntil.Equal(clk.Now().Add(MaxCodeLockout)) {
+		t.Fatalf("exported %+v", d)
+	}
+	st2 := NewState(StateOptions{Now: clk.Now, CodeIterations: 1000, CodeAttempts: 2, CodeLockout: 4 * time.Hour})
+	if err := st2.Restore(exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.VerifyUnblockCode("g", nil, "2468"); !errors.Is(err, ErrCodeLocked) {
+		t.Fatalf("restored lock-out: %v", err)
+	}
+	clk.Add(MaxCodeLockout)
+	if _, err := st2.VerifyUnblockCode("g", nil, "2468"); err != nil {
+		t.Fatalf("right code after the lock-out: %v", err)
+	}
+	// The right code reset the doubling.
+	st = st2
+	if got := lockOut(); got != 4*time.Hour {
+		t.Fatalf("after a right code: %v", got)
+	}
+	bad := map[string]Durable{"h": {CodeLockouts: -1}}
+	if err := st.Restore(bad); err == nil {
+		t.Fatal("negative lock-out count restored")
+	}
+}

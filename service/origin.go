@@ -30,12 +30,16 @@ type originAudit struct {
 	Failed         int    `json:"failed_screenings"`
 	Quarantined    bool   `json:"quarantined"`
 	HasUnblockCode bool   `json:"has_unblock_code"`
+	CodeLocked     string `json:"unblock_code_locked_until,omitempty"`
 }
 
 func auditOf(d origin.Durable) json.RawMessage {
 	a := originAudit{Home: d.Home, HomeAssigned: d.HomeAuto, Failed: d.Failed, Quarantined: d.Quarantined, HasUnblockCode: d.UnblockCode != ""}
 	if !d.PassUntil.IsZero() {
 		a.PassUntil = d.PassUntil.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	if !d.CodeLockedUntil.IsZero() {
+		a.CodeLocked = d.CodeLockedUntil.UTC().Format("2006-01-02T15:04:05Z")
 	}
 	return mustJSON(a)
 }
@@ -107,11 +111,15 @@ func (s *Service) originChange(who Actor, action, account string, detail any, f 
 // assigned at a first call) durable and audits it as 'tollgate'. It runs
 // in its own goroutine, off the decision path.
 func (s *Service) persistOrigin(account string, d origin.Durable) {
+	s.originPending.Add(1)
 	go func() {
+		defer s.originPending.Done()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		d := s.orig.State().Durable(account) // the latest, whatever the order of goroutines
-		audit := store.AuditEntry{Action: "home_assigned", Object: "accounts/" + account + "/origin", Before: json.RawMessage("null"),
+		before := d                          // the same without the assigned home
+		before.Home, before.HomeAuto = "", false
+		audit := store.AuditEntry{Action: "home_assigned", Object: "accounts/" + account + "/origin", Before: auditOf(before),
 			After: auditOf(d), Who: "tollgate", Time: s.opt.Now()}
 		if _, err := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}); err != nil {
 			s.storeErrs.Add(1)
@@ -119,6 +127,11 @@ func (s *Service) persistOrigin(account string, d origin.Durable) {
 		}
 	}()
 }
+
+// Flush waits until the origin state changes the checker made by itself
+// (home countries assigned at a first call) are stored and audited. Call it
+// once decisions have stopped, before closing the store.
+func (s *Service) Flush() { s.originPending.Wait() }
 
 // OriginStatus reports an account's origin state.
 func (s *Service) OriginStatus(account string) (origin.Status, error) {
@@ -232,10 +245,9 @@ func (s *Service) VerifyUnblockCode(who Actor, account, code string) (origin.Sta
 	d := s.orig.State().Durable(account)
 	audit := store.AuditEntry{Action: "unblock_code_verify", Object: "accounts/" + account + "/origin", Before: json.RawMessage("null"),
 		After: mustJSON(map[string]any{"result": result, "state": auditOf(d)}), Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
-	ch := &store.Change{Audit: audit}
-	if verr == nil {
-		ch.Origin = map[string]json.RawMessage{account: durableJSON(d)}
-	}
+	// Stored whatever the result: a right code lifts quarantine, a wrong
+	// one may start a lock-out that a restart must not lift.
+	ch := &store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}
 	if _, err := s.st.Commit(ch); err != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(err).Str("account", account).Msg("unblock code verification not stored")

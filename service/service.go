@@ -151,6 +151,8 @@ type Service struct {
 	rd   RateDeckInfo
 	vel  *velocity.Engine
 	orig *origin.Checker
+	// originPending counts persistOrigin goroutines not yet done (Flush).
+	originPending sync.WaitGroup
 
 	reloadOK, reloadFail, storeErrs atomic.Uint64
 	lastOK                          atomic.Bool

@@ -301,6 +301,7 @@ func serve(args []string) error {
 	if err := svc.Load(); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
+	defer svc.Flush() // before the store closes: assigned home countries are stored
 	// Loading read the whole data file and decoded it into short-lived
 	// garbage; hand both back so the daemon's RSS is its working set.
 	if err := st.ReleaseMemory(); err != nil {
