@@ -621,6 +621,25 @@ func checkContract(cfg string, ct contract) []string {
 			p = append(p, fmt.Sprintf("HTTP status %d of %s not accepted", status, a))
 		}
 	}
+	// a screened call is handled as Kamailio handles it: the reason headers
+	// added to the INVITE, record-routed and relayed to SCREEN_URI
+	reDuScreen := regexp.MustCompile(`\$du\s*=\s*"?SCREEN_URI"?\s*;`)
+	for name, src := range map[string]string{"OpenSIPS": cfg, "Kamailio": ct.kam} {
+		b := verdictBranch(src, "screen")
+		switch {
+		case b == "":
+			p = append(p, name+": no screen branch")
+		case !reDuScreen.MatchString(b):
+			p = append(p, name+": a screened call is not sent to SCREEN_URI")
+		case strings.Contains(b, "UPSTREAM") || strings.Contains(b, "send_reply") || strings.Contains(b, "append_to_reply"):
+			p = append(p, name+": a screened call goes to the carrier or is answered by the proxy")
+		case !strings.Contains(b, "append_hf(") || !strings.Contains(b, "X-Tollgate-Reason: $var(tg_reason)") ||
+			!strings.Contains(b, "X-Tollgate-Code: $var(tg_code)"):
+			p = append(p, name+": a screened INVITE lacks the reason headers")
+		case !strings.Contains(b, "record_route()") || !strings.Contains(b, "route(RELAY)"):
+			p = append(p, name+": a screened call is not record-routed and relayed")
+		}
+	}
 	// headers shared with Kamailio
 	for _, h := range []string{"X-Tollgate-Reason: $var(tg_reason)", "X-Tollgate-Code: $var(tg_code)", "X-Tollgate-Subaccount", "Retry-After: "} {
 		if !strings.Contains(cfg, h) {
@@ -858,6 +877,28 @@ func TestRealM4(t *testing.T) {
 	}
 }
 
+// verdictBranch is the body of a config's `if ($var(tg_verdict) == "v") {`
+// block ("" when there is none), braces matched.
+func verdictBranch(cfg, v string) string {
+	i := strings.Index(cfg, `if ($var(tg_verdict) == "`+v+`") {`)
+	if i < 0 {
+		return ""
+	}
+	start := strings.IndexByte(cfg[i:], '{') + i + 1
+	depth := 1
+	for j := start; j < len(cfg); j++ {
+		switch cfg[j] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return cfg[start:j]
+			}
+		}
+	}
+	return ""
+}
+
 // TestChecksCanFail: each check fires on the mistake it is there for.
 func TestChecksCanFail(t *testing.T) {
 	ct := loadContract(t)
@@ -873,6 +914,9 @@ func TestChecksCanFail(t *testing.T) {
 		"renamed header":         {"X-Tollgate-Code: $var(tg_code)", "X-Tollgate-Cause: $var(tg_code)"},
 		"screen not handled":     {`$var(tg_verdict) == "screen"`, `$var(tg_verdict) == "screened"`},
 		"202 not accepted":       {"$var(tg_rcode) == 202", "$var(tg_rcode) == 201"},
+		"screen to the carrier":  {`$du = "SCREEN_URI";`, `$du = "UPSTREAM";`},
+		"screen answered":        {"append_hf(\"X-Tollgate-Reason: $var(tg_reason)\\r\\nX-Tollgate-Code: $var(tg_code)\\r\\n\");\n\t\t$du = \"SCREEN_URI\";", "append_hf(\"X-Tollgate-Reason: $var(tg_reason)\\r\\nX-Tollgate-Code: $var(tg_code)\\r\\n\");\n\t\tsend_reply(480, \"Screening\");\n\t\t$du = \"SCREEN_URI\";"},
+		"screen unrouted":        {"$du = \"SCREEN_URI\";\n\t\trecord_route();", "$du = \"SCREEN_URI\";"},
 		"different default":      {"[[BAN_SECONDS]], [[300]]", "[[BAN_SECONDS]], [[600]]"},
 		"renamed event member":   {"$json(tge/call_id)", "$json(tge/callid)"},
 		"wrong events path":      {`"TOLLGATE_URL/v1/events"`, `"TOLLGATE_URL/v1/event"`},
