@@ -31,7 +31,10 @@ func writeGeoDB(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for cidr, cc := range map[string]string{"127.0.0.0/8": "GB", ipRoamer + "/32": "NG"} {
+	// In this order: an insert replaces whatever it covers, so the /8 after
+	// the /32 would take 127.0.0.21 back to GB.
+	for _, nc := range [][2]string{{"127.0.0.0/8", "GB"}, {ipRoamer + "/32", "NG"}} {
+		cidr, cc := nc[0], nc[1]
 		_, n, _ := net.ParseCIDR(cidr)
 		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
 			t.Fatal(err)
