@@ -315,5 +315,6 @@ func (e *Engine) sweep(now time.Time) {
 			e.expired.Add(1)
 			c.scope.endCall(c, c.answered, c.answered.Add(max), now, true)
 		}
+		yield() // between shards, as Evaluate does between scopes
 	}
 }

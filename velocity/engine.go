@@ -117,6 +117,11 @@ type Engine struct {
 	lockdowns [2]atomic.Uint64 // automatic, operator
 	unlocks   atomic.Uint64
 	cpsOver   atomic.Uint64
+	// cpsMax is, for the current and the previous second (by second % 2),
+	// the highest ratio of a scope's attempts to its max_cps, in
+	// thousandths, tagged with the second: second<<32 | ratio. The query
+	// path keeps it, so the evaluator need not visit scopes for CPS.
+	cpsMax    [2]atomic.Uint64
 	cpsRatio  atomic.Uint64 // float64 bits
 	peakRatio atomic.Uint64
 	evalNanos atomic.Int64
@@ -163,7 +168,7 @@ type Scope struct {
 
 	locked atomic.Bool
 	cfg    atomic.Pointer[scopeConfig]
-	cps    [4]atomic.Uint64 // attempts by second, for the CPS cap ratio
+	cps    [4]atomic.Uint64 // attempts by second, for the CPS cap metrics
 	gone   atomic.Bool
 
 	dirtyFlag atomic.Bool
@@ -179,7 +184,6 @@ type Scope struct {
 	history     *[7]dayPeak // nil until a day with calls has passed
 	fired       map[alertKey]uint8
 	firedCfg    *scopeConfig
-	cpsCounted  int64
 	lastAttempt int64
 }
 
@@ -256,8 +260,14 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
 	sec := now.Unix()
 	news := false
 	if cfg.maxCPS > 0 {
-		bucketAdd(&s.cps[sec%int64(len(s.cps))], uint32(sec))
-		news = true
+		// counted here, once per scope and second, rather than by the
+		// evaluator: a scope whose only watch is its CPS cap never needs
+		// a visit
+		n := bucketAdd(&s.cps[sec%int64(len(s.cps))], uint32(sec))
+		if n == cfg.maxCPS+1 {
+			s.e.cpsOver.Add(1)
+		}
+		s.e.noteCPS(uint32(sec), n, cfg.maxCPS)
 	}
 	if len(cfg.rules) > 0 && o != matcher.OutcomeOther {
 		minute := uint32(sec / 60)
@@ -304,8 +314,9 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
 	}
 }
 
-// bucketAdd is ring.add for one bucket of any ring.
-func bucketAdd(b *atomic.Uint64, tag uint32) {
+// bucketAdd is ring.add for one bucket of any ring; it returns the
+// bucket's new count.
+func bucketAdd(b *atomic.Uint64, tag uint32) int {
 	for {
 		old := b.Load()
 		nw := uint64(tag)<<32 | 1
@@ -313,9 +324,35 @@ func bucketAdd(b *atomic.Uint64, tag uint32) {
 			nw = old + 1
 		}
 		if b.CompareAndSwap(old, nw) {
+			return int(uint32(nw))
+		}
+	}
+}
+
+// noteCPS raises the second's highest CPS-to-cap ratio to n/max if that is
+// higher. After the first few calls of a second it is one load.
+func (e *Engine) noteCPS(sec uint32, n, max int) {
+	r := uint64(min(n*1000/max, math.MaxUint32))
+	slot := &e.cpsMax[sec%2]
+	for {
+		old := slot.Load()
+		if uint32(old>>32) == sec && uint64(uint32(old)) >= r {
+			return
+		}
+		if slot.CompareAndSwap(old, uint64(sec)<<32|r) {
 			return
 		}
 	}
+}
+
+// cpsRatioOf is the highest CPS-to-cap ratio of second sec, 0 when no scope
+// with a cap had an attempt then.
+func (e *Engine) cpsRatioOf(sec uint32) float64 {
+	v := e.cpsMax[sec%2].Load()
+	if uint32(v>>32) != sec {
+		return 0
+	}
+	return float64(uint32(v)) / 1000
 }
 
 func bucketCount(b *atomic.Uint64, tag uint32) int {

@@ -35,8 +35,19 @@ type pendingAlert struct {
 }
 
 type evalState struct {
-	cpsRatio, peakRatio float64
+	peakRatio float64
 }
+
+// yieldEvery is how many scopes Evaluate checks between yields to the
+// query goroutines: about 100 µs of work.
+const yieldEvery = 256
+
+// yield lets the query goroutines run in the middle of a long pass. On one P
+// (GOMAXPROCS=1, a pinned sidecar) runtime.Gosched is not enough: the
+// scheduler takes the yielding goroutine back from the run queue before it
+// polls the network, so queries would wait for sysmon's 10 ms poll. Parking
+// on a timer makes the scheduler poll the network first.
+func yield() { time.Sleep(time.Microsecond) }
 
 // Evaluate checks every scope with news (attempts, events, a config change)
 // and every scope still holding live calls or raised alerts against its
@@ -61,12 +72,19 @@ func (e *Engine) Evaluate() {
 		e.lastSweep = now
 	}
 	var st evalState
+	n := 0
 	for s := range e.watch {
 		if !s.evaluate(now, &st) {
 			delete(e.watch, s)
 		}
+		// A pass over tens of thousands of scopes takes milliseconds; on
+		// one P (GOMAXPROCS=1, a pinned sidecar) it would hold every query
+		// behind it that long. Let them run between slices of the pass.
+		if n++; n%yieldEvery == 0 {
+			yield()
+		}
 	}
-	e.cpsRatio.Store(math.Float64bits(st.cpsRatio))
+	e.cpsRatio.Store(math.Float64bits(e.cpsRatioOf(uint32(now.Unix() - 1))))
 	e.peakRatio.Store(math.Float64bits(st.peakRatio))
 	e.evalNanos.Store(time.Since(start).Nanoseconds())
 }
@@ -89,18 +107,6 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 		// operator unlocked); the others are judged afresh
 		s.fired, s.spendFired = rearm(s.fired, s.firedCfg, cfg), rearmSpend(s.spendFired, s.firedCfg, cfg)
 		s.firedCfg = cfg
-	}
-	if cfg.maxCPS > 0 {
-		last := sec - 1
-		n := bucketCount(&s.cps[last%int64(len(s.cps))], uint32(last))
-		st.cpsRatio = math.Max(st.cpsRatio, float64(n)/float64(cfg.maxCPS))
-		if n > cfg.maxCPS && s.cpsCounted < last {
-			s.cpsCounted = last
-			s.e.cpsOver.Add(1)
-		}
-		if n > 0 || bucketCount(&s.cps[sec%int64(len(s.cps))], uint32(sec)) > 0 {
-			keep = true
-		}
 	}
 	local := now.In(cfg.loc)
 	for i := range cfg.rules {

@@ -706,7 +706,16 @@ func TestCPSAndPeakRatios(t *testing.T) {
 	acme.MaxCPS = ptr(4)
 	set.Accounts["acme"] = acme
 	f := newFixture(t, set)
+	f.eval() // the policy's arrival queued every scope once
 	f.calls(6, "acme", "", numFR)
+	// the over-cap second is counted by the query path, and a scope whose
+	// only watch is its CPS cap is never queued for the evaluator
+	if st := f.e.Stats(); st.CPSOverCap != 1 {
+		t.Fatalf("over-cap before any evaluation: %d", st.CPSOverCap)
+	}
+	if f.e.dirty.Load() != nil {
+		t.Fatal("a CPS-only scope was queued for evaluation")
+	}
 	f.clk.Add(time.Second)
 	f.eval()
 	st := f.e.Stats()
