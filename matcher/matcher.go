@@ -101,7 +101,8 @@ func (m *Matcher) Decide(q *Query) Verdict {
 	if known && m.vel != nil {
 		sc = m.vel.Scope(q.Account, sub)
 	}
-	v := m.decide(s, a, known, sub, q, sc)
+	var v Verdict
+	m.decide(&v, s, a, known, sub, q, sc)
 	if v.Reason == ReasonOK && m.origin != nil && a.origin != nil {
 		m.checkOrigin(&v, a, q)
 	}
@@ -125,7 +126,8 @@ func (m *Matcher) Destination(q *Query) (e164, country string) {
 		s = m.empty
 	}
 	a, known, sub := s.lookup(q)
-	v := m.decide(s, a, known, sub, q, nil)
+	var v Verdict
+	m.decide(&v, s, a, known, sub, q, nil)
 	if b := v.E164Bytes(); len(b) > 1 && b[0] == '+' {
 		return string(b), v.Country
 	}
@@ -150,15 +152,15 @@ func (s *Snapshot) lookup(q *Query) (a *account, known bool, sub string) {
 	return a, known, sub
 }
 
-func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Query, sc VelocityScope) Verdict {
-	var v Verdict
+func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, sc VelocityScope) {
 	v.Account = q.Account
 	v.Subaccount = sub
 	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
 
 	var x dialled
 	if bad := normalize(q.To, &x); bad != InvalidNone {
-		return v.invalid(bad)
+		v.invalid(bad)
+		return
 	}
 	d := x.digits()
 
@@ -167,11 +169,11 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 		v.Action, v.Reason, v.Rule = Allow, ReasonEmergency, RuleEmergency
 		v.Country = a.home
 		v.setNumber(d)
-		return v
+		return
 	}
 	if !known && s.rejectUnknown {
 		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNotPermitted, LayerOperator, RuleUnknownAccount
-		return v
+		return
 	}
 
 	var num []byte // E.164 digits without '+'
@@ -189,7 +191,8 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 			var bad InvalidKind
 			num, short, bad = m.national(a.home, d, buf[:0])
 			if bad != InvalidNone {
-				return v.invalid(bad)
+				v.invalid(bad)
+				return
 			}
 		}
 	default:
@@ -197,7 +200,8 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 		case len(d) > 2 && d[0] == '0' && d[1] == '0':
 			num = d[2:]
 		case d[0] == '0':
-			return v.invalid(InvalidNoHome)
+			v.invalid(InvalidNoHome)
+			return
 		default:
 			num = d // E.164 written without '+', as many trunks send it
 		}
@@ -211,18 +215,21 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 		v.setNumber(d)
 		ci := countryIdx(a.home)
 		if s.disabled.has(ci) {
-			return v.countryDisabled(s, ci)
+			v.countryDisabled(s, ci)
+			return
 		}
 		if short == shortPremium && a.highRiskBlock {
 			v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNumberBarred, a.highRiskLayer, RuleHighRisk
 			v.Detail = "premium_rate short number; libphonenumber short-number metadata"
-			return v
+			return
 		}
-		return v.countries(a, ci)
+		v.countries(a, ci)
+		return
 	}
 
 	if len(num) > maxDigits {
-		return v.invalid(InvalidLength)
+		v.invalid(InvalidLength)
+		return
 	}
 	r := m.plan.Resolve(num)
 	switch r.Status {
@@ -231,7 +238,8 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 	case numplan.Ambiguous:
 		v.Country = m.ambiguous(num)
 		if v.Country == "" {
-			return v.invalid(InvalidNoCountry)
+			v.invalid(InvalidNoCountry)
+			return
 		}
 	case numplan.NoRegion:
 		// A shared code's range that no region's metadata claims (the
@@ -241,32 +249,38 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 		// unknown area code may be a new Caribbean overlay that stale
 		// metadata lacks, a classic IRSF destination, so it fails closed.
 		if num[0] == '1' {
-			return v.invalid(InvalidNoCountry)
+			v.invalid(InvalidNoCountry)
+			return
 		}
 		if v.Country = mainRegion(num[:r.CCLen]); v.Country == "" {
-			return v.invalid(InvalidNoCountry)
+			v.invalid(InvalidNoCountry)
+			return
 		}
 	case numplan.BadLength:
-		return v.invalid(InvalidLength)
+		v.invalid(InvalidLength)
+		return
 	default:
-		return v.invalid(InvalidNoCountry)
+		v.invalid(InvalidNoCountry)
+		return
 	}
 	if !nanpStructure(num) {
-		return v.invalid(InvalidNoCountry)
+		v.invalid(InvalidNoCountry)
+		return
 	}
 	v.e164[0] = '+'
 	v.e164n = uint8(1 + copy(v.e164[1:], num))
 
 	ci := countryIdx(v.Country)
 	if s.disabled.has(ci) {
-		return v.countryDisabled(s, ci)
+		v.countryDisabled(s, ci)
+		return
 	}
 	p := pack(num)
 	if e := s.opBlocked.match(p); e >= 0 {
 		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNumberBarred, LayerOperator, RuleBlockedPrefix
 		v.MatchLen = s.opBlocked.keys[e].digits()
 		v.Detail = s.opBlockedReason[s.opBlocked.val[e]]
-		return v
+		return
 	}
 
 	// Prefix rules: the longest match wins. An explicit block beats an
@@ -288,31 +302,33 @@ func (m *Matcher) decide(s *Snapshot, a *account, known bool, sub string, q *Que
 	switch {
 	case lb > 0 && lb >= la && lb >= lh:
 		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Reject, ReasonNumberBarred, a.blockLayer, RuleBlockPrefix, lb
-		return v
+		return
 	case lh > 0 && lh > la:
 		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Reject, ReasonNumberBarred, a.highRiskLayer, RuleHighRisk, lh
 		v.Detail = s.highRiskDetail[s.highRisk.val[eh]]
-		return v
+		return
 	case la > 0:
 		v.Action, v.Reason, v.Layer, v.Rule, v.MatchLen = Allow, ReasonOK, a.allowLayer, RuleAllowPrefix, la
-		return v.gates(s, a, sc, p)
+		v.gates(s, a, sc, p)
+		return
 	}
-	return v.countries(a, ci).gates(s, a, sc, p)
+	v.countries(a, ci)
+	v.gates(s, a, sc, p)
 }
 
 // gates apply, to a call the permissions allow, what comes after them: the
 // international lockdown of a locked account (a destination outside its
 // home country; an account with no home country has only emergency calls
 // left), then the rate deck against max_destination_rate.
-func (v Verdict) gates(s *Snapshot, a *account, sc VelocityScope, p packed) Verdict {
+func (v *Verdict) gates(s *Snapshot, a *account, sc VelocityScope, p packed) {
 	if v.Action != Allow {
-		return v
+		return
 	}
 	if sc != nil && v.Country != a.home {
 		if l := sc.IntlLocked(); l != LayerNone {
 			v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonInternationalLocked, l, RuleLockdown
 			v.MatchLen, v.Selector, v.Detail = 0, "", a.home
-			return v
+			return
 		}
 	}
 	if a.maxRate >= 0 && s.rates != nil {
@@ -324,23 +340,23 @@ func (v Verdict) gates(s *Snapshot, a *account, sc VelocityScope, p packed) Verd
 			}
 		}
 	}
-	return v
+	return
 }
 
-func (v Verdict) invalid(k InvalidKind) Verdict {
+func (v *Verdict) invalid(k InvalidKind) {
 	v.Action, v.Reason, v.Rule, v.Invalid = Reject, ReasonInvalidNumber, RuleInvalid, k
 	v.Country, v.e164n = "", 0
-	return v
+	return
 }
 
-func (v Verdict) countryDisabled(s *Snapshot, ci int) Verdict {
+func (v *Verdict) countryDisabled(s *Snapshot, ci int) {
 	v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonCountryDisabled, LayerOperator, RuleCountryDisabled
 	v.Detail = s.disabledReason[ci]
-	return v
+	return
 }
 
 // countries applies the account's country permissions to destination ci.
-func (v Verdict) countries(a *account, ci int) Verdict {
+func (v *Verdict) countries(a *account, ci int) {
 	v.Layer = a.countriesLayer
 	listed := a.except.has(ci)
 	if listed {
@@ -356,7 +372,7 @@ func (v Verdict) countries(a *account, ci int) Verdict {
 	} else {
 		v.Action, v.Reason, v.Rule = Reject, ReasonCountryBarred, RuleCountryDenied
 	}
-	return v
+	return
 }
 
 func (m *Matcher) isEmergency(home string, d []byte) bool {
