@@ -9,15 +9,13 @@ package kamailio_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/tollgate/tollgate/kamailio/siptest"
+	"github.com/tollgate/tollgate/origin/geotest"
 )
 
 const ipRoamer = "127.0.0.21" // trunk "roamer": origin checks, 127.0.0.21 is in NG in the test database
@@ -26,26 +24,8 @@ const ipRoamer = "127.0.0.21" // trunk "roamer": origin checks, 127.0.0.21 is in
 // the rest of 127/8 in GB.
 func writeGeoDB(t *testing.T, path string) {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", IncludeReservedNetworks: true,
-		Description: map[string]string{"en": "tollgate e2e"}, Languages: []string{"en"}, RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// In this order: an insert replaces whatever it covers, so the /8 after
-	// the /32 would take 127.0.0.21 back to GB.
-	for _, nc := range [][2]string{{"127.0.0.0/8", "GB"}, {ipRoamer + "/32", "NG"}} {
-		cidr, cc := nc[0], nc[1]
-		_, n, _ := net.ParseCIDR(cidr)
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := tree.WriteTo(f); err != nil {
+	// broad first: the /32 replaces its part of the /8
+	if err := geotest.Write(path, geotest.Net{CIDR: "127.0.0.0/8", Country: "GB"}, geotest.Net{CIDR: ipRoamer + "/32", Country: "NG"}); err != nil {
 		t.Fatal(err)
 	}
 }

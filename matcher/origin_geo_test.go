@@ -1,18 +1,15 @@
 package matcher
 
 import (
-	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/origin/geotest"
 	"github.com/tollgate/tollgate/policy"
 )
 
@@ -23,32 +20,16 @@ const (
 	srcCN = "175.16.199.10"
 )
 
-var geoTestNets = map[string]string{"81.2.69.0/24": "GB", "197.210.0.0/16": "NG", "175.16.0.0/16": "CN"}
+var geoTestNets = []geotest.Net{{CIDR: "81.2.69.0/24", Country: "GB"}, {CIDR: "197.210.0.0/16", Country: "NG"}, {CIDR: "175.16.0.0/16", Country: "CN"}}
 
 // geoTestDB builds a GeoLite2-Country-shaped database with the test's own
 // networks (nothing is downloaded) and loads it.
 func geoTestDB(t testing.TB) *origin.GeoIP {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24,
-		Description: map[string]string{"en": "tollgate matcher test"}, Languages: []string{"en"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for cidr, cc := range geoTestNets {
-		_, n, _ := net.ParseCIDR(cidr)
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	path := filepath.Join(t.TempDir(), "country.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
+	if err := geotest.Write(path, geoTestNets...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	g, err := origin.OpenGeoIP(path)
 	if err != nil {
 		t.Fatal(err)

@@ -2,18 +2,15 @@ package service
 
 import (
 	"errors"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/origin/geotest"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/store"
 )
@@ -22,26 +19,10 @@ import (
 // downloaded): 81.2.69.0/24 in GB, 197.210.0.0/16 in NG.
 func geoDB(t *testing.T) *origin.GeoIP {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24,
-		Description: map[string]string{"en": "tollgate service test"}, Languages: []string{"en"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for cidr, cc := range map[string]string{"81.2.69.0/24": "GB", "197.210.0.0/16": "NG"} {
-		_, n, _ := net.ParseCIDR(cidr)
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	path := filepath.Join(t.TempDir(), "country.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
+	if err := geotest.Write(path, geotest.Net{CIDR: "81.2.69.0/24", Country: "GB"}, geotest.Net{CIDR: "197.210.0.0/16", Country: "NG"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	g, err := origin.OpenGeoIP(path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,41 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/tollgate/tollgate/origin/geotest"
 )
 
 // writeCountryDB writes a GeoLite2-Country-shaped database (built here,
-// nothing is downloaded) mapping each CIDR to a country, atomically: the
-// daemon never sees a half-written file.
-func writeCountryDB(t *testing.T, path string, nets map[string]string) {
+// nothing is downloaded) with one network, atomically: the daemon never
+// sees a half-written file.
+func writeCountryDB(t *testing.T, path, cidr, country string) {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", IncludeReservedNetworks: true,
-		Description: map[string]string{"en": "tollgate daemon test"}, Languages: []string{"en"}, RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for cidr, cc := range nets {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := geotest.Write(path, geotest.Net{CIDR: cidr, Country: country}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -73,7 +46,7 @@ const (
 // keeps deciding, and a good new file goes into force on the next SIGHUP.
 func TestGeoIPDatabase(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "country.mmdb")
-	writeCountryDB(t, db, map[string]string{"198.51.100.0/24": "NG"})
+	writeCountryDB(t, db, "198.51.100.0/24", "NG")
 	d := startDaemon(t, t.TempDir(), "-geoip-db", db)
 	if !strings.Contains(d.logs.String(), "Geo-IP database loaded") || strings.Contains(d.logs.String(), "origin country checks are off") {
 		t.Fatalf("start-up log: %s", d.logs.String())
@@ -108,7 +81,7 @@ func TestGeoIPDatabase(t *testing.T) {
 	}
 
 	// A good new file: the address is in GB now, the call passes.
-	writeCountryDB(t, db, map[string]string{"198.51.100.0/24": "GB"})
+	writeCountryDB(t, db, "198.51.100.0/24", "GB")
 	d.signal(syscall.SIGHUP)
 	// The line is logged after the table and the load count are in force.
 	waitLong(t, "reload logged", func() bool { return strings.Contains(d.logs.String(), "Geo-IP database reloaded") })
