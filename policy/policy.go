@@ -148,6 +148,8 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error reads "field: what is wrong", the form the admin API's 400 answers
+// and the reload log lines carry.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 func fieldErr(field, format string, args ...any) error {
