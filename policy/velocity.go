@@ -116,6 +116,9 @@ func ParseHours(s string) (from, to int, err error) {
 	if from, err = parseClock(a); err != nil {
 		return 0, 0, err
 	}
+	if from == 24*60 {
+		return 0, 0, fmt.Errorf("%q starts at 24:00, which only ends a window (start at 00:00)", s)
+	}
 	if to, err = parseClock(b); err != nil {
 		return 0, 0, err
 	}
@@ -128,7 +131,7 @@ func ParseHours(s string) (from, to int, err error) {
 func parseClock(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 {
+	if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 || !allDigits(h) || !allDigits(m) {
 		return 0, fmt.Errorf("%q is not HH:MM", s)
 	}
 	hh, err1 := strconv.Atoi(h)
@@ -395,4 +398,13 @@ func (v *Velocity) CriticalAction(own string) string {
 		return v.Action
 	}
 	return ActionLockdown
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -125,7 +125,7 @@ func TestParseHoursAndDays(t *testing.T) {
 			t.Errorf("ParseHours(%q) = %d %d %v", in, f, to, err)
 		}
 	}
-	for _, bad := range []string{"", "9-5", "25:00-01:00", "24:01-01:00", "aa:bb-cc:dd", "09:00"} {
+	for _, bad := range []string{"", "9-5", "25:00-01:00", "24:01-01:00", "24:00-01:00", "+9:00-17:00", "09:-1-10:00", "aa:bb-cc:dd", "09:00"} {
 		if _, _, err := ParseHours(bad); err == nil {
 			t.Errorf("ParseHours(%q) accepted", bad)
 		}
