@@ -165,7 +165,7 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 	d := x.digits()
 
 	// Emergency numbers pass before any block, as dialled.
-	if !x.plus && m.isEmergency(a.home, d) {
+	if !x.plus && isEmergency(a, d) {
 		v.Action, v.Reason, v.Rule = Allow, ReasonEmergency, RuleEmergency
 		v.Country = a.home
 		v.setNumber(d)
@@ -182,7 +182,7 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 	case x.plus:
 		num = d
 	case a.home != "":
-		if n := m.plan.MatchIDD(a.home, d); n > 0 && n < len(d) {
+		if n := a.homeInfo.MatchIDD(d); n > 0 && n < len(d) {
 			num = d[n:]
 		} else if len(d) > 2 && d[0] == '0' && d[1] == '0' {
 			num = d[2:]
@@ -375,9 +375,11 @@ func (v *Verdict) countries(a *account, ci int) {
 	return
 }
 
-func (m *Matcher) isEmergency(home string, d []byte) bool {
-	if home != "" {
-		return m.plan.IsEmergency(home, d)
+// isEmergency: the home country's emergency numbers, or without a home
+// country the few that work almost everywhere.
+func isEmergency(a *account, d []byte) bool {
+	if a.home != "" {
+		return a.homeInfo.IsEmergency(d)
 	}
 	for _, e := range universalEmergency {
 		if string(d) == e {

@@ -46,6 +46,7 @@ type account struct {
 	name, sub string
 
 	home      string
+	homeInfo  *numplan.RegionInfo // the plan's facts of home (nil without one): no lookup per call
 	homeLayer Layer
 
 	defaultAllow   bool       // countries.default == allow
@@ -117,6 +118,7 @@ func (s *Snapshot) Stats() SnapshotStats { return s.stats }
 
 // compiler carries caches used while compiling one snapshot.
 type compiler struct {
+	plan      *numplan.Plan
 	selectors map[string]*countrySet
 	prefixes  int
 	originOp  *origin.Operator
@@ -170,6 +172,7 @@ func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field strin
 	a.subs = nil
 	if p.HomeCountry != nil {
 		a.home, a.homeLayer = *p.HomeCountry, l
+		a.homeInfo = c.plan.Region(a.home)
 	}
 	if p.Countries != nil {
 		a.defaultAllow = p.Countries.Default == policy.Allow
@@ -241,7 +244,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	if err := set.Operator.Validate(); err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}
-	c := &compiler{selectors: make(map[string]*countrySet)}
+	c := &compiler{plan: plan, selectors: make(map[string]*countrySet)}
 	var err error
 	if c.originOp, err = compileOriginOperator(&set.Operator); err != nil {
 		return nil, fmt.Errorf("operator: %w", err)

@@ -441,7 +441,13 @@ func (p *Plan) Region(code string) *RegionInfo {
 // one of region's emergency numbers, so emergency calls can bypass every
 // fraud rule without a regex. It does not allocate.
 func (p *Plan) IsEmergency(region string, digits []byte) bool {
-	info := p.infos[region]
+	return p.infos[region].IsEmergency(digits)
+}
+
+// IsEmergency is Plan.IsEmergency for a region already looked up (nil: no
+// region, never an emergency number), so a caller that keeps the
+// RegionInfo of a home country saves the lookup per call.
+func (info *RegionInfo) IsEmergency(digits []byte) bool {
 	if info == nil {
 		return false
 	}
@@ -457,7 +463,12 @@ func (p *Plan) IsEmergency(region string, digits []byte) bool {
 // of region that digits starts with (0 if none), so the matcher can strip it
 // and resolve the rest as E.164. It does not allocate.
 func (p *Plan) MatchIDD(region string, digits []byte) int {
-	info := p.infos[region]
+	return p.infos[region].MatchIDD(digits)
+}
+
+// MatchIDD is Plan.MatchIDD for a region already looked up (nil: no region,
+// no prefix).
+func (info *RegionInfo) MatchIDD(digits []byte) int {
 	if info == nil {
 		return 0
 	}
