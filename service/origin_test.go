@@ -6,30 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
-	"github.com/tollgate/tollgate/store"
 )
 
 // openOrigin opens a service with an origin checker (no Geo-IP database:
 // address rules and screening state only) on the data dir.
 func openOrigin(t *testing.T, dir string) *fixture {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	clk := &vclock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
-	chk := origin.NewChecker(nil, origin.NewState(origin.StateOptions{Now: clk.Now, CodeIterations: 1000}))
-	m := matcher.New(plan, matcher.Options{Origin: chk})
-	svc := New(m, plan, st, Options{Logger: zerolog.Nop(), Now: clk.Now, Origin: chk})
-	if err := svc.Load(); err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{dir: dir, st: st, m: m, svc: svc}
+	return openOriginAt(t, dir, nil, &vclock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)})
 }
 
 func TestOriginScreeningDurableAndAudited(t *testing.T) {
