@@ -175,15 +175,16 @@ func parseIPv4(s string) (netip.Addr, bool) {
 	return netip.AddrFrom4(b), true
 }
 
-type geoRange4 struct {
-	lo, hi uint32
+// geoRange is a network as its first and last address, with its country.
+type geoRange[K comparable] struct {
+	lo, hi K
 	c      cc
 }
 
-type geoRange6 struct {
-	lo, hi u128
-	c      cc
-}
+type (
+	geoRange4 = geoRange[uint32]
+	geoRange6 = geoRange[u128]
+)
 
 // countryRecord is the part of a GeoIP2/GeoLite2/DB-IP country or city record
 // the table needs. registered_country stands in when country is absent (some
@@ -316,24 +317,36 @@ func CompileGeoBytes(b []byte) (t *GeoTable, err error) {
 // but the ::/96 case above may) into start points: the later, more specific
 // network wins within its span; gaps become unknown (0).
 func build4(rs []geoRange4) ([]uint32, []cc) {
-	slices.SortStableFunc(rs, func(a, b geoRange4) int {
+	return buildRanges(rs, func(a, b uint32) bool { return a < b },
+		func(a uint32) (uint32, bool) { return a + 1, a != ^uint32(0) })
+}
+
+// build6 is build4 for IPv6.
+func build6(rs []geoRange6) ([]u128, []cc) {
+	return buildRanges(rs, u128.less, u128.next)
+}
+
+// buildRanges is build4 and build6 for any address width: less orders
+// addresses, next is the address after one (ok false after the last).
+func buildRanges[K comparable](rs []geoRange[K], less func(a, b K) bool, next func(K) (K, bool)) ([]K, []cc) {
+	slices.SortStableFunc(rs, func(a, b geoRange[K]) int {
 		switch {
 		case a.lo != b.lo:
-			if a.lo < b.lo {
+			if less(a.lo, b.lo) {
 				return -1
 			}
 			return 1
 		case a.hi != b.hi: // wider first, so the narrower overrides it
-			if a.hi > b.hi {
+			if less(b.hi, a.hi) {
 				return -1
 			}
 			return 1
 		}
 		return 0
 	})
-	var starts []uint32
+	var starts []K
 	var codes []cc
-	emit := func(at uint32, c cc) {
+	emit := func(at K, c cc) {
 		if n := len(starts); n > 0 && starts[n-1] == at {
 			codes[n-1] = c
 			if n > 1 && codes[n-2] == c {
@@ -349,81 +362,18 @@ func build4(rs []geoRange4) ([]uint32, []cc) {
 	// Ranges are nested or disjoint (CIDR); a stack of open ranges resumes
 	// the enclosing one's country after a nested one ends.
 	type open struct {
-		hi uint32
+		hi K
 		c  cc
 	}
 	var stack []open
-	closeUntil := func(limit uint32, all bool) {
+	closeUntil := func(limit K, all bool) {
 		for len(stack) > 0 {
 			top := stack[len(stack)-1]
-			if !all && top.hi >= limit {
+			if !all && !less(top.hi, limit) {
 				return
 			}
 			stack = stack[:len(stack)-1]
-			if top.hi == ^uint32(0) {
-				continue
-			}
-			resume := cc(0)
-			if len(stack) > 0 {
-				resume = stack[len(stack)-1].c
-			}
-			emit(top.hi+1, resume)
-		}
-	}
-	for _, r := range rs {
-		closeUntil(r.lo, false)
-		emit(r.lo, r.c)
-		stack = append(stack, open{r.hi, r.c})
-	}
-	closeUntil(0, true)
-	return slices.Clip(starts), slices.Clip(codes)
-}
-
-// build6 is build4 for IPv6.
-func build6(rs []geoRange6) ([]u128, []cc) {
-	slices.SortStableFunc(rs, func(a, b geoRange6) int {
-		switch {
-		case a.lo != b.lo:
-			if a.lo.less(b.lo) {
-				return -1
-			}
-			return 1
-		case a.hi != b.hi:
-			if b.hi.less(a.hi) {
-				return -1
-			}
-			return 1
-		}
-		return 0
-	})
-	var starts []u128
-	var codes []cc
-	emit := func(at u128, c cc) {
-		if n := len(starts); n > 0 && starts[n-1] == at {
-			codes[n-1] = c
-			if n > 1 && codes[n-2] == c {
-				starts, codes = starts[:n-1], codes[:n-1]
-			}
-			return
-		}
-		if n := len(codes); n > 0 && codes[n-1] == c {
-			return
-		}
-		starts, codes = append(starts, at), append(codes, c)
-	}
-	type open struct {
-		hi u128
-		c  cc
-	}
-	var stack []open
-	closeUntil := func(limit u128, all bool) {
-		for len(stack) > 0 {
-			top := stack[len(stack)-1]
-			if !all && !top.hi.less(limit) {
-				return
-			}
-			stack = stack[:len(stack)-1]
-			nx, ok := top.hi.next()
+			nx, ok := next(top.hi)
 			if !ok {
 				continue
 			}
@@ -439,7 +389,8 @@ func build6(rs []geoRange6) ([]u128, []cc) {
 		emit(r.lo, r.c)
 		stack = append(stack, open{r.hi, r.c})
 	}
-	closeUntil(u128{}, true)
+	var zero K
+	closeUntil(zero, true)
 	return slices.Clip(starts), slices.Clip(codes)
 }
 
