@@ -7,9 +7,9 @@ import (
 )
 
 // Overlapping networks (nested CIDRs) become start points: a nested network
-// wins within its span, the enclosing one resumes after it, gaps are
-// unknown (of two starting together the narrower wins), and a range ending at the last address opens nothing after it.
-// The same for both address widths.
+// wins within its span (of two starting together, the narrower), the
+// enclosing one resumes after it, gaps are unknown, and a range ending at
+// the last address opens nothing after it. The same for both widths.
 func TestBuildRangesNested(t *testing.T) {
 	X, Y, Z, W, V := packCC("DE"), packCC("FR"), packCC("NL"), packCC("GB"), packCC("IT")
 	const want = "0:IT 6:DE 10:FR 15:NL 16:FR 21:DE 101: 200:GB"
