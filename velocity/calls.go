@@ -300,6 +300,7 @@ func (e *Engine) sweep(now time.Time) {
 		sh := &e.calls.shards[i]
 		var expired []*call
 		sh.mu.Lock()
+		n := len(sh.m)
 		for id, c := range sh.m {
 			switch {
 			case c.ended && now.Sub(c.endedAt) > max:
@@ -315,6 +316,8 @@ func (e *Engine) sweep(now time.Time) {
 			e.expired.Add(1)
 			c.scope.endCall(c, c.answered, c.answered.Add(max), now, true)
 		}
-		yield() // between shards, as Evaluate does between scopes
+		if n >= yieldEvery {
+			yield() // after a long shard, as Evaluate does between scopes
+		}
 	}
 }
