@@ -448,7 +448,7 @@ func (s *Service) Account(name string) (policy.Account, error) {
 	if !ok {
 		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q", name)}
 	}
-	return cloneAccount(a), nil
+	return a.Clone(), nil
 }
 
 // NamedAccount is an account with its name, for listings.
@@ -477,7 +477,7 @@ func (s *Service) Accounts(after string, limit int) (list []NamedAccount, total 
 	}
 	list = make([]NamedAccount, len(names))
 	for i, n := range names {
-		list[i] = NamedAccount{Name: n, Account: cloneAccount(s.set.Accounts[n])}
+		list[i] = NamedAccount{Name: n, Account: s.set.Accounts[n].Clone()}
 	}
 	return list, len(s.set.Accounts), nil
 }
@@ -499,7 +499,7 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 	if a.Subaccounts == nil && existed && len(old.Subaccounts) > 0 {
 		a.Subaccounts = make(map[string]policy.Policy, len(old.Subaccounts))
 		for k, v := range old.Subaccounts {
-			a.Subaccounts[k] = v
+			a.Subaccounts[k] = v.Clone() // Validate canonicalises in place
 		}
 	}
 	if err := a.Validate(); err != nil {
@@ -514,7 +514,7 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 	if existed {
 		ch.Audit.Before = mustJSON(old)
 	}
-	return cloneAccount(a), s.apply(next, ch, who, nil)
+	return a.Clone(), s.apply(next, ch, who, nil)
 }
 
 // DeleteAccount removes an account and its subaccounts; its calls then get
@@ -584,7 +584,7 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 	if before, existed := old.Subaccounts[sub]; existed {
 		ch.Audit.Before = mustJSON(before)
 	}
-	return clonePolicy(p), s.apply(next, ch, who, nil)
+	return p.Clone(), s.apply(next, ch, who, nil)
 }
 
 // DeleteSubaccount removes a subaccount; its calls then get the account's
@@ -622,117 +622,16 @@ func (s *Service) DeleteSubaccount(who Actor, account, sub string) (policy.Polic
 	return before, s.apply(next, ch, who, nil)
 }
 
-// Operator returns the operator settings in force.
+// Operator returns a deep copy of the operator settings in force: the
+// caller encodes it outside the lock while the next change validates (and
+// canonicalises in place) its own copy.
 func (s *Service) Operator() (policy.Operator, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.loaded(); err != nil {
 		return policy.Operator{}, err
 	}
-	return cloneOperator(s.set.Operator), nil
-}
-
-// cloneOperator deep-copies the operator settings so a change can edit the
-// copy while the set in force stays untouched.
-func cloneOperator(o policy.Operator) policy.Operator {
-	out := o
-	if o.DisabledCountries != nil {
-		out.DisabledCountries = make(map[string]policy.DisabledCountry, len(o.DisabledCountries))
-		for k, v := range o.DisabledCountries {
-			out.DisabledCountries[k] = v
-		}
-	}
-	out.BlockedPrefixes = append([]policy.BlockedPrefix(nil), o.BlockedPrefixes...)
-	out.Default = clonePolicy(o.Default)
-	return out
-}
-
-// clonePolicy deep-copies a policy layer. matcher.Compile canonicalises the
-// set it is given in place (idempotently), so anything handed out of the
-// service's lock must not share memory with the set in force.
-func clonePolicy(p policy.Policy) policy.Policy {
-	out := p
-	if p.HomeCountry != nil {
-		v := *p.HomeCountry
-		out.HomeCountry = &v
-	}
-	if p.Countries != nil {
-		c := policy.CountryRule{Default: p.Countries.Default, Except: append([]string(nil), p.Countries.Except...)}
-		if p.Countries.Except != nil && c.Except == nil {
-			c.Except = []string{}
-		}
-		out.Countries = &c
-	}
-	if p.HighRisk != nil {
-		v := *p.HighRisk
-		out.HighRisk = &v
-	}
-	for _, l := range []struct{ src, dst **[]string }{{&p.AllowPrefixes, &out.AllowPrefixes}, {&p.BlockPrefixes, &out.BlockPrefixes}} {
-		if *l.src != nil {
-			v := append([]string{}, (**l.src)...)
-			*l.dst = &v
-		}
-	}
-	if p.MaxChannels != nil {
-		v := *p.MaxChannels
-		out.MaxChannels = &v
-	}
-	if p.MaxCPS != nil {
-		v := *p.MaxCPS
-		out.MaxCPS = &v
-	}
-	if p.TimeZone != nil {
-		v := *p.TimeZone
-		out.TimeZone = &v
-	}
-	if p.MaxDestinationRate != nil {
-		v := *p.MaxDestinationRate
-		out.MaxDestinationRate = &v
-	}
-	if p.Velocity != nil {
-		out.Velocity = cloneVelocity(p.Velocity)
-	}
-	return out
-}
-
-func cloneVelocity(v *policy.Velocity) *policy.Velocity {
-	out := &policy.Velocity{Action: v.Action}
-	if v.DailySpend != nil {
-		s := *v.DailySpend
-		out.DailySpend = &s
-	}
-	if v.Rules != nil {
-		out.Rules = make([]policy.VelocityRule, len(v.Rules))
-		for i, r := range v.Rules {
-			c := r
-			if r.Days != nil {
-				c.Days = append([]string{}, r.Days...)
-			}
-			for _, t := range []struct{ src, dst **policy.Threshold }{
-				{&r.CallsPerMinute, &c.CallsPerMinute}, {&r.CallsPerWindow, &c.CallsPerWindow},
-				{&r.ConcurrentCalls, &c.ConcurrentCalls}, {&r.SequentialCalls, &c.SequentialCalls},
-				{&r.CallDuration, &c.CallDuration}, {&r.BlockedAttempts, &c.BlockedAttempts},
-			} {
-				if *t.src != nil {
-					th := **t.src
-					*t.dst = &th
-				}
-			}
-			out.Rules[i] = c
-		}
-	}
-	return out
-}
-
-func cloneAccount(a policy.Account) policy.Account {
-	out := policy.Account{Policy: clonePolicy(a.Policy)}
-	if a.Subaccounts != nil {
-		out.Subaccounts = make(map[string]policy.Policy, len(a.Subaccounts))
-		for k, v := range a.Subaccounts {
-			out.Subaccounts[k] = clonePolicy(v)
-		}
-	}
-	return out
+	return s.set.Operator.Clone(), nil
 }
 
 // putOperatorLocked validates op, then applies it with the given audit
@@ -756,7 +655,7 @@ func (s *Service) putOperatorLocked(who Actor, op policy.Operator, audit store.A
 	}
 	next := s.cloneSet()
 	next.Operator = op
-	return cloneOperator(op), s.apply(next, &store.Change{Audit: audit, Operator: &op}, who, nil)
+	return op.Clone(), s.apply(next, &store.Change{Audit: audit, Operator: &op}, who, nil)
 }
 
 // PutOperator replaces the whole operator settings.
@@ -784,7 +683,7 @@ func (s *Service) DisableCountry(who Actor, code, reason string) (string, policy
 	if err := s.loaded(); err != nil {
 		return cc, d, err
 	}
-	op := cloneOperator(s.set.Operator)
+	op := s.set.Operator.Clone()
 	if op.DisabledCountries == nil {
 		op.DisabledCountries = map[string]policy.DisabledCountry{}
 	}
@@ -809,7 +708,7 @@ func (s *Service) EnableCountry(who Actor, code string) (string, policy.Disabled
 	if !ok {
 		return cc, before, &NotFoundError{What: fmt.Sprintf("disabled country %q", code)}
 	}
-	op := cloneOperator(s.set.Operator)
+	op := s.set.Operator.Clone()
 	delete(op.DisabledCountries, cc)
 	_, err := s.putOperatorLocked(who, op, store.AuditEntry{Action: "country.enable", Object: "operator/countries/" + cc,
 		Before: mustJSON(before), After: json.RawMessage("null")})
@@ -831,7 +730,7 @@ func (s *Service) BlockPrefix(who Actor, prefix, reason string) (policy.BlockedP
 	if err := s.loaded(); err != nil {
 		return bp, err
 	}
-	op := cloneOperator(s.set.Operator)
+	op := s.set.Operator.Clone()
 	audit := store.AuditEntry{Action: "prefix.block", Object: "operator/prefixes/" + p, Before: json.RawMessage("null"), After: mustJSON(bp)}
 	replaced := false
 	for i, x := range op.BlockedPrefixes {
@@ -859,7 +758,7 @@ func (s *Service) UnblockPrefix(who Actor, prefix string) (policy.BlockedPrefix,
 	if err := s.loaded(); err != nil {
 		return policy.BlockedPrefix{}, err
 	}
-	op := cloneOperator(s.set.Operator)
+	op := s.set.Operator.Clone()
 	var before *policy.BlockedPrefix
 	kept := op.BlockedPrefixes[:0]
 	for _, x := range op.BlockedPrefixes {
