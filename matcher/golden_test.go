@@ -149,19 +149,68 @@ var goldenQueries = []Query{
 	{To: "+999 1234 5678", Account: "acme"},
 }
 
+// shippedQueries are decided with the shipped high-risk list for an account
+// that allows every country and keeps high_risk=block ("all"), first as
+// shipped, then with the recommended country denies applied: what the
+// defaults block is reviewed here line by line.
+var shippedQueries = []Query{
+	{To: "+1 876 523 0123", Account: "all"},  // JM fixed line
+	{To: "+1 658 295 1234", Account: "all"},  // JM overlay
+	{To: "1 809 234 5678", Account: "all"},   // DO, dialled nationally from the US
+	{To: "+1 284 229 1234", Account: "all"},  // VG
+	{To: "+1 800 234 5678", Account: "all"},  // US toll free
+	{To: "+1 900 234 5678", Account: "all"},  // NANP premium rate
+	{To: "+966 11 234 5678", Account: "all"}, // SA fixed line
+	{To: "+966 92 5012345", Account: "all"},  // SA premium rate
+	{To: "00222 35 12 34 56", Account: "all"},
+	{To: "+243 99 123 4567", Account: "all"},
+	{To: "+44 70 1234 5678", Account: "all"}, // GB personal numbers (curated IRSF range)
+	{To: "+44 909 876 5432", Account: "all"}, // GB premium rate
+	{To: "+56 600 123 456", Account: "all"},  // CL fixed-line example inside CL's shared-cost 600
+	{To: "+881 6 12345678", Account: "all"},
+}
+
+func goldenLine(b *strings.Builder, prefix string, m *Matcher, q Query) {
+	v := m.Decide(&q)
+	who := q.Account
+	if q.Subaccount != "" {
+		who += "/" + q.Subaccount
+	}
+	fmt.Fprintf(b, "%s%s | %s => %s %s %d %s %s %d/%d | %s\n", prefix, who, q.To, v.Action, v.Reason, v.Reason.Info().Code,
+		orDash(v.Country), orDash(v.E164()), v.MaxChannels, v.MaxCPS, v.RuleString())
+}
+
 func TestGoldenDecisions(t *testing.T) {
 	const path = "testdata/decisions.golden"
 	m := newTestMatcher(t, testSet())
 	var b strings.Builder
 	b.WriteString("# account[/sub] | dialled => verdict reason code country e164 caps | rule\n")
 	for _, q := range goldenQueries {
-		v := m.Decide(&q)
-		who := q.Account
-		if q.Subaccount != "" {
-			who += "/" + q.Subaccount
+		goldenLine(&b, "", m, q)
+	}
+	hr, err := DefaultHighRisk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	denies, err := DefaultRecommendedDenies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]policy.Account{"all": {Policy: policy.Policy{HomeCountry: sp("US"),
+		Countries: &policy.CountryRule{Default: policy.Allow}, HighRisk: sp(policy.HighRiskBlock)}}}
+	applied := policy.Operator{DisabledCountries: map[string]policy.DisabledCountry{}}
+	for _, e := range denies.Entries {
+		applied.DisabledCountries[e.Country] = policy.DisabledCountry{Reason: "recommended deny " + denies.Meta.Version}
+	}
+	for _, c := range []struct {
+		name string
+		op   policy.Operator
+	}{{"shipped list", policy.Operator{}}, {"shipped list + recommended denies", applied}} {
+		m := newTestMatcher(t, &policy.Set{Operator: c.op, HighRisk: hr, Accounts: all})
+		fmt.Fprintf(&b, "# %s\n", c.name)
+		for _, q := range shippedQueries {
+			goldenLine(&b, "", m, q)
 		}
-		fmt.Fprintf(&b, "%s | %s => %s %s %d %s %s %d/%d | %s\n", who, q.To, v.Action, v.Reason, v.Reason.Info().Code,
-			orDash(v.Country), orDash(v.E164()), v.MaxChannels, v.MaxCPS, v.RuleString())
 	}
 	got := b.String()
 	if *update {

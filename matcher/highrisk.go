@@ -47,3 +47,35 @@ func DefaultHighRiskVersion() string {
 func DefaultHighRiskCSV() []byte {
 	return slices.Clone(highRiskCSV)
 }
+
+// recommendedDeniesCSV is the shipped recommended country denies, the
+// curated IRSF rows that name whole countries, generated with the high-risk
+// list by go run ./cmd/genhighrisk (see docs/highrisk.md). They are not
+// blocked by default; an operator opts into them with
+// PUT /v1/operator/recommended-denies, which disables the countries.
+//
+//go:embed data/recommended_denies.csv
+var recommendedDeniesCSV []byte
+
+var parseRecommendedDenies = sync.OnceValues(func() (policy.HighRiskList, error) {
+	return policy.ParseHighRiskList(bytes.NewReader(recommendedDeniesCSV))
+})
+
+// DefaultRecommendedDenies returns the shipped recommended country denies
+// with their version and provenance: one row per prefix of a country (its
+// calling code or each of its NANP area codes) with the guidance naming it.
+// The error can only come from a corrupt build. The slice is the caller's.
+func DefaultRecommendedDenies() (policy.HighRiskList, error) {
+	l, err := parseRecommendedDenies()
+	if err != nil {
+		return policy.HighRiskList{}, err
+	}
+	l.Entries = slices.Clone(l.Entries)
+	return l, nil
+}
+
+// DefaultRecommendedDeniesCSV returns the shipped recommended denies as the
+// file they were built from, for export.
+func DefaultRecommendedDeniesCSV() []byte {
+	return slices.Clone(recommendedDeniesCSV)
+}

@@ -63,26 +63,41 @@ func TestDefaultHighRiskUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, rep, err := gen.Generate(curated)
+	ranges, denies, err := gen.Split(curated)
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries, rep, err := gen.Generate(ranges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, "matcher/data/recommended_denies.csv", matcher.DefaultRecommendedDeniesCSV(), denies, gen.DeniesGenerated)
 	for _, d := range rep.CuratedDropped {
 		t.Errorf("curated entry adds nothing, remove it: %s", d)
 	}
+	checkGenerated(t, "matcher/data/highrisk.csv", matcher.DefaultHighRiskCSV(), entries, gen.Generated)
+}
+
+// checkGenerated fails unless committed is exactly what the generator
+// writes for entries, under the committed file's own version.
+func checkGenerated(t *testing.T, name string, committed []byte, entries []policy.HighRiskEntry, generated string) {
+	t.Helper()
 	var buf bytes.Buffer
-	meta := policy.HighRiskMeta{Version: matcher.DefaultHighRiskVersion(), Generated: gen.Generated}
+	meta := policy.HighRiskMeta{Version: policy.HighRiskVersion(bytes.NewReader(committed)), Generated: generated}
+	if err := gen.CheckVersion(meta.Version); err != nil {
+		t.Errorf("%s: %v", name, err)
+	}
 	if err := policy.WriteHighRiskList(&buf, policy.HighRiskList{Meta: meta, Entries: entries}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(buf.Bytes(), matcher.DefaultHighRiskCSV()) {
-		got, want := strings.Split(buf.String(), "\n"), strings.Split(string(matcher.DefaultHighRiskCSV()), "\n")
+	if !bytes.Equal(buf.Bytes(), committed) {
+		got, want := strings.Split(buf.String(), "\n"), strings.Split(string(committed), "\n")
 		for i := 0; i < len(got) && i < len(want); i++ {
 			if got[i] != want[i] {
-				t.Fatalf("matcher/data/highrisk.csv is stale (line %d: generated %q, committed %q): run go run ./cmd/genhighrisk -version <new version>", i+1, got[i], want[i])
+				t.Fatalf("%s is stale (line %d: generated %q, committed %q): run go run ./cmd/genhighrisk -version <new version>", name, i+1, got[i], want[i])
 			}
 		}
-		t.Fatalf("matcher/data/highrisk.csv is stale (%d generated lines, %d committed): run go run ./cmd/genhighrisk -version <new version>", len(got), len(want))
+		t.Fatalf("%s is stale (%d generated lines, %d committed): run go run ./cmd/genhighrisk -version <new version>", name, len(got), len(want))
 	}
 }
 
@@ -248,4 +263,128 @@ func TestDefaultHighRiskDecide(t *testing.T) {
 			t.Errorf("%s: %s %s %q", to, v.Action, v.Reason, v.Detail)
 		}
 	}
+}
+
+// exampleShare decides every region's fixed-line and mobile example number
+// (libphonenumber's metadata) for an account that allows every country and
+// keeps high_risk at block, and returns how many were allowed and the
+// refusals by reason and country.
+func exampleShare(t *testing.T, m *matcher.Matcher) (allowed, total int, refused map[string][]string) {
+	t.Helper()
+	refused = map[string][]string{}
+	for _, r := range sortedRegions() {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE} {
+			num := phonenumbers.GetExampleNumberForType(r, typ)
+			if num == nil {
+				continue
+			}
+			total++
+			to := phonenumbers.Format(num, phonenumbers.E164)
+			v := m.Decide(&matcher.Query{To: to, Account: "all"})
+			if v.Action == matcher.Allow {
+				allowed++
+				continue
+			}
+			k := v.Reason.String()
+			refused[k] = append(refused[k], r+" "+to)
+		}
+	}
+	return allowed, total, refused
+}
+
+func allowAllMatcher(t *testing.T, hr []policy.HighRiskEntry, op policy.Operator) *matcher.Matcher {
+	t.Helper()
+	plan := numplan.Default()
+	set := &policy.Set{Operator: op, HighRisk: hr, Accounts: map[string]policy.Account{
+		"all": {Policy: policy.Policy{Countries: &policy.CountryRule{Default: policy.Allow}, HighRisk: ptr(policy.HighRiskBlock)}},
+	}}
+	snap, err := matcher.Compile(set, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := matcher.New(plan, matcher.Options{})
+	m.Swap(snap)
+	return m
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Issue 11 item 14: the shipped list blocks premium and shared-cost ranges
+// and named IRSF ranges, not whole countries. At least 99% of
+// libphonenumber's fixed-line and mobile example numbers are allowed for an
+// account that allows every country with high_risk=block, while every
+// premium-rate example stays refused as number_barred.
+func TestDefaultHighRiskSparesOrdinaryNumbers(t *testing.T) {
+	es, err := matcher.DefaultHighRisk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := allowAllMatcher(t, es, policy.Operator{})
+	allowed, total, refused := exampleShare(t, m)
+	share := float64(allowed) / float64(total)
+	t.Logf("fixed-line and mobile examples allowed: %d of %d (%.2f%%)", allowed, total, 100*share)
+	for reason, nums := range refused {
+		t.Logf("refused %s: %d: %s", reason, len(nums), strings.Join(nums, ", "))
+	}
+	if share < 0.99 {
+		t.Errorf("only %.2f%% of ordinary example numbers allowed with the shipped list, want at least 99%%", 100*share)
+	}
+	for _, r := range sortedRegions() {
+		num := phonenumbers.GetExampleNumberForType(r, phonenumbers.PREMIUM_RATE)
+		if num == nil {
+			continue
+		}
+		to := phonenumbers.Format(num, phonenumbers.E164)
+		if v := m.Decide(&matcher.Query{To: to, Account: "all"}); v.Reason != matcher.ReasonNumberBarred {
+			t.Errorf("%s premium example %s: %s %s", r, to, v.Action, v.Reason)
+		}
+	}
+}
+
+// The recommended country denies: every row's prefix reaches its country
+// and no other, every example number libphonenumber has for the country is
+// under one of its rows (so the exported prefixes say what disabling the
+// country covers), and once an operator disables the countries every such
+// example is refused country_disabled, whatever the account allows.
+func TestRecommendedDenies(t *testing.T) {
+	l, err := matcher.DefaultRecommendedDenies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.CheckVersion(l.Meta.Version); err != nil || l.Meta.Generated != gen.DeniesGenerated {
+		t.Errorf("provenance %+v: %v", l.Meta, err)
+	}
+	plan := numplan.Default()
+	op := policy.Operator{DisabledCountries: map[string]policy.DisabledCountry{}}
+	for _, e := range l.Entries {
+		if got := resolveCountries(plan, e.Prefix); len(got) != 1 || !got[e.Country] {
+			t.Errorf("%s listed as %s resolves to %v", e.Prefix, e.Country, got)
+		}
+		op.DisabledCountries[e.Country] = policy.DisabledCountry{Reason: "recommended deny"}
+	}
+	hr, err := matcher.DefaultHighRisk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := allowAllMatcher(t, hr, op)
+	n := 0
+	for cc := range op.DisabledCountries {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE, phonenumbers.TOLL_FREE,
+			phonenumbers.PREMIUM_RATE, phonenumbers.SHARED_COST, phonenumbers.VOIP, phonenumbers.PERSONAL_NUMBER,
+			phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL} {
+			num := phonenumbers.GetExampleNumberForType(cc, typ)
+			if num == nil || phonenumbers.GetRegionCodeForNumber(num) != cc {
+				continue // e.g. +1 800 toll free, shared by every NANP country
+			}
+			to := phonenumbers.Format(num, phonenumbers.E164)
+			if _, ok := covers(l.Entries, to); !ok {
+				t.Errorf("%s example %s is under none of %s's rows", cc, to, cc)
+			}
+			if v := m.Decide(&matcher.Query{To: to, Account: "all"}); v.Reason != matcher.ReasonCountryDisabled {
+				t.Errorf("%s example %s with the denies applied: %s %s", cc, to, v.Action, v.Reason)
+			}
+			n++
+		}
+	}
+	t.Logf("%s: %d rows, %d countries, %d example numbers refused once applied", l.Meta.Version, len(l.Entries), len(op.DisabledCountries), n)
 }

@@ -126,7 +126,8 @@ type claim struct {
 }
 
 // Generate builds the list from libphonenumber's metadata, NonGeoCodes and
-// the curated entries, applying the documented rules:
+// the curated ranges (the ranges Split returns; a row naming a whole country
+// is refused), applying the documented rules:
 //
 //  1. Every region's premium-rate and shared-cost national-number pattern is
 //     expanded into digit prefixes (numplan.ExpandPrefixes, exact) and
@@ -150,6 +151,11 @@ type claim struct {
 // output is byte-for-byte reproducible.
 func Generate(curated []policy.HighRiskEntry) ([]policy.HighRiskEntry, Report, error) {
 	rep := Report{ByCategory: map[string]int{}, PatternRegions: map[string]int{}}
+	if _, countries, err := Split(curated); err != nil {
+		return nil, rep, err
+	} else if len(countries) > 0 {
+		return nil, rep, fmt.Errorf("%s (%s) names a whole country: it belongs in the recommended country denies (Split), not on the high-risk list", countries[0].Prefix, countries[0].Country)
+	}
 	mc, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		return nil, rep, err
