@@ -132,6 +132,14 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 		if h.allow(ctx, method, "PUT", "DELETE") {
 			h.operatorCountry(ctx, actor, method, seg[3])
 		}
+	case len(seg) == 3 && seg[1] == "operator" && seg[2] == "recommended-denies":
+		if h.allow(ctx, method, "PUT", "DELETE") {
+			h.operatorRecommendedDenies(ctx, actor, method)
+		}
+	case len(seg) == 2 && seg[1] == "recommended-denies":
+		if h.allow(ctx, method, "GET") {
+			h.recommendedDenies(ctx)
+		}
 	case len(seg) == 4 && seg[1] == "operator" && seg[2] == "prefixes":
 		if h.allow(ctx, method, "PUT", "DELETE") {
 			h.operatorPrefix(ctx, actor, method, seg[3])
