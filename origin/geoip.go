@@ -28,6 +28,10 @@ type GeoTable struct {
 	v4cc    []cc
 	v6start []u128
 	v6cc    []cc
+	// v4compat: the file is an IPv6 tree, whose IPv4 networks sit at
+	// ::/96, so an IPv4-compatible address (::a.b.c.d, ::1 included) is
+	// the IPv4 address a.b.c.d, as MaxMind's reader finds it.
+	v4compat bool
 
 	// Info describes the database the table was compiled from.
 	Info GeoInfo
@@ -52,7 +56,9 @@ type GeoInfo struct {
 // Country returns the ISO 3166 alpha-2 code of the country that a's network
 // belongs to, or "" when the database does not know a (private, reserved or
 // unallocated space). IPv4-mapped IPv6 and 6to4 (2002::/16) addresses are
-// looked up as the IPv4 address they carry. It never allocates.
+// looked up as the IPv4 address they carry, and so are IPv4-compatible ones
+// (::a.b.c.d, ::1 being ::0.0.0.1) in an IPv6 database, where MaxMind's
+// reader finds them in the IPv4 subtree. It never allocates.
 func (t *GeoTable) Country(a netip.Addr) string { return t.lookup(a).String() }
 
 func (t *GeoTable) lookup(a netip.Addr) cc {
@@ -65,6 +71,8 @@ func (t *GeoTable) lookup(a netip.Addr) cc {
 		b := a.As16()
 		if b[0] == 0x20 && b[1] == 0x02 { // 6to4: 2002:AABB:CCDD::/48 carries A.B.C.D
 			a = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
+		} else if t.v4compat && b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7]|b[8]|b[9]|b[10]|b[11] == 0 {
+			a = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}) // ::/96 is the IPv4 subtree
 		}
 	}
 	if a.Is4() {
@@ -101,12 +109,12 @@ func (t *GeoTable) lookup(a netip.Addr) cc {
 	return t.v6cc[i-1]
 }
 
-// LookupString parses ip (as a SIP proxy writes $si: "192.0.2.1",
-// "2001:db8::1", with or without [brackets]) and returns its country; "" when
-// ip is not an address or its country is unknown. It never allocates.
+// LookupString parses ip as ParseSource does (as a SIP proxy writes $si,
+// with or without a port, brackets or a zone) and returns its country; ""
+// when ip is not an address or its country is unknown. It never allocates.
 func (t *GeoTable) LookupString(ip string) string {
-	a, ok := ParseIP(ip)
-	if !ok {
+	a, e := ParseSource(ip)
+	if e != SourceOK {
 		return ""
 	}
 	return t.Country(a)
@@ -288,7 +296,7 @@ func CompileGeoBytes(b []byte) (t *GeoTable, err error) {
 		return nil, errors.New("no network in the database has a country (is it a country or city database?)")
 	}
 
-	t = &GeoTable{}
+	t = &GeoTable{v4compat: r.Metadata.IPVersion == 6}
 	t.v4start, t.v4cc = build4(v4)
 	t.v6start, t.v6cc = build6(v6)
 	distinct := map[cc]bool{}

@@ -45,8 +45,13 @@ func TestGeoTableLookups(t *testing.T) {
 		{"255.255.255.255", ""},
 		{"", ""},
 		{"not-an-ip", ""},
-		{"10.0.0.1:5060", ""},
+		{"10.0.0.1:5060", "DE"}, // as proxies send it: the port is not part of the address
+		{"[2001:db8::1]:5060", "US"},
+		{" 81.2.69.1 ", "GB"},
 		{"fe80::1%eth0", ""},
+		{"2001:db8::1%eth0", "US"},
+		{"10.0.0.256", ""},
+		{"10.0.0.1:99999", ""},
 	} {
 		if got := tab.LookupString(c.ip); got != c.want {
 			t.Errorf("LookupString(%q) = %q, want %q", c.ip, got, c.want)

@@ -2,12 +2,15 @@ package origin
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/oschwald/maxminddb-golang/v2"
 )
 
 // geoNet is one network of a test database: its country, and optionally only
@@ -33,7 +36,15 @@ func buildMMDB(t testing.TB, dir, name string, nets []geoNet) string {
 
 func mmdbBytes(t testing.TB, nets []geoNet) []byte {
 	t.Helper()
+	return mmdbBytesVersion(t, nets, 6)
+}
+
+// mmdbBytesVersion is mmdbBytes with the tree's IP version (4: an
+// IPv4-only database).
+func mmdbBytesVersion(t testing.TB, nets []geoNet, ipVersion int) []byte {
+	t.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
+		IPVersion:               ipVersion,
 		DatabaseType:            "GeoLite2-Country",
 		IncludeReservedNetworks: true,
 		RecordSize:              24,
@@ -95,4 +106,53 @@ var testNets = []geoNet{
 	{cidr: "2001:db8::/32", country: "US"},
 	{cidr: "2001:db8:1::/48", country: "CA"},
 	{cidr: "2a02:cf40::/32", country: "NO"},
+}
+
+// TestGeoTableIPv4CompatibleMatchesLibrary: ::1 and ::a.b.c.d sit in the
+// IPv4 subtree of an IPv6 database, where MaxMind's reader finds them; the
+// table must answer the same (it used to say "unknown"). In an IPv4-only
+// database the reader refuses every IPv6 address, so they stay unknown.
+func TestGeoTableIPv4CompatibleMatchesLibrary(t *testing.T) {
+	nets := append([]geoNet{{cidr: "0.0.0.0/8", country: "AQ"}}, testNets...)
+	var nets4 []geoNet
+	for _, n := range nets {
+		if !strings.Contains(n.cidr, ":") {
+			nets4 = append(nets4, n)
+		}
+	}
+	for _, v := range []int{6, 4} {
+		b := mmdbBytesVersion(t, nets, v)
+		if v == 4 {
+			b = mmdbBytesVersion(t, nets4, v)
+		}
+		tab, err := CompileGeoBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib, err := maxminddb.OpenBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"::1", "::", "::0.0.0.1", "::81.2.69.1", "::127.0.0.1", "::10.1.0.1", "::196.1.2.3",
+			"::203.0.113.9", "::11.0.0.1", "::ffff:81.2.69.1", "81.2.69.1", "0.0.0.1", "2001:db8::1", "::1:0:0:1"} {
+			a := netip.MustParseAddr(s)
+			var rec countryRecord
+			want := ""
+			if err := lib.Lookup(a).Decode(&rec); err == nil {
+				want = rec.Country.ISOCode
+				if want == "" {
+					want = rec.Registered.ISOCode
+				}
+			} else if !a.Is6() || v != 4 {
+				t.Fatalf("v%d %s: library: %v", v, s, err)
+			}
+			if a.Is4In6() && v == 4 {
+				continue // the reader refuses it; the table unmaps it (any proxy's ::ffff: address is IPv4)
+			}
+			if got := tab.Country(a); got != want {
+				t.Errorf("ip_version %d: %s: table %q, library %q", v, s, got, want)
+			}
+		}
+		lib.Close()
+	}
 }
