@@ -8,19 +8,19 @@ type SourceError uint8
 
 // Why ParseSource refuses a source address.
 const (
-	SourceOK       SourceError = iota
-	SourceEmpty                // nothing but blanks
-	SourceNotAddr              // not an IPv4 or IPv6 address
-	SourceBadPort              // ip:port or [ipv6]:port with a port that is not 0-65535
-	SourceBadZone              // a zone (%eth0) that is empty or on an IPv4 address
+	SourceOK      SourceError = iota
+	SourceEmpty               // nothing but blanks
+	SourceNotAddr             // not an IPv4 or IPv6 address
+	SourceBadPort             // ip:port or [ipv6]:port with a port that is not 0-65535
+	SourceBadZone             // a zone (%eth0) that is empty or on an IPv4 address
 )
 
 var sourceErrors = [...]string{
-	SourceOK:       "",
-	SourceEmpty:    "is empty",
-	SourceNotAddr:  "is not an IP address (want 192.0.2.1, 2001:db8::1, 192.0.2.1:5060 or [2001:db8::1]:5060)",
-	SourceBadPort:  "has a port that is not 0-65535",
-	SourceBadZone:  "has a zone that is empty or on an IPv4 address",
+	SourceOK:      "",
+	SourceEmpty:   "is empty",
+	SourceNotAddr: "is not an IP address (want 192.0.2.1, 2001:db8::1, 192.0.2.1:5060 or [2001:db8::1]:5060)",
+	SourceBadPort: "has a port that is not 0-65535",
+	SourceBadZone: "has a zone that is empty or on an IPv4 address",
 }
 
 // String is the reason as the query API's error message ends it ("src_ip
