@@ -45,8 +45,8 @@ const (
 	RuleQuarantine                 // quarantined account, call not domestic
 	RuleUntrusted                  // source not among the account's trusted sources
 	RuleTrusted                    // source among the account's trusted sources
-	RuleNoGeo                      // no Geo-IP database in force: country rules off
-	RuleUnknownOrigin              // the database does not know the source address
+	RuleNoGeo                      // no Geo-IP database in force: every origin unknown
+	RuleUnknownOrigin              // no or unreadable source address, or one the database does not place
 	RuleZone                       // the origin country's zone of the geo profile
 	RuleLocationChange             // another country (or IP) within the change period
 	RuleHome                       // the account's home country
@@ -79,7 +79,11 @@ func RuleNames() []string { return append([]string(nil), ruleNames[:]...) }
 // request memory: Check keeps none of them.
 type Input struct {
 	Account string // the account (or "account/subaccount" state key) the call is charged to
-	SrcIP   string // the caller's source address as the proxy saw it
+	// Parent is the account's state key when Account is a subaccount's own
+	// state key ("" otherwise): the account's quarantine holds its
+	// subaccounts too.
+	Parent string
+	SrcIP  string // the caller's source address as the proxy saw it (ParseSource's forms)
 	// Rules are the account's compiled origin rules; nil switches origin
 	// checks off for the call.
 	Rules *Rules
@@ -109,6 +113,7 @@ type Outcome struct {
 	Period  time.Duration // location change: the allowed change period
 	Failed  int           // quarantine: failed screenings
 	ByIP    bool          // location change measured by source IP
+	Unknown UnknownCause  // why the origin country is unknown (CauseKnown when it is not)
 }
 
 // Checker answers origin checks from the Geo-IP database in force, the
@@ -116,9 +121,25 @@ type Outcome struct {
 type Checker struct {
 	geo *GeoIP
 	st  *State
-	// outcomes counts Check's answers by rule and action, for metrics.
+	// outcomes counts Check's answers by rule and action, unknown the
+	// unknown origins by cause, for metrics.
 	outcomes [numRules][3]atomic.Uint64
+	unknown  [numCauses]atomic.Uint64
 }
+
+// Unknowns calls f for every cause of an unknown origin with how many
+// checks met one since the Checker was made (a closed set of labels).
+func (c *Checker) Unknowns(f func(cause UnknownCause, n uint64)) {
+	for i := CauseKnown + 1; i < numCauses; i++ {
+		f(i, c.unknown[i].Load())
+	}
+}
+
+// Degraded reports whether country rules are in force without a Geo-IP
+// database to read the country from (rules reports whether any account's
+// rules or the operator's blocklist need one): every origin is then
+// unknown and gets the unknown action.
+func (c *Checker) Degraded(rulesNeedGeo bool) bool { return rulesNeedGeo && !c.geo.Enabled() }
 
 // Outcomes calls f for every origin rule and action with how many Check
 // answers took them since the Checker was made (labels from closed sets,
@@ -131,9 +152,10 @@ func (c *Checker) Outcomes(f func(rule Rule, action Action, n uint64)) {
 	}
 }
 
-// NewChecker returns a Checker. geo may be nil or hold no database: country
-// rules are then off, and address rules (blocklist, trusted sources, IP
-// location change) still apply.
+// NewChecker returns a Checker. geo may be nil or hold no database: every
+// origin is then unknown (each account with country rules gets its unknown
+// action), and address rules (blocklist, trusted sources, IP location
+// change) still apply.
 func NewChecker(geo *GeoIP, st *State) *Checker {
 	if st == nil {
 		st = NewState(StateOptions{})
@@ -152,20 +174,26 @@ func (c *Checker) Geo() *GeoIP { return c.geo }
 //  1. emergency calls pass;
 //  2. no rules: pass (origin checks off for the account);
 //  3. the operator's source blocklist, by address then origin country: reject;
-//  4. quarantine: anything but a domestic call is rejected;
+//  4. quarantine (the account's, or its own for a subaccount with state of
+//     its own): anything but a domestic call is rejected;
 //  5. trusted sources, when the account lists any: inside passes, outside is rejected;
-//  6. without a Geo-IP database the country rules are off (an IP location change still screens);
-//  7. an origin whose zone rejects is rejected, unless it is the home country;
-//     an unknown origin gets the profile's unknown action;
-//  8. a location change within the period screens;
-//  9. the home country passes;
-//  10. a stationary account elsewhere, or without a home, screens;
-//  11. an origin whose zone screens, screens;
-//  12. otherwise the call passes, and may assign the home country.
+//  6. an origin whose zone rejects is rejected, unless it is the home country;
+//     an unknown origin (no or unreadable source address, no Geo-IP
+//     database, an address the database does not place) gets the unknown
+//     action when the account has country rules: the profile's, screen
+//     without one (and at least screen without a database when the
+//     operator blocks countries);
+//  7. a location change within the period screens;
+//  8. the home country passes;
+//  9. a stationary account elsewhere, or without a home, screens;
+//  10. an origin whose zone screens, screens;
+//  11. otherwise the call passes, and may assign the home country.
 //
-// A screen is waived while a passed screening's window is open. Allowed and
-// screened calls become the account's last call. Check takes no global lock
-// and allocates nothing once the account's state exists.
+// A screen is waived while a passed screening's window is open. Only an
+// allowed call becomes the account's last call; a screened one does when
+// its screening passes (ScreeningPassed), so redialling after a screen
+// meets the same screen. Check takes no global lock and allocates nothing
+// once the account's state exists.
 func (c *Checker) Check(in Input) Outcome {
 	if in.Emergency {
 		return Outcome{Rule: RuleEmergency}
@@ -195,11 +223,27 @@ func (c *Checker) durable(account string) Durable {
 }
 
 func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account string) {
-	ip, ipOK := ParseIP(in.SrcIP)
+	ip, perr := ParseSource(in.SrcIP)
+	ipOK := perr == SourceOK
+	if ipOK {
+		ip = ip.Unmap()
+	}
 	tab := c.geo.Table()
 	var origin cc
-	if ipOK && tab != nil {
-		origin = tab.lookup(ip)
+	switch {
+	case perr == SourceEmpty:
+		o.Unknown = CauseMissing
+	case !ipOK:
+		o.Unknown = CauseInvalid
+	case tab == nil:
+		o.Unknown = CauseNoGeoIP
+	default:
+		if origin = tab.lookup(ip); origin == 0 {
+			o.Unknown = CauseNotFound
+		}
+	}
+	if o.Unknown != CauseKnown {
+		c.unknown[o.Unknown].Add(1)
 	}
 	o.Country = origin.String()
 	op := r.op
@@ -212,6 +256,17 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	if origin != 0 && op.blockedOrigins[origin] {
 		o.Action, o.Kind, o.Rule = Reject, KindBlocked, RuleBlockedOrigin
 		return o, false, ""
+	}
+
+	// A subaccount with state of its own is still held by its account's
+	// quarantine (read first, under the account's lock alone).
+	parentQ, parentFailed := false, 0
+	if in.Parent != "" {
+		if p := c.st.get(in.Parent); p != nil {
+			p.mu.Lock()
+			parentQ, parentFailed = p.quarantined, p.failed
+			p.mu.Unlock()
+		}
 	}
 
 	var a *acct
@@ -231,7 +286,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		now = c.st.o.Now().UnixNano()
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		s.lastAt, s.lastCC, s.lastIP = a.lastAt, a.lastCC, a.lastIP
+		s.ccAt, s.lastCC, s.ipAt, s.lastIP = a.ccAt, a.lastCC, a.ipAt, a.lastIP
 		s.home, s.passUntil, s.failed, s.quarantined = a.home, a.passUntil, a.failed, a.quarantined
 	}
 	home := r.home
@@ -240,11 +295,14 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	}
 	o.Home = home.String()
 
-	if s.quarantined {
+	if s.quarantined || parentQ {
 		dest := packCC(in.DestCountry)
 		domestic := dest != 0 && (dest == packCC(in.HomeCountry) || dest == home)
 		if !domestic {
 			o.Action, o.Kind, o.Rule, o.Failed = Reject, KindQuarantined, RuleQuarantine, s.failed
+			if !s.quarantined {
+				o.Failed = parentFailed
+			}
 			return o, false, ""
 		}
 	}
@@ -259,47 +317,65 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		return o, false, ""
 	}
 
-	geo := tab != nil
 	zoneAct := Allow
-	if geo && r.profile != nil {
-		zoneAct, o.Zone = r.profile.lookup(origin)
+	if r.profile != nil {
 		o.Profile = r.profile.Name
+		if origin != 0 {
+			zoneAct, o.Zone = r.profile.lookup(origin)
+		}
+	}
+	// An unknown origin satisfies no rule that asks where the caller is:
+	// it gets the unknown action (the profile's, screen without one). With
+	// no database at all, the operator's country blocklist cannot be
+	// applied either, so it is screened at least.
+	unknownAct, unknownRule := Allow, RuleUnknownOrigin
+	if origin == 0 {
+		if r.countryRules {
+			unknownAct = r.unknownAct
+		}
+		if o.Unknown == CauseNoGeoIP {
+			unknownRule = RuleNoGeo
+			if op.nBlockedOrigin > 0 && unknownAct < Screen {
+				unknownAct = Screen
+			}
+		}
 	}
 
 	// Rejections: zone (home is safe) or unknown origin.
-	if geo && zoneAct == Reject && (origin == 0 || origin != home) {
+	if origin != 0 && zoneAct == Reject && origin != home {
 		o.Action, o.Kind, o.Rule = Reject, KindRejected, RuleZone
-		if origin == 0 {
-			o.Rule = RuleUnknownOrigin
-		}
+		return o, false, ""
+	}
+	if origin == 0 && unknownAct == Reject {
+		o.Action, o.Kind, o.Rule = Reject, KindRejected, unknownRule
 		return o, false, ""
 	}
 
 	// Screens.
 	screen := ruleNone
-	if r.changeNanos > 0 && s.lastAt != 0 && now-s.lastAt < r.changeNanos && now >= s.lastAt {
+	if r.changeNanos > 0 {
 		if r.changeByIP {
-			if ipOK && s.lastIP.IsValid() && ip.Unmap() != s.lastIP {
+			if ipOK && s.lastIP.IsValid() && within(now, s.ipAt, r.changeNanos) && ip != s.lastIP {
 				screen = RuleLocationChange
 				o.ByIP = true
+				o.Since = time.Duration(now - s.ipAt)
 			}
-		} else if geo && origin != 0 && s.lastCC != 0 && origin != s.lastCC {
+		} else if origin != 0 && s.lastCC != 0 && within(now, s.ccAt, r.changeNanos) && origin != s.lastCC {
 			screen = RuleLocationChange
 			o.Last = s.lastCC.String()
+			o.Since = time.Duration(now - s.ccAt)
 		}
 		if screen == RuleLocationChange {
-			o.Since, o.Period = time.Duration(now-s.lastAt), time.Duration(r.changeNanos)
+			o.Period = time.Duration(r.changeNanos)
 		}
 	}
 	assign := false
 	if screen == ruleNone {
 		switch {
-		case !geo:
-			o.Rule = RuleNoGeo
 		case origin == 0:
-			o.Rule = RuleUnknownOrigin
-			if zoneAct == Screen {
-				screen = RuleUnknownOrigin
+			o.Rule = unknownRule
+			if unknownAct == Screen {
+				screen = unknownRule
 			}
 		case origin == home:
 			o.Rule = RuleHome
@@ -322,6 +398,14 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			o.Rule, o.Waived = RulePassed, screen
 		} else {
 			o.Action, o.Kind, o.Rule = Screen, KindScreen, screen
+			if a != nil {
+				// Its origin becomes the last call only if the screening passes.
+				a.pendAt, a.pendCC, a.pendIP = now, origin, netip.Addr{}
+				if ipOK {
+					a.pendIP = ip
+				}
+			}
+			return o, false, ""
 		}
 	}
 	c.record(a, now, origin, ip, ipOK)
@@ -333,20 +417,29 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	return o, false, ""
 }
 
+// within reports whether a last call at "at" (0: none) is less than period
+// before now.
+func within(now, at, period int64) bool {
+	return at != 0 && now >= at && now-at < period
+}
+
 // ruleNone means "no screen yet" inside Check; it is RuleOff's value, which
 // Check never returns for an account with rules.
 const ruleNone = RuleOff
 
-// record makes this call the account's last. Caller holds a.mu.
+// record makes an allowed call the account's last: its country when known,
+// its source address when readable; an unknown origin leaves the last
+// country (and its time) as they were, so it can neither erase a location
+// history nor restart a location-change period. Caller holds a.mu.
 func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
 	if a == nil {
 		return
 	}
-	a.lastAt, a.lastCC = now, origin
+	if origin != 0 {
+		a.lastCC, a.ccAt = origin, now
+	}
 	if ipOK {
-		a.lastIP = ip.Unmap()
-	} else {
-		a.lastIP = netip.Addr{}
+		a.lastIP, a.ipAt = ip, now
 	}
 }
 
@@ -371,17 +464,25 @@ func (o *Outcome) AppendText(dst []byte) []byte {
 		return append(dst, "source address not among the account's trusted sources"...)
 	case RuleTrusted:
 		return append(dst, "source address among the account's trusted sources"...)
-	case RuleNoGeo:
-		return append(dst, "no Geo-IP database: origin country not checked"...)
-	case RuleUnknownOrigin:
-		dst = append(dst, "origin unknown to the Geo-IP database"...)
+	case RuleNoGeo, RuleUnknownOrigin:
+		switch o.Unknown {
+		case CauseMissing:
+			dst = append(dst, "origin unknown: no source address"...)
+		case CauseInvalid:
+			dst = append(dst, "origin unknown: source address unreadable"...)
+		case CauseNoGeoIP:
+			dst = append(dst, "origin unknown: no Geo-IP database"...)
+		default:
+			dst = append(dst, "origin unknown to the Geo-IP database"...)
+		}
 		if o.Profile != "" {
 			dst = append(dst, ": geo profile \""...)
 			dst = append(dst, o.Profile...)
 			dst = append(dst, "\" says "...)
-			dst = append(dst, o.Action.String()...)
+		} else {
+			dst = append(dst, ": "...)
 		}
-		return dst
+		return append(dst, o.Action.String()...)
 	case RuleZone:
 		dst = appendOrigin(dst, o.Country)
 		if o.Zone != "" {

@@ -58,6 +58,9 @@ var testOperator = OperatorSpec{
 			Default: "reject",
 			Unknown: "reject",
 		},
+		"lax":   {Unknown: "allow"},
+		"plain": {}, // unknown: screen, the default
+
 	},
 	BlockedSources: []string{"89.160.20.128/25"},
 	BlockedOrigins: []string{"ZA"},
@@ -142,14 +145,28 @@ func TestCheckRules(t *testing.T) {
 		{name: "trusted skips geo", spec: AccountSpec{Profile: "std", TrustedSources: []string{"175.16.199.0/24"}}, ip: ipCN, rule: RuleTrusted, text: "among the account's trusted sources"},
 		{name: "trusted mapped v6", spec: AccountSpec{TrustedSources: []string{"10.0.0.0/24"}}, ip: "::ffff:10.0.0.9", rule: RuleTrusted},
 		{name: "trusted v6", spec: AccountSpec{TrustedSources: []string{"2001:db8::/48"}}, ip: "[2001:db8::5]", rule: RuleTrusted},
-		{name: "no database", noDB: true, spec: std, ip: ipCN, rule: RuleNoGeo, text: "no Geo-IP database"},
+		{name: "no database", noDB: true, spec: std, ip: ipCN, action: Screen, kind: KindScreen, rule: RuleNoGeo, text: `origin unknown: no Geo-IP database: geo profile "std" says screen`},
+		{name: "no database strict profile rejects", noDB: true, spec: AccountSpec{Profile: "strict"}, ip: ipCN, action: Reject, kind: KindRejected, rule: RuleNoGeo},
+		{name: "no database operator blocks countries", noDB: true, spec: AccountSpec{Profile: "lax"}, ip: ipZA, action: Screen, kind: KindScreen, rule: RuleNoGeo},
+		{name: "no database stationary", noDB: true, spec: AccountSpec{Mobility: "stationary", Home: "DE"}, ip: ipDE, action: Screen, kind: KindScreen, rule: RuleNoGeo},
+		{name: "missing address stationary at home", spec: AccountSpec{Mobility: "stationary", Home: "DE"}, ip: "", action: Screen, kind: KindScreen, rule: RuleUnknownOrigin, text: "origin unknown: no source address: screen"},
+		{name: "unknown address stationary", spec: AccountSpec{Mobility: "stationary", Home: "DE"}, ip: ipNone, action: Screen, kind: KindScreen, rule: RuleUnknownOrigin},
+		{name: "garbage address stationary", spec: AccountSpec{Mobility: "stationary", Home: "DE"}, ip: "127.0.0.256", action: Screen, kind: KindScreen, rule: RuleUnknownOrigin, text: "source address unreadable"},
+		{name: "unknown origin default screen", spec: AccountSpec{Profile: "plain"}, ip: ipNone, action: Screen, kind: KindScreen, rule: RuleUnknownOrigin},
+		{name: "unknown origin allowed by choice", spec: AccountSpec{Profile: "lax"}, ip: ipNone, rule: RuleUnknownOrigin},
+		{name: "unknown origin strict missing address", spec: AccountSpec{Profile: "strict"}, ip: "", action: Reject, kind: KindRejected, rule: RuleUnknownOrigin},
+		{name: "ip:port read as the address", spec: AccountSpec{Mobility: "stationary", Home: "GB"}, ip: "81.2.69.1:5060", rule: RuleHome},
+		{name: "[v6]:port read as the address", spec: std, ip: "[2001:db8::1]:5060", action: Screen, kind: KindScreen, rule: RuleZone},
+		{name: "blanks around the address", spec: AccountSpec{Mobility: "stationary", Home: "DE"}, ip: " 10.0.0.1\t", rule: RuleHome},
+		{name: "zone dropped", spec: std, ip: "2001:db8::1%eth0", action: Screen, kind: KindScreen, rule: RuleZone},
+		{name: "port does not dodge the blocklist", spec: std, ip: ipSEBlock + ":5060", action: Reject, kind: KindBlocked, rule: RuleBlockedSource},
 		{name: "zone reject", spec: std, ip: ipCN, action: Reject, kind: KindRejected, rule: RuleZone, text: `origin CN in zone "banned" of geo profile "std": reject`},
 		{name: "zone reject but home", spec: AccountSpec{Profile: "std", Home: "CN"}, ip: ipCN, rule: RuleHome, text: "origin CN is the account's home country"},
 		{name: "default reject", spec: AccountSpec{Profile: "strict"}, ip: ipFR, action: Reject, kind: KindRejected, rule: RuleZone, text: `origin FR in no zone of geo profile "strict": reject`},
 		{name: "unknown origin reject", spec: AccountSpec{Profile: "strict"}, ip: ipNone, action: Reject, kind: KindRejected, rule: RuleUnknownOrigin, text: `origin unknown to the Geo-IP database: geo profile "strict" says reject`},
 		{name: "unknown origin screen", spec: std, ip: ipNone, action: Screen, kind: KindScreen, rule: RuleUnknownOrigin},
 		{name: "unparsable address screens as unknown", spec: std, ip: "sip:evil", action: Screen, kind: KindScreen, rule: RuleUnknownOrigin},
-		{name: "unknown origin without profile", spec: AccountSpec{}, ip: ipNone, rule: RuleUnknownOrigin, text: "origin unknown to the Geo-IP database"},
+		{name: "unknown origin without country rules", spec: AccountSpec{}, ip: ipNone, rule: RuleUnknownOrigin, text: "origin unknown to the Geo-IP database: allow"},
 		{name: "zone screen", spec: std, ip: ipNG, action: Screen, kind: KindScreen, rule: RuleZone, text: `origin NG in zone "watch" of geo profile "std": screen`},
 		{name: "zone screen v6", spec: std, ip: ipUS6, action: Screen, kind: KindScreen, rule: RuleZone},
 		{name: "zone screen but home", spec: AccountSpec{Profile: "std", Home: "NG"}, ip: ipNG, rule: RuleHome},
@@ -233,13 +250,15 @@ func TestLocationChangeByCountry(t *testing.T) {
 		{0, ipDE, Allow, RuleZone, ""},
 		{5 * time.Minute, ipDE2, Allow, RuleZone, ""}, // same country, other IP
 		{5 * time.Minute, ipFR, Screen, RuleLocationChange, "origin FR, last call from DE 5 min ago, within the 30 min location-change period"},
-		{time.Minute, ipFR, Allow, RuleZone, ""}, // the screened call is the last one now
-		{29 * time.Minute, ipGB, Screen, RuleLocationChange, "last call from FR 29 min ago"},
-		{30 * time.Minute, ipDE, Allow, RuleZone, ""}, // period over
+		{time.Minute, ipFR, Screen, RuleLocationChange, "last call from DE 6 min ago"}, // a screened call is not the last one
+		{25 * time.Minute, ipDE, Allow, RuleZone, ""},
+		{29 * time.Minute, ipGB, Screen, RuleLocationChange, "last call from DE 29 min ago"},
+		{30 * time.Minute, ipGB, Allow, RuleZone, ""}, // period over
 		{10 * time.Second, ipNone, Screen, RuleUnknownOrigin, ""},
-		{10 * time.Second, ipDE, Allow, RuleZone, ""}, // unknown origin is no country change
+		{10 * time.Second, "", Screen, RuleUnknownOrigin, ""},
+		{10 * time.Second, ipDE, Screen, RuleLocationChange, "last call from GB 30 s ago"}, // unknown origins erase nothing
 		{time.Minute, ipCN, Reject, RuleZone, ""},
-		{time.Minute, ipDE, Allow, RuleZone, ""}, // rejected calls do not move the account
+		{time.Minute, ipGB, Allow, RuleZone, ""}, // rejected calls do not move the account
 	}
 	for i, s := range steps {
 		f.clk.Add(s.after)
@@ -260,6 +279,11 @@ func TestLocationChangeByCountry(t *testing.T) {
 func TestLocationChangeByIP(t *testing.T) {
 	for _, withDB := range []bool{true, false} {
 		f := newFixture(t, withDB)
+		if !withDB {
+			// Without a database an operator's country blocklist screens
+			// every call; this operator has none.
+			f.op, _ = CompileOperator(OperatorSpec{})
+		}
 		r := f.rules(AccountSpec{ChangeMinutes: 10, ChangeBy: "ip"})
 		if o := f.call("a", r, ipDE, ""); o.Action != Allow {
 			t.Fatal(text(o))
@@ -414,7 +438,7 @@ func TestCompileErrors(t *testing.T) {
 		field string
 		msg   string
 	}{
-		{AccountSpec{Profile: "nope"}, "geo_profile", `no geo profile "nope" (operator profiles: std, strict)`},
+		{AccountSpec{Profile: "nope"}, "geo_profile", `no geo profile "nope" (operator profiles: lax, plain, std, strict)`},
 		{AccountSpec{Mobility: "nomad"}, "mobility", "unknown mobility"},
 		{AccountSpec{Home: "XX"}, "home_origin", "unknown country"},
 		{AccountSpec{Home: "001"}, "home_origin", "unknown country"},
@@ -469,7 +493,7 @@ func TestStateCap(t *testing.T) {
 	clk := newClock()
 	st := NewState(StateOptions{Now: clk.Now, MaxAccounts: 2})
 	op, _ := CompileOperator(OperatorSpec{})
-	r, _ := op.Account(AccountSpec{ChangeMinutes: 5})
+	r, _ := op.Account(AccountSpec{ChangeMinutes: 5, ChangeBy: "ip"})
 	c := NewChecker(nil, st)
 	for _, a := range []string{"a", "b", "c", "d"} {
 		if o := c.Check(Input{Account: a, SrcIP: ipDE, Rules: r}); o.Action != Allow {
@@ -517,5 +541,80 @@ func TestExportRestore(t *testing.T) {
 		if after := g.Export(); after["a"] != before["a"] {
 			t.Errorf("failed restore changed state")
 		}
+	}
+}
+
+// TestScreenedCallsDoNotMoveTheAccount: a screened call, failed or not, is
+// never the account's last call, so redialling meets the same screen; one
+// whose screening passed is. Both location_change_by modes.
+func TestScreenedCallsDoNotMoveTheAccount(t *testing.T) {
+	for _, by := range []string{"country", "ip"} {
+		t.Run(by, func(t *testing.T) {
+			f := newFixture(t, true)
+			r := f.rules(AccountSpec{Profile: "std", Home: "DE", ChangeMinutes: 60, ChangeBy: by, PassMinutes: 1})
+			if o := f.call("u", r, ipDE, ""); o.Action != Allow {
+				t.Fatal(text(o))
+			}
+			f.clk.Add(time.Minute)
+			for i := 0; i < 3; i++ {
+				o := f.call("u", r, ipGB, "")
+				if o.Action != Screen || o.Rule != RuleLocationChange {
+					t.Fatalf("call %d from GB after failed screenings: %s %q", i+1, o.Action, text(o))
+				}
+				if i < 2 {
+					if _, err := f.st.ScreeningFailed("u", r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.clk.Add(time.Minute)
+			}
+			if st := f.st.Status("u"); st.LastCountry != "DE" {
+				t.Fatalf("last country %q after screened calls", st.LastCountry)
+			}
+			// The third screening passes: GB is where the account is now,
+			// after the one-minute pass window too.
+			if _, err := f.st.ScreeningPassed("u", r); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.Add(2 * time.Minute)
+			if o := f.call("u", r, ipGB, ""); o.Action != Allow || o.Rule == RulePassed {
+				t.Fatalf("call from GB after a passed screening: %s %q", o.Action, text(o))
+			}
+			if st := f.st.Status("u"); st.LastCountry != "GB" {
+				t.Fatalf("last country %q after a passed screening", st.LastCountry)
+			}
+			// A rejected call moves nothing either.
+			if o := f.call("u", r, ipCN, ""); o.Action != Reject {
+				t.Fatal(text(o))
+			}
+			if o := f.call("u", r, ipGB, ""); o.Action != Allow {
+				t.Fatalf("after a rejected call: %s", text(o))
+			}
+		})
+	}
+}
+
+// TestUnknownOriginsCounted: unknown origins are counted by cause.
+func TestUnknownOriginsCounted(t *testing.T) {
+	count := func(c *Checker) map[string]uint64 {
+		m := map[string]uint64{}
+		c.Unknowns(func(cause UnknownCause, n uint64) { m[cause.String()] = n })
+		return m
+	}
+	f := newFixture(t, true)
+	r := f.rules(AccountSpec{Profile: "std"})
+	for _, ip := range []string{"", " ", "sip:x", ipNone, ipNone, ipDE} {
+		f.call("k", r, ip, "")
+	}
+	if got := count(f.c); got["missing"] != 2 || got["invalid"] != 1 || got["not_in_database"] != 2 || got["no_geoip"] != 0 || len(got) != 4 {
+		t.Fatalf("with a database: %v", got)
+	}
+	f = newFixture(t, false)
+	f.call("k", f.rules(AccountSpec{Profile: "std"}), ipDE, "")
+	if got := count(f.c); got["no_geoip"] != 1 {
+		t.Fatalf("without a database: %v", got)
+	}
+	if !f.c.Degraded(true) || f.c.Degraded(false) {
+		t.Fatal("Degraded without a database")
 	}
 }

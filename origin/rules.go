@@ -76,12 +76,14 @@ type ZoneSpec struct {
 }
 
 // ProfileSpec is a geo profile: the world's countries grouped into zones. A
-// country in no zone gets Default; a call whose origin the database does not
-// know (private, reserved or unlisted address) gets Unknown.
+// country in no zone gets Default; a call whose origin is unknown (no or
+// no readable source address, no Geo-IP database, an address the database
+// does not place) gets Unknown, "screen" when empty: an origin nobody knows
+// must not pass a rule that asks where the caller is.
 type ProfileSpec struct {
 	Zones   []ZoneSpec `json:"zones"`
 	Default string     `json:"default,omitempty"` // "allow" when empty
-	Unknown string     `json:"unknown,omitempty"` // "allow" when empty
+	Unknown string     `json:"unknown,omitempty"` // "screen" when empty
 }
 
 // OperatorSpec is the operator-wide origin configuration.
@@ -187,6 +189,11 @@ type Rules struct {
 	trusted     RangeSet
 	hasTrusted  bool
 	spec        AccountSpec
+	// countryRules: some rule of the account needs the origin country
+	// (profile, stationary, home, home assignment, location change by
+	// country); an unknown origin then gets unknownAct.
+	countryRules bool
+	unknownAct   Action
 }
 
 // Spec is the settings the rules were compiled from.
@@ -197,6 +204,18 @@ func (r *Rules) PassMinutes() int { return int(r.passNanos / 60e9) }
 
 // MaxFailed is how many failed screenings in a row quarantine the account.
 func (r *Rules) MaxFailed() int { return r.maxFailed }
+
+// CountryRules reports whether a rule of the account needs the origin
+// country, so that an unknown origin gets UnknownAction.
+func (r *Rules) CountryRules() bool { return r != nil && r.countryRules }
+
+// UnknownAction is what a call of an unknown origin gets when the account
+// has country rules: the geo profile's unknown action, screen without one.
+func (r *Rules) UnknownAction() Action { return r.unknownAct }
+
+// NeedsGeo reports whether the rules or the operator's blocklist read the
+// origin country: without a Geo-IP database they are degraded.
+func (r *Rules) NeedsGeo() bool { return r != nil && (r.countryRules || r.op.nBlockedOrigin > 0) }
 
 // NeedsState reports whether the rules keep per-account calling history
 // (location changes, home assignment).
@@ -232,8 +251,12 @@ func canonCountries(field string, list []string) ([]cc, error) {
 }
 
 func parseActionField(field, s string) (Action, error) {
+	return parseActionDefault(field, s, Allow)
+}
+
+func parseActionDefault(field, s string, def Action) (Action, error) {
 	if s == "" {
-		return Allow, nil
+		return def, nil
 	}
 	a, err := ParseAction(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil {
@@ -254,7 +277,7 @@ func CompileProfile(field, name string, ps ProfileSpec) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.unknown, err = parseActionField(field+"unknown", ps.Unknown); err != nil {
+	if p.unknown, err = parseActionDefault(field+"unknown", ps.Unknown, Screen); err != nil {
 		return nil, err
 	}
 	for i := range p.action {
@@ -419,6 +442,11 @@ func (o *Operator) Account(s AccountSpec) (*Rules, error) {
 		return nil, &FieldError{Field: "trusted_sources" + bracketField(err), Msg: stripIndex(err)}
 	}
 	r.hasTrusted = len(s.TrustedSources) > 0
+	r.countryRules = r.profile != nil || r.stationary || r.home != 0 || r.assignHome || (r.changeNanos > 0 && !r.changeByIP)
+	r.unknownAct = Screen
+	if r.profile != nil {
+		r.unknownAct = r.profile.unknown
+	}
 	return r, nil
 }
 

@@ -100,9 +100,21 @@ type stateShard struct {
 type acct struct {
 	mu sync.Mutex
 
-	lastAt int64 // unix nanoseconds of the last allowed or screened call, 0 for none
+	// The last allowed call (or screened call whose screening then passed):
+	// its country and when (ccAt, unix nanoseconds, 0 for none), its source
+	// address and when. They move separately because an allowed call may
+	// have a source address but no known country; a screened, failed or
+	// rejected call never moves them, so redialling cannot clear a
+	// location-change screen.
+	ccAt   int64
 	lastCC cc
+	ipAt   int64
 	lastIP netip.Addr
+	// The last screened call's origin, made the last call if its
+	// screening passes (pendAt 0: none).
+	pendAt int64
+	pendCC cc
+	pendIP netip.Addr
 
 	home        cc // assigned at the first call, or set through the admin API
 	homeAuto    bool
@@ -199,7 +211,7 @@ func (s *State) Prune(age time.Duration) int {
 		sh.mu.Lock()
 		for k, a := range sh.m {
 			a.mu.Lock()
-			idle := a.lastAt < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0 && a.codeFails == 0
+			idle := max(a.ccAt, a.ipAt, a.pendAt) < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0
 			a.mu.Unlock()
 			if idle {
 				delete(sh.m, k)
@@ -229,11 +241,14 @@ type Durable struct {
 	// since the last right or new code.
 	CodeLockedUntil time.Time `json:"unblock_code_locked_until,omitzero"`
 	CodeLockouts    int       `json:"unblock_code_lockouts,omitempty"`
+	// CodeFailures are the wrong codes since the last lock-out, right code
+	// or new code: kept so a restart between guesses gives no fresh tries.
+	CodeFailures int `json:"unblock_code_failures,omitempty"`
 }
 
 func (d Durable) zero() bool {
 	return d.Home == "" && d.PassUntil.IsZero() && d.Failed == 0 && !d.Quarantined && d.UnblockCode == "" &&
-		d.CodeLockedUntil.IsZero() && d.CodeLockouts == 0
+		d.CodeLockedUntil.IsZero() && d.CodeLockouts == 0 && d.CodeFailures == 0
 }
 
 // durable reads a's durable part; a pass window that ended before now is
@@ -245,7 +260,7 @@ func (a *acct) durable(now time.Time) Durable {
 	}
 	if a.code != nil {
 		d.UnblockCode = a.code.String()
-		d.CodeLockouts = a.lockouts
+		d.CodeLockouts, d.CodeFailures = a.lockouts, a.codeFails
 		if a.codeLocked != 0 && a.codeLocked > now.UnixNano() {
 			d.CodeLockedUntil = time.Unix(0, a.codeLocked).UTC()
 		}
@@ -300,7 +315,7 @@ func (s *State) Restore(m map[string]Durable) error {
 	}
 	ps := make(map[string]parsed, len(m))
 	for k, d := range m {
-		if err := policy.ValidName(k); err != nil {
+		if err := ValidKey(k); err != nil {
 			return fmt.Errorf("account %q: %w", k, err)
 		}
 		var p parsed
@@ -314,6 +329,9 @@ func (s *State) Restore(m map[string]Durable) error {
 		}
 		if d.CodeLockouts < 0 || d.CodeLockouts > maxLockouts {
 			return fmt.Errorf("account %q: unblock_code_lockouts %d is outside 0..%d", k, d.CodeLockouts, maxLockouts)
+		}
+		if d.CodeFailures < 0 || d.CodeFailures > maxCodeFailures {
+			return fmt.Errorf("account %q: unblock_code_failures %d is outside 0..%d", k, d.CodeFailures, maxCodeFailures)
 		}
 		if d.UnblockCode != "" {
 			c, err := ParseCodeHash(d.UnblockCode)
@@ -335,7 +353,10 @@ func (s *State) Restore(m map[string]Durable) error {
 		a.failed, a.quarantined, a.code = d.Failed, d.Quarantined, ps[k].code
 		a.codeLocked, a.lockouts, a.codeFails = 0, 0, 0
 		if a.code != nil {
-			a.lockouts = d.CodeLockouts
+			// A count at or past today's limit (it was lowered) leaves one
+			// more try before the lock-out, never a verification that is
+			// refused with no lock-out to end it.
+			a.lockouts, a.codeFails = d.CodeLockouts, min(d.CodeFailures, s.o.CodeAttempts-1)
 			if !d.CodeLockedUntil.IsZero() {
 				a.codeLocked = d.CodeLockedUntil.UnixNano()
 			}
@@ -343,6 +364,30 @@ func (s *State) Restore(m map[string]Durable) error {
 		a.mu.Unlock()
 	}
 	return nil
+}
+
+// StateKey is the key of a scope's origin state: the account's name, or
+// "account/subaccount" for a subaccount with origin settings of its own
+// (which has its own calling history, home, screening and quarantine).
+func StateKey(account, sub string) string {
+	if sub == "" {
+		return account
+	}
+	return account + "/" + sub
+}
+
+// ValidKey checks a state key as StateKey makes them.
+func ValidKey(k string) error {
+	if i := strings.IndexByte(k, '/'); i >= 0 {
+		if err := policy.ValidName(k[:i]); err != nil {
+			return err
+		}
+		if err := policy.ValidName(k[i+1:]); err != nil {
+			return fmt.Errorf("subaccount: %w", err)
+		}
+		return nil
+	}
+	return policy.ValidName(k)
 }
 
 func validCountry(code string) bool {
@@ -380,8 +425,8 @@ func (a *acct) status(now int64) Status {
 		LastCountry: a.lastCC.String(), FailedScreens: a.failed, Quarantined: a.quarantined,
 		HasUnblockCode: a.code != nil,
 	}
-	if a.lastAt != 0 {
-		st.LastCallAt = time.Unix(0, a.lastAt).UTC()
+	if at := max(a.ccAt, a.ipAt); at != 0 {
+		st.LastCallAt = time.Unix(0, at).UTC()
 	}
 	if a.passUntil > now {
 		st.PassUntil = time.Unix(0, a.passUntil).UTC()
@@ -394,7 +439,7 @@ func (a *acct) status(now int64) Status {
 
 // update runs f on an account's state (created if needed) under its lock.
 func (s *State) update(account string, f func(a *acct, now int64) error) (Status, error) {
-	if err := policy.ValidName(account); err != nil {
+	if err := ValidKey(account); err != nil {
 		return Status{}, fmt.Errorf("account: %w", err)
 	}
 	now := s.o.Now()
@@ -419,6 +464,7 @@ func (s *State) ScreeningPassed(account string, r *Rules) (Status, error) {
 	return s.update(account, func(a *acct, now int64) error {
 		a.passUntil = now + pass
 		a.failed = 0
+		a.promote(now)
 		return nil
 	})
 }
@@ -434,6 +480,7 @@ func (s *State) ScreeningFailed(account string, r *Rules) (Status, error) {
 	s.failed.Add(1)
 	return s.update(account, func(a *acct, now int64) error {
 		a.passUntil = 0
+		a.pendAt, a.pendCC, a.pendIP = 0, 0, netip.Addr{} // never the last call
 		if a.failed < MaxFailedLimit {
 			a.failed++
 		}
@@ -443,6 +490,22 @@ func (s *State) ScreeningFailed(account string, r *Rules) (Status, error) {
 		}
 		return nil
 	})
+}
+
+// promote makes the last screened call, whose screening just passed, the
+// account's last call (at now: the location was confirmed now). Caller
+// holds a.mu.
+func (a *acct) promote(now int64) {
+	if a.pendAt == 0 {
+		return
+	}
+	if a.pendCC != 0 {
+		a.lastCC, a.ccAt = a.pendCC, now
+	}
+	if a.pendIP.IsValid() {
+		a.lastIP, a.ipAt = a.pendIP, now
+	}
+	a.pendAt, a.pendCC, a.pendIP = 0, 0, netip.Addr{}
 }
 
 // Release lifts an account's quarantine and clears its failed screenings.
@@ -537,7 +600,7 @@ func (s *State) ClearUnblockCode(account string) (Status, error) {
 // The hash is computed outside the account's lock, and codes in flight
 // count against the limit, so parallel guesses gain nothing.
 func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status, error) {
-	if err := policy.ValidName(account); err != nil {
+	if err := ValidKey(account); err != nil {
 		return Status{}, fmt.Errorf("account: %w", err)
 	}
 	a := s.get(account)
@@ -589,6 +652,7 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		}
 		a.passUntil = now + pass
 		a.failed, a.quarantined = 0, false
+		a.promote(now)
 		return nil
 	})
 	st := s.Status(account)
@@ -599,8 +663,11 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 }
 
 // maxLockouts bounds the stored lock-out count (the doubling has long hit
-// MaxCodeLockout by then).
-const maxLockouts = 64
+// MaxCodeLockout by then), maxCodeFailures the stored wrong-code count.
+const (
+	maxLockouts     = 64
+	maxCodeFailures = 1000
+)
 
 // lockoutFor is the lock-out after n earlier ones: base doubled n times, at
 // most MaxCodeLockout (and never less than base).

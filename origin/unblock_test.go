@@ -202,3 +202,51 @@ func TestUnblockCodeLockoutDoubles(t *testing.T) {
 		t.Fatal("negative lock-out count restored")
 	}
 }
+
+// TestUnblockCodeFailuresSurviveRestart: wrong codes short of a lock-out
+// are durable, so 4 wrong, a restart, and the 5th wrong code locks out
+// (before, the restart handed out 5 fresh tries).
+func TestUnblockCodeFailuresSurviveRestart(t *testing.T) {
+	clk := newClock()
+	opts := StateOptions{Now: clk.Now, CodeIterations: 1000}
+	st := NewState(opts)
+	if _, err := st.SetUnblockCode("g", "2468"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := st.VerifyUnblockCode("g", nil, "1357"); !errors.Is(err, ErrWrongCode) {
+			t.Fatalf("guess %d: %v", i+1, err)
+		}
+	}
+	exp := st.Export()
+	if exp["g"].CodeFailures != 4 {
+		t.Fatalf("exported %+v", exp["g"])
+	}
+	st2 := NewState(opts)
+	if err := st2.Restore(exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.VerifyUnblockCode("g", nil, "1357"); !errors.Is(err, ErrCodeLocked) {
+		t.Fatalf("5th wrong code after a restart: %v, want a lock-out", err)
+	}
+	// A stored count past a lowered limit leaves one try, then a lock-out
+	// that ends (never a verification refused for good).
+	st3 := NewState(StateOptions{Now: clk.Now, CodeIterations: 1000, CodeAttempts: 2})
+	d := exp["g"]
+	if err := st3.Restore(map[string]Durable{"g": d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st3.VerifyUnblockCode("g", nil, "1357"); !errors.Is(err, ErrCodeLocked) {
+		t.Fatalf("lowered limit: %v", err)
+	}
+	clk.Add(time.Hour)
+	if _, err := st3.VerifyUnblockCode("g", nil, "2468"); err != nil {
+		t.Fatalf("right code after the lock-out: %v", err)
+	}
+	if d := st3.Durable("g"); d.CodeFailures != 0 {
+		t.Fatalf("right code kept the failures: %+v", d)
+	}
+	if err := st.Restore(map[string]Durable{"h": {CodeFailures: -1}}); err == nil {
+		t.Fatal("negative failure count restored")
+	}
+}
