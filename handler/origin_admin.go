@@ -27,24 +27,33 @@ func readOriginBody(ctx *fasthttp.RequestCtx) (originBody, error) {
 	return b, nil
 }
 
-// originStateJSON is an account's origin state on the wire.
+// originStateJSON is an account's (or subaccount's) origin state on the
+// wire.
 type originStateJSON struct {
-	Account string        `json:"account"`
-	Origin  origin.Status `json:"origin"`
+	Account    string        `json:"account"`
+	Subaccount string        `json:"subaccount,omitempty"`
+	Origin     origin.Status `json:"origin"`
 }
 
-// originRoute serves the origin endpoints under /v1/accounts/{a}/: origin
-// (GET), screening (POST, the IVR's report), quarantine (DELETE),
-// home-origin (PUT, DELETE), unblock-code (PUT, DELETE) and
-// unblock-code/verify (POST). It reports whether it handled the path.
+// originRoute serves the origin endpoints under /v1/accounts/{a}/ and
+// /v1/accounts/{a}/subaccounts/{s}/: origin (GET), screening (POST, the
+// IVR's report), quarantine (DELETE), home-origin (PUT, DELETE),
+// unblock-code (PUT, DELETE) and unblock-code/verify (POST). A subaccount
+// with origin settings of its own has its own state; for any other the
+// subaccount paths reach its account's. It reports whether it handled the
+// path.
 func (h *Handler) originRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string, seg []string) bool {
 	if len(seg) < 4 || seg[1] != "accounts" {
 		return false
 	}
-	account, what := seg[2], seg[3]
-	if len(seg) == 5 && what == "unblock-code" && seg[4] == "verify" {
+	account, sub, rest := seg[2], "", seg[3:]
+	if len(seg) >= 6 && seg[3] == "subaccounts" {
+		sub, rest = seg[4], seg[5:]
+	}
+	what := rest[0]
+	if len(rest) == 2 && what == "unblock-code" && rest[1] == "verify" {
 		what = "unblock-code/verify"
-	} else if len(seg) != 4 {
+	} else if len(rest) != 1 {
 		return false
 	}
 	var allowed []string
@@ -71,42 +80,43 @@ func (h *Handler) originRoute(ctx *fasthttp.RequestCtx, who service.Actor, metho
 	var st origin.Status
 	switch {
 	case what == "origin":
-		st, err = h.svc.OriginStatus(account)
+		st, err = h.svc.OriginStatus(account, sub)
 	case what == "screening":
-		st, err = h.svc.ReportScreening(who, account, body.Result)
+		st, err = h.svc.ReportScreening(who, account, sub, body.Result)
 	case what == "quarantine":
-		st, err = h.svc.ReleaseQuarantine(who, account)
+		st, err = h.svc.ReleaseQuarantine(who, account, sub)
 	case what == "home-origin" && method == "PUT":
-		st, err = h.svc.SetHomeOrigin(who, account, body.Country)
+		st, err = h.svc.SetHomeOrigin(who, account, sub, body.Country)
 	case what == "home-origin":
-		st, err = h.svc.ClearHomeOrigin(who, account)
+		st, err = h.svc.ClearHomeOrigin(who, account, sub)
 	case what == "unblock-code" && method == "PUT":
-		st, err = h.svc.SetUnblockCode(who, account, body.Code)
+		st, err = h.svc.SetUnblockCode(who, account, sub, body.Code)
 	case what == "unblock-code":
-		st, err = h.svc.ClearUnblockCode(who, account)
+		st, err = h.svc.ClearUnblockCode(who, account, sub)
 	case what == "unblock-code/verify":
-		st, err = h.svc.VerifyUnblockCode(who, account, body.Code)
-		h.writeVerify(ctx, account, st, err)
+		st, err = h.svc.VerifyUnblockCode(who, account, sub, body.Code)
+		h.writeVerify(ctx, account, sub, st, err)
 		return true
 	}
 	if err != nil {
 		h.fail(ctx, err)
 		return true
 	}
-	h.writeJSON(ctx, fasthttp.StatusOK, originStateJSON{Account: account, Origin: st})
+	h.writeJSON(ctx, fasthttp.StatusOK, originStateJSON{Account: account, Subaccount: sub, Origin: st})
 	return true
 }
 
 // writeVerify answers an unblock code verification so an IVR can branch on
 // the status alone: 200 verified, 403 wrong code, 429 locked out, 404 no
 // code set (or no such account).
-func (h *Handler) writeVerify(ctx *fasthttp.RequestCtx, account string, st origin.Status, err error) {
+func (h *Handler) writeVerify(ctx *fasthttp.RequestCtx, account, sub string, st origin.Status, err error) {
 	out := struct {
-		Account  string        `json:"account"`
-		Verified bool          `json:"verified"`
-		Result   string        `json:"result"`
-		Origin   origin.Status `json:"origin"`
-	}{Account: account, Verified: err == nil, Result: "verified", Origin: st}
+		Account    string        `json:"account"`
+		Subaccount string        `json:"subaccount,omitempty"`
+		Verified   bool          `json:"verified"`
+		Result     string        `json:"result"`
+		Origin     origin.Status `json:"origin"`
+	}{Account: account, Subaccount: sub, Verified: err == nil, Result: "verified", Origin: st}
 	status := fasthttp.StatusOK
 	switch {
 	case err == nil:

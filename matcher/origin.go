@@ -90,6 +90,12 @@ var originReasons = [...]Reason{
 // let it through is kept for the rule text.
 func (m *Matcher) checkOrigin(v *Verdict, a *account, q *Query) {
 	in := origin.Input{Account: q.Account, SrcIP: q.SrcIP, Rules: a.origin, DestCountry: v.Country, HomeCountry: a.home}
+	if a.originKey != "" {
+		// A subaccount with origin settings of its own has its own state
+		// (one user's call abroad moves no other user), held by its
+		// account's quarantine too.
+		in.Account, in.Parent = a.originKey, a.name
+	}
 	o := m.origin.Check(in)
 	v.Origin, v.originRan = o, true
 	if o.Action == origin.Allow {
@@ -109,11 +115,34 @@ func (m *Matcher) checkOrigin(v *Verdict, a *account, q *Query) {
 // OriginRules returns the compiled origin rules of an account (nil when
 // origin checks are off for it), for the admin API's screening reports.
 func (s *Snapshot) OriginRules(account string) *origin.Rules {
-	if s == nil {
-		return nil
-	}
-	if a, ok := s.accounts[account]; ok {
-		return a.origin
-	}
-	return s.deflt.origin
+	r, _ := s.OriginScope(account, "")
+	return r
 }
+
+// OriginScope returns the compiled origin rules that decide a scope's
+// calls (nil when origin checks are off for it) and the key of the origin
+// state they read and write: "account/sub" for a subaccount with origin
+// settings of its own, the account's name otherwise (a subaccount without
+// them, or one the policy does not know, shares its account's state).
+func (s *Snapshot) OriginScope(account, sub string) (*origin.Rules, string) {
+	if s == nil {
+		return nil, account
+	}
+	a, ok := s.accounts[account]
+	if !ok {
+		return s.deflt.origin, account
+	}
+	if sa, ok := a.subs[sub]; ok && sub != "" {
+		if sa.originKey != "" {
+			return sa.origin, sa.originKey
+		}
+		return sa.origin, account
+	}
+	return a.origin, account
+}
+
+// OriginNeedsGeo reports whether some origin rules of the snapshot (an
+// account's, a subaccount's, the default's or the operator's country
+// blocklist) read the origin country, so that running without a Geo-IP
+// database degrades them.
+func (s *Snapshot) OriginNeedsGeo() bool { return s != nil && s.originNeedsGeo }

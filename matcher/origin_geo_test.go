@@ -162,3 +162,84 @@ func BenchmarkDecideOrigin(b *testing.B) {
 		})
 	}
 }
+
+// TestOriginSubaccountState: a subaccount with origin settings of its own
+// has its own origin state (its calls move no other user's location, its
+// assigned home is its own), while one without shares its account's; an
+// account's quarantine holds every subaccount.
+func TestOriginSubaccountState(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Accounts["team"] = policy.Account{Policy: policy.Policy{
+		HomeCountry: sp("GB"),
+		Origin:      &policy.Origin{GeoProfile: sp("std"), LocationChangeMinutes: ip(60), AssignHomeOrigin: new(true), Mobility: sp("stationary")},
+	}, Subaccounts: map[string]policy.Policy{
+		"alice": {Origin: &policy.Origin{LocationChangeMinutes: ip(60)}},
+		"bob":   {Origin: &policy.Origin{LocationChangeMinutes: ip(60)}},
+		"carol": {MaxChannels: ip(2)}, // no origin settings: the account's state
+	}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{Now: func() time.Time { return now }}))
+	m := New(numplan.Default(), Options{Origin: c})
+	m.Swap(snap)
+	call := func(sub, src string) Verdict {
+		return m.Decide(&Query{To: "+33142685300", Account: "team", Subaccount: sub, SrcIP: src}) // abroad: quarantine holds it
+	}
+	// alice's first call from NG is screened (zone), from GB assigns her home.
+	if v := call("alice", srcGB); v.Action != Allow || !strings.Contains(v.RuleString(), "assigned as the account's home") {
+		t.Fatalf("alice from GB: %s %q", v.Action, v.RuleString())
+	}
+	st := c.State()
+	if got := st.Status("team/alice").Home; got != "GB" {
+		t.Fatalf("alice's home %q", got)
+	}
+	if got := st.Status("team").Home; got != "" {
+		t.Fatalf("alice's call set the account's home to %q", got)
+	}
+	// bob's first call from CN: rejected by the zone, his own history
+	// untouched by alice's; his first allowed call assigns his own home.
+	if v := call("bob", srcCN); v.Action != Reject {
+		t.Fatalf("bob from CN: %s %q", v.Action, v.RuleString())
+	}
+	if st.Status("team/bob").Home != "" || st.Status("team/bob").LastCountry != "" {
+		t.Fatalf("bob's state %+v", st.Status("team/bob"))
+	}
+	// carol shares the account's state.
+	if v := call("carol", srcGB); v.Action != Allow {
+		t.Fatalf("carol: %s %q", v.Action, v.RuleString())
+	}
+	if got := st.Status("team").Home; got != "GB" {
+		t.Fatalf("carol's call: account home %q", got)
+	}
+	r, key := m.Snapshot().OriginScope("team", "alice")
+	if key != "team/alice" || r == nil {
+		t.Fatalf("scope of alice: %q %v", key, r)
+	}
+	if _, key := m.Snapshot().OriginScope("team", "carol"); key != "team" {
+		t.Fatalf("scope of carol: %q", key)
+	}
+	if _, key := m.Snapshot().OriginScope("team", "nobody"); key != "team" {
+		t.Fatalf("scope of an unknown subaccount: %q", key)
+	}
+	// The account's quarantine holds alice too; hers holds only her.
+	for i := 0; i < 3; i++ {
+		st.ScreeningFailed("team/alice", r)
+	}
+	if v := call("alice", srcGB); v.Reason != ReasonQuarantined {
+		t.Fatalf("alice quarantined: %s %q", v.Reason, v.RuleString())
+	}
+	if v := call("carol", srcGB); v.Action != Allow {
+		t.Fatalf("alice's quarantine reached carol: %q", v.RuleString())
+	}
+	st.Release("team/alice")
+	for i := 0; i < 3; i++ {
+		st.ScreeningFailed("team", m.Snapshot().OriginRules("team"))
+	}
+	if v := call("alice", srcGB); v.Reason != ReasonQuarantined {
+		t.Fatalf("account quarantine does not hold alice: %s %q", v.Reason, v.RuleString())
+	}
+}

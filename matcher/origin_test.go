@@ -26,7 +26,11 @@ func originSet() *policy.Set {
 	}}
 	set.Accounts["roamer"] = policy.Account{Policy: policy.Policy{
 		HomeCountry: sp("GB"),
-		Origin:      &policy.Origin{GeoProfile: sp("std"), LocationChangeMinutes: ip(30), LocationChangeBy: sp("ip")},
+		Origin:      &policy.Origin{LocationChangeMinutes: ip(30), LocationChangeBy: sp("ip")},
+	}}
+	set.Accounts["geo"] = policy.Account{Policy: policy.Policy{
+		HomeCountry: sp("GB"),
+		Origin:      &policy.Origin{GeoProfile: sp("std")},
 	}}
 	return set
 }
@@ -68,8 +72,10 @@ func TestOriginDecisions(t *testing.T) {
 		{Query{To: "999", Account: "pbx", SrcIP: "198.51.100.9"}, Allow, ReasonEmergency, LayerNone, "emergency number"},
 		{Query{To: "+5372345678", Account: "acme", SrcIP: "198.51.100.9"}, Reject, ReasonCountryBarred, LayerAccount, "countries allow-all-except"},
 		{Query{To: "abc", Account: "pbx", SrcIP: "10.9.9.9"}, Reject, ReasonInvalidNumber, LayerNone, "invalid number"},
-		// No Geo-IP database in this test: country rules are off.
-		{Query{To: "+441134960123", Account: "roamer", SrcIP: "192.0.2.1"}, Allow, ReasonOK, LayerDefault, "; origin: no Geo-IP database"},
+		// No Geo-IP database in this test: every origin is unknown, which
+		// rules that need no country let through and a geo profile screens.
+		{Query{To: "+441134960123", Account: "roamer", SrcIP: "192.0.2.1"}, Allow, ReasonOK, LayerDefault, "; origin: origin unknown: no Geo-IP database: allow"},
+		{Query{To: "+441134960123", Account: "geo", SrcIP: "192.0.2.1"}, Screen, ReasonOriginScreen, LayerAccount, `account geo: origin: origin unknown: no Geo-IP database: geo profile "std" says screen`},
 	} {
 		v := m.Decide(&tc.q)
 		if v.Action != tc.action || v.Reason != tc.reason || v.Layer != tc.layer || !strings.Contains(v.RuleString(), tc.rule) {

@@ -68,6 +68,9 @@ type account struct {
 	originEff   policy.OriginEffective
 	origin      *origin.Rules // nil: origin checks off
 	originLayer Layer
+	// originKey is the origin state key of a subaccount with origin
+	// settings of its own ("account/sub"); "" for the account's state.
+	originKey string
 
 	subs map[string]*account
 }
@@ -100,6 +103,8 @@ type Snapshot struct {
 	rates     *prefixSet // the rate deck; payload indexes rateMicro
 	rateMicro []int64
 	currency  string
+
+	originNeedsGeo bool // some origin rules read the origin country
 
 	stats SnapshotStats
 
@@ -334,6 +339,16 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	}
 	s.srcDefault, s.srcAccounts, s.srcHighRisk, s.srcRates = set.Operator.Default, set.Accounts, set.HighRisk, set.Rates
 	s.srcOperator = set.Operator
+	s.originNeedsGeo = s.deflt.origin.NeedsGeo()
+	for _, a := range s.accounts {
+		if s.originNeedsGeo {
+			break
+		}
+		s.originNeedsGeo = a.origin.NeedsGeo()
+		for _, sa := range a.subs {
+			s.originNeedsGeo = s.originNeedsGeo || sa.origin.NeedsGeo()
+		}
+	}
 	s.stats = SnapshotStats{
 		Accounts:    len(s.accounts),
 		Subaccounts: subs,
@@ -390,6 +405,9 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 				return nil, fmt.Errorf("account %s: %w", name, err)
 			}
 			sa.sub = subName
+			if sp.Origin != nil {
+				sa.originKey = origin.StateKey(name, subName)
+			}
 			a.subs[subName] = sa
 		}
 	}

@@ -397,8 +397,15 @@ func validCountry(code string) bool {
 
 // Status is an account's origin state, for the admin API.
 type Status struct {
-	Home            string    `json:"home,omitempty"`
-	HomeAssigned    bool      `json:"home_assigned,omitempty"`
+	Home         string `json:"home,omitempty"`
+	HomeAssigned bool   `json:"home_assigned,omitempty"`
+	// HomeSource says where Home comes from: HomeFromPolicy (the policy's
+	// home_origin, which wins), HomeFromAPI (set through the admin API) or
+	// HomeFromCall (assigned at a first call); "" without a home.
+	HomeSource string `json:"home_source,omitempty"`
+	// StateHome is the home the state holds when the policy's differs and
+	// wins (it applies again once the policy's home_origin is cleared).
+	StateHome       string    `json:"state_home,omitempty"`
 	LastCountry     string    `json:"last_country,omitempty"`
 	LastCallAt      time.Time `json:"last_call_at,omitzero"`
 	PassUntil       time.Time `json:"pass_until,omitzero"`
@@ -419,11 +426,45 @@ func (s *State) Status(account string) Status {
 	return a.status(s.o.Now().UnixNano())
 }
 
+// Where a Status's home comes from.
+const (
+	HomeFromPolicy = "policy"
+	HomeFromAPI    = "set"
+	HomeFromCall   = "assigned"
+)
+
+// InForce is the status with the home the rules' policy sets, when they
+// set one: that home is the one calls are checked against.
+func (st Status) InForce(r *Rules) Status {
+	if r == nil || r.home == 0 {
+		return st
+	}
+	if st.Home != r.home.String() {
+		st.StateHome = st.Home
+	}
+	st.Home, st.HomeAssigned, st.HomeSource = r.home.String(), false, HomeFromPolicy
+	return st
+}
+
+// PolicyHome is the home country the rules' policy sets ("" for none).
+func (r *Rules) PolicyHome() string {
+	if r == nil {
+		return ""
+	}
+	return r.home.String()
+}
+
 func (a *acct) status(now int64) Status {
 	st := Status{
 		Home: a.home.String(), HomeAssigned: a.homeAuto && a.home != 0,
 		LastCountry: a.lastCC.String(), FailedScreens: a.failed, Quarantined: a.quarantined,
 		HasUnblockCode: a.code != nil,
+	}
+	if a.home != 0 {
+		st.HomeSource = HomeFromAPI
+		if a.homeAuto {
+			st.HomeSource = HomeFromCall
+		}
 	}
 	if at := max(a.ccAt, a.ipAt); at != 0 {
 		st.LastCallAt = time.Unix(0, at).UTC()

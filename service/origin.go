@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
@@ -31,10 +32,12 @@ type originAudit struct {
 	Quarantined    bool   `json:"quarantined"`
 	HasUnblockCode bool   `json:"has_unblock_code"`
 	CodeLocked     string `json:"unblock_code_locked_until,omitempty"`
+	CodeFailures   int    `json:"unblock_code_failures,omitempty"`
 }
 
 func auditOf(d origin.Durable) json.RawMessage {
-	a := originAudit{Home: d.Home, HomeAssigned: d.HomeAuto, Failed: d.Failed, Quarantined: d.Quarantined, HasUnblockCode: d.UnblockCode != ""}
+	a := originAudit{Home: d.Home, HomeAssigned: d.HomeAuto, Failed: d.Failed, Quarantined: d.Quarantined, HasUnblockCode: d.UnblockCode != "",
+		CodeFailures: d.CodeFailures}
 	if !d.PassUntil.IsZero() {
 		a.PassUntil = d.PassUntil.UTC().Format("2006-01-02T15:04:05Z")
 	}
@@ -68,25 +71,44 @@ func (s *Service) loadOrigin() error {
 	return s.orig.State().Restore(m)
 }
 
-// originChange applies one change to an account's origin state, makes it
-// durable and audits it (action on accounts/A/origin, with the state
-// before and after). The account must exist.
-func (s *Service) originChange(who Actor, action, account string, detail any, f func(st *origin.State, r *origin.Rules) (origin.Status, error)) (origin.Status, error) {
+// originScope finds the origin state of an account or subaccount: its
+// compiled rules and state key ("account/sub" for a subaccount with origin
+// settings of its own, whose state is its own; the account's otherwise)
+// and the audit object. The scope must exist. Caller holds s.mu.
+func (s *Service) originScope(account, sub string) (r *origin.Rules, key, object string, err error) {
+	if err := s.loaded(); err != nil {
+		return nil, "", "", err
+	}
+	if err := s.scopeExists(account, sub); err != nil {
+		return nil, "", "", err
+	}
+	r, key = s.m.Snapshot().OriginScope(account, sub)
+	object = "accounts/" + account + "/origin"
+	if key != account {
+		object = "accounts/" + account + "/subaccounts/" + sub + "/origin"
+	}
+	return r, key, object, nil
+}
+
+// originChange applies one change to the origin state of an account (or a
+// subaccount, sub not ""), makes it durable and audits it (action on
+// accounts/A/origin or accounts/A/subaccounts/S/origin, with the state
+// before and after). The scope must exist. f gets the state key.
+func (s *Service) originChange(who Actor, action, account, sub string, detail any, f func(st *origin.State, key string, r *origin.Rules) (origin.Status, error)) (origin.Status, error) {
 	if err := s.needOrigin(); err != nil {
 		return origin.Status{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.loaded(); err != nil {
-		return origin.Status{}, err
-	}
-	if err := s.scopeExists(account, ""); err != nil {
+	r, key, object, err := s.originScope(account, sub)
+	if err != nil {
 		return origin.Status{}, err
 	}
 	st := s.orig.State()
-	before := st.Durable(account)
-	status, err := f(st, s.m.Snapshot().OriginRules(account))
-	after := st.Durable(account)
+	before := st.Durable(key)
+	status, err := f(st, key, r)
+	status = status.InForce(r)
+	after := st.Durable(key)
 	if after == before {
 		return status, err
 	}
@@ -94,9 +116,9 @@ func (s *Service) originChange(who Actor, action, account string, detail any, f 
 	if detail != nil {
 		body["request"] = detail
 	}
-	audit := store.AuditEntry{Action: action, Object: "accounts/" + account + "/origin", Before: auditOf(before), After: mustJSON(body),
+	audit := store.AuditEntry{Action: action, Object: object, Before: auditOf(before), After: mustJSON(body),
 		Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
-	if _, cerr := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(after)}}); cerr != nil {
+	if _, cerr := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{key: durableJSON(after)}}); cerr != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(cerr).Str("account", account).Str("action", action).Msg("origin state not stored: it holds until this process ends")
 		if err == nil {
@@ -119,7 +141,11 @@ func (s *Service) persistOrigin(account string, d origin.Durable) {
 		d := s.orig.State().Durable(account) // the latest, whatever the order of goroutines
 		before := d                          // the same without the assigned home
 		before.Home, before.HomeAuto = "", false
-		audit := store.AuditEntry{Action: "home_assigned", Object: "accounts/" + account + "/origin", Before: auditOf(before),
+		object := "accounts/" + account + "/origin"
+		if a, sub, ok := strings.Cut(account, "/"); ok { // a subaccount's own state
+			object = "accounts/" + a + "/subaccounts/" + sub + "/origin"
+		}
+		audit := store.AuditEntry{Action: "home_assigned", Object: object, Before: auditOf(before),
 			After: auditOf(d), Who: "tollgate", Time: s.opt.Now()}
 		if _, err := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}); err != nil {
 			s.storeErrs.Add(1)
@@ -133,20 +159,19 @@ func (s *Service) persistOrigin(account string, d origin.Durable) {
 // once decisions have stopped, before closing the store.
 func (s *Service) Flush() { s.originPending.Wait() }
 
-// OriginStatus reports an account's origin state.
-func (s *Service) OriginStatus(account string) (origin.Status, error) {
+// OriginStatus reports the origin state of an account (or a subaccount,
+// sub not ""), with the home in force and where it comes from.
+func (s *Service) OriginStatus(account, sub string) (origin.Status, error) {
 	if err := s.needOrigin(); err != nil {
 		return origin.Status{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.loaded(); err != nil {
+	r, key, _, err := s.originScope(account, sub)
+	if err != nil {
 		return origin.Status{}, err
 	}
-	if err := s.scopeExists(account, ""); err != nil {
-		return origin.Status{}, err
-	}
-	return s.orig.State().Status(account), nil
+	return s.orig.State().Status(key).InForce(r), nil
 }
 
 // Screening results the IVR reports.
@@ -155,57 +180,67 @@ const (
 	ScreeningFailed = "failed"
 )
 
-// ReportScreening records the screening IVR's outcome for an account:
-// passed opens the account's screening pass window, failed counts a failure
-// (too many quarantine the account).
-func (s *Service) ReportScreening(who Actor, account, result string) (origin.Status, error) {
+// ReportScreening records the screening IVR's outcome for an account (or
+// a subaccount, sub not ""): passed opens the screening pass window and
+// makes the screened call's origin the last call's, failed counts a
+// failure (too many quarantine the scope).
+func (s *Service) ReportScreening(who Actor, account, sub, result string) (origin.Status, error) {
 	if result != ScreeningPassed && result != ScreeningFailed {
 		return origin.Status{}, &InvalidError{Err: &policy.FieldError{Field: "result", Msg: fmt.Sprintf("%q is not passed or failed", result)}}
 	}
-	return s.originChange(who, "screening_"+result, account, map[string]string{"result": result},
-		func(st *origin.State, r *origin.Rules) (origin.Status, error) {
+	return s.originChange(who, "screening_"+result, account, sub, map[string]string{"result": result},
+		func(st *origin.State, key string, r *origin.Rules) (origin.Status, error) {
 			if result == ScreeningPassed {
-				return st.ScreeningPassed(account, r)
+				return st.ScreeningPassed(key, r)
 			}
-			return st.ScreeningFailed(account, r)
+			return st.ScreeningFailed(key, r)
 		})
 }
 
-// ReleaseQuarantine lifts an account's quarantine and clears its failures.
-func (s *Service) ReleaseQuarantine(who Actor, account string) (origin.Status, error) {
-	return s.originChange(who, "quarantine_release", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
-		return st.Release(account)
+// ReleaseQuarantine lifts a scope's quarantine and clears its failures.
+func (s *Service) ReleaseQuarantine(who Actor, account, sub string) (origin.Status, error) {
+	return s.originChange(who, "quarantine_release", account, sub, nil, func(st *origin.State, key string, _ *origin.Rules) (origin.Status, error) {
+		return st.Release(key)
 	})
 }
 
-// SetHomeOrigin sets an account's home country (the policy's home_origin,
-// when set, still takes precedence).
-func (s *Service) SetHomeOrigin(who Actor, account, country string) (origin.Status, error) {
-	return s.originChange(who, "home_set", account, map[string]string{"country": country}, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
-		status, err := st.SetHome(account, country)
+// SetHomeOrigin sets a scope's home country. While the policy sets
+// home_origin, that home is the one in force: the change is refused
+// (ConflictError naming it) rather than stored to no effect.
+func (s *Service) SetHomeOrigin(who Actor, account, sub, country string) (origin.Status, error) {
+	return s.originChange(who, "home_set", account, sub, map[string]string{"country": country}, func(st *origin.State, key string, r *origin.Rules) (origin.Status, error) {
+		if ph := r.PolicyHome(); ph != "" {
+			field := "accounts/" + account
+			if sub != "" {
+				field += "/subaccounts/" + sub
+			}
+			return st.Status(key), &ConflictError{Msg: fmt.Sprintf("country: the policy's origin.home_origin %s is in force and wins over a home set here; "+
+				"change home_origin in the policy (%s) instead", ph, field)}
+		}
+		status, err := st.SetHome(key, country)
 		return status, originInvalid(err)
 	})
 }
 
-// ClearHomeOrigin forgets an account's set or assigned home country.
-func (s *Service) ClearHomeOrigin(who Actor, account string) (origin.Status, error) {
-	return s.originChange(who, "home_clear", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
-		return st.ClearHome(account)
+// ClearHomeOrigin forgets a scope's set or assigned home country.
+func (s *Service) ClearHomeOrigin(who Actor, account, sub string) (origin.Status, error) {
+	return s.originChange(who, "home_clear", account, sub, nil, func(st *origin.State, key string, _ *origin.Rules) (origin.Status, error) {
+		return st.ClearHome(key)
 	})
 }
 
-// SetUnblockCode stores an account's service unblock code, hashed.
-func (s *Service) SetUnblockCode(who Actor, account, code string) (origin.Status, error) {
-	return s.originChange(who, "unblock_code_set", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
-		status, err := st.SetUnblockCode(account, code)
+// SetUnblockCode stores a scope's service unblock code, hashed.
+func (s *Service) SetUnblockCode(who Actor, account, sub, code string) (origin.Status, error) {
+	return s.originChange(who, "unblock_code_set", account, sub, nil, func(st *origin.State, key string, _ *origin.Rules) (origin.Status, error) {
+		status, err := st.SetUnblockCode(key, code)
 		return status, originInvalid(err)
 	})
 }
 
-// ClearUnblockCode removes an account's service unblock code.
-func (s *Service) ClearUnblockCode(who Actor, account string) (origin.Status, error) {
-	return s.originChange(who, "unblock_code_clear", account, nil, func(st *origin.State, _ *origin.Rules) (origin.Status, error) {
-		return st.ClearUnblockCode(account)
+// ClearUnblockCode removes a scope's service unblock code.
+func (s *Service) ClearUnblockCode(who Actor, account, sub string) (origin.Status, error) {
+	return s.originChange(who, "unblock_code_clear", account, sub, nil, func(st *origin.State, key string, _ *origin.Rules) (origin.Status, error) {
+		return st.ClearUnblockCode(key)
 	})
 }
 
@@ -213,22 +248,19 @@ func (s *Service) ClearUnblockCode(who Actor, account string) (origin.Status, er
 // origin.ErrCodeLocked and origin.ErrNoCode say why not). A right code
 // counts as a passed screening and lifts quarantine. Every attempt is
 // audited, the code never.
-func (s *Service) VerifyUnblockCode(who Actor, account, code string) (origin.Status, error) {
+func (s *Service) VerifyUnblockCode(who Actor, account, sub, code string) (origin.Status, error) {
 	if err := s.needOrigin(); err != nil {
 		return origin.Status{}, err
 	}
 	s.mu.Lock()
-	err := s.loaded()
-	if err == nil {
-		err = s.scopeExists(account, "")
-	}
-	r := s.m.Snapshot().OriginRules(account)
+	r, key, object, err := s.originScope(account, sub)
 	s.mu.Unlock()
 	if err != nil {
 		return origin.Status{}, err
 	}
 	// The hash is slow on purpose: computed outside the service lock.
-	status, verr := s.orig.State().VerifyUnblockCode(account, r, code)
+	status, verr := s.orig.State().VerifyUnblockCode(key, r, code)
+	status = status.InForce(r)
 	result := "verified"
 	switch {
 	case errors.Is(verr, origin.ErrWrongCode):
@@ -242,12 +274,12 @@ func (s *Service) VerifyUnblockCode(who Actor, account, code string) (origin.Sta
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.orig.State().Durable(account)
-	audit := store.AuditEntry{Action: "unblock_code_verify", Object: "accounts/" + account + "/origin", Before: json.RawMessage("null"),
+	d := s.orig.State().Durable(key)
+	audit := store.AuditEntry{Action: "unblock_code_verify", Object: object, Before: json.RawMessage("null"),
 		After: mustJSON(map[string]any{"result": result, "state": auditOf(d)}), Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
 	// Stored whatever the result: a right code lifts quarantine, a wrong
 	// one may start a lock-out that a restart must not lift.
-	ch := &store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}
+	ch := &store.Change{Audit: audit, Origin: map[string]json.RawMessage{key: durableJSON(d)}}
 	if _, err := s.st.Commit(ch); err != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(err).Str("account", account).Msg("unblock code verification not stored")

@@ -92,7 +92,7 @@ func TestOriginHomeAssignedDurableAndAudited(t *testing.T) {
 	f.st.Close()
 
 	g := openOriginAt(t, dir, geo, clk)
-	if st, err := g.svc.OriginStatus("acme"); err != nil || st.Home != "GB" || !st.HomeAssigned {
+	if st, err := g.svc.OriginStatus("acme", ""); err != nil || st.Home != "GB" || !st.HomeAssigned {
 		t.Fatalf("after restart: %+v %v", st, err)
 	}
 	if v := decide(g, "197.210.1.1"); v.Reason != matcher.ReasonOriginScreen || v.Origin.Rule != origin.RuleStationary {
@@ -110,31 +110,31 @@ func TestUnblockLockoutDurable(t *testing.T) {
 	if _, err := f.svc.PutAccount(admin, "acme", policy.Account{Policy: policy.Policy{HomeCountry: ptr("GB")}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SetUnblockCode(admin, "acme", "918273"); err != nil {
+	if _, err := f.svc.SetUnblockCode(admin, "acme", "", "918273"); err != nil {
 		t.Fatal(err)
 	}
 	guess := func(f *fixture, n int) {
 		t.Helper()
 		for i := 0; i < n; i++ {
-			if _, err := f.svc.VerifyUnblockCode(admin, "acme", "000000"); !errors.Is(err, origin.ErrWrongCode) && !errors.Is(err, origin.ErrCodeLocked) {
+			if _, err := f.svc.VerifyUnblockCode(admin, "acme", "", "000000"); !errors.Is(err, origin.ErrWrongCode) && !errors.Is(err, origin.ErrCodeLocked) {
 				t.Fatalf("guess %d: %v", i, err)
 			}
 		}
 	}
 	guess(f, 5)
-	st, err := f.svc.OriginStatus("acme")
+	st, err := f.svc.OriginStatus("acme", "")
 	if err != nil || !st.CodeLockedUntil.Equal(clk.Now().Add(15*time.Minute)) {
 		t.Fatalf("first lock-out: %+v %v", st, err)
 	}
 	f.st.Close()
 
 	g := openOriginAt(t, dir, nil, clk)
-	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "918273"); !errors.Is(err, origin.ErrCodeLocked) {
+	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "", "918273"); !errors.Is(err, origin.ErrCodeLocked) {
 		t.Fatalf("right code during a lock-out, after a restart: %v", err)
 	}
 	clk.Add(15 * time.Minute)
 	guess(g, 5)
-	if st, _ := g.svc.OriginStatus("acme"); !st.CodeLockedUntil.Equal(clk.Now().Add(30 * time.Minute)) {
+	if st, _ := g.svc.OriginStatus("acme", ""); !st.CodeLockedUntil.Equal(clk.Now().Add(30 * time.Minute)) {
 		t.Fatalf("second lock-out: %+v", st)
 	}
 	audit, _ := g.svc.Audit(1, 0)
@@ -145,7 +145,7 @@ func TestUnblockLockoutDurable(t *testing.T) {
 
 	h := openOriginAt(t, dir, nil, clk)
 	clk.Add(30 * time.Minute)
-	if st, err := h.svc.VerifyUnblockCode(admin, "acme", "918273"); err != nil || !st.CodeLockedUntil.IsZero() {
+	if st, err := h.svc.VerifyUnblockCode(admin, "acme", "", "918273"); err != nil || !st.CodeLockedUntil.IsZero() {
 		t.Fatalf("right code after the second lock-out: %+v %v", st, err)
 	}
 }

@@ -37,37 +37,37 @@ func TestOriginScreeningDurableAndAudited(t *testing.T) {
 		t.Fatal(v.RuleString())
 	}
 	var inv *InvalidError
-	if _, err := f.svc.ReportScreening(admin, "acme", "maybe"); !errors.As(err, &inv) || inv.Field() != "result" {
+	if _, err := f.svc.ReportScreening(admin, "acme", "", "maybe"); !errors.As(err, &inv) || inv.Field() != "result" {
 		t.Fatalf("bad result: %v", err)
 	}
 	var nf *NotFoundError
-	if _, err := f.svc.ReportScreening(admin, "nobody", "passed"); !errors.As(err, &nf) {
+	if _, err := f.svc.ReportScreening(admin, "nobody", "", "passed"); !errors.As(err, &nf) {
 		t.Fatalf("unknown account: %v", err)
 	}
-	st, err := f.svc.ReportScreening(admin, "acme", "passed")
+	st, err := f.svc.ReportScreening(admin, "acme", "", "passed")
 	if err != nil || st.PassUntil.IsZero() {
 		t.Fatalf("%+v %v", st, err)
 	}
 	if v := decide("192.0.2.3"); v.Action != matcher.Allow {
 		t.Fatalf("after pass: %s", v.RuleString())
 	}
-	f.svc.ReportScreening(admin, "acme", "failed")
-	if st, _ := f.svc.ReportScreening(admin, "acme", "failed"); !st.Quarantined {
+	f.svc.ReportScreening(admin, "acme", "", "failed")
+	if st, _ := f.svc.ReportScreening(admin, "acme", "", "failed"); !st.Quarantined {
 		t.Fatalf("not quarantined: %+v", st)
 	}
 	if v := decide("192.0.2.3"); v.Reason != matcher.ReasonQuarantined {
 		t.Fatalf("quarantined: %s %s", v.Reason, v.RuleString())
 	}
-	if _, err := f.svc.SetUnblockCode(admin, "acme", "12ab"); !errors.As(err, &inv) || inv.Field() != "code" {
+	if _, err := f.svc.SetUnblockCode(admin, "acme", "", "12ab"); !errors.As(err, &inv) || inv.Field() != "code" {
 		t.Fatalf("bad code: %v", err)
 	}
-	if _, err := f.svc.SetUnblockCode(admin, "acme", "918273"); err != nil {
+	if _, err := f.svc.SetUnblockCode(admin, "acme", "", "918273"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SetHomeOrigin(admin, "acme", "QQ"); !errors.As(err, &inv) {
+	if _, err := f.svc.SetHomeOrigin(admin, "acme", "", "QQ"); !errors.As(err, &inv) {
 		t.Fatalf("bad home: %v", err)
 	}
-	if _, err := f.svc.SetHomeOrigin(admin, "acme", "gb"); err != nil {
+	if _, err := f.svc.SetHomeOrigin(admin, "acme", "", "gb"); err != nil {
 		t.Fatal(err)
 	}
 	audit, _ := f.svc.Audit(10, 0)
@@ -79,14 +79,14 @@ func TestOriginScreeningDurableAndAudited(t *testing.T) {
 
 	// A new process: quarantine, code and home still hold.
 	g := openOrigin(t, dir)
-	st, err = g.svc.OriginStatus("acme")
+	st, err = g.svc.OriginStatus("acme", "")
 	if err != nil || !st.Quarantined || !st.HasUnblockCode || st.Home != "GB" {
 		t.Fatalf("after restart %+v %v", st, err)
 	}
-	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "000000"); !errors.Is(err, origin.ErrWrongCode) {
+	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "", "000000"); !errors.Is(err, origin.ErrWrongCode) {
 		t.Fatalf("wrong code: %v", err)
 	}
-	if st, err := g.svc.VerifyUnblockCode(admin, "acme", "918273"); err != nil || st.Quarantined {
+	if st, err := g.svc.VerifyUnblockCode(admin, "acme", "", "918273"); err != nil || st.Quarantined {
 		t.Fatalf("right code: %+v %v", st, err)
 	}
 	audit, _ = g.svc.Audit(2, 0)
@@ -96,7 +96,7 @@ func TestOriginScreeningDurableAndAudited(t *testing.T) {
 	}
 	g.st.Close()
 	h := openOrigin(t, dir)
-	if st, _ := h.svc.OriginStatus("acme"); st.Quarantined || !st.HasUnblockCode {
+	if st, _ := h.svc.OriginStatus("acme", ""); st.Quarantined || !st.HasUnblockCode {
 		t.Fatalf("verification not durable: %+v", st)
 	}
 }
@@ -104,7 +104,7 @@ func TestOriginScreeningDurableAndAudited(t *testing.T) {
 func TestOriginNotEnabled(t *testing.T) {
 	f := open(t, t.TempDir(), Options{})
 	var cf *ConflictError
-	if _, err := f.svc.ReportScreening(admin, "acme", "passed"); !errors.As(err, &cf) {
+	if _, err := f.svc.ReportScreening(admin, "acme", "", "passed"); !errors.As(err, &cf) {
 		t.Fatalf("%v", err)
 	}
 }
