@@ -69,6 +69,7 @@ const (
 	errBodyTooLarge // off: the limit
 	errTooDeep
 	errEmpty
+	errSrcIP // off: the origin.SourceError
 )
 
 // decodeError says what made a request malformed, without allocating.
@@ -110,6 +111,8 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 		return append(dst, `JSON nested too deeply`...)
 	case errEmpty:
 		return append(dst, `empty request body`...)
+	case errSrcIP:
+		return appendSrcIPMsg(dst, e)
 	}
 	return append(dst, `malformed request`...)
 }
@@ -132,6 +135,9 @@ func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
 	}
 	if q.To == "" {
 		return decodeError{kind: errMissingTo}
+	}
+	if a.Has(fieldNames[fSrcIP]) {
+		return checkSrcIP(q.SrcIP)
 	}
 	return decodeError{}
 }
@@ -559,6 +565,9 @@ func (s *scanner) field(q *matcher.Query, f int, sc *scratch) decodeError {
 		if e := s.number(); !e.ok() {
 			return e
 		}
+		if f == fSrcIP { // no number is an address
+			return decodeError{kind: errFieldType, field: int8(f)}
+		}
 		v = s.b[st:s.i]
 	case c == 'n':
 		if e := s.literal("null"); !e.ok() {
@@ -574,5 +583,8 @@ func (s *scanner) field(q *matcher.Query, f int, sc *scratch) decodeError {
 		return decodeError{kind: errTooLong, field: int8(f)}
 	}
 	*fieldPtr(q, f) = b2s(v)
+	if f == fSrcIP && v != nil { // given (null is not): it must be an address
+		return checkSrcIP(q.SrcIP)
+	}
 	return decodeError{}
 }

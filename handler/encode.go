@@ -89,9 +89,13 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendErrorBody appends the 400 body {"error":"…"}.
+// appendErrorBody appends the 400 body {"error":"…"}, with "field" for a
+// refused src_ip (as the admin API names the field it refuses).
 func appendErrorBody(dst []byte, e decodeError) []byte {
 	dst = append(dst, `{"error":"`...)
 	dst = e.appendMsg(dst)
+	if e.kind == errSrcIP {
+		return append(dst, `","field":"src_ip"}`...)
+	}
 	return append(dst, `"}`...)
 }

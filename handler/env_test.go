@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/origin/geotest"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -43,6 +44,22 @@ type env struct {
 	alerts *alert.Dispatcher
 	clk    *testClock
 	orig   *origin.Checker
+	geo    *origin.GeoIP
+}
+
+// geoNets is the Geo-IP database of handler tests (useGeo): 127.2/16 and
+// 2001:db8::/32 are in the US, 81.2.69/24 in GB.
+var geoNets = []geotest.Net{{CIDR: "127.2.0.0/16", Country: "US"}, {CIDR: "2001:db8::/32", Country: "US"}, {CIDR: "81.2.69.0/24", Country: "GB"}}
+
+// useGeo puts the test database in force.
+func (e *env) useGeo() {
+	e.t.Helper()
+	if err := geotest.Write(e.geo.Path(), geoNets...); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.geo.Reload(); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // testClock is the velocity engine's injected time in handler tests.
@@ -107,7 +124,9 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		Currency: func() string { return e.m.Snapshot().Currency() },
 	})
 	so.Velocity = e.vel
-	e.orig = origin.NewChecker(nil, origin.NewState(origin.StateOptions{Now: e.clk.Now, CodeIterations: 1000}))
+	// No database until a test writes one (e.useGeo): every origin unknown.
+	e.geo = origin.NewGeoIP(filepath.Join(e.dir, "geo.mmdb"))
+	e.orig = origin.NewChecker(e.geo, origin.NewState(origin.StateOptions{Now: e.clk.Now, CodeIterations: 1000}))
 	so.Origin = e.orig
 	e.m = matcher.New(plan, matcher.Options{Velocity: e.vel, Origin: e.orig})
 	e.svc = service.New(e.m, plan, st, so)

@@ -242,8 +242,18 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"ready":false,"reason":"canary decision failed: the numbering plan does not resolve +14155550123"}`)
 		return
 	}
+	degraded := h.originDegraded()
 	setBody(ctx, func(b []byte) []byte {
-		b = append(b, `{"ready":true,"canary":`...)
+		b = append(b, `{"ready":true,`...)
+		if degraded {
+			// Still 200: the proxies fail closed on 503, which would refuse
+			// every call of every account, while the origin checks without
+			// a database already hold back what they cannot place (each
+			// account's unknown action). Monitoring alerts on this member
+			// and on tollgate_origin_degraded.
+			b = append(b, `"degraded":{"origin":"no Geo-IP database (-geoip-db): every origin is unknown and gets the geo profile's unknown action"},`...)
+		}
+		b = append(b, `"canary":`...)
 		b = AppendVerdict(b, &v)
 		return append(b, '}')
 	})

@@ -363,6 +363,15 @@ func alertCombination(kind, level string) bool {
 	return level != alert.LevelInfo
 }
 
+// originDegraded reports whether origin rules in force read the origin
+// country while no Geo-IP database is: /ready and a gauge say so.
+func (h *Handler) originDegraded() bool {
+	if h.svc == nil || h.svc.Origin() == nil {
+		return false
+	}
+	return h.svc.Origin().Degraded(h.m.Snapshot().OriginNeedsGeo())
+}
+
 // writeOriginMetrics writes the origin checks' counters: labels are origin
 // rules and actions (closed sets); no account, number or address ever
 // becomes a label.
@@ -400,7 +409,16 @@ func (h *Handler) writeOriginMetrics(b *bytes.Buffer, c *origin.Checker, head fu
 	if tab != nil {
 		loaded, ranges = 1, float64(tab.Info.Ranges)
 	}
-	gauge("tollgate_geoip_loaded", "1 when a Geo-IP database is in force (country rules on), 0 otherwise.", loaded)
+	gauge("tollgate_geoip_loaded", "1 when a Geo-IP database is in force, 0 otherwise (every origin is then unknown).", loaded)
+	degraded := 0.0
+	if h.originDegraded() {
+		degraded = 1
+	}
+	gauge("tollgate_origin_degraded", "1 when origin rules read the origin country but no Geo-IP database is in force: every origin is unknown and gets the unknown action.", degraded)
+	head("tollgate_origin_unknown_total", "Origin checks that met an unknown origin, by cause (missing, invalid, no_geoip, not_in_database).", "counter")
+	c.Unknowns(func(cause origin.UnknownCause, n uint64) {
+		b.WriteString(`tollgate_origin_unknown_total{cause="` + cause.String() + `"} ` + strconv.FormatUint(n, 10) + "\n")
+	})
 	gauge("tollgate_geoip_ranges", "Address ranges of the Geo-IP database in force.", ranges)
 	ok, refused := g.Loads()
 	head("tollgate_geoip_loads_total", "Geo-IP database loads, by result (ok, refused: the file in force stays).", "counter")

@@ -106,3 +106,53 @@ func TestOriginAdminFlow(t *testing.T) {
 		t.Error("metrics carry an address or an account")
 	}
 }
+
+// TestOriginSubaccountRoutes: a subaccount with origin settings of its own
+// has its own origin state under /v1/accounts/A/subaccounts/S/; PUT
+// home-origin under a policy's home_origin is refused (409) and says which
+// home is in force.
+func TestOriginSubaccountRoutes(t *testing.T) {
+	e := newEnv(t)
+	e.useGeo()
+	e.mustA("PUT", "/v1/accounts/team", `{"home_country":"US","origin":{"location_change_minutes":60,"home_origin":"US"},`+
+		`"subaccounts":{"alice":{"origin":{"location_change_minutes":60}},"carol":{"max_channels":2}}}`)
+	if st, _ := e.verdict("to=%2B14155550123&account=team&subaccount=alice&src_ip=127.2.0.1"); st != 200 {
+		t.Fatalf("alice from the US: %d", st)
+	}
+	e.clk.Add(time.Minute)
+	// carol shares the account's state: her call from GB is the
+	// account's first, alice's history is hers.
+	if st, _ := e.verdict("to=%2B14155550123&account=team&subaccount=carol&src_ip=81.2.69.1"); st != 200 {
+		t.Fatalf("carol from GB: %d", st)
+	}
+	if st, reason := e.verdict("to=%2B14155550123&account=team&subaccount=alice&src_ip=81.2.69.1"); st != 202 || reason != "origin_screen" {
+		t.Fatalf("alice from GB a minute later: %d %s", st, reason)
+	}
+	r := e.mustA("POST", "/v1/accounts/team/subaccounts/alice/screening", `{"result":"failed"}`)
+	if !strings.Contains(string(r.body), `"subaccount":"alice"`) || !strings.Contains(string(r.body), `"failed_screenings":1`) {
+		t.Fatalf("%s", r.body)
+	}
+	if r := e.mustA("GET", "/v1/accounts/team/origin", ""); !strings.Contains(string(r.body), `"last_country":"GB"`) || !strings.Contains(string(r.body), `"failed_screenings":0`) {
+		t.Fatalf("account state: %s", r.body)
+	}
+	if r := e.mustA("GET", "/v1/accounts/team/subaccounts/alice/origin", ""); !strings.Contains(string(r.body), `"last_country":"US"`) {
+		t.Fatalf("alice's state: %s", r.body)
+	}
+	if r := e.mustA("GET", "/v1/accounts/team/subaccounts/carol/origin", ""); !strings.Contains(string(r.body), `"last_country":"GB"`) {
+		t.Fatalf("carol's state is the account's: %s", r.body)
+	}
+	if r := e.a("GET", "/v1/accounts/team/subaccounts/nobody/origin", ""); r.status != 404 {
+		t.Fatalf("unknown subaccount: %d %s", r.status, r.body)
+	}
+	r = e.a("PUT", "/v1/accounts/team/home-origin", `{"country":"GB"}`)
+	if r.status != 409 || !strings.Contains(string(r.body), "home_origin US is in force") {
+		t.Fatalf("PUT home-origin under the policy's: %d %s", r.status, r.body)
+	}
+	if r := e.mustA("GET", "/v1/accounts/team/origin", ""); !strings.Contains(string(r.body), `"home":"US","home_source":"policy"`) {
+		t.Fatalf("home in force: %s", r.body)
+	}
+	r = e.mustA("GET", "/v1/audit?limit=5", "")
+	if !strings.Contains(string(r.body), `"object":"accounts/team/subaccounts/alice/origin"`) || strings.Contains(string(r.body), `"action":"home_set"`) {
+		t.Fatalf("audit: %s", r.body)
+	}
+}

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -113,5 +114,47 @@ func FuzzCompileProfile(f *testing.F) {
 			return
 		}
 		p.Lookup(c1)
+	})
+}
+
+// FuzzParseSource: whatever a proxy sends, ParseSource either refuses it
+// with a reason or returns a zone-free address that the string carries
+// (bare, as ip:port or [ip]:port, with blanks), never both and never a
+// panic.
+func FuzzParseSource(f *testing.F) {
+	for _, s := range []string{"10.0.0.1", "10.0.0.1:5060", "[2001:db8::1]:5060", "[2001:db8::1]", " 10.0.0.1\t", "fe80::1%eth0",
+		"[fe80::1%eth0]:5060", "abc", "127.0.0.256", "1.2.3", "", " ", "[10.0.0.1]", "10.0.0.1:", "[::1]:", "::ffff:1.2.3.4", "1.2.3.4%x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, e := ParseSource(s)
+		if (e == SourceOK) != a.IsValid() {
+			t.Fatalf("%q: %v, reason %d", s, a, e)
+		}
+		if e != SourceOK {
+			if e.String() == "" {
+				t.Fatalf("%q refused without a reason", s)
+			}
+			return
+		}
+		if a.Zone() != "" {
+			t.Fatalf("%q: zone kept: %v", s, a)
+		}
+		// The address read is what netip reads from the host part.
+		host := strings.Trim(s, " \t")
+		if ap, err := netip.ParseAddrPort(host); err == nil {
+			host = ap.Addr().String()
+			if ap.Addr().Zone() != "" {
+				host = ap.Addr().WithZone("").String()
+			}
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if i := strings.IndexByte(host, '%'); i >= 0 {
+			host = host[:i]
+		}
+		want, err := netip.ParseAddr(host)
+		if err != nil || want != a {
+			t.Fatalf("%q: ParseSource %v, netip reads %q as %v (%v)", s, a, host, want, err)
+		}
 	})
 }

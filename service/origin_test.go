@@ -108,3 +108,79 @@ func TestOriginNotEnabled(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestUnblockCodeGuessesSurviveRestart: 4 wrong codes, a restart, and the
+// 5th locks verification out (a restart used to hand out 5 fresh tries).
+func TestUnblockCodeGuessesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	f := openOrigin(t, dir)
+	if _, err := f.svc.PutAccount(admin, "acme", policy.Account{Policy: policy.Policy{HomeCountry: ptr("GB")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.SetUnblockCode(admin, "acme", "", "918273"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := f.svc.VerifyUnblockCode(admin, "acme", "", "000000"); !errors.Is(err, origin.ErrWrongCode) {
+			t.Fatalf("guess %d: %v", i+1, err)
+		}
+	}
+	f.st.Close()
+	g := openOrigin(t, dir)
+	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "", "000000"); !errors.Is(err, origin.ErrCodeLocked) {
+		t.Fatalf("5th wrong code after a restart: %v, want a lock-out", err)
+	}
+	if _, err := g.svc.VerifyUnblockCode(admin, "acme", "", "918273"); !errors.Is(err, origin.ErrCodeLocked) {
+		t.Fatalf("right code during the lock-out: %v", err)
+	}
+}
+
+// TestHomeOriginInForce: while the policy sets home_origin, PUT
+// home-origin is refused (409) rather than answering with a home that is
+// not in force; every answer gives the home in force and its source.
+func TestHomeOriginInForce(t *testing.T) {
+	f := openOrigin(t, t.TempDir())
+	acc := policy.Account{Policy: policy.Policy{HomeCountry: ptr("US"), Origin: &policy.Origin{HomeOrigin: ptr("US"), Mobility: ptr("stationary")}},
+		Subaccounts: map[string]policy.Policy{"free": {Origin: &policy.Origin{HomeOrigin: ptr("")}}}}
+	if _, err := f.svc.PutAccount(admin, "acme", acc); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConflictError
+	st, err := f.svc.SetHomeOrigin(admin, "acme", "", "GB")
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "home_origin US is in force") {
+		t.Fatalf("PUT home-origin under a policy home: %+v %v", st, err)
+	}
+	if st.Home != "US" || st.HomeSource != origin.HomeFromPolicy {
+		t.Fatalf("answer %+v", st)
+	}
+	if st, _ := f.svc.OriginStatus("acme", ""); st.Home != "US" || st.HomeSource != "policy" {
+		t.Fatalf("status %+v", st)
+	}
+	if d := f.svc.Origin().State().Durable("acme"); d.Home != "" {
+		t.Fatalf("refused home stored: %+v", d)
+	}
+	// The subaccount clears the policy's home: its own state takes one.
+	st, err = f.svc.SetHomeOrigin(admin, "acme", "free", "GB")
+	if err != nil || st.Home != "GB" || st.HomeSource != origin.HomeFromAPI {
+		t.Fatalf("subaccount without a policy home: %+v %v", st, err)
+	}
+	if v := f.m.Decide(&matcher.Query{To: "+33142685300", Account: "acme", Subaccount: "free", SrcIP: "192.0.2.1"}); v.Origin.Home != "GB" {
+		t.Fatalf("home in force for the subaccount %q", v.Origin.Home)
+	}
+	audit, _ := f.svc.Audit(1, 0)
+	if audit[0].Object != "accounts/acme/subaccounts/free/origin" {
+		t.Fatalf("audit object %q", audit[0].Object)
+	}
+	if _, err := f.svc.SetHomeOrigin(admin, "acme", "nobody", "GB"); err == nil {
+		t.Fatal("unknown subaccount accepted")
+	}
+	// The subaccount's own state is durable under its own key.
+	f.st.Close()
+	g := openOrigin(t, f.dir)
+	if st, err := g.svc.OriginStatus("acme", "free"); err != nil || st.Home != "GB" {
+		t.Fatalf("after restart: %+v %v", st, err)
+	}
+	if st, _ := g.svc.OriginStatus("acme", ""); st.StateHome != "" || st.Home != "US" {
+		t.Fatalf("account after restart: %+v", st)
+	}
+}
