@@ -40,8 +40,8 @@ func TestSrcIPForms(t *testing.T) {
 		{"127.2.0.1 \t", want{200, "ok", ""}},
 		{"2001:db8::1%eth0", want{200, "ok", ""}},
 		{"::ffff:127.2.0.1", want{200, "ok", ""}},
-		{"81.2.69.1", want{202, "origin_screen", ""}},       // GB: abroad
-		{"fe80::1%eth0", want{202, "origin_screen", ""}},    // link-local: unknown origin
+		{"81.2.69.1", want{202, "origin_screen", ""}},    // GB: abroad
+		{"fe80::1%eth0", want{202, "origin_screen", ""}}, // link-local: unknown origin
 		{"abc", want{400, "", `field "src_ip" is not an IP address`}},
 		{"127.0.0.256", want{400, "", `field "src_ip" is not an IP address`}},
 		{"1.2.3", want{400, "", `field "src_ip" is not an IP address`}},
