@@ -87,6 +87,12 @@ func BenchmarkCheckPOSTEscaped(b *testing.B) {
 }
 
 // BenchmarkRPCHTTP is JSON-RPC over HTTP.
+// BenchmarkCheckGETSrcIP6Port is BenchmarkCheckGET with the source address
+// as "[v6]:port", the longest form src_ip validation reads.
+func BenchmarkCheckGETSrcIP6Port(b *testing.B) {
+	benchCtx(b, benchHandler(b), "GET", []byte("/v1/check?to=%2B14155550123&account=acme&call_id=a84b4c76e66710%40pc33.example.com&src_ip=%5B2001%3Adb8%3A%3A10%5D%3A5060"), nil)
+}
+
 func BenchmarkRPCHTTP(b *testing.B) {
 	benchCtx(b, benchHandler(b), "POST", []byte("/rpc"),
 		[]byte(`{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","account":"acme"},"id":42}`))

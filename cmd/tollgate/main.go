@@ -293,7 +293,7 @@ func serve(args []string) error {
 		log.Info().Str("geoip_db", c.geoipDB).Str("type", info.DatabaseType).Time("built", info.BuildTime).
 			Int("networks", info.Networks).Int("ranges", info.Ranges).Dur("load", info.LoadDuration).Msg("Geo-IP database loaded")
 	} else {
-		log.Warn().Msg("no Geo-IP database (-geoip-db): origin country checks are off; source address rules still apply")
+		log.Warn().Msg("no Geo-IP database (-geoip-db): every origin is unknown; source address rules still apply")
 	}
 	orig := origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
 	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
@@ -302,6 +302,10 @@ func serve(args []string) error {
 		return fmt.Errorf("loading policy: %w", err)
 	}
 	defer svc.Flush() // before the store closes: assigned home countries are stored
+	if orig.Degraded(m.Snapshot().OriginNeedsGeo()) {
+		log.Error().Msg("origin rules read the origin country but there is no Geo-IP database (-geoip-db): every origin is unknown and gets " +
+			"its geo profile's unknown action (screen by default; a country blocklist screens); /ready reports the origin checks degraded")
+	}
 	// Loading read the whole data file and decoded it into short-lived
 	// garbage; hand both back so the daemon's RSS is its working set.
 	if err := st.ReleaseMemory(); err != nil {
