@@ -62,11 +62,12 @@ type GeoZone struct {
 }
 
 // GeoProfile groups the world's countries into zones. A country in no zone
-// gets Default; an origin the Geo-IP database does not know gets Unknown.
+// gets Default; an unknown origin (no source address, no Geo-IP database, an
+// address the database does not place) gets Unknown.
 type GeoProfile struct {
 	Zones   []GeoZone `json:"zones"`
 	Default string    `json:"default,omitempty"` // allow when empty
-	Unknown string    `json:"unknown,omitempty"` // allow when empty
+	Unknown string    `json:"unknown,omitempty"` // screen when empty
 }
 
 // SourceBlocklist is the operator-wide list of sources no call may come
