@@ -144,15 +144,31 @@ func TestOriginSubaccountRoutes(t *testing.T) {
 	if r := e.a("GET", "/v1/accounts/team/subaccounts/nobody/origin", ""); r.status != 404 {
 		t.Fatalf("unknown subaccount: %d %s", r.status, r.body)
 	}
-	r = e.a("PUT", "/v1/accounts/team/home-origin", `{"country":"GB"}`)
+	r = e.mustA("GET", "/v1/audit?limit=5", "")
+	if !strings.Contains(string(r.body), `"object":"accounts/team/subaccounts/alice/origin"`) {
+		t.Fatalf("audit: %s", r.body)
+	}
+}
+
+// TestHomeOriginPolicyWins: PUT home-origin used to answer 200 with the
+// new home while the policy's home_origin stayed in force. It is refused
+// (409, nothing stored) and every answer gives the home in force.
+func TestHomeOriginPolicyWins(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"US","origin":{"home_origin":"US","mobility":"stationary"}}`)
+	r := e.a("PUT", "/v1/accounts/acme/home-origin", `{"country":"GB"}`)
 	if r.status != 409 || !strings.Contains(string(r.body), "home_origin US is in force") {
 		t.Fatalf("PUT home-origin under the policy's: %d %s", r.status, r.body)
 	}
-	if r := e.mustA("GET", "/v1/accounts/team/origin", ""); !strings.Contains(string(r.body), `"home":"US","home_source":"policy"`) {
+	if r := e.mustA("GET", "/v1/accounts/acme/origin", ""); !strings.Contains(string(r.body), `"home":"US","home_source":"policy"`) {
 		t.Fatalf("home in force: %s", r.body)
 	}
-	r = e.mustA("GET", "/v1/audit?limit=5", "")
-	if !strings.Contains(string(r.body), `"object":"accounts/team/subaccounts/alice/origin"`) || strings.Contains(string(r.body), `"action":"home_set"`) {
-		t.Fatalf("audit: %s", r.body)
+	if r := e.mustA("GET", "/v1/audit?limit=5", ""); strings.Contains(string(r.body), `"action":"home_set"`) {
+		t.Fatalf("a refused home was audited: %s", r.body)
+	}
+	// Without a policy home the API's home holds, and says so.
+	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"US","origin":{"mobility":"stationary"}}`)
+	if r := e.mustA("PUT", "/v1/accounts/acme/home-origin", `{"country":"GB"}`); !strings.Contains(string(r.body), `"home":"GB","home_source":"set"`) {
+		t.Fatalf("%s", r.body)
 	}
 }
