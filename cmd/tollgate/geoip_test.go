@@ -93,11 +93,16 @@ func TestGeoIPDatabase(t *testing.T) {
 	}
 }
 
-// TestGeoIPNone: without -geoip-db the daemon says once that origin country
-// checks are off, however many calls it decides, and the country rules do
-// not run (no screen), while the source blocklist still does.
+// TestGeoIPNone: without -geoip-db every origin is unknown: the daemon says
+// so once however many calls it decides, an account with a geo profile gets
+// the profile's unknown action (it used to be let through, country rules
+// off), the source blocklist still applies, and /ready (still 200) and a
+// gauge say the origin checks are degraded.
 func TestGeoIPNone(t *testing.T) {
 	d := startDaemon(t, t.TempDir())
+	if st, body := d.query("/ready"); st != 200 || strings.Contains(body, "degraded") {
+		t.Fatalf("ready before any origin rule: %d %s", st, body)
+	}
 	if st, body := d.admin("PUT", "/v1/operator", `{"geo_profiles":{"std":{"zones":[{"name":"watch","action":"screen","countries":["NG"]}],"unknown":"screen"}},`+
 		`"source_blocklist":{"cidrs":["203.0.113.0/24"]}}`); st != 200 {
 		t.Fatalf("PUT operator: %d %s", st, body)
@@ -106,17 +111,22 @@ func TestGeoIPNone(t *testing.T) {
 		t.Fatalf("PUT account: %d %s", st, body)
 	}
 	for i := 0; i < 5; i++ {
-		if st, body := d.query(geoCheck); st != 200 || !strings.Contains(body, "no Geo-IP database: origin country not checked") {
+		if st, body := d.query(geoCheck); st != 202 || !strings.Contains(body, `origin unknown: no Geo-IP database: geo profile \"std\" says screen`) {
 			t.Fatalf("call %d: %d %s", i, st, body)
 		}
 	}
 	if st, body := d.query("/v1/check?to=%2B442079460123&account=roamer&src_ip=203.0.113.9"); st != 403 || !strings.Contains(body, `"reason":"source_blocked"`) {
 		t.Fatalf("blocklist without a database: %d %s", st, body)
 	}
-	if _, m := d.query("/metrics"); !strings.Contains(m, "tollgate_geoip_loaded 0") {
+	if st, body := d.query("/ready"); st != 200 || !strings.Contains(body, `"degraded":{"origin":"no Geo-IP database`) {
+		t.Fatalf("ready: %d %s", st, body)
+	}
+	// Six unknown origins: the blocked call's too.
+	if _, m := d.query("/metrics"); !strings.Contains(m, "tollgate_geoip_loaded 0") || !strings.Contains(m, "tollgate_origin_degraded 1") ||
+		!strings.Contains(m, `tollgate_origin_unknown_total{cause="no_geoip"} 6`) {
 		t.Fatalf("metrics:\n%s", m)
 	}
-	if n := strings.Count(d.logs.String(), "origin country checks are off"); n != 1 {
+	if n := strings.Count(d.logs.String(), "every origin is unknown"); n != 1 {
 		t.Fatalf("the no-database line appears %d times:\n%s", n, d.logs.String())
 	}
 }
