@@ -464,6 +464,7 @@ func (s *scratch) release() {
 // leaves a field empty; unknown members are skipped.
 func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 	sc.b = sc.b[:0]
+	srcAt := -1 // where the last src_ip value starts, judged once the object parsed
 	s := scanner{b: b}
 	s.ws()
 	if s.i >= len(b) {
@@ -514,8 +515,13 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 				if e := s.value(1); !e.ok() {
 					return e
 				}
-			} else if e := s.field(q, f, sc); !e.ok() {
-				return e
+			} else {
+				if f == fSrcIP {
+					srcAt = s.i
+				}
+				if e := s.field(q, f, sc); !e.ok() {
+					return e
+				}
 			}
 			s.ws()
 			if s.i >= len(b) {
@@ -537,6 +543,12 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 	}
 	if q.To == "" {
 		return decodeError{kind: errMissingTo}
+	}
+	if srcAt >= 0 && b[srcAt] != 'n' { // given (null is not): it must be an address
+		if b[srcAt] != '"' {
+			return decodeError{kind: errFieldType, field: fSrcIP} // no number is one
+		}
+		return checkSrcIP(q.SrcIP)
 	}
 	return decodeError{}
 }
@@ -565,9 +577,6 @@ func (s *scanner) field(q *matcher.Query, f int, sc *scratch) decodeError {
 		if e := s.number(); !e.ok() {
 			return e
 		}
-		if f == fSrcIP { // no number is an address
-			return decodeError{kind: errFieldType, field: int8(f)}
-		}
 		v = s.b[st:s.i]
 	case c == 'n':
 		if e := s.literal("null"); !e.ok() {
@@ -583,8 +592,5 @@ func (s *scanner) field(q *matcher.Query, f int, sc *scratch) decodeError {
 		return decodeError{kind: errTooLong, field: int8(f)}
 	}
 	*fieldPtr(q, f) = b2s(v)
-	if f == fSrcIP && v != nil { // given (null is not): it must be an address
-		return checkSrcIP(q.SrcIP)
-	}
 	return decodeError{}
 }

@@ -51,6 +51,7 @@ func FuzzDecodeObject(f *testing.F) {
 	for _, s := range []string{
 		`{"to":"+14155550123","account":"acme"}`, `{"to":"\u002b1","account":"\ud83d\ude00\ud800x"}`,
 		`{"to":1e5,"from":null,"x":[{"y":true}]}`, `{"to":"1",}`, `[]`, ``, `{"to":"1"} `, `{"\u0074o":"\"\\\/\b\f\n\r\t"}`,
+		`{"to":"1","src_ip":"[2001:db8::1]:5060"}`, `{"to":"1","src_ip":"abc",}`, `{"to":"1","src_ip":7}`, `{"to":"1","src_ip":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -61,7 +62,7 @@ func FuzzDecodeObject(f *testing.F) {
 		e := decodeObject(b, &q, &sc)
 		if !e.ok() {
 			appendErrorBody(nil, e)
-			if e.kind == errMissingTo || e.kind == errTooLong || e.kind == errFieldType {
+			if e.kind == errMissingTo || e.kind == errTooLong || e.kind == errFieldType || e.kind == errSrcIP {
 				if !json.Valid(b) {
 					t.Fatalf("reported a field error for invalid JSON %q", b)
 				}
