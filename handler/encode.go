@@ -95,7 +95,7 @@ func appendErrorBody(dst []byte, e decodeError) []byte {
 	dst = append(dst, `{"error":"`...)
 	dst = e.appendMsg(dst)
 	if e.kind == errSrcIP {
-		return append(dst, `","field":"src_ip"}`...)
+		return appendSrcIPField(dst)
 	}
 	return append(dst, `"}`...)
 }

@@ -21,3 +21,10 @@ func appendSrcIPMsg(dst []byte, e decodeError) []byte {
 	dst = append(dst, `field \"src_ip\" `...)
 	return append(dst, origin.SourceError(e.off).String()...)
 }
+
+// appendSrcIPField ends a 400 body for a refused src_ip: the error string
+// is closed and the field named, as the admin API names the field it
+// refuses. (Kept out of encode.go, whose members are the verdict's.)
+func appendSrcIPField(dst []byte) []byte {
+	return append(dst, `","field":"src_ip"}`...)
+}
