@@ -149,3 +149,39 @@ func TestUnblockLockoutDurable(t *testing.T) {
 		t.Fatalf("right code after the second lock-out: %+v %v", st, err)
 	}
 }
+
+// TestOriginSubaccountHomeAssigned: a subaccount with origin settings of
+// its own gets its own home at its first call, stored and audited on the
+// subaccount's object, durable under its own key; the account's state is
+// untouched.
+func TestOriginSubaccountHomeAssigned(t *testing.T) {
+	dir := t.TempDir()
+	geo := geoDB(t)
+	clk := &vclock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	f := openOriginAt(t, dir, geo, clk)
+	acc := policy.Account{Policy: policy.Policy{HomeCountry: ptr("GB")},
+		Subaccounts: map[string]policy.Policy{"road": {Origin: &policy.Origin{Mobility: ptr("stationary"), AssignHomeOrigin: ptr(true)}}}}
+	if _, err := f.svc.PutAccount(admin, "acme", acc); err != nil {
+		t.Fatal(err)
+	}
+	v := f.m.Decide(&matcher.Query{To: "+33142685300", Account: "acme", Subaccount: "road", SrcIP: "81.2.69.7:5060"})
+	if v.Action != matcher.Allow || v.Origin.Rule != origin.RuleHomeAssigned {
+		t.Fatalf("first call: %s %s", v.Action, v.RuleString())
+	}
+	f.svc.Flush()
+	audit, _ := f.svc.Audit(1, 0)
+	if a := audit[0]; a.Action != "home_assigned" || a.Object != "accounts/acme/subaccounts/road/origin" {
+		t.Fatalf("audit %s on %s", a.Action, a.Object)
+	}
+	f.st.Close()
+	g := openOriginAt(t, dir, geo, clk)
+	if st, err := g.svc.OriginStatus("acme", "road"); err != nil || st.Home != "GB" || st.HomeSource != origin.HomeFromCall {
+		t.Fatalf("subaccount after restart: %+v %v", st, err)
+	}
+	if st, _ := g.svc.OriginStatus("acme", ""); st.Home != "" {
+		t.Fatalf("the account got the subaccount's home: %+v", st)
+	}
+	if v := g.m.Decide(&matcher.Query{To: "+33142685300", Account: "acme", Subaccount: "road", SrcIP: "197.210.1.1"}); v.Reason != matcher.ReasonOriginScreen {
+		t.Fatalf("away from its own home: %s %s", v.Reason, v.RuleString())
+	}
+}
