@@ -189,7 +189,7 @@ func TestOriginSubaccountState(t *testing.T) {
 	call := func(sub, src string) Verdict {
 		return m.Decide(&Query{To: "+33142685300", Account: "team", Subaccount: sub, SrcIP: src}) // abroad: quarantine holds it
 	}
-	// alice's first call from NG is screened (zone), from GB assigns her home.
+	// alice's first call, from GB, assigns her own home.
 	if v := call("alice", srcGB); v.Action != Allow || !strings.Contains(v.RuleString(), "assigned as the account's home") {
 		t.Fatalf("alice from GB: %s %q", v.Action, v.RuleString())
 	}
@@ -200,8 +200,8 @@ func TestOriginSubaccountState(t *testing.T) {
 	if got := st.Status("team").Home; got != "" {
 		t.Fatalf("alice's call set the account's home to %q", got)
 	}
-	// bob's first call from CN: rejected by the zone, his own history
-	// untouched by alice's; his first allowed call assigns his own home.
+	// bob's first call, from CN: rejected by the zone; alice's home and
+	// history are not his.
 	if v := call("bob", srcCN); v.Action != Reject {
 		t.Fatalf("bob from CN: %s %q", v.Action, v.RuleString())
 	}

@@ -205,6 +205,14 @@ func (r *Rules) PassMinutes() int { return int(r.passNanos / 60e9) }
 // MaxFailed is how many failed screenings in a row quarantine the account.
 func (r *Rules) MaxFailed() int { return r.maxFailed }
 
+// PolicyHome is the home country the rules' policy sets ("" for none).
+func (r *Rules) PolicyHome() string {
+	if r == nil {
+		return ""
+	}
+	return r.home.String()
+}
+
 // CountryRules reports whether a rule of the account needs the origin
 // country, so that an unknown origin gets UnknownAction.
 func (r *Rules) CountryRules() bool { return r != nil && r.countryRules }

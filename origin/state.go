@@ -446,14 +446,6 @@ func (st Status) InForce(r *Rules) Status {
 	return st
 }
 
-// PolicyHome is the home country the rules' policy sets ("" for none).
-func (r *Rules) PolicyHome() string {
-	if r == nil {
-		return ""
-	}
-	return r.home.String()
-}
-
 func (a *acct) status(now int64) Status {
 	st := Status{
 		Home: a.home.String(), HomeAssigned: a.homeAuto && a.home != 0,
