@@ -25,6 +25,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/policy"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -62,7 +63,7 @@ var (
 	// addedBuckets came after the first files were written: a file
 	// without them is not damaged, it is older, and gets them (empty) the
 	// first time it is opened for writing. Read-only, they read as empty.
-	addedBuckets = [][]byte{bucketLocks, bucketRates, bucketOrigin}
+	addedBuckets = append([][]byte{bucketLocks, bucketRates, bucketOrigin}, bucketState[:]...)
 )
 
 // ErrLocked means another process (normally the running daemon) holds the
@@ -818,4 +819,48 @@ func (s *Store) RateDeck() (*policy.RateDeck, RateDeckMeta, error) {
 	}
 	meta.Stored = deck != nil
 	return deck, meta, nil
+}
+
+// Fraud state buckets, one per fraudstate.Kind (package fraudstate says what
+// each holds and the loss window).
+var bucketState = [fraudstate.NumKinds][]byte{
+	fraudstate.Scopes:   []byte("state.scopes"),
+	fraudstate.Calls:    []byte("state.calls"),
+	fraudstate.Alerts:   []byte("state.alerts"),
+	fraudstate.Webhooks: []byte("state.webhooks"),
+}
+
+// WriteState implements fraudstate.Backend: the batch in one fsynced
+// transaction, so a kill -9 leaves the state of the last whole batch.
+func (s *Store) WriteState(b *fraudstate.Batch) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for k := fraudstate.Kind(0); k < fraudstate.NumKinds; k++ {
+			bk := tx.Bucket(bucketState[k])
+			if bk == nil {
+				return errors.New("the data file was opened read-only or predates fraud state")
+			}
+			err := b.Each(k, func(key string, val []byte) error {
+				if val == nil {
+					return bk.Delete([]byte(key))
+				}
+				return bk.Put([]byte(key), val)
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", fraudstate.KindNames[k], err)
+			}
+		}
+		return nil
+	})
+}
+
+// LoadState implements fraudstate.Backend. A file that predates fraud state
+// has none.
+func (s *Store) LoadState(k fraudstate.Kind, fn func(key string, val []byte) error) error {
+	return s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState[k])
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(key, val []byte) error { return fn(string(key), val) })
+	})
 }
