@@ -1,11 +1,18 @@
 // Package alert delivers what the velocity counters find: every alert is
 // logged, counted for /metrics (by kind and level, both closed sets), kept
-// in a short in-memory history for the admin API, and POSTed to each
-// configured webhook as JSON signed with an HMAC-SHA256 of the body.
-// Deliveries run on their own goroutines with a bounded queue per webhook
-// (the oldest alert is dropped, and counted, when it is full) and
-// exponential back-off between retries, so nothing here ever waits on a
-// decision's path or lets a dead receiver hold memory.
+// in a short history for the admin API, and POSTed to each configured
+// webhook as JSON signed with an HMAC-SHA256 of the body, with an
+// idempotency key the receiver can deduplicate on. Deliveries run on their
+// own goroutines with a bounded queue per webhook (the oldest alert is
+// dropped, and counted, when it is full) and exponential back-off between
+// retries, so nothing here ever waits on a decision's path or lets a dead
+// receiver hold memory.
+//
+// With a Journal (the fraud state writer) the history and every queued
+// delivery are durable: a delivery is journalled when it is queued and
+// deleted once the receiver took it (or it was given up), so after a
+// restart — kill -9 included — the history is back and every delivery not
+// acknowledged is sent again with the same key: at least once.
 package alert
 
 import (
@@ -26,6 +33,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/fraudstate"
 )
 
 // Alert types.
@@ -33,6 +41,7 @@ const (
 	TypeThreshold = "threshold" // a velocity measure or the daily spend crossed a level
 	TypeLockdown  = "lockdown"  // international calls of a scope were locked
 	TypeUnlock    = "unlock"    // an operator lifted a lockdown
+	TypeCall      = "call"      // something about one call (its end never came)
 )
 
 // Levels. Info is for unlocks.
@@ -47,12 +56,15 @@ const (
 	KindDailySpend = "daily_spend"
 	KindLockdown   = "lockdown"
 	KindUnlock     = "unlock"
+	// KindUnconfirmedCall is a call whose end never came, booked from its
+	// answer to when it was last heard of.
+	KindUnconfirmedCall = "unconfirmed_call"
 )
 
 // Kinds is every kind an alert can have, in metric order: the velocity
 // measures, the daily spend, lockdown and unlock.
 var Kinds = []string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration",
-	"blocked_attempts", KindDailySpend, KindLockdown, KindUnlock}
+	"blocked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall}
 
 // Levels is every level, in metric order.
 var Levels = []string{LevelWarning, LevelCritical, LevelInfo}
@@ -60,7 +72,11 @@ var Levels = []string{LevelWarning, LevelCritical, LevelInfo}
 // Alert is one finding, as logged and as POSTed (its JSON is the webhook
 // body).
 type Alert struct {
-	ID         string    `json:"id"`
+	ID string `json:"id"`
+	// IdempotencyKey is the same in every delivery of the alert, retries
+	// and restarts included (also sent as the Idempotency-Key header):
+	// receivers deduplicate on it. The ID unless set.
+	IdempotencyKey string    `json:"idempotency_key"`
 	Time       time.Time `json:"time"`
 	Type       string    `json:"type"`
 	Level      string    `json:"level"`
@@ -78,6 +94,8 @@ type Alert struct {
 	// Action is what the critical level did: "lockdown" or "alert".
 	Action string `json:"action,omitempty"`
 	CallID string `json:"call_id,omitempty"`
+	// Unconfirmed marks an alert about a call whose end never came.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 	// By and Reason say who locked or unlocked and why.
 	By      string `json:"by,omitempty"`
 	Reason  string `json:"reason,omitempty"`
@@ -112,6 +130,17 @@ type Options struct {
 	Client *http.Client
 	// Now is the clock (tests); time.Now if nil.
 	Now func() time.Time
+	// Journal, when set, makes the history and the queued deliveries
+	// durable (see Restore).
+	Journal Journal
+}
+
+// Journal keeps records durably, written behind in batches
+// (fraudstate.Writer); Kick asks for the next batch now.
+type Journal interface {
+	Put(k fraudstate.Kind, key string, val []byte)
+	Delete(k fraudstate.Kind, key string)
+	Kick()
 }
 
 // Delivery results, for /metrics.
@@ -152,7 +181,10 @@ type Dispatcher struct {
 
 	histMu sync.Mutex
 	hist   []Alert
-	histN  int
+	// histKeys are the journal's keys of hist's alerts.
+	histKeys []string
+	histN    int
+	seq    atomic.Uint64 // orders the journal's keys within a nanosecond
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -211,14 +243,15 @@ func New(opt Options) (*Dispatcher, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	d := &Dispatcher{opt: opt, log: opt.Logger, hist: make([]Alert, opt.History)}
+	d := &Dispatcher{opt: opt, log: opt.Logger, hist: make([]Alert, opt.History), histKeys: make([]string, opt.History)}
 	d.alerts = make([][]atomic.Uint64, len(Kinds))
 	for i := range d.alerts {
 		d.alerts[i] = make([]atomic.Uint64, len(Levels))
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, u := range opt.URLs {
-		q := &queue{url: u, max: opt.QueueSize, wake: make(chan struct{}, 1)}
+		h := sha256.Sum256([]byte(u))
+		q := &queue{url: u, tag: hex.EncodeToString(h[:4]), max: opt.QueueSize, wake: make(chan struct{}, 1)}
 		d.queues = append(d.queues, q)
 		d.wg.Add(1)
 		go d.deliverLoop(q)
@@ -261,27 +294,98 @@ func (d *Dispatcher) Notify(a Alert) {
 	if a.ID == "" {
 		a.ID = newID()
 	}
+	if a.IdempotencyKey == "" {
+		a.IdempotencyKey = a.ID
+	}
 	if a.Time.IsZero() {
 		a.Time = d.opt.Now()
 	}
 	a.Time = a.Time.UTC()
 	d.count(a)
 	d.logAlert(a)
-	d.remember(a)
-	if len(d.queues) == 0 {
-		return
-	}
 	body, err := json.Marshal(a)
 	if err != nil {
 		d.log.Error().Err(err).Msg("alert not encodable")
 		return
 	}
-	for _, q := range d.queues {
-		if q.push(delivery{id: a.ID, typ: a.Type, body: body}) {
+	key := fmt.Sprintf("%016x.%06x.%s", uint64(a.Time.UnixNano()), d.seq.Add(1)&0xffffff, a.ID)
+	d.remember(a, key, body)
+	for i, q := range d.queues {
+		dl := delivery{id: a.ID, key: a.IdempotencyKey, typ: a.Type, body: body, jkey: key + "." + q.tag}
+		d.journal(dl, q.url)
+		if old, dropped := q.push(dl); dropped {
 			d.dropped.Add(1)
-			d.log.Warn().Str("webhook", q.url).Msg("webhook queue full: oldest alert dropped")
+			d.unjournal(old)
+			d.log.Warn().Str("webhook", q.url).Int("webhook_index", i).Msg("webhook queue full: oldest alert dropped")
 		}
 	}
+	if d.opt.Journal != nil {
+		d.opt.Journal.Kick()
+	}
+}
+
+// queuedRecord is a delivery as journalled.
+type queuedRecord struct {
+	URL  string          `json:"url"`
+	ID   string          `json:"id"`
+	Key  string          `json:"key"`
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+func (d *Dispatcher) journal(dl delivery, url string) {
+	if d.opt.Journal == nil {
+		return
+	}
+	b, err := json.Marshal(queuedRecord{URL: url, ID: dl.id, Key: dl.key, Type: dl.typ, Body: dl.body})
+	if err == nil {
+		d.opt.Journal.Put(fraudstate.Webhooks, dl.jkey, b)
+	}
+}
+
+// unjournal forgets a delivery that is done: taken, refused or given up.
+func (d *Dispatcher) unjournal(dl delivery) {
+	if d.opt.Journal != nil && dl.jkey != "" {
+		d.opt.Journal.Delete(fraudstate.Webhooks, dl.jkey)
+	}
+}
+
+// RestoreAlert puts a journalled alert back into the history (call it for
+// the stored alerts in key order, before any new alert).
+func (d *Dispatcher) RestoreAlert(key string, val []byte) error {
+	var a Alert
+	if err := json.Unmarshal(val, &a); err != nil {
+		return err
+	}
+	if a.ID == "" {
+		return errors.New("alert without id")
+	}
+	d.remember(a, key, nil)
+	return nil
+}
+
+// RestoreDelivery queues a journalled delivery again for its webhook, with
+// the same idempotency key. A delivery to a URL no longer configured is
+// refused (and so dropped from the journal).
+func (d *Dispatcher) RestoreDelivery(key string, val []byte) error {
+	var r queuedRecord
+	if err := json.Unmarshal(val, &r); err != nil {
+		return err
+	}
+	if r.ID == "" || !json.Valid(r.Body) {
+		return errors.New("delivery without id or body")
+	}
+	for _, q := range d.queues {
+		if q.url == r.URL {
+			dl := delivery{id: r.ID, key: r.Key, typ: r.Type, body: r.Body, jkey: key}
+			if old, dropped := q.push(dl); dropped {
+				d.dropped.Add(1)
+				d.unjournal(old)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("webhook %s is no longer configured: delivery of alert %s dropped", r.URL, r.ID)
 }
 
 func (d *Dispatcher) count(a Alert) {
@@ -332,11 +436,24 @@ func (d *Dispatcher) logAlert(a Alert) {
 	ev.Msg(a.Message)
 }
 
-func (d *Dispatcher) remember(a Alert) {
+// remember keeps a in the history; with a journal, body (when not nil) is
+// journalled under key and the alert it pushes out of the history is
+// deleted.
+func (d *Dispatcher) remember(a Alert, key string, body []byte) {
 	d.histMu.Lock()
-	d.hist[d.histN%len(d.hist)] = a
+	i := d.histN % len(d.hist)
+	old := d.histKeys[i]
+	d.hist[i], d.histKeys[i] = a, key
 	d.histN++
 	d.histMu.Unlock()
+	if j := d.opt.Journal; j != nil {
+		if old != "" {
+			j.Delete(fraudstate.Alerts, old)
+		}
+		if body != nil {
+			j.Put(fraudstate.Alerts, key, body)
+		}
+	}
 }
 
 // Recent returns up to n of the latest alerts, newest first (all kept if n
@@ -373,12 +490,15 @@ func (d *Dispatcher) Stats() Stats {
 // delivery is one alert waiting for one webhook.
 type delivery struct {
 	id, typ string
+	key     string // the idempotency key
+	jkey    string // the journal's key
 	body    []byte
 }
 
 // queue is a bounded FIFO that drops its oldest entry when full.
 type queue struct {
 	url  string
+	tag  string // a short hash of url, in journal keys
 	max  int
 	mu   sync.Mutex
 	buf  []delivery
@@ -386,9 +506,10 @@ type queue struct {
 }
 
 // push appends d and reports whether the oldest entry was dropped for it.
-func (q *queue) push(d delivery) (dropped bool) {
+func (q *queue) push(d delivery) (old delivery, dropped bool) {
 	q.mu.Lock()
 	if len(q.buf) >= q.max {
+		old = q.buf[0]
 		copy(q.buf, q.buf[1:])
 		q.buf = q.buf[:len(q.buf)-1]
 		dropped = true
@@ -399,7 +520,7 @@ func (q *queue) push(d delivery) (dropped bool) {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return dropped
+	return old, dropped
 }
 
 func (q *queue) pop() (delivery, bool) {
@@ -434,7 +555,9 @@ func (d *Dispatcher) deliverLoop(q *queue) {
 				continue
 			}
 		}
-		d.deliver(q.url, item)
+		if d.deliver(q.url, item) {
+			d.unjournal(item)
+		}
 		d.inflight.Add(-1)
 		if d.ctx.Err() != nil {
 			return
@@ -444,23 +567,27 @@ func (d *Dispatcher) deliverLoop(q *queue) {
 
 // deliver POSTs one alert until it is accepted, refused for good, or out of
 // attempts, waiting Backoff, 2×Backoff, … (at most MaxBackoff) in between.
-func (d *Dispatcher) deliver(u string, item delivery) {
+// done is false when it stopped because the dispatcher closed: the
+// delivery stays journalled for the next start.
+func (d *Dispatcher) deliver(u string, item delivery) (done bool) {
 	wait := d.opt.Backoff
 	for attempt := 1; ; attempt++ {
 		status, err := d.post(u, item)
 		switch {
 		case err == nil && status/100 == 2:
 			d.deliveries[ResultDelivered].Add(1)
-			return
+			return true
 		case err == nil && status/100 == 4 && status != 408 && status != 429:
 			d.deliveries[ResultFailed].Add(1)
 			d.log.Error().Str("webhook", u).Str("alert_id", item.id).Int("status", status).Msg("webhook refused the alert; not retried")
-			return
+			return true
+		case d.ctx.Err() != nil:
+			return false // closing: delivered after the next start
 		case attempt >= d.opt.MaxAttempts:
 			d.deliveries[ResultFailed].Add(1)
 			d.log.Error().Str("webhook", u).Str("alert_id", item.id).Int("status", status).AnErr("error", err).
 				Int("attempts", attempt).Msg("webhook delivery failed; alert given up")
-			return
+			return true
 		}
 		d.deliveries[ResultRetried].Add(1)
 		d.log.Warn().Str("webhook", u).Str("alert_id", item.id).Int("status", status).AnErr("error", err).
@@ -469,7 +596,7 @@ func (d *Dispatcher) deliver(u string, item delivery) {
 		select {
 		case <-d.ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C:
 		}
 		wait = min(2*wait, d.opt.MaxBackoff)
@@ -488,6 +615,9 @@ func (d *Dispatcher) post(u string, item delivery) (int, error) {
 	req.Header.Set(SignatureHeader, Sign([]byte(d.opt.Secret), item.body))
 	req.Header.Set("X-Tollgate-Event", item.typ)
 	req.Header.Set("X-Tollgate-Delivery", item.id)
+	if item.key != "" {
+		req.Header.Set("Idempotency-Key", item.key)
+	}
 	resp, err := d.opt.Client.Do(req)
 	if err != nil {
 		return 0, err

@@ -91,7 +91,15 @@ type Velocity struct {
 	Action     string         `json:"action,omitempty"`
 	Rules      []VelocityRule `json:"rules,omitempty"`
 	DailySpend *SpendLimit    `json:"daily_spend,omitempty"`
+	// RelockMargin is how far, in critical levels, a measure found at its
+	// critical level by an operator's unlock must grow again before it
+	// raises a new critical and locks again (0, unset: 1, another limit's
+	// worth): an unlock must not switch the protection off for the day.
+	RelockMargin float64 `json:"relock_margin,omitempty"`
 }
+
+// MaxRelockMargin bounds Velocity.RelockMargin.
+const MaxRelockMargin = 100
 
 // Day names in time.Weekday order.
 var dayNames = [7]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
@@ -361,6 +369,9 @@ func (v *Velocity) Validate(field string) error {
 	}
 	if len(v.Rules) > MaxVelocityRules {
 		return fieldErr(field+"rules", "more than %d rules", MaxVelocityRules)
+	}
+	if m := v.RelockMargin; math.IsNaN(m) || m < 0 || m > MaxRelockMargin || (m > 0 && m < 0.01) {
+		return fieldErr(field+"relock_margin", "%v is not between 0.01 and %d critical levels", m, MaxRelockMargin)
 	}
 	for i := range v.Rules {
 		if err := v.Rules[i].Validate(fmt.Sprintf("%srules[%d].", field, i)); err != nil {

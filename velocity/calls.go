@@ -64,7 +64,16 @@ type call struct {
 	rate     int64 // millionths per minute; -1 when the deck does not price it
 	answered time.Time
 	ended    bool      // under the shard's lock
-	endedAt  time.Time // under the shard's lock
+	endedAt  time.Time // under the shard's lock: when the end was known (the tombstone's age)
+	// heard is the last time an event told of the call (its answer, or a
+	// repeated answer); under the shard's lock.
+	heard time.Time
+	// unconfirmed marks a call whose end never came: it was booked from
+	// its answer to when it was last heard (or the unconfirmed cap).
+	unconfirmed bool // under the shard's lock
+	// forgotten marks a tombstone the sweep dropped (its record goes at the
+	// next flush); under the shard's lock.
+	forgotten bool
 	// durLevel is the level of call_duration alert already raised for this
 	// call, per rule of durCfg, in its own scope [0] and its account's [1]
 	// (under that scope's mu; read through durLevels).
@@ -77,10 +86,15 @@ const callShards = 64
 // callTable finds calls by Call-ID.
 type callTable struct {
 	seed   maphash.Seed
-	shards [callShards]struct {
-		mu sync.Mutex
-		m  map[string]*call
-	}
+	shards [callShards]callShard
+}
+
+// callShard is one shard of the call table; dirty lists the calls changed
+// since the fraud state was last collected.
+type callShard struct {
+	mu    sync.Mutex
+	m     map[string]*call
+	dirty []*call
 }
 
 func (t *callTable) init() {
@@ -90,10 +104,7 @@ func (t *callTable) init() {
 	}
 }
 
-func (t *callTable) shard(id string) *struct {
-	mu sync.Mutex
-	m  map[string]*call
-} {
+func (t *callTable) shard(id string) *callShard {
 	return &t.shards[maphash.String(t.seed, id)%callShards]
 }
 
@@ -114,6 +125,10 @@ func (e *Engine) apply(ev Event) Result {
 	if s == nil || ev.CallID == "" {
 		return Ignored
 	}
+	// a collection of the fraud state sees an event whole: the call and
+	// the spend it booked, or neither
+	e.stateMu.RLock()
+	defer e.stateMu.RUnlock()
 	now := e.opt.Now()
 	at := ev.Time
 	if at.IsZero() || at.After(now) {
@@ -123,12 +138,17 @@ func (e *Engine) apply(ev Event) Result {
 	sh.mu.Lock()
 	c := sh.m[ev.CallID]
 	if c != nil && (ev.Kind == Answered || c.ended) {
+		if ev.Kind == Answered && !c.ended && now.After(c.heard) {
+			// a repeated answer of a live call: it is still heard of
+			c.heard = now
+			sh.dirty = append(sh.dirty, c)
+		}
 		sh.mu.Unlock()
 		return Duplicate
 	}
 	if c == nil {
 		dest, rate := e.price(ev)
-		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at}
+		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at, heard: at}
 		if ev.Kind == Ended {
 			dur := ev.Duration
 			if dur < 0 {
@@ -138,6 +158,7 @@ func (e *Engine) apply(ev Event) Result {
 			c.ended, c.endedAt = true, at
 		}
 		sh.m[ev.CallID] = c
+		sh.dirty = append(sh.dirty, c)
 		sh.mu.Unlock()
 		if ev.Kind == Answered {
 			e.live.Add(1)
@@ -149,7 +170,8 @@ func (e *Engine) apply(ev Event) Result {
 	}
 	// the end of a live call; c.answered stays as it was (the evaluator
 	// reads it), the proxy's duration decides the cost
-	c.ended, c.endedAt = true, at
+	c.ended, c.endedAt, c.heard = true, at, at
+	sh.dirty = append(sh.dirty, c)
 	answered := c.answered
 	if ev.Duration >= 0 {
 		answered = at.Add(-ev.Duration)
@@ -256,6 +278,9 @@ func dayNumber(now time.Time, cfg *scopeConfig) int64 {
 func (s *Scope) rollDay(now time.Time, cfg *scopeConfig) {
 	if day := dayNumber(now, cfg); day != s.spendDay {
 		s.spendDay, s.spent, s.spendFired = day, 0, 0
+		if s.grace != nil {
+			s.grace.spend = 0 // a new day: the spend starts over
+		}
 	}
 }
 
@@ -291,30 +316,44 @@ func (s *Scope) typicalPeak(today int64) int {
 	return p
 }
 
-// sweep ends the live calls older than the maximum duration (their end was
-// lost: they are booked as lasting exactly that long) and forgets the
-// tombstones of calls ended longer ago than that.
+// sweep ends the live calls older than the maximum duration and forgets
+// the tombstones of calls ended longer ago than that. A call whose end was
+// lost is unconfirmed: it is booked for what is known of it — from its
+// answer to when it was last heard of, or to the unconfirmed cap after its
+// answer if that is later — not for the whole maximum duration, and its
+// tombstone is kept another maximum duration so that a late end is not
+// counted again.
 func (e *Engine) sweep(now time.Time) {
 	max := e.opt.MaxCallDuration
 	for i := range e.calls.shards {
 		sh := &e.calls.shards[i]
 		var expired []*call
+		var ends []time.Time
 		sh.mu.Lock()
 		n := len(sh.m)
 		for id, c := range sh.m {
 			switch {
 			case c.ended && now.Sub(c.endedAt) > max:
 				delete(sh.m, id)
+				c.forgotten = true
+				sh.dirty = append(sh.dirty, c)
 			case !c.ended && now.Sub(c.answered) > max:
-				c.ended, c.endedAt = true, c.answered.Add(max)
+				end := c.answered.Add(min(e.opt.UnconfirmedCap, max))
+				if c.heard.After(end) {
+					end = c.heard
+				}
+				c.ended, c.endedAt, c.unconfirmed = true, now, true
+				sh.dirty = append(sh.dirty, c)
 				expired = append(expired, c)
+				ends = append(ends, end)
 			}
 		}
 		sh.mu.Unlock()
-		for _, c := range expired {
+		for j, c := range expired {
 			e.live.Add(-1)
 			e.expired.Add(1)
-			c.scope.endCall(c, c.answered, c.answered.Add(max), now, true)
+			c.scope.endCall(c, c.answered, ends[j], now, true)
+			c.scope.noteUnconfirmed(c, ends[j], now)
 		}
 		if n >= yieldEvery {
 			yield() // after a long shard, as Evaluate does between scopes

@@ -32,6 +32,9 @@ type scopeConfig struct {
 
 	spendWarn, spendLimit int64 // millionths; 0 = not set
 	spendAction           string
+	// relockMargin is the policy's relock_margin (DefaultRelockMargin
+	// when unset).
+	relockMargin float64
 }
 
 // rule is a compiled policy.VelocityRule with its counters.
@@ -132,7 +135,7 @@ func (r *rule) sameCounting(o *rule) bool {
 // counters are carried over to the rules that count the same calls. zones
 // caches loaded time zones (loading one parses the zone database).
 func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*time.Location) (*scopeConfig, error) {
-	c := &scopeConfig{home: eff.HomeCountry, maxCPS: eff.MaxCPS, loc: time.UTC}
+	c := &scopeConfig{home: eff.HomeCountry, maxCPS: eff.MaxCPS, loc: time.UTC, relockMargin: DefaultRelockMargin}
 	if eff.TimeZone != "" {
 		loc, ok := zones[eff.TimeZone]
 		if !ok {
@@ -149,6 +152,9 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 	v := eff.Velocity
 	if v == nil {
 		return c, nil
+	}
+	if v.RelockMargin > 0 {
+		c.relockMargin = v.RelockMargin
 	}
 	if s := v.DailySpend; s != nil {
 		c.spendWarn, c.spendLimit = policy.Micro(s.Warning), policy.Micro(s.Limit)

@@ -50,6 +50,11 @@ type Options struct {
 	// as ended (its end event lost); default 4 h. Ends are idempotent by
 	// call id for as long again.
 	MaxCallDuration time.Duration
+	// UnconfirmedCap is the least a call whose end never came is booked
+	// for (from its answer); it is otherwise booked from its answer to
+	// when it was last heard of. 0 (the default) books only what was
+	// heard; at most MaxCallDuration.
+	UnconfirmedCap time.Duration
 	// Interval is how often Run evaluates the rules (default 250 ms).
 	Interval time.Duration
 	// Notifier gets every alert; it must not block.
@@ -110,10 +115,17 @@ type Engine struct {
 	evalMu    sync.Mutex
 	watch     map[*Scope]struct{}
 	lastSweep time.Time
+	// persist holds the scopes changed since the fraud state was last
+	// collected (under evalMu).
+	persist map[*Scope]struct{}
+	// stateMu lets Collect see each call event whole: events hold it
+	// shared, Collect exclusively.
+	stateMu sync.RWMutex
 
 	live      atomic.Int64
 	events    [numEventKinds][numResults]atomic.Uint64
 	expired   atomic.Uint64
+	relocks   atomic.Uint64
 	lockdowns [2]atomic.Uint64 // automatic, operator
 	unlocks   atomic.Uint64
 	cpsOver   atomic.Uint64
@@ -150,7 +162,7 @@ func New(opt Options) *Engine {
 	if opt.Interval <= 0 {
 		opt.Interval = 250 * time.Millisecond
 	}
-	e := &Engine{opt: opt, locks: map[string]Lock{}, watch: map[*Scope]struct{}{}}
+	e := &Engine{opt: opt, locks: map[string]Lock{}, watch: map[*Scope]struct{}{}, persist: map[*Scope]struct{}{}}
 	e.calls.init()
 	e.table.Store(&table{accounts: map[string]*entry{}})
 	return e
@@ -185,6 +197,13 @@ type Scope struct {
 	fired       map[alertKey]uint8
 	firedCfg    *scopeConfig
 	lastAttempt int64
+	// grace is what an operator's unlock leaves: the levels at which the
+	// measures it found critical lock again, and when it lapses (nil when
+	// there is none).
+	grace *grace
+	// unconfirmed counts today's calls whose end never came.
+	unconfirmedDay int64
+	unconfirmed    int
 }
 
 type dayPeak struct {
@@ -466,8 +485,10 @@ func (e *Engine) Sync(set *policy.Set) error {
 		}
 		if nt.accounts[name] == nil {
 			oe.scope.gone.Store(true)
+			oe.scope.markDirty() // its stored state goes
 			for _, s := range oe.subs {
 				s.gone.Store(true)
+				s.markDirty()
 			}
 		}
 	}
@@ -482,6 +503,7 @@ func (e *Engine) Sync(set *policy.Set) error {
 		for sub, s := range oe.subs {
 			if ne.subs[sub] != s {
 				s.gone.Store(true)
+				s.markDirty()
 			}
 		}
 	}
@@ -557,14 +579,26 @@ func (e *Engine) Lock(l Lock) error {
 }
 
 // Unlock lifts a lockdown and alerts; ok is false when the scope was not
-// locked.
+// locked. It is UnlockUntil with no expiry.
 func (e *Engine) Unlock(account, sub, by, reason string) (Lock, bool) {
+	return e.UnlockUntil(account, sub, by, reason, time.Time{})
+}
+
+// UnlockUntil lifts a lockdown and alerts; ok is false when the scope was
+// not locked. The unlock does not switch the protection off: every measure
+// (and the daily spend) at its critical level now raises a new critical —
+// and locks again — when it grows by a further margin (the policy's
+// relock_margin times its critical level); and when until is set, the
+// unlock lapses then: a measure still at its critical level raises a new
+// critical and locks again.
+func (e *Engine) UnlockUntil(account, sub, by, reason string, until time.Time) (Lock, bool) {
 	key := scopeKey(account, sub)
 	e.mu.Lock()
 	l, ok := e.locks[key]
+	s := e.exact(account, sub)
 	if ok {
 		delete(e.locks, key)
-		if s := e.exact(account, sub); s != nil {
+		if s != nil {
 			s.locked.Store(false)
 		}
 	}
@@ -572,10 +606,16 @@ func (e *Engine) Unlock(account, sub, by, reason string) (Lock, bool) {
 	if !ok {
 		return l, false
 	}
+	msg := fmt.Sprintf("international calls of %s unlocked by %s: %s", key, by, reason)
+	if s != nil {
+		s.startGrace(e.opt.Now(), until, by)
+		if !until.IsZero() {
+			msg += "; until " + until.UTC().Format(time.RFC3339)
+		}
+	}
 	e.unlocks.Add(1)
 	e.notify(alert.Alert{Type: alert.TypeUnlock, Level: alert.LevelInfo, Kind: alert.KindUnlock,
-		Account: account, Subaccount: sub, By: by, Reason: reason,
-		Message: fmt.Sprintf("international calls of %s unlocked by %s: %s", key, by, reason)})
+		Account: account, Subaccount: sub, By: by, Reason: reason, Message: msg})
 	return l, true
 }
 

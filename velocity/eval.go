@@ -60,13 +60,7 @@ func (e *Engine) Evaluate() {
 	defer e.evalMu.Unlock()
 	start := time.Now()
 	now := e.opt.Now()
-	for s := e.dirty.Swap(nil); s != nil; {
-		next := s.next.Load()
-		s.next.Store(nil)
-		s.dirtyFlag.Store(false)
-		e.watch[s] = struct{}{}
-		s = next
-	}
+	e.drainDirty()
 	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= time.Second || now.Before(e.lastSweep) {
 		e.sweep(now)
 		e.lastSweep = now
@@ -74,8 +68,12 @@ func (e *Engine) Evaluate() {
 	var st evalState
 	n := 0
 	for s := range e.watch {
-		if !s.evaluate(now, &st) {
+		keep, changed := s.evaluate(now, &st)
+		if !keep {
 			delete(e.watch, s)
+		}
+		if changed {
+			e.persist[s] = struct{}{}
 		}
 		// A pass over tens of thousands of scopes takes milliseconds; on
 		// one P (GOMAXPROCS=1, a pinned sidecar) it would hold every query
@@ -89,25 +87,45 @@ func (e *Engine) Evaluate() {
 	e.evalNanos.Store(time.Since(start).Nanoseconds())
 }
 
-// evaluate checks one scope and reports whether it still needs watching.
-func (s *Scope) evaluate(now time.Time, st *evalState) bool {
+// drainDirty moves the scopes with news to the evaluator's watch and to
+// the fraud state's next collection. Called with evalMu held.
+func (e *Engine) drainDirty() {
+	for s := e.dirty.Swap(nil); s != nil; {
+		next := s.next.Load()
+		s.next.Store(nil)
+		s.dirtyFlag.Store(false)
+		e.watch[s] = struct{}{}
+		e.persist[s] = struct{}{}
+		s = next
+	}
+}
+
+// evaluate checks one scope and reports whether it still needs watching
+// and whether its stored state changed.
+func (s *Scope) evaluate(now time.Time, st *evalState) (keep, changed bool) {
 	cfg := s.cfg.Load()
 	if cfg == nil || s.gone.Load() {
-		return false
+		return false, false
 	}
 	var fire []pendingAlert
-	keep := false
 	sec := now.Unix()
 
 	s.mu.Lock()
+	before := s.stamp()
 	if s.firedCfg != cfg {
 		// a new config: the levels raised under the old one still hold for
 		// the measures whose rule, level and action are unchanged (so a
 		// policy edit does not re-raise them, nor re-lock a scope an
 		// operator unlocked); the others are judged afresh
+		s.regrace(s.firedCfg, cfg)
 		s.fired, s.spendFired = rearm(s.fired, s.firedCfg, cfg), rearmSpend(s.spendFired, s.firedCfg, cfg)
 		s.firedCfg = cfg
 	}
+	g := s.grace
+	if g != nil && s.locked.Load() {
+		s.grace, g = nil, nil // locked again: the unlock is over
+	}
+	lapsed := g.lapsed(now)
 	local := now.In(cfg.loc)
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
@@ -145,13 +163,28 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 				fire = append(fire, s.thresholdAlert(now, r, m, lvl, v[m], ""))
 			case lvl == lvlNone && prev != lvlNone:
 				delete(s.fired, key) // below warning again: re-armed
+				if g != nil {
+					delete(g.relock, key)
+				}
+			case prev == lvlCritical && g != nil:
+				// unlocked by an operator: a further margin, or the
+				// unlock's end with the level still crossed, is a new
+				// critical
+				if at, ok := g.relock[key]; ok && (v[m] >= at || (lapsed && lvl == lvlCritical)) {
+					delete(g.relock, key)
+					p := s.thresholdAlert(now, r, m, lvlCritical, v[m], "")
+					if !lapsed || v[m] >= at {
+						p.a.Threshold = float64(at)
+					}
+					fire = append(fire, s.again(p, fmt.Sprint(at), lapsed && v[m] < at))
+				}
 			}
 			if v[m] > 0 {
 				keep = true
 			}
 		}
 	}
-	if len(s.fired) > 0 {
+	if len(s.fired) > 0 || s.grace != nil {
 		keep = true
 	}
 	if cfg.spendWarn > 0 || cfg.spendLimit > 0 {
@@ -164,10 +197,22 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 		case cfg.spendWarn > 0 && spent >= cfg.spendWarn:
 			lvl = lvlWarning
 		}
-		if lvl > s.spendFired {
+		switch {
+		case lvl > s.spendFired:
 			s.spendFired = lvl
 			fire = append(fire, s.spendAlert(now, cfg, lvl, spent))
+		case s.spendFired == lvlCritical && g != nil && g.spend > 0 && (spent >= g.spend || (lapsed && lvl == lvlCritical)):
+			at := g.spend
+			g.spend = 0
+			p := s.spendAlert(now, cfg, lvlCritical, spent)
+			if spent >= at {
+				p.a.Threshold = float64(at) / 1e6
+			}
+			fire = append(fire, s.again(p, policy.FormatMicro(at), spent < at))
 		}
+	}
+	if g != nil && (lapsed || (len(g.relock) == 0 && g.spend == 0 && g.until.IsZero())) {
+		s.grace = nil // lapsed, or nothing left to watch for
 	}
 	live := len(s.live)
 	s.notePeak(live, now)
@@ -177,9 +222,36 @@ func (s *Scope) evaluate(now time.Time, st *evalState) bool {
 			st.peakRatio = math.Max(st.peakRatio, float64(live)/float64(tp))
 		}
 	}
+	changed = s.stamp() != before
 	s.mu.Unlock()
 	s.e.raise(s, fire)
-	return keep
+	return keep, changed
+}
+
+// stampOf is a cheap summary of the scope's stored state that the
+// evaluator can change: the raised levels, the spend day, today's peak and
+// the grace. Called with s.mu held.
+type stampOf struct {
+	fired      int
+	firedSum   int
+	spendFired uint8
+	spendDay   int64
+	peakDay    int64
+	peakToday  int
+	grace      *grace
+	relock     int
+	spendAt    int64
+}
+
+func (s *Scope) stamp() stampOf {
+	st := stampOf{fired: len(s.fired), spendFired: s.spendFired, spendDay: s.spendDay, peakDay: s.peakDay, peakToday: s.peakToday, grace: s.grace}
+	for k, l := range s.fired {
+		st.firedSum += int(k.rule)*131 + int(k.measure)*7 + int(l)
+	}
+	if s.grace != nil {
+		st.relock, st.spendAt = len(s.grace.relock), s.grace.spend
+	}
+	return st
 }
 
 // pairRules pairs each rule of cfg with the rule of old that counts the
