@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
+	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/policy"
 )
 
@@ -56,6 +58,22 @@ type ScopeState struct {
 	MaxCPS          int         `json:"max_cps,omitempty"`
 	Spend           SpendState  `json:"spend"`
 	Rules           []RuleState `json:"rules"`
+	// UnconfirmedCalls counts today's calls whose end never came (booked
+	// from their answer to when they were last heard of).
+	UnconfirmedCalls int `json:"unconfirmed_calls"`
+	// Unlock is what the last operator unlock left: when it lapses and at
+	// which values the measures it found critical lock again (nil when
+	// none is pending).
+	Unlock *UnlockState `json:"unlock,omitempty"`
+}
+
+// UnlockState is an operator unlock still being watched.
+type UnlockState struct {
+	By    string    `json:"by"`
+	Until time.Time `json:"until,omitzero"`
+	// Relock is, by "rule/measure" (and "daily_spend"), the value at which
+	// a new critical is raised and the scope locked again.
+	Relock map[string]json.Number `json:"relock"`
 }
 
 // AccountState is an account's scope with its subaccounts'.
@@ -123,6 +141,21 @@ func (s *Scope) state(now time.Time) ScopeState {
 	s.rollDay(now, cfg)
 	s.notePeak(len(s.live), now)
 	st.LiveCalls, st.PeakToday, st.TypicalPeak = len(s.live), s.peakToday, s.typicalPeak(dayNumber(now, cfg))
+	if s.unconfirmedDay == dayNumber(now, cfg) {
+		st.UnconfirmedCalls = s.unconfirmed
+	}
+	if g := s.grace; g != nil {
+		u := &UnlockState{By: g.by, Until: g.until, Relock: map[string]json.Number{}}
+		if g.spend > 0 {
+			u.Relock[alert.KindDailySpend] = micro(g.spend)
+		}
+		if s.firedCfg == cfg {
+			for k, at := range g.relock {
+				u.Relock[cfg.rules[k.rule].name+"/"+policy.MeasureNames[k.measure]] = json.Number(strconv.Itoa(at))
+			}
+		}
+		st.Unlock = u
+	}
 	running := s.running(now, cfg)
 	st.Spend = SpendState{Day: local.Format("2006-01-02"), Spent: micro(s.spent + running), Booked: micro(s.spent), Running: micro(running)}
 	if s.e.opt.Currency != nil {
@@ -209,7 +242,7 @@ func (e *Engine) Reset(account, sub string) error {
 			s.cps[i].Store(0)
 		}
 		s.mu.Lock()
-		s.spent, s.spendFired, s.fired = 0, 0, map[alertKey]uint8{}
+		s.spent, s.spendFired, s.fired, s.grace = 0, 0, map[alertKey]uint8{}, nil
 		for c := range s.live {
 			idx := 0
 			if c.scope != s {

@@ -1,0 +1,383 @@
+package velocity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/fraudstate"
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// The engine's fraud state, as package fraudstate stores it: one record per
+// scope (fraudstate.Scopes, keyed "account" or "account/subaccount") and one
+// per call (fraudstate.Calls, keyed by Call-ID). Collect writes what changed
+// since the last collection; RestoreScope and RestoreCall read it back at
+// start, after the first Sync. Counters are kept as their ring buckets,
+// which are tagged with absolute times: restored, a window is where it was
+// relative to now, and buckets that fell out of their window while the
+// daemon was down are dropped.
+
+// scopeRec is a scope's stored state.
+type scopeRec struct {
+	Spend       *spendRec `json:"spend,omitempty"`
+	Peak        *peakRec  `json:"peak,omitempty"`
+	Rules       []ruleRec `json:"rules,omitempty"`
+	Grace       *graceRec `json:"grace,omitempty"`
+	Unconfirmed [2]int64  `json:"unconfirmed"` // local day, calls
+}
+
+type spendRec struct {
+	Day    int64  `json:"day"`   // local day number
+	Spent  int64  `json:"spent"` // millionths booked
+	Fired  uint8  `json:"fired,omitempty"`
+	Levels string `json:"levels"` // the levels Fired was raised under
+}
+
+type peakRec struct {
+	Day     int64      `json:"day"`
+	Today   int        `json:"today"`
+	History [][2]int64 `json:"history,omitempty"` // day, peak
+}
+
+// ruleRec is one rule's counters and raised levels. Counting and Levels
+// identify the rule (what it counts; its thresholds and action) so that
+// a changed policy keeps what still applies, as Sync does.
+type ruleRec struct {
+	Counting string           `json:"counting"`
+	Levels   string           `json:"levels"`
+	CPM      []uint64         `json:"cpm,omitempty"` // ring buckets: tag<<32 | count
+	Window   []uint64         `json:"window,omitempty"`
+	Blocked  []uint64         `json:"blocked,omitempty"`
+	Seq      uint64           `json:"seq,omitempty"`
+	Fired    map[string]uint8 `json:"fired,omitempty"`  // by measure
+	Relock   map[string]int   `json:"relock,omitempty"` // by measure
+}
+
+type graceRec struct {
+	Until time.Time `json:"until,omitzero"`
+	By    string    `json:"by"`
+	Spend int64     `json:"spend,omitempty"`
+}
+
+// callRec is a live call or an ended call's tombstone.
+type callRec struct {
+	Account     string                            `json:"account"`
+	Subaccount  string                            `json:"subaccount,omitempty"`
+	Dest        uint64                            `json:"dest,omitempty"`
+	Rate        int64                             `json:"rate"`
+	Answered    int64                             `json:"answered"` // unix nanoseconds
+	Heard       int64                             `json:"heard"`
+	Ended       int64                             `json:"ended,omitempty"` // when its end was known; 0 while live
+	Unconfirmed bool                              `json:"unconfirmed,omitempty"`
+	Levels      [2][policy.MaxVelocityRules]uint8 `json:"levels"`
+}
+
+func countingSig(r *rule) string {
+	return fmt.Sprintf("%d|%d-%d|%d|%d|%t%t%t%t", uint64(r.prefix), r.from, r.to, r.days, r.win.minutes,
+		r.has[mCPM], r.has[mWindow], r.has[mBlocked], r.has[mSequential])
+}
+
+func levelsSig(r *rule) string {
+	var b strings.Builder
+	for m := 0; m < numMeasures; m++ {
+		if r.has[m] {
+			fmt.Fprintf(&b, "%s:%d/%d,", policy.MeasureNames[m], r.th[m].Warning, r.th[m].Critical)
+		}
+	}
+	return b.String() + r.action
+}
+
+func spendSig(cfg *scopeConfig) string {
+	return fmt.Sprintf("%d/%d/%s", cfg.spendWarn, cfg.spendLimit, cfg.spendAction)
+}
+
+func ringWords(r *ring) []uint64 {
+	if r == nil {
+		return nil
+	}
+	var out []uint64
+	for i := range r {
+		if v := r[i].Load(); uint32(v) != 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// snapshot is the scope's record. Called with s.mu held.
+func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
+	rec := scopeRec{Unconfirmed: [2]int64{s.unconfirmedDay, int64(s.unconfirmed)}}
+	if s.spendDay != 0 && cfg != nil {
+		rec.Spend = &spendRec{Day: s.spendDay, Spent: s.spent, Fired: s.spendFired, Levels: spendSig(cfg)}
+	}
+	if s.peakDay != 0 {
+		rec.Peak = &peakRec{Day: s.peakDay, Today: s.peakToday}
+		if s.history != nil {
+			for _, h := range s.history {
+				if h.day != 0 {
+					rec.Peak.History = append(rec.Peak.History, [2]int64{h.day, int64(h.peak)})
+				}
+			}
+		}
+	}
+	if cfg == nil {
+		return rec
+	}
+	fired := s.fired
+	if s.firedCfg != cfg {
+		fired = nil // raised under another config: rearmed at the next evaluation
+	}
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		rr := ruleRec{Counting: countingSig(r), Levels: levelsSig(r)}
+		if c := r.ctr.Load(); c != nil {
+			rr.CPM, rr.Window, rr.Blocked, rr.Seq = ringWords(c.cpm), ringWords(c.win), ringWords(c.blocked), c.seq.Load()
+		}
+		for m := 0; m < numMeasures; m++ {
+			key := alertKey{uint8(i), uint8(m)}
+			if l := fired[key]; l != lvlNone {
+				if rr.Fired == nil {
+					rr.Fired = map[string]uint8{}
+				}
+				rr.Fired[policy.MeasureNames[m]] = l
+			}
+			if g := s.grace; g != nil && s.firedCfg == cfg {
+				if at, ok := g.relock[key]; ok {
+					if rr.Relock == nil {
+						rr.Relock = map[string]int{}
+					}
+					rr.Relock[policy.MeasureNames[m]] = at
+				}
+			}
+		}
+		rec.Rules = append(rec.Rules, rr)
+	}
+	if g := s.grace; g != nil {
+		rec.Grace = &graceRec{Until: g.until, By: g.by, Spend: g.spend}
+	}
+	return rec
+}
+
+// Collect implements fraudstate.Source: the records of the scopes and
+// calls changed since the last collection. It sees every call event whole
+// (the call and what it booked into its scopes, or neither).
+func (e *Engine) Collect(b *fraudstate.Batch) {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	e.drainDirty()
+	// the scopes that are gone first: a scope dropped and created again
+	// under the same name is written after the old one's delete
+	for s := range e.persist {
+		if s.gone.Load() {
+			b.Delete(fraudstate.Scopes, s.name())
+			delete(e.persist, s)
+		}
+	}
+	for s := range e.persist {
+		cfg := s.cfg.Load()
+		s.mu.Lock()
+		rec := s.snapshot(cfg)
+		s.mu.Unlock()
+		if v, err := json.Marshal(rec); err == nil {
+			b.Put(fraudstate.Scopes, s.name(), v)
+		}
+		delete(e.persist, s)
+	}
+	for i := range e.calls.shards {
+		sh := &e.calls.shards[i]
+		sh.mu.Lock()
+		dirty := sh.dirty
+		sh.dirty = nil
+		recs := make([]callRec, len(dirty))
+		for j, c := range dirty {
+			if c.forgotten {
+				continue
+			}
+			r := &recs[j]
+			r.Account, r.Subaccount, r.Dest, r.Rate = c.scope.account, c.scope.sub, uint64(c.dest), c.rate
+			r.Answered, r.Heard, r.Unconfirmed = c.answered.UnixNano(), c.heard.UnixNano(), c.unconfirmed
+			if c.ended {
+				r.Ended = c.endedAt.UnixNano()
+			}
+		}
+		sh.mu.Unlock()
+		for j, c := range dirty {
+			if c.forgotten {
+				b.Delete(fraudstate.Calls, c.id)
+				continue
+			}
+			for idx, sc := 0, c.scope; sc != nil && idx < 2; idx, sc = idx+1, sc.parent {
+				sc.mu.Lock()
+				recs[j].Levels[idx] = c.durLevel[idx]
+				sc.mu.Unlock()
+			}
+			if v, err := json.Marshal(&recs[j]); err == nil {
+				b.Put(fraudstate.Calls, c.id, v)
+			}
+		}
+	}
+}
+
+// errGone refuses a record of a scope the policy no longer has.
+var errGone = errors.New("no such account or subaccount in the policy")
+
+// restoreRing puts back the buckets of a ring that are still within
+// [from, to].
+func restoreRing(r *ring, words []uint64, from, to uint32) {
+	if r == nil {
+		return
+	}
+	for _, v := range words {
+		if t := uint32(v >> 32); t >= from && t <= to {
+			r[t%ringSize].Store(v)
+		}
+	}
+}
+
+// RestoreScope puts a stored scope record back (call it after the first
+// Sync, before the first call event or evaluation): its counters with
+// what is still within their windows, today's spend (not an earlier
+// day's), the levels raised and an unlock's grace for the rules whose
+// thresholds are unchanged, and the daily peaks.
+func (e *Engine) RestoreScope(key string, val []byte) error {
+	account, sub, _ := strings.Cut(key, "/")
+	s := e.exact(account, sub)
+	if s == nil {
+		return errGone
+	}
+	var rec scopeRec
+	if err := json.Unmarshal(val, &rec); err != nil {
+		return err
+	}
+	cfg := s.cfg.Load()
+	if cfg == nil {
+		return errGone
+	}
+	now := e.opt.Now()
+	sec := now.Unix()
+	minute := uint32(sec / 60)
+	today := dayNumber(now, cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp := rec.Spend; sp != nil && sp.Day == today {
+		s.spendDay, s.spent = sp.Day, sp.Spent
+		if sp.Levels == spendSig(cfg) {
+			s.spendFired = sp.Fired
+		}
+	}
+	if p := rec.Peak; p != nil {
+		s.peakDay, s.peakToday = p.Day, p.Today
+		if len(p.History) > 0 {
+			s.history = new([7]dayPeak)
+			for i, h := range p.History {
+				if i < len(s.history) {
+					s.history[i] = dayPeak{day: h[0], peak: int(h[1])}
+				}
+			}
+		}
+	}
+	if rec.Unconfirmed[0] == today {
+		s.unconfirmedDay, s.unconfirmed = rec.Unconfirmed[0], int(rec.Unconfirmed[1])
+	}
+	if s.fired == nil {
+		s.fired = map[alertKey]uint8{}
+	}
+	var g *grace
+	if rec.Grace != nil {
+		g = &grace{until: rec.Grace.Until, by: rec.Grace.By, relock: map[alertKey]int{}}
+		if s.spendFired == lvlCritical {
+			g.spend = rec.Grace.Spend
+		}
+	}
+	taken := make([]bool, len(rec.Rules))
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		cs, ls := countingSig(r), levelsSig(r)
+		for j := range rec.Rules {
+			rr := &rec.Rules[j]
+			if taken[j] || rr.Counting != cs {
+				continue
+			}
+			taken[j] = true
+			if len(rr.CPM)+len(rr.Window)+len(rr.Blocked) > 0 || rr.Seq != 0 {
+				c := r.counters()
+				restoreRing(c.cpm, rr.CPM, uint32(sec-59), uint32(sec))
+				from, to := r.win.span(minute)
+				restoreRing(c.win, rr.Window, from, to)
+				restoreRing(c.blocked, rr.Blocked, from, to)
+				if r.has[mSequential] {
+					c.seq.Store(rr.Seq)
+				}
+			}
+			if rr.Levels == ls {
+				for m := 0; m < numMeasures; m++ {
+					if l := rr.Fired[policy.MeasureNames[m]]; l != lvlNone && r.has[m] {
+						s.fired[alertKey{uint8(i), uint8(m)}] = l
+					}
+					if at, ok := rr.Relock[policy.MeasureNames[m]]; ok && g != nil {
+						g.relock[alertKey{uint8(i), uint8(m)}] = at
+					}
+				}
+			}
+			break
+		}
+	}
+	s.firedCfg = cfg
+	s.grace = g
+	s.markDirty() // evaluated (and kept watched) from the first pass
+	return nil
+}
+
+// RestoreCall puts a stored call back: a live call into its scopes' live
+// calls (it costs and counts from its answer, as before the restart), an
+// ended call's tombstone into the dedupe set (its end, repeated after the
+// restart, is a duplicate). Call it after RestoreScope.
+func (e *Engine) RestoreCall(id string, val []byte) error {
+	var rec callRec
+	if err := json.Unmarshal(val, &rec); err != nil {
+		return err
+	}
+	s := e.exact(rec.Account, rec.Subaccount)
+	if s == nil {
+		return errGone
+	}
+	now := e.opt.Now()
+	c := &call{id: id, scope: s, dest: matcher.Number(rec.Dest), rate: rec.Rate, answered: time.Unix(0, rec.Answered),
+		heard: time.Unix(0, rec.Heard), unconfirmed: rec.Unconfirmed, durLevel: rec.Levels}
+	if rec.Ended != 0 {
+		c.ended, c.endedAt = true, time.Unix(0, rec.Ended)
+		if now.Sub(c.endedAt) > e.opt.MaxCallDuration {
+			return errors.New("tombstone expired")
+		}
+	}
+	for idx, sc := 0, s; sc != nil && idx < 2; idx, sc = idx+1, sc.parent {
+		c.durCfg[idx] = sc.cfg.Load()
+	}
+	sh := e.calls.shard(id)
+	sh.mu.Lock()
+	if sh.m[id] != nil {
+		sh.mu.Unlock()
+		return errors.New("call already known")
+	}
+	sh.m[id] = c
+	sh.mu.Unlock()
+	if !c.ended {
+		e.live.Add(1)
+		for sc := s; sc != nil; sc = sc.parent {
+			sc.mu.Lock()
+			if sc.live == nil {
+				sc.live = map[*call]struct{}{}
+			}
+			sc.live[c] = struct{}{}
+			sc.mu.Unlock()
+			sc.markDirty()
+		}
+	}
+	return nil
+}
