@@ -77,12 +77,12 @@ type Alert struct {
 	// and restarts included (also sent as the Idempotency-Key header):
 	// receivers deduplicate on it. The ID unless set.
 	IdempotencyKey string    `json:"idempotency_key"`
-	Time       time.Time `json:"time"`
-	Type       string    `json:"type"`
-	Level      string    `json:"level"`
-	Kind       string    `json:"kind"`
-	Account    string    `json:"account"`
-	Subaccount string    `json:"subaccount,omitempty"`
+	Time           time.Time `json:"time"`
+	Type           string    `json:"type"`
+	Level          string    `json:"level"`
+	Kind           string    `json:"kind"`
+	Account        string    `json:"account"`
+	Subaccount     string    `json:"subaccount,omitempty"`
 	// Rule is the velocity rule's name ("rule 1" when it has none).
 	Rule   string `json:"rule,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
@@ -184,7 +184,7 @@ type Dispatcher struct {
 	// histKeys are the journal's keys of hist's alerts.
 	histKeys []string
 	histN    int
-	seq    atomic.Uint64 // orders the journal's keys within a nanosecond
+	seq      atomic.Uint64 // orders the journal's keys within a nanosecond
 
 	ctx    context.Context
 	cancel context.CancelFunc
