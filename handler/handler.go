@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/velocity"
@@ -61,6 +62,8 @@ type Options struct {
 	Velocity *velocity.Engine
 	// Alerts feeds /metrics and GET /v1/alerts.
 	Alerts *alert.Dispatcher
+	// State is the fraud state writer, for /metrics.
+	State *fraudstate.Writer
 }
 
 // Handler holds the matcher, the service and the metrics shared by every

@@ -217,6 +217,21 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	if h.alerts != nil {
 		h.writeAlertMetrics(b, counterHead, gauge)
 	}
+	if w := h.opt.State; w != nil {
+		st := w.Stats()
+		counterHead("tollgate_state_flushes_total", "Writes of the fraud state to the data file, by result (ok, failed: kept for the next one).", "counter")
+		b.WriteString(`tollgate_state_flushes_total{result="ok"} ` + strconv.FormatUint(st.Flushes, 10) + "\n")
+		b.WriteString(`tollgate_state_flushes_total{result="failed"} ` + strconv.FormatUint(st.Failures, 10) + "\n")
+		counterHead("tollgate_state_records_written_total", "Fraud state records written or deleted.", "counter")
+		line("tollgate_state_records_written_total", float64(st.Records))
+		last := 0.0
+		if !st.LastFlush.IsZero() {
+			last = float64(st.LastFlush.UnixNano()) / 1e9
+		}
+		gauge("tollgate_state_last_flush_timestamp_seconds", "When the fraud state was last written: what a kill -9 now would keep.", last)
+		gauge("tollgate_state_flush_seconds", "How long the last write of the fraud state took.", st.LastDuration.Seconds())
+		gauge("tollgate_state_pending_records", "Records queued for the next write of the fraud state (alerts, webhook deliveries).", float64(st.Pending))
+	}
 
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")
@@ -300,7 +315,7 @@ func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, ty
 		}
 	}
 	gauge("tollgate_live_calls", "Calls answered and not yet ended, from call events.", float64(st.LiveCalls))
-	head("tollgate_calls_expired_total", "Live calls taken as ended after -max-call-duration (their end event was lost).", "counter")
+	head("tollgate_calls_expired_total", "Live calls taken as ended after -max-call-duration (their end event was lost): booked unconfirmed, from the answer to when last heard of.", "counter")
 	line("tollgate_calls_expired_total", float64(st.Expired))
 	head("tollgate_lockdowns_total", "International lockdowns of an account or subaccount, by trigger (automatic: a critical velocity level; operator: the admin API).", "counter")
 	b.WriteString(`tollgate_lockdowns_total{trigger="automatic"} `)
@@ -357,7 +372,7 @@ func alertCombination(kind, level string) bool {
 	switch kind {
 	case alert.KindLockdown:
 		return level == alert.LevelCritical
-	case alert.KindUnlock:
+	case alert.KindUnlock, alert.KindUnconfirmedCall:
 		return level == alert.LevelInfo
 	}
 	return level != alert.LevelInfo

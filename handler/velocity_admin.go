@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"strconv"
+	"time"
 
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
@@ -13,6 +14,20 @@ import (
 // reasonBody is the optional body of a lock or unlock: why.
 type reasonBody struct {
 	Reason string `json:"reason"`
+}
+
+// unlockBody is the optional body of an unlock: why, and until when (an
+// RFC 3339 time, or "midnight": the account's next local midnight).
+type unlockBody struct {
+	Reason string `json:"reason"`
+	Until  string `json:"until"`
+}
+
+// unlockedJSON answers an unlock: the lock lifted and, when the unlock
+// lapses, when.
+type unlockedJSON struct {
+	Deleted velocity.Lock `json:"deleted"`
+	Until   time.Time     `json:"until,omitzero"`
 }
 
 func readReason(ctx *fasthttp.RequestCtx) (string, error) {
@@ -106,17 +121,19 @@ func (h *Handler) lock(ctx *fasthttp.RequestCtx, who service.Actor, method, acco
 		}
 		h.writeJSON(ctx, fasthttp.StatusOK, lockJSON{Account: account, Subaccount: sub, Locked: true, Lock: &l})
 	case "DELETE":
-		reason, err := readReason(ctx)
+		var body unlockBody
+		if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+			if err := decodeBody(ctx.PostBody(), &body); err != nil {
+				h.fail(ctx, err)
+				return
+			}
+		}
+		l, until, err := h.svc.UnlockUntil(who, account, sub, body.Reason, body.Until)
 		if err != nil {
 			h.fail(ctx, err)
 			return
 		}
-		l, err := h.svc.Unlock(who, account, sub, reason)
-		if err != nil {
-			h.fail(ctx, err)
-			return
-		}
-		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{l})
+		h.writeJSON(ctx, fasthttp.StatusOK, unlockedJSON{Deleted: l, Until: until.UTC()})
 	}
 }
 

@@ -131,6 +131,10 @@ type Options struct {
 	// (screening, quarantine, home location, unblock codes) the service
 	// restores at Load, changes through the admin API and keeps durable.
 	Origin *origin.Checker
+	// FlushState, when set, writes the fraud state now (the
+	// fraudstate.Writer's Flush): an unlock's grace is written before the
+	// unlock is answered.
+	FlushState func() error
 	// Logger gets one line per admin change and per reload.
 	Logger zerolog.Logger
 	// Now is the clock (tests); time.Now if nil.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/store"
@@ -80,36 +82,97 @@ func (s *Service) Lock(who Actor, account, sub, reason string) (velocity.Lock, e
 	return l, nil
 }
 
-// Unlock lifts a lockdown, durable and audited with who and why.
+// Unlock lifts a lockdown, durable and audited with who and why. It is
+// UnlockUntil with no expiry.
 func (s *Service) Unlock(who Actor, account, sub, reason string) (velocity.Lock, error) {
+	l, _, err := s.UnlockUntil(who, account, sub, reason, "")
+	return l, err
+}
+
+// UntilMidnight is the until of an unlock for the rest of the account's
+// day: its next local midnight.
+const UntilMidnight = "midnight"
+
+// UnlockUntil lifts a lockdown, durable and audited with who, why and
+// until. The unlock does not switch the protection off: a measure found
+// critical locks again when it grows by the policy's relock_margin, and an
+// until (an RFC 3339 time in the future, or "midnight": the scope's next
+// local midnight) ends the unlock then, locking again if a level is still
+// crossed. It returns the lock lifted and the until in force (zero for
+// none).
+func (s *Service) UnlockUntil(who Actor, account, sub, reason, until string) (velocity.Lock, time.Time, error) {
+	var at time.Time
 	if err := s.needVelocity(); err != nil {
-		return velocity.Lock{}, err
+		return velocity.Lock{}, at, err
 	}
 	if len(reason) > policy.MaxReasonLen {
-		return velocity.Lock{}, &InvalidError{Err: &policy.FieldError{Field: "reason", Msg: fmt.Sprintf("longer than %d bytes", policy.MaxReasonLen)}}
+		return velocity.Lock{}, at, &InvalidError{Err: &policy.FieldError{Field: "reason", Msg: fmt.Sprintf("longer than %d bytes", policy.MaxReasonLen)}}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	before, err := s.unlockLocked(who, account, sub, reason, until, &at)
+	s.mu.Unlock()
+	if err != nil {
+		return before, at, err
+	}
+	// the unlock's grace (the levels that lock again, until) is fraud
+	// state: written before the answer, so it is as durable as the unlock
+	// (outside s.mu: a flush waits for call events, which may be locking)
+	if s.opt.FlushState != nil {
+		if err := s.opt.FlushState(); err != nil {
+			s.log.Error().Err(err).Str("scope", before.Key()).Msg("unlock grace not stored yet; it is retried with the next flush")
+		}
+	}
+	return before, at, nil
+}
+
+func (s *Service) unlockLocked(who Actor, account, sub, reason, until string, at *time.Time) (velocity.Lock, error) {
 	if err := s.loaded(); err != nil {
 		return velocity.Lock{}, err
 	}
 	before, ok := s.vel.LockOf(account, sub)
 	if !ok {
+		if err := s.scopeExists(account, sub); err != nil {
+			return before, err
+		}
 		return before, &NotFoundError{What: fmt.Sprintf("lock of %q", velocity.Lock{Account: account, Subaccount: sub}.Key())}
 	}
+	now := s.opt.Now()
+	switch {
+	case until == "":
+	case strings.EqualFold(until, UntilMidnight):
+		t, err := s.vel.NextMidnight(account, sub, now)
+		if err != nil {
+			return before, &NotFoundError{What: err.Error()}
+		}
+		*at = t
+	default:
+		t, err := time.Parse(time.RFC3339Nano, until)
+		if err != nil {
+			return before, &InvalidError{Err: &policy.FieldError{Field: "until", Msg: fmt.Sprintf("%q is neither an RFC 3339 time nor \"midnight\"", until)}}
+		}
+		if !t.After(now) {
+			return before, &InvalidError{Err: &policy.FieldError{Field: "until", Msg: fmt.Sprintf("%s is not in the future", until)}}
+		}
+		*at = t
+	}
 	after := struct {
-		Unlocked bool   `json:"unlocked"`
-		By       string `json:"by"`
-		Reason   string `json:"reason"`
-	}{true, who.Name, reason}
+		Unlocked bool      `json:"unlocked"`
+		By       string    `json:"by"`
+		Reason   string    `json:"reason"`
+		Until    time.Time `json:"until,omitzero"`
+	}{true, who.Name, reason, at.UTC()}
 	audit := store.AuditEntry{Action: "unlock", Object: lockObject(account, sub), Before: mustJSON(before), After: mustJSON(after),
-		Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
+		Who: who.Name, Remote: who.Remote, Time: now}
 	if _, err := s.st.Commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{before.Key(): nil}}); err != nil {
 		s.storeErrs.Add(1)
 		return before, &StoreError{Err: err}
 	}
-	s.vel.Unlock(account, sub, who.Name, reason)
-	s.log.Warn().Str("who", who.Name).Str("remote", who.Remote).Str("scope", before.Key()).Str("reason", reason).Msg("international calls unlocked")
+	s.vel.UnlockUntil(account, sub, who.Name, reason, *at)
+	ev := s.log.Warn().Str("who", who.Name).Str("remote", who.Remote).Str("scope", before.Key()).Str("reason", reason)
+	if !at.IsZero() {
+		ev = ev.Time("until", *at)
+	}
+	ev.Msg("international calls unlocked")
 	return before, nil
 }
 

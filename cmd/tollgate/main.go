@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
@@ -63,7 +64,9 @@ type config struct {
 	webhookURLs, webhookSecret    string
 	geoipDB                       string
 	maxCallDuration               time.Duration
+	unconfirmedCap                time.Duration
 	velocityInterval              time.Duration
+	stateInterval                 time.Duration
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
@@ -84,6 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.webhookURLs, "webhook-url", "", "comma-separated http(s) URLs every alert is POSTed to, signed with -webhook-secret")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Tollgate-Signature header of webhook POSTs (required with -webhook-url)")
 	fs.DurationVar(&c.maxCallDuration, "max-call-duration", 4*time.Hour, "a call with no end event is taken as ended after this long")
+	fs.DurationVar(&c.unconfirmedCap, "unconfirmed-call-cap", 0, "a call whose end never came is booked from its answer to when it was last heard of, or for at least this long (0: only what was heard; at most -max-call-duration)")
+	fs.DurationVar(&c.stateInterval, "state-flush-interval", time.Second, "how often the fraud state (counters, spend, live calls, alerts, webhook queue) is written to the data file: what a kill -9 can lose")
 	fs.DurationVar(&c.velocityInterval, "velocity-interval", 250*time.Millisecond, "how often the velocity rules are evaluated (the delay of an automatic lockdown)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -105,6 +110,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.velocityInterval < 10*time.Millisecond || c.velocityInterval > time.Minute {
 		return nil, fmt.Errorf("-velocity-interval %v: want between 10ms and 1m", c.velocityInterval)
+	}
+	if c.unconfirmedCap < 0 || c.unconfirmedCap > c.maxCallDuration {
+		return nil, fmt.Errorf("-unconfirmed-call-cap %v: want between 0 and -max-call-duration (%v)", c.unconfirmedCap, c.maxCallDuration)
+	}
+	if c.stateInterval < 10*time.Millisecond || c.stateInterval > time.Minute {
+		return nil, fmt.Errorf("-state-flush-interval %v: want between 10ms and 1m", c.stateInterval)
 	}
 	return c, nil
 }
@@ -267,7 +278,13 @@ func serve(args []string) error {
 			hooks = append(hooks, u)
 		}
 	}
-	alerts, err := alert.New(alert.Options{URLs: hooks, Secret: c.webhookSecret, Logger: log})
+	// the fraud state (counters, spend, live calls, alerts, webhook queue)
+	// is written behind, in batches: what a kill -9 loses is at most one
+	// interval; SIGTERM loses nothing (a last flush after the listeners)
+	state := fraudstate.NewWriter(st, fraudstate.Options{Interval: c.stateInterval, OnError: func(err error) {
+		log.Error().Err(err).Msg("fraud state not written; kept for the next flush")
+	}})
+	alerts, err := alert.New(alert.Options{URLs: hooks, Secret: c.webhookSecret, Logger: log, Journal: state})
 	if err != nil {
 		return fmt.Errorf("-webhook-url: %w", err)
 	}
@@ -275,6 +292,7 @@ func serve(args []string) error {
 	var m *matcher.Matcher
 	vel := velocity.New(velocity.Options{
 		MaxCallDuration: c.maxCallDuration,
+		UnconfirmedCap:  c.unconfirmedCap,
 		Interval:        c.velocityInterval,
 		Notifier:        alerts,
 		Resolve: func(account, sub, to string) string {
@@ -297,10 +315,19 @@ func serve(args []string) error {
 	}
 	orig := origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
 	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
-	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Origin: orig, Logger: log})
+	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Origin: orig, Logger: log,
+		FlushState: state.Flush})
 	if err := svc.Load(); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
+	restored, err := fraudstate.Restore(st, state, [fraudstate.NumKinds]fraudstate.Loader{
+		fraudstate.Scopes: vel.RestoreScope, fraudstate.Calls: vel.RestoreCall,
+		fraudstate.Alerts: alerts.RestoreAlert, fraudstate.Webhooks: alerts.RestoreDelivery})
+	if err != nil {
+		return fmt.Errorf("loading fraud state: %w", err)
+	}
+	state.AddSource(vel)
+	logRestored(log, restored)
 	defer svc.Flush() // before the store closes: assigned home countries are stored
 	if orig.Degraded(m.Snapshot().OriginNeedsGeo()) {
 		log.Error().Msg("origin rules read the origin country but there is no Geo-IP database (-geoip-db): every origin is unknown and gets " +
@@ -312,10 +339,13 @@ func serve(args []string) error {
 		log.Debug().Err(err).Msg("releasing the data file's pages")
 	}
 	debug.FreeOSMemory()
-	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts})
+	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
+	stateCtx, stopState := context.WithCancel(context.Background())
+	stateDone := make(chan struct{})
+	go func() { state.Run(stateCtx); close(stateDone) }()
 	geoStop := make(chan struct{})
 	defer close(geoStop)
 	if c.geoipDB != "" {
@@ -342,6 +372,13 @@ func serve(args []string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
 		alerts.Close(ctx)
+		stopState()
+		<-stateDone
+		if err := state.Flush(); err != nil {
+			log.Error().Err(err).Msg("fraud state not written at shutdown: the changes since the last flush are lost")
+		} else {
+			log.Info().Msg("fraud state written")
+		}
 	}()
 
 	qln, err := net.Listen("tcp", c.queryAddr)
@@ -408,6 +445,20 @@ func serve(args []string) error {
 			return nil
 		}
 	}
+}
+
+// logRestored logs what the fraud state brought back at start.
+func logRestored(log zerolog.Logger, r fraudstate.Restored) {
+	ev := log.Info()
+	refused := 0
+	for k, name := range fraudstate.KindNames {
+		ev = ev.Int(name, r.Loaded[k])
+		refused += r.Refused[k]
+	}
+	if refused > 0 {
+		ev = ev.Int("refused", refused).Strs("refused_first", r.Errors)
+	}
+	ev.Msg("fraud state restored")
 }
 
 // logGeo logs a Geo-IP database reload: the table now in force, or why the
