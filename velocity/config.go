@@ -48,6 +48,9 @@ type rule struct {
 	has      [numMeasures]bool
 	action   string // of the critical level
 	prefixTx string // "+44", for alerts and the admin API
+	// sigs identify, in the stored fraud state, what the rule counts and
+	// its levels (countingSig, levelsSig).
+	sigs [2]string
 	// ctr is allocated by the first call the rule counts (so a scope that
 	// never calls costs no counters), and carried over by Sync.
 	ctr atomic.Pointer[counters]
@@ -208,6 +211,7 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 			}
 		}
 		c.timed = c.timed || r.from != r.to || r.days != 0
+		r.sigs = [2]string{countingSig(r), levelsSig(r)}
 	}
 	return c, nil
 }

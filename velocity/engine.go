@@ -185,6 +185,7 @@ type Scope struct {
 
 	dirtyFlag atomic.Bool
 	next      atomic.Pointer[Scope]
+	stored    bool // the fraud state holds a record of it (under the engine's evalMu)
 
 	mu          sync.Mutex         // everything below: events, evaluation, admin
 	live        map[*call]struct{} // nil until the scope's first live call

@@ -76,6 +76,23 @@ type callRec struct {
 	Levels      [2][policy.MaxVelocityRules]uint8 `json:"levels"`
 }
 
+// empty reports whether the record holds nothing a restart would miss (a
+// scope that never called, or whose windows all rolled over): such scopes
+// are not written, so 100,000 idle accounts cost no records.
+func (r *scopeRec) empty() bool {
+	if r.Spend != nil || r.Peak != nil || r.Grace != nil || r.Unconfirmed[1] != 0 {
+		return false
+	}
+	for i := range r.Rules {
+		rr := &r.Rules[i]
+		if len(rr.CPM)+len(rr.Window)+len(rr.Blocked)+len(rr.Fired)+len(rr.Relock) > 0 || rr.Seq != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// countingSig identifies what a rule counts (compiled once, in r.sigs).
 func countingSig(r *rule) string {
 	return fmt.Sprintf("%d|%d-%d|%d|%d|%t%t%t%t", uint64(r.prefix), r.from, r.to, r.days, r.win.minutes,
 		r.has[mCPM], r.has[mWindow], r.has[mBlocked], r.has[mSequential])
@@ -111,10 +128,10 @@ func ringWords(r *ring) []uint64 {
 // snapshot is the scope's record. Called with s.mu held.
 func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 	rec := scopeRec{Unconfirmed: [2]int64{s.unconfirmedDay, int64(s.unconfirmed)}}
-	if s.spendDay != 0 && cfg != nil {
+	if s.spendDay != 0 && cfg != nil && (s.spent != 0 || s.spendFired != 0) {
 		rec.Spend = &spendRec{Day: s.spendDay, Spent: s.spent, Fired: s.spendFired, Levels: spendSig(cfg)}
 	}
-	if s.peakDay != 0 {
+	if s.peakDay != 0 && (s.peakToday != 0 || s.history != nil) {
 		rec.Peak = &peakRec{Day: s.peakDay, Today: s.peakToday}
 		if s.history != nil {
 			for _, h := range s.history {
@@ -133,7 +150,7 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 	}
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
-		rr := ruleRec{Counting: countingSig(r), Levels: levelsSig(r)}
+		rr := ruleRec{Counting: r.sigs[0], Levels: r.sigs[1]}
 		if c := r.ctr.Load(); c != nil {
 			rr.CPM, rr.Window, rr.Blocked, rr.Seq = ringWords(c.cpm), ringWords(c.win), ringWords(c.blocked), c.seq.Load()
 		}
@@ -164,8 +181,42 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 
 // Collect implements fraudstate.Source: the records of the scopes and
 // calls changed since the last collection. It sees every call event whole
-// (the call and what it booked into its scopes, or neither).
+// (the call and what it booked into its scopes, or neither). The state is
+// copied under the engine's locks and encoded after them, so call events
+// and the evaluator wait only for the copy.
 func (e *Engine) Collect(b *fraudstate.Batch) {
+	scopes, calls, deletes := e.collect()
+	for i := range scopes {
+		if v, err := json.Marshal(&scopes[i].rec); err == nil {
+			b.Put(fraudstate.Scopes, scopes[i].key, v)
+		}
+	}
+	for i := range calls {
+		if v, err := json.Marshal(&calls[i].rec); err == nil {
+			b.Put(fraudstate.Calls, calls[i].key, v)
+		}
+	}
+	for _, d := range deletes {
+		b.Delete(d.kind, d.key)
+	}
+}
+
+type keyedScope struct {
+	key string
+	rec scopeRec
+}
+
+type keyedCall struct {
+	key string
+	rec callRec
+}
+
+type deletion struct {
+	kind fraudstate.Kind
+	key  string
+}
+
+func (e *Engine) collect() (scopes []keyedScope, calls []keyedCall, deletes []deletion) {
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
 	e.stateMu.Lock()
@@ -175,17 +226,25 @@ func (e *Engine) Collect(b *fraudstate.Batch) {
 	// under the same name is written after the old one's delete
 	for s := range e.persist {
 		if s.gone.Load() {
-			b.Delete(fraudstate.Scopes, s.name())
+			if s.stored {
+				deletes = append(deletes, deletion{fraudstate.Scopes, s.name()})
+			}
 			delete(e.persist, s)
 		}
 	}
+	scopes = make([]keyedScope, 0, len(e.persist))
 	for s := range e.persist {
 		cfg := s.cfg.Load()
 		s.mu.Lock()
 		rec := s.snapshot(cfg)
 		s.mu.Unlock()
-		if v, err := json.Marshal(rec); err == nil {
-			b.Put(fraudstate.Scopes, s.name(), v)
+		switch {
+		case !rec.empty():
+			scopes = append(scopes, keyedScope{s.name(), rec})
+			s.stored = true
+		case s.stored:
+			deletes = append(deletes, deletion{fraudstate.Scopes, s.name()})
+			s.stored = false
 		}
 		delete(e.persist, s)
 	}
@@ -194,34 +253,37 @@ func (e *Engine) Collect(b *fraudstate.Batch) {
 		sh.mu.Lock()
 		dirty := sh.dirty
 		sh.dirty = nil
-		recs := make([]callRec, len(dirty))
-		for j, c := range dirty {
+		if calls == nil {
+			calls = make([]keyedCall, 0, len(dirty)*callShards*5/4)
+		}
+		first := len(calls)
+		for _, c := range dirty {
 			if c.forgotten {
+				deletes = append(deletes, deletion{fraudstate.Calls, c.id})
 				continue
 			}
-			r := &recs[j]
-			r.Account, r.Subaccount, r.Dest, r.Rate = c.scope.account, c.scope.sub, uint64(c.dest), c.rate
-			r.Answered, r.Heard, r.Unconfirmed = c.answered.UnixNano(), c.heard.UnixNano(), c.unconfirmed
+			r := callRec{Account: c.scope.account, Subaccount: c.scope.sub, Dest: uint64(c.dest), Rate: c.rate,
+				Answered: c.answered.UnixNano(), Heard: c.heard.UnixNano(), Unconfirmed: c.unconfirmed}
 			if c.ended {
 				r.Ended = c.endedAt.UnixNano()
 			}
+			calls = append(calls, keyedCall{c.id, r})
 		}
 		sh.mu.Unlock()
-		for j, c := range dirty {
+		j := first
+		for _, c := range dirty {
 			if c.forgotten {
-				b.Delete(fraudstate.Calls, c.id)
 				continue
 			}
 			for idx, sc := 0, c.scope; sc != nil && idx < 2; idx, sc = idx+1, sc.parent {
 				sc.mu.Lock()
-				recs[j].Levels[idx] = c.durLevel[idx]
+				calls[j].rec.Levels[idx] = c.durLevel[idx]
 				sc.mu.Unlock()
 			}
-			if v, err := json.Marshal(&recs[j]); err == nil {
-				b.Put(fraudstate.Calls, c.id, v)
-			}
+			j++
 		}
 	}
+	return scopes, calls, deletes
 }
 
 // errGone refuses a record of a scope the policy no longer has.
@@ -298,7 +360,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 	taken := make([]bool, len(rec.Rules))
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
-		cs, ls := countingSig(r), levelsSig(r)
+		cs, ls := r.sigs[0], r.sigs[1]
 		for j := range rec.Rules {
 			rr := &rec.Rules[j]
 			if taken[j] || rr.Counting != cs {
@@ -330,6 +392,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 	}
 	s.firedCfg = cfg
 	s.grace = g
+	s.stored = true
 	s.markDirty() // evaluated (and kept watched) from the first pass
 	return nil
 }

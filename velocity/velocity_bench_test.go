@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/policy"
 )
@@ -269,4 +270,30 @@ func BenchmarkScopeHeap100k(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 	b.ReportMetric(per, "heap-B/account")
+}
+
+// BenchmarkCollect10k is one collection of the fraud state after every one
+// of the 10,000 accounts (and their subaccounts) has had calls and one call
+// event each: what the writer encodes once a second at that activity.
+func BenchmarkCollect10k(b *testing.B) {
+	set := benchSet(b, 10_000)
+	m, e := benchMatcher(b, set, true)
+	qs := benchQueries(1<<15, 10_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	records := 0
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := range qs {
+			m.Decide(&qs[j])
+		}
+		for j := 0; j < 10_000; j++ {
+			e.Apply(Event{Kind: Answered, CallID: "c-" + strconv.Itoa(i) + "-" + strconv.Itoa(j), Account: "acct-" + strconv.Itoa(j), To: "+442079460123"})
+		}
+		var batch fraudstate.Batch
+		b.StartTimer()
+		e.Collect(&batch)
+		records = batch.Len()
+	}
+	b.ReportMetric(float64(records), "records")
 }

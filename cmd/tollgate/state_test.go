@@ -330,7 +330,10 @@ func TestUnlockThenSpend(t *testing.T) {
 	d := startDaemon(t, dir, args...)
 	d.admin("PUT", "/v1/accounts/acme", `{"home_country":"GB","countries":{"default":"allow"},"time_zone":"Pacific/Auckland","velocity":{"daily_spend":{"limit":5}}}`)
 	d.postEvents(`{"event":"ended","call_id":"a","account":"acme","to":"+5355512345","duration":300}`)
-	waitLong(t, "lockdown", func() bool { st, _ := d.admin("GET", "/v1/accounts/acme/lock", ""); return st == 200 && d.velocity("acme").Spend.Level == "critical" && locked(d) })
+	waitLong(t, "lockdown", func() bool {
+		st, _ := d.admin("GET", "/v1/accounts/acme/lock", "")
+		return st == 200 && d.velocity("acme").Spend.Level == "critical" && locked(d)
+	})
 	if st, body := d.admin("DELETE", "/v1/accounts/acme/lock", `{"reason":"confirmed","until":"yesterday"}`); st != 400 || !strings.Contains(body, `"field":"until"`) {
 		t.Fatalf("bad until: %d %s", st, body)
 	}
