@@ -71,6 +71,9 @@ func TestVelocityFieldErrors(t *testing.T) {
 		{"spend order", Policy{Velocity: &Velocity{DailySpend: &SpendLimit{Warning: 10, Limit: 5}}}, "velocity.daily_spend.warning", "not below"},
 		{"spend negative", Policy{Velocity: &Velocity{DailySpend: &SpendLimit{Limit: -5}}}, "velocity.daily_spend.limit", "negative"},
 		{"spend action", Policy{Velocity: &Velocity{DailySpend: &SpendLimit{Limit: 5, Action: "x"}}}, "velocity.daily_spend.action", `"x"`},
+		{"relock margin negative", Policy{Velocity: &Velocity{RelockMargin: -1}}, "velocity.relock_margin", "between 0.01 and 100"},
+		{"relock margin tiny", Policy{Velocity: &Velocity{RelockMargin: 0.001}}, "velocity.relock_margin", "between 0.01 and 100"},
+		{"relock margin huge", Policy{Velocity: &Velocity{RelockMargin: 101}}, "velocity.relock_margin", "between 0.01 and 100"},
 	}
 	for _, c := range cases {
 		err := c.p.Validate("")

@@ -330,7 +330,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 	if sp := rec.Spend; sp != nil && sp.Day == today {
 		s.spendDay, s.spent = sp.Day, sp.Spent
 		if sp.Levels == spendSig(cfg) {
-			s.spendFired = sp.Fired
+			s.spendFired = min(sp.Fired, lvlCritical)
 		}
 	}
 	if p := rec.Peak; p != nil {
@@ -380,7 +380,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 			if rr.Levels == ls {
 				for m := 0; m < numMeasures; m++ {
 					if l := rr.Fired[policy.MeasureNames[m]]; l != lvlNone && r.has[m] {
-						s.fired[alertKey{uint8(i), uint8(m)}] = l
+						s.fired[alertKey{uint8(i), uint8(m)}] = min(l, lvlCritical)
 					}
 					if at, ok := rr.Relock[policy.MeasureNames[m]]; ok && g != nil {
 						g.relock[alertKey{uint8(i), uint8(m)}] = at

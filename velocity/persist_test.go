@@ -393,3 +393,35 @@ func TestUnconfirmedCall(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a damaged record holds, restoring it never panics, and a record
+// that is refused leaves the scope as it was.
+func FuzzRestoreRecords(f *testing.F) {
+	v := &policy.Velocity{DailySpend: &policy.SpendLimit{Limit: 5}, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 9), SequentialCalls: th(0, 9)}}}
+	set := setWith(v)
+	src := newFixture(&testing.T{}, set)
+	src.calls(3, "acme", "", numFR)
+	src.event(Answered, "c", "acme", "", numFR, -1)
+	src.event(Ended, "d", "acme", "", numFR, time.Minute)
+	src.eval()
+	var b fraudstate.Batch
+	src.e.Collect(&b)
+	b.Each(fraudstate.Scopes, func(key string, val []byte) error { f.Add(key, val, false); return nil })
+	b.Each(fraudstate.Calls, func(key string, val []byte) error { f.Add(key, val, true); return nil })
+	f.Add("acme", []byte(`{"rules":[{"counting":"x","cpm":[1,2,3]}],"grace":{"by":"x"}}`), false)
+	f.Add("acme/sales", []byte(`{"peak":{"day":1,"today":2,"history":[[1,2],[3,4],[5,6],[7,8],[9,10],[11,12],[13,14],[15,16]]}}`), false)
+	f.Fuzz(func(t *testing.T, key string, val []byte, isCall bool) {
+		g := newFixture(t, set)
+		var err error
+		if isCall {
+			err = g.e.RestoreCall(key, val)
+		} else {
+			err = g.e.RestoreScope(key, val)
+		}
+		g.eval()
+		if _, serr := g.e.State("acme"); serr != nil {
+			t.Fatal(serr)
+		}
+		_ = err
+	})
+}
