@@ -321,3 +321,60 @@ func TestVelocityPolicyCopies(t *testing.T) {
 		t.Errorf("a read shares memory with the set in force: %+v", b)
 	}
 }
+
+// An unlock's until: an RFC 3339 time in the future or "midnight" (the
+// account's next local midnight), audited; anything else is refused naming
+// the field, and the lock stays. The state flush runs after the unlock,
+// outside the service's lock.
+func TestUnlockUntil(t *testing.T) {
+	flushed := 0
+	var f *vfixture
+	f = openVel(t, t.TempDir(), Options{FlushState: func() error {
+		flushed++
+		f.svc.mu.Lock() // would deadlock if the flush ran under it
+		f.svc.mu.Unlock()
+		return nil
+	}})
+	acme := policy.Account{Policy: policy.Policy{HomeCountry: ptr("GB"), TimeZone: ptr("Asia/Tokyo")}}
+	if _, err := f.svc.PutAccount(admin, "acme", acme); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		until, field string
+		want         time.Time
+	}{
+		{"tomorrow", "until", time.Time{}},
+		{"2026-03-02T09:59:00Z", "until", time.Time{}}, // the past
+		{"2026-03-02T12:00:00+01:00", "", time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)},
+		{"midnight", "", time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)}, // 00:00 on the 3rd in Tokyo
+		{"", "", time.Time{}},
+	} {
+		if _, err := f.svc.Lock(admin, "acme", "", "x"); err != nil {
+			t.Fatal(err)
+		}
+		_, at, err := f.svc.UnlockUntil(admin, "acme", "", "ok", c.until)
+		var inv *InvalidError
+		switch {
+		case c.field != "" && (!errors.As(err, &inv) || inv.Field() != c.field):
+			t.Errorf("%q: %v, want an error on %s", c.until, err, c.field)
+		case c.field != "":
+			if _, locked := f.vel.LockOf("acme", ""); !locked {
+				t.Errorf("%q: refused, yet unlocked", c.until)
+			}
+			f.svc.Unlock(admin, "acme", "", "clean up")
+		case err != nil || !at.Equal(c.want):
+			t.Errorf("%q: %v %v, want %v", c.until, at, err, c.want)
+		}
+	}
+	if flushed != 5 {
+		t.Errorf("state flushed %d times, want one per unlock (5)", flushed)
+	}
+	audit, _ := f.st.Audit(1, 0)
+	if len(audit) != 1 || audit[0].Action != "unlock" || strings.Contains(string(audit[0].After), "until") {
+		t.Errorf("last audit %+v", audit)
+	}
+	audit, _ = f.st.Audit(3, 0)
+	if !strings.Contains(string(audit[2].After), `"until":"2026-03-02T15:00:00Z"`) {
+		t.Errorf("midnight unlock audit %s", audit[2].After)
+	}
+}
