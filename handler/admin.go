@@ -168,6 +168,10 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 		if h.allow(ctx, method, "GET", "DELETE") {
 			h.velocityState(ctx, actor, method, seg[2], seg[4])
 		}
+	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "calls":
+		if h.allow(ctx, method, "GET") {
+			h.calls(ctx, seg[2])
+		}
 	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "lock":
 		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
 			h.lock(ctx, actor, method, seg[2], "")

@@ -208,3 +208,16 @@ func (h *Handler) recentAlerts(ctx *fasthttp.RequestCtx) {
 		Alerts any `json:"alerts"`
 	}{h.alerts.Recent(limit)})
 }
+
+// calls serves GET /v1/accounts/{a}/calls: the account's live calls and
+// the ended ones still remembered, unconfirmed ones flagged.
+func (h *Handler) calls(ctx *fasthttp.RequestCtx, account string) {
+	cs, err := h.svc.Calls(account)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		Calls []velocity.CallState `json:"calls"`
+	}{cs})
+}

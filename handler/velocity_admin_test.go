@@ -45,6 +45,10 @@ func TestLockEndpoints(t *testing.T) {
 		{"PUT", "/v1/accounts/acme/lock", `{"reason":"` + strings.Repeat("x", 300) + `"}`, 400, "reason"},
 		{"POST", "/v1/accounts/acme/lock", "", 405, ""},
 		{"DELETE", "/v1/accounts/other/lock", "", 404, ""},
+		{"DELETE", "/v1/accounts/acme/lock", `{"until":"soon"}`, 400, "until"},
+		{"DELETE", "/v1/accounts/acme/lock", `{"until":"2001-01-01T00:00:00Z"}`, 400, "until"},
+		{"DELETE", "/v1/accounts/acme/lock", `{"until":5}`, 400, "until"},
+		{"PUT", "/v1/accounts/acme/lock", `{"until":"midnight"}`, 400, "until"},
 	} {
 		r := e.a(c.method, c.path, c.body)
 		if r.status != c.status || (c.field != "" && !strings.Contains(string(r.body), `"field":"`+c.field+`"`)) {
@@ -206,4 +210,35 @@ func TestSpendThroughEvents(t *testing.T) {
 	contains(t, "spend", r.body, `"spent":0.1,"booked":0.1,"running":0`, `"level":"warning"`)
 	r = e.mustA("GET", "/v1/alerts", "")
 	contains(t, "alerts", r.body, `"kind":"daily_spend"`, `"level":"warning"`, `"unit":"EUR"`)
+}
+
+// GET /v1/accounts/{a}/calls lists the account's calls, its subaccounts'
+// included, live and ended.
+func TestCallListing(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"GB","subaccounts":{"sales":{}}}`)
+	e.q("POST", "/v1/events", `[{"event":"answered","call_id":"c1","account":"acme","subaccount":"sales","to":"+33142685300"},{"event":"ended","call_id":"c2","account":"acme","to":"+33142685301","duration":62}]`)
+	r := e.mustA("GET", "/v1/accounts/acme/calls", "")
+	var got struct {
+		Calls []map[string]any `json:"calls"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Calls) != 2 {
+		t.Fatalf("calls: %s", r.body)
+	}
+	byID := map[string]map[string]any{}
+	for _, c := range got.Calls {
+		byID[c["call_id"].(string)] = c
+	}
+	if c := byID["c1"]; c["live"] != true || c["subaccount"] != "sales" || c["to"] != "+33142685300" || c["unconfirmed"] != false {
+		t.Errorf("live call %v", c)
+	}
+	if c := byID["c2"]; c["live"] != false || c["seconds"] != 62.0 {
+		t.Errorf("ended call %v", c)
+	}
+	if r := e.a("GET", "/v1/accounts/nobody/calls", ""); r.status != 404 {
+		t.Errorf("unknown account: %d", r.status)
+	}
+	if r := e.a("DELETE", "/v1/accounts/acme/calls", ""); r.status != 405 {
+		t.Errorf("DELETE: %d", r.status)
+	}
 }

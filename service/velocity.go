@@ -211,6 +211,18 @@ func (s *Service) VelocityState(account string) (velocity.AccountState, error) {
 	return st, nil
 }
 
+// Calls lists an account's calls: live, and ended ones still remembered.
+func (s *Service) Calls(account string) ([]velocity.CallState, error) {
+	if err := s.needVelocity(); err != nil {
+		return nil, err
+	}
+	cs, err := s.vel.Calls(account)
+	if err != nil {
+		return nil, &NotFoundError{What: fmt.Sprintf("account %q", account)}
+	}
+	return cs, nil
+}
+
 // ResetVelocity zeroes an account's (or a subaccount's) counters and
 // re-arms its alerts, audited. Lockdowns are not touched.
 func (s *Service) ResetVelocity(who Actor, account, sub string) error {

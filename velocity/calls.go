@@ -2,6 +2,7 @@ package velocity
 
 import (
 	"hash/maphash"
+	"sort"
 	"sync"
 	"time"
 
@@ -74,6 +75,9 @@ type call struct {
 	// forgotten marks a tombstone the sweep dropped (its record goes at the
 	// next flush); under the shard's lock.
 	forgotten bool
+	// booked is how long the ended call was booked for; under the shard's
+	// lock.
+	booked time.Duration
 	// durLevel is the level of call_duration alert already raised for this
 	// call, per rule of durCfg, in its own scope [0] and its account's [1]
 	// (under that scope's mu; read through durLevels).
@@ -155,7 +159,7 @@ func (e *Engine) apply(ev Event) Result {
 				dur = 0
 			}
 			c.answered = at.Add(-dur)
-			c.ended, c.endedAt = true, at
+			c.ended, c.endedAt, c.booked = true, at, dur
 		}
 		sh.m[ev.CallID] = c
 		sh.dirty = append(sh.dirty, c)
@@ -176,6 +180,7 @@ func (e *Engine) apply(ev Event) Result {
 	if ev.Duration >= 0 {
 		answered = at.Add(-ev.Duration)
 	}
+	c.booked = at.Sub(answered)
 	sh.mu.Unlock()
 	e.live.Add(-1)
 	c.scope.endCall(c, answered, at, now, true)
@@ -342,7 +347,7 @@ func (e *Engine) sweep(now time.Time) {
 				if c.heard.After(end) {
 					end = c.heard
 				}
-				c.ended, c.endedAt, c.unconfirmed = true, now, true
+				c.ended, c.endedAt, c.unconfirmed, c.booked = true, now, true, end.Sub(c.answered)
 				sh.dirty = append(sh.dirty, c)
 				expired = append(expired, c)
 				ends = append(ends, end)
@@ -359,4 +364,64 @@ func (e *Engine) sweep(now time.Time) {
 			yield() // after a long shard, as Evaluate does between scopes
 		}
 	}
+}
+
+// CallState is a call as the admin API lists it: live, or ended and still
+// remembered (for -max-call-duration after its end, so that its end is not
+// counted twice).
+type CallState struct {
+	CallID     string    `json:"call_id"`
+	Subaccount string    `json:"subaccount,omitempty"`
+	To         string    `json:"to,omitempty"`
+	Answered   time.Time `json:"answered"`
+	LastHeard  time.Time `json:"last_heard"`
+	Live       bool      `json:"live"`
+	// Seconds is how long it has been up (live) or was booked for (ended).
+	Seconds float64 `json:"seconds"`
+	// Unconfirmed marks a call whose end never came: booked from its
+	// answer to when it was last heard of (or the unconfirmed cap).
+	Unconfirmed bool `json:"unconfirmed"`
+}
+
+// MaxListedCalls bounds Calls.
+const MaxListedCalls = 1000
+
+// Calls lists an account's calls (its subaccounts' included), newest
+// answer first, at most MaxListedCalls. It walks the whole call table: an
+// admin read, never on the query path.
+func (e *Engine) Calls(account string) ([]CallState, error) {
+	if e.table.Load().accounts[account] == nil {
+		return nil, &ErrUnknownScope{Key: account}
+	}
+	now := e.opt.Now()
+	out := []CallState{}
+	for i := range e.calls.shards {
+		sh := &e.calls.shards[i]
+		sh.mu.Lock()
+		for _, c := range sh.m {
+			if c.scope.account != account {
+				continue
+			}
+			cs := CallState{CallID: c.id, Subaccount: c.scope.sub, Answered: c.answered.UTC(), LastHeard: c.heard.UTC(),
+				Live: !c.ended, Unconfirmed: c.unconfirmed, Seconds: c.booked.Seconds()}
+			if c.dest != 0 {
+				cs.To = c.dest.String()
+			}
+			if !c.ended {
+				cs.Seconds = now.Sub(c.answered).Seconds()
+			}
+			out = append(out, cs)
+		}
+		sh.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Answered.Equal(out[j].Answered) {
+			return out[i].Answered.After(out[j].Answered)
+		}
+		return out[i].CallID < out[j].CallID
+	})
+	if len(out) > MaxListedCalls {
+		out = out[:MaxListedCalls]
+	}
+	return out, nil
 }

@@ -73,6 +73,7 @@ type callRec struct {
 	Heard       int64                             `json:"heard"`
 	Ended       int64                             `json:"ended,omitempty"` // when its end was known; 0 while live
 	Unconfirmed bool                              `json:"unconfirmed,omitempty"`
+	Booked      int64                             `json:"booked,omitempty"` // nanoseconds, once ended
 	Levels      [2][policy.MaxVelocityRules]uint8 `json:"levels"`
 }
 
@@ -265,7 +266,7 @@ func (e *Engine) collect() (scopes []keyedScope, calls []keyedCall, deletes []de
 			r := callRec{Account: c.scope.account, Subaccount: c.scope.sub, Dest: uint64(c.dest), Rate: c.rate,
 				Answered: c.answered.UnixNano(), Heard: c.heard.UnixNano(), Unconfirmed: c.unconfirmed}
 			if c.ended {
-				r.Ended = c.endedAt.UnixNano()
+				r.Ended, r.Booked = c.endedAt.UnixNano(), int64(c.booked)
 			}
 			calls = append(calls, keyedCall{c.id, r})
 		}
@@ -412,7 +413,7 @@ func (e *Engine) RestoreCall(id string, val []byte) error {
 	}
 	now := e.opt.Now()
 	c := &call{id: id, scope: s, dest: matcher.Number(rec.Dest), rate: rec.Rate, answered: time.Unix(0, rec.Answered),
-		heard: time.Unix(0, rec.Heard), unconfirmed: rec.Unconfirmed, durLevel: rec.Levels}
+		heard: time.Unix(0, rec.Heard), unconfirmed: rec.Unconfirmed, durLevel: rec.Levels, booked: time.Duration(rec.Booked)}
 	if rec.Ended != 0 {
 		c.ended, c.endedAt = true, time.Unix(0, rec.Ended)
 		if now.Sub(c.endedAt) > e.opt.MaxCallDuration {

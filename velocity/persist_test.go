@@ -391,6 +391,10 @@ func TestUnconfirmedCall(t *testing.T) {
 		if r := f.event(Ended, "cuba", "acme", "", numCU, 4*time.Hour); r != Duplicate {
 			t.Errorf("%s: a late end: %v", c.name, r)
 		}
+		calls, err := f.e.Calls("acme")
+		if err != nil || len(calls) != 1 || !calls[0].Unconfirmed || calls[0].Live || calls[0].To != numCU {
+			t.Errorf("%s: call listing %+v %v", c.name, calls, err)
+		}
 	}
 }
 
