@@ -145,7 +145,7 @@ func (e *Engine) apply(ev Event) Result {
 		if ev.Kind == Answered && !c.ended && now.After(c.heard) {
 			// a repeated answer of a live call: it is still heard of
 			c.heard = now
-			sh.dirty = append(sh.dirty, c)
+			e.noteCall(sh, c)
 		}
 		sh.mu.Unlock()
 		return Duplicate
@@ -162,7 +162,7 @@ func (e *Engine) apply(ev Event) Result {
 			c.ended, c.endedAt, c.booked = true, at, dur
 		}
 		sh.m[ev.CallID] = c
-		sh.dirty = append(sh.dirty, c)
+		e.noteCall(sh, c)
 		sh.mu.Unlock()
 		if ev.Kind == Answered {
 			e.live.Add(1)
@@ -175,7 +175,7 @@ func (e *Engine) apply(ev Event) Result {
 	// the end of a live call; c.answered stays as it was (the evaluator
 	// reads it), the proxy's duration decides the cost
 	c.ended, c.endedAt, c.heard = true, at, at
-	sh.dirty = append(sh.dirty, c)
+	e.noteCall(sh, c)
 	answered := c.answered
 	if ev.Duration >= 0 {
 		answered = at.Add(-ev.Duration)
@@ -185,6 +185,15 @@ func (e *Engine) apply(ev Event) Result {
 	e.live.Add(-1)
 	c.scope.endCall(c, answered, at, now, true)
 	return Accepted
+}
+
+// noteCall lists a changed call for the next collection of the fraud
+// state (only when it is kept: otherwise nothing would ever drain the
+// list). Called with the shard's lock held.
+func (e *Engine) noteCall(sh *callShard, c *call) {
+	if e.opt.KeepState {
+		sh.dirty = append(sh.dirty, c)
+	}
 }
 
 // price resolves an event's destination and its rate.
@@ -341,14 +350,14 @@ func (e *Engine) sweep(now time.Time) {
 			case c.ended && now.Sub(c.endedAt) > max:
 				delete(sh.m, id)
 				c.forgotten = true
-				sh.dirty = append(sh.dirty, c)
+				e.noteCall(sh, c)
 			case !c.ended && now.Sub(c.answered) > max:
 				end := c.answered.Add(min(e.opt.UnconfirmedCap, max))
 				if c.heard.After(end) {
 					end = c.heard
 				}
 				c.ended, c.endedAt, c.unconfirmed, c.booked = true, now, true, end.Sub(c.answered)
-				sh.dirty = append(sh.dirty, c)
+				e.noteCall(sh, c)
 				expired = append(expired, c)
 				ends = append(ends, end)
 			}

@@ -55,6 +55,9 @@ type Options struct {
 	// when it was last heard of. 0 (the default) books only what was
 	// heard; at most MaxCallDuration.
 	UnconfirmedCap time.Duration
+	// KeepState has the engine list the calls that changed for Collect
+	// (the fraud state's writer); without it Collect sees only scopes.
+	KeepState bool
 	// Interval is how often Run evaluates the rules (default 250 ms).
 	Interval time.Duration
 	// Notifier gets every alert; it must not block.

@@ -95,8 +95,9 @@ func newFixture(t *testing.T, set *policy.Set) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clk: &clock{t: monday10}, col: &collector{}}
 	f.e = New(Options{
-		Now:      f.clk.Now,
-		Notifier: f.col,
+		KeepState: true,
+		Now:       f.clk.Now,
+		Notifier:  f.col,
 		OnLock: func(l Lock) {
 			f.mu.Lock()
 			f.locks = append(f.locks, l)

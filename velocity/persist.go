@@ -187,6 +187,11 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 // and the evaluator wait only for the copy.
 func (e *Engine) Collect(b *fraudstate.Batch) {
 	scopes, calls, deletes := e.collect()
+	encode(b, scopes, calls, deletes)
+}
+
+// encode puts collected records into b.
+func encode(b *fraudstate.Batch, scopes []keyedScope, calls []keyedCall, deletes []deletion) {
 	for i := range scopes {
 		if v, err := json.Marshal(&scopes[i].rec); err == nil {
 			b.Put(fraudstate.Scopes, scopes[i].key, v)

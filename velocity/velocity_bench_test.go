@@ -278,10 +278,12 @@ func BenchmarkScopeHeap100k(b *testing.B) {
 func BenchmarkCollect10k(b *testing.B) {
 	set := benchSet(b, 10_000)
 	m, e := benchMatcher(b, set, true)
+	e.opt.KeepState = true
 	qs := benchQueries(1<<15, 10_000)
 	b.ReportAllocs()
 	b.ResetTimer()
 	records := 0
+	var locked time.Duration // in collect: call events and the evaluator wait that long
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		for j := range qs {
@@ -292,8 +294,12 @@ func BenchmarkCollect10k(b *testing.B) {
 		}
 		var batch fraudstate.Batch
 		b.StartTimer()
-		e.Collect(&batch)
+		t0 := time.Now()
+		scopes, calls, deletes := e.collect()
+		locked += time.Since(t0)
+		encode(&batch, scopes, calls, deletes)
 		records = batch.Len()
 	}
 	b.ReportMetric(float64(records), "records")
+	b.ReportMetric(float64(locked.Microseconds())/1000/float64(b.N), "locked-ms/op")
 }

@@ -293,6 +293,7 @@ func serve(args []string) error {
 	vel := velocity.New(velocity.Options{
 		MaxCallDuration: c.maxCallDuration,
 		UnconfirmedCap:  c.unconfirmedCap,
+		KeepState:       true,
 		Interval:        c.velocityInterval,
 		Notifier:        alerts,
 		Resolve: func(account, sub, to string) string {
