@@ -7,11 +7,11 @@
 // That state lives in memory for the query path. A Writer collects what
 // changed and writes it to a Backend in one batch every interval (and soon
 // after an alert, which kicks it), so no decision and no call event ever
-// waits on the disk. The loss window is therefore one interval: after kill
-// -9 at most the changes of the last interval are lost (the batch is one
-// transaction: the file holds the state as of the last completed flush,
-// never half of one); after SIGTERM nothing, as the daemon flushes once
-// more after its listeners have stopped.
+// waits on the disk. The loss window is therefore one interval and one
+// write: after kill -9 the changes made since the last completed flush
+// began are lost (the batch is one transaction: the file holds the state as
+// of a whole flush, never half of one); after SIGTERM nothing, as the
+// daemon flushes once more after its listeners have stopped.
 //
 // The single-node Backend is the bbolt data file (package store); fleet mode
 // can implement the same two methods on a JetStream KV bucket per node, each
