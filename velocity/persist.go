@@ -78,15 +78,19 @@ type callRec struct {
 }
 
 // empty reports whether the record holds nothing a restart would miss (a
-// scope that never called, or whose windows all rolled over): such scopes
-// are not written, so 100,000 idle accounts cost no records.
-func (r *scopeRec) empty() bool {
+// scope that never counted a call, spent, peaked or raised a level): such
+// scopes are not written, so 100,000 idle accounts cost no records.
+func (r *scopeRec) empty(ctrs []*counters) bool {
 	if r.Spend != nil || r.Peak != nil || r.Grace != nil || r.Unconfirmed[1] != 0 {
 		return false
 	}
+	for _, c := range ctrs {
+		if c != nil {
+			return false
+		}
+	}
 	for i := range r.Rules {
-		rr := &r.Rules[i]
-		if len(rr.CPM)+len(rr.Window)+len(rr.Blocked)+len(rr.Fired)+len(rr.Relock) > 0 || rr.Seq != 0 {
+		if len(r.Rules[i].Fired)+len(r.Rules[i].Relock) > 0 {
 			return false
 		}
 	}
@@ -126,8 +130,10 @@ func ringWords(r *ring) []uint64 {
 	return out
 }
 
-// snapshot is the scope's record. Called with s.mu held.
-func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
+// snapshot is the scope's record but for its counters, and its rules'
+// counters (read later: they are atomic, and need no lock). Called with
+// s.mu held.
+func (s *Scope) snapshot(cfg *scopeConfig) (scopeRec, []*counters) {
 	rec := scopeRec{Unconfirmed: [2]int64{s.unconfirmedDay, int64(s.unconfirmed)}}
 	if s.spendDay != 0 && cfg != nil && (s.spent != 0 || s.spendFired != 0) {
 		rec.Spend = &spendRec{Day: s.spendDay, Spent: s.spent, Fired: s.spendFired, Levels: spendSig(cfg)}
@@ -143,8 +149,9 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 		}
 	}
 	if cfg == nil {
-		return rec
+		return rec, nil
 	}
+	ctrs := make([]*counters, len(cfg.rules))
 	fired := s.fired
 	if s.firedCfg != cfg {
 		fired = nil // raised under another config: rearmed at the next evaluation
@@ -152,9 +159,7 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
 		rr := ruleRec{Counting: r.sigs[0], Levels: r.sigs[1]}
-		if c := r.ctr.Load(); c != nil {
-			rr.CPM, rr.Window, rr.Blocked, rr.Seq = ringWords(c.cpm), ringWords(c.win), ringWords(c.blocked), c.seq.Load()
-		}
+		ctrs[i] = r.ctr.Load()
 		for m := 0; m < numMeasures; m++ {
 			key := alertKey{uint8(i), uint8(m)}
 			if l := fired[key]; l != lvlNone {
@@ -177,7 +182,17 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 	if g := s.grace; g != nil {
 		rec.Grace = &graceRec{Until: g.until, By: g.by, Spend: g.spend}
 	}
-	return rec
+	return rec, ctrs
+}
+
+// fillCounters reads the rules' counters into the record.
+func (r *scopeRec) fillCounters(ctrs []*counters) {
+	for i, c := range ctrs {
+		if c != nil && i < len(r.Rules) {
+			rr := &r.Rules[i]
+			rr.CPM, rr.Window, rr.Blocked, rr.Seq = ringWords(c.cpm), ringWords(c.win), ringWords(c.blocked), c.seq.Load()
+		}
+	}
 }
 
 // Collect implements fraudstate.Source: the records of the scopes and
@@ -187,6 +202,9 @@ func (s *Scope) snapshot(cfg *scopeConfig) scopeRec {
 // and the evaluator wait only for the copy.
 func (e *Engine) Collect(b *fraudstate.Batch) {
 	scopes, calls, deletes := e.collect()
+	for i := range scopes {
+		scopes[i].rec.fillCounters(scopes[i].ctrs)
+	}
 	encode(b, scopes, calls, deletes)
 }
 
@@ -208,8 +226,9 @@ func encode(b *fraudstate.Batch, scopes []keyedScope, calls []keyedCall, deletes
 }
 
 type keyedScope struct {
-	key string
-	rec scopeRec
+	key  string
+	rec  scopeRec
+	ctrs []*counters
 }
 
 type keyedCall struct {
@@ -242,11 +261,11 @@ func (e *Engine) collect() (scopes []keyedScope, calls []keyedCall, deletes []de
 	for s := range e.persist {
 		cfg := s.cfg.Load()
 		s.mu.Lock()
-		rec := s.snapshot(cfg)
+		rec, ctrs := s.snapshot(cfg)
 		s.mu.Unlock()
 		switch {
-		case !rec.empty():
-			scopes = append(scopes, keyedScope{s.name(), rec})
+		case !rec.empty(ctrs):
+			scopes = append(scopes, keyedScope{s.name(), rec, ctrs})
 			s.stored = true
 		case s.stored:
 			deletes = append(deletes, deletion{fraudstate.Scopes, s.name()})

@@ -297,6 +297,9 @@ func BenchmarkCollect10k(b *testing.B) {
 		t0 := time.Now()
 		scopes, calls, deletes := e.collect()
 		locked += time.Since(t0)
+		for i := range scopes {
+			scopes[i].rec.fillCounters(scopes[i].ctrs)
+		}
 		encode(&batch, scopes, calls, deletes)
 		records = batch.Len()
 	}
