@@ -2,6 +2,7 @@ package velocity
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -428,4 +429,64 @@ func FuzzRestoreRecords(f *testing.F) {
 		}
 		_ = err
 	})
+}
+
+// Flushes racing call events and decisions (run with -race): every flush
+// sees each event whole, and after a last flush the restored engine has
+// exactly the spend and the dedupe set of the one that wrote it.
+func TestCollectRacesEvents(t *testing.T) {
+	v := &policy.Velocity{Action: policy.ActionAlert, DailySpend: &policy.SpendLimit{Limit: 1e6},
+		Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 1_000_000), CallsPerWindow: th(0, 1_000_000)}}}
+	set := setWith(v)
+	set.Rates = &policy.RateDeck{Currency: "USD", Entries: []policy.RateEntry{{Prefix: "+33", Micro: 1_000_000}}}
+	f := newFixture(t, set)
+	be := &memBackend{}
+	w := fraudstate.NewWriter(be, fraudstate.Options{})
+	w.AddSource(f.e)
+	const n = 400
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				id := fmt.Sprintf("c%d-%d", g, i)
+				f.e.Apply(Event{Kind: Answered, CallID: id, Account: "acme", Subaccount: "sales", To: numFR})
+				f.e.Apply(Event{Kind: Ended, CallID: id, Account: "acme", Subaccount: "sales", To: numFR, Duration: time.Minute})
+				f.call("acme", "", numFR)
+			}
+		}(g)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				w.Flush()
+				f.e.Evaluate()
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	g := f.restart(set, be)
+	for _, acc := range []string{"acme"} {
+		if a, b := stateJSON(t, f.e, acc), stateJSON(t, g.e, acc); a != b {
+			t.Fatalf("restored\n%s\nwritten\n%s", b, a)
+		}
+	}
+	st, _ := g.e.State("acme")
+	if st.Spend.Booked != json.Number(fmt.Sprint(2*n)) {
+		t.Errorf("booked %s, want %d", st.Spend.Booked, 2*n)
+	}
+	for i := 0; i < n; i++ {
+		if r := g.event(Ended, fmt.Sprintf("c1-%d", i), "acme", "sales", numFR, time.Minute); r != Duplicate {
+			t.Fatalf("end %d again after the restart: %v", i, r)
+		}
+	}
 }
