@@ -251,7 +251,13 @@ func New(opt Options) (*Dispatcher, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, u := range opt.URLs {
 		h := sha256.Sum256([]byte(u))
-		q := &queue{url: u, tag: hex.EncodeToString(h[:4]), max: opt.QueueSize, wake: make(chan struct{}, 1)}
+		tag := hex.EncodeToString(h[:4])
+		for _, o := range d.queues {
+			if o.url == u {
+				tag += fmt.Sprintf("-%d", len(d.queues)) // the same URL twice: two journal keys
+			}
+		}
+		q := &queue{url: u, tag: tag, max: opt.QueueSize, wake: make(chan struct{}, 1)}
 		d.queues = append(d.queues, q)
 		d.wg.Add(1)
 		go d.deliverLoop(q)
