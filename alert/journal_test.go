@@ -88,7 +88,7 @@ func TestJournalledDelivery(t *testing.T) {
 	}))
 	defer srv.Close()
 	j := &memJournal{}
-	opt := Options{URLs: []string{srv.URL}, Secret: "s", Journal: j, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Logger: zerolog.Nop()}
+	opt := Options{URLs: []string{srv.URL}, Secret: "s", Journal: j, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 1_000_000, Logger: zerolog.Nop()}
 	d1, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
@@ -116,9 +116,13 @@ func TestJournalledDelivery(t *testing.T) {
 	}
 	waitFor(t, "the delivery", func() bool { return d2.Stats().Deliveries[ResultDelivered] == 1 })
 	waitFor(t, "the journal to forget it", func() bool { return j.len(fraudstate.Webhooks) == 0 })
+	// at least once: an attempt of the first dispatcher cut by its close
+	// may still reach the receiver, with the same key
 	mu.Lock()
-	if len(keys) != 1 || keys[0] != id || bodyKeys[0] != id {
-		t.Errorf("delivered with keys %v %v, want %s", keys, bodyKeys, id)
+	for i := range keys {
+		if keys[i] != id || bodyKeys[i] != id {
+			t.Errorf("delivered with keys %v %v, want %s", keys, bodyKeys, id)
+		}
 	}
 	mu.Unlock()
 	if r := d2.Recent(0); len(r) != 1 || r[0].ID != id || r[0].IdempotencyKey != id {
