@@ -30,12 +30,15 @@ type Outcome uint8
 const (
 	// OutcomeAllowed is a call the verdict lets through.
 	OutcomeAllowed Outcome = iota
-	// OutcomeBarred is a call refused because its destination is barred:
-	// country_barred, country_disabled, number_barred or rate_exceeded
-	// (what blocked-attempt velocity counts).
+	// OutcomeBarred is a refused attempt that blocked-attempt velocity
+	// counts: a barred destination (country_barred, country_disabled,
+	// number_barred, rate_exceeded), a number that is not one
+	// (invalid_number: probing for a dial plan's gaps) or an international
+	// call of a locked account (international_locked: a fraudster trying
+	// on after the lockdown).
 	OutcomeBarred
-	// OutcomeOther is any other refusal (invalid number, locked,
-	// unknown account).
+	// OutcomeOther is any other refusal (origin checks, unknown account
+	// refused).
 	OutcomeOther
 )
 
@@ -44,7 +47,8 @@ func OutcomeOf(v *Verdict) Outcome {
 	switch v.Reason {
 	case ReasonOK:
 		return OutcomeAllowed
-	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded:
+	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded,
+		ReasonInvalidNumber, ReasonInternationalLocked:
 		return OutcomeBarred
 	}
 	return OutcomeOther

@@ -193,7 +193,8 @@ func TestRecordOutcomes(t *testing.T) {
 	} {
 		m.Decide(&q)
 	}
-	want := []string{"+12125550100 0", "+5371234567 1", "+18765550123 1", " 2"}
+	// an invalid number counts as a blocked attempt (issue 11 item 12)
+	want := []string{"+12125550100 0", "+5371234567 1", "+18765550123 1", " 1"}
 	if fmt.Sprint(acme.records) != fmt.Sprint(want) {
 		t.Errorf("acme records %q, want %q", acme.records, want)
 	}

@@ -293,10 +293,9 @@ func TestBlockedAttempts(t *testing.T) {
 		t.Fatalf("setup: %s", v.Reason)
 	}
 	f.calls(20, "acme", "", numFR)
-	f.call("acme", "", "abc") // invalid: not a barred destination
-	f.expectAlerts()
 	f.call("acme", "", "+5371234567")
-	f.call("acme", "", "+5371234568")
+	f.expectAlerts()
+	f.call("acme", "", "abc") // an invalid number is a probe too (issue 11 item 12)
 	f.expectAlerts("threshold/warning/blocked_attempts")
 	for i := 0; i < 3; i++ {
 		f.call("acme", "sales", "+252612345678") // a subaccount's attempts count for the account
@@ -308,6 +307,35 @@ func TestBlockedAttempts(t *testing.T) {
 	f.clk.Add(11 * time.Minute)
 	if got := f.measure("acme", "", 0, "blocked_attempts"); got != 0 {
 		t.Errorf("after the window: %d", got)
+	}
+}
+
+// Probing counts as blocked attempts (issue 11 item 12): numbers that are
+// not numbers, and international calls an operator's lock refuses; a
+// domestic call of a locked account is allowed and is not one.
+func TestProbesCountAsBlocked(t *testing.T) {
+	v := &policy.Velocity{Rules: []policy.VelocityRule{{WindowMinutes: 10, BlockedAttempts: th(3, 100)}}}
+	f := newFixture(t, setWith(v))
+	for _, to := range []string{"abc", "+999", "0800-CALL-NOW"} {
+		if v := f.call("acme", "", to); v.Reason != matcher.ReasonInvalidNumber {
+			t.Fatalf("%s: %s", to, v.Reason)
+		}
+	}
+	if got := f.measure("acme", "", 0, "blocked_attempts"); got != 3 {
+		t.Errorf("invalid numbers: blocked %d, want 3", got)
+	}
+	if err := f.e.Lock(Lock{Account: "acme", By: "admin", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	f.col.take()
+	for i := 0; i < 4; i++ {
+		if v := f.call("acme", "sales", numFR); v.Reason != matcher.ReasonInternationalLocked {
+			t.Fatalf("locked: %s", v.Reason)
+		}
+	}
+	f.calls(2, "acme", "", numGB)
+	if got := f.measure("acme", "", 0, "blocked_attempts"); got != 7 {
+		t.Errorf("after locked attempts: blocked %d, want 7", got)
 	}
 }
 
