@@ -69,7 +69,8 @@ const (
 	errBodyTooLarge // off: the limit
 	errTooDeep
 	errEmpty
-	errSrcIP // off: the origin.SourceError
+	errSrcIP     // off: the origin.SourceError
+	errDuplicate // field: given more than once
 )
 
 // decodeError says what made a request malformed, without allocating.
@@ -113,18 +114,32 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 		return append(dst, `empty request body`...)
 	case errSrcIP:
 		return appendSrcIPMsg(dst, e)
+	case errDuplicate:
+		dst = append(dst, `field \"`...)
+		dst = append(dst, fieldNames[e.field]...)
+		return append(dst, `\" given more than once`...)
 	}
 	return append(dst, `malformed request`...)
 }
 
 // decodeArgs fills q from a query string. Values are fasthttp's decoded
 // bytes, valid for the handler call. Unknown parameters are ignored so that
-// a proxy config may carry extra ones. A `to` starting with a space was a
-// '+' the config forgot to encode (form decoding turns '+' into a space, and
-// no number starts with a blank), so it is read as the '+' it was.
+// a proxy config may carry extra ones; a known one given twice is refused
+// (which of two "to" a proxy meant is not tollgate's guess, and GET and
+// JSON once guessed differently). A `to` starting with a space was a '+'
+// the config forgot to encode (form decoding turns '+' into a space, and no
+// number starts with a blank), so it is read as the '+' it was.
 func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
-	for i := 0; i < numFields; i++ {
-		v := a.Peek(fieldNames[i])
+	var seen uint8
+	for k, v := range a.All() {
+		i := fieldIndex(k)
+		if i < 0 {
+			continue
+		}
+		if seen&(1<<i) != 0 {
+			return decodeError{kind: errDuplicate, field: int8(i)}
+		}
+		seen |= 1 << i
 		if len(v) > MaxFieldLen {
 			return decodeError{kind: errTooLong, field: int8(i)}
 		}
@@ -140,6 +155,16 @@ func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
 		return checkSrcIP(q.SrcIP)
 	}
 	return decodeError{}
+}
+
+// fieldIndex is the query field named key, -1 for any other name.
+func fieldIndex(key []byte) int {
+	for i := range fieldNames {
+		if string(key) == fieldNames[i] {
+			return i
+		}
+	}
+	return -1
 }
 
 // scanner is a minimal JSON reader over one buffer: enough to find the six
@@ -461,10 +486,12 @@ func (s *scratch) release() {
 // decodeObject fills q from a JSON object holding the check fields. String
 // values without escapes point into b; escaped ones are decoded into sc.
 // Numbers are taken as their text (an account tag written as 1234); null
-// leaves a field empty; unknown members are skipped.
+// leaves a field empty; unknown members are skipped; a field given twice
+// (null included) is refused, as decodeArgs does.
 func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 	sc.b = sc.b[:0]
-	srcAt := -1 // where the last src_ip value starts, judged once the object parsed
+	srcAt := -1    // where the src_ip value starts, judged once the object parsed
+	var seen uint8 // fields read so far: a field given twice is refused
 	s := scanner{b: b}
 	s.ws()
 	if s.i >= len(b) {
@@ -498,12 +525,12 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 				key = sc.b[n:]
 				sc.b = sc.b[:n] // the key is only compared, before the next append
 			}
-			f := -1
-			for i := range fieldNames {
-				if string(key) == fieldNames[i] {
-					f = i
-					break
+			f := fieldIndex(key)
+			if f >= 0 {
+				if seen&(1<<f) != 0 {
+					return decodeError{kind: errDuplicate, field: int8(f)}
 				}
+				seen |= 1 << f
 			}
 			s.ws()
 			if s.i >= len(b) || b[s.i] != ':' {

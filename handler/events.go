@@ -77,6 +77,59 @@ func DecodeEvents(body []byte) ([]velocity.Event, error) {
 	return out, nil
 }
 
+// eventFields are the members of a call event, which like the check
+// fields may not be given twice.
+var eventFields = [...]string{"event", "call_id", "account", "subaccount", "to", "time", "duration"}
+
+// repeatedMember returns the first of names that object b (valid JSON)
+// holds twice at its top level, "" if none: encoding/json would silently
+// keep the last.
+func repeatedMember(b []byte, names []string) string {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return ""
+	}
+	s.i++
+	var seen uint64
+	for {
+		s.ws()
+		if s.i >= len(b) || b[s.i] != '"' {
+			return ""
+		}
+		ks, ke, esc, e := s.str()
+		if !e.ok() {
+			return ""
+		}
+		key := b[ks:ke]
+		if esc {
+			key = unescape(nil, key)
+		}
+		for i, n := range names {
+			if string(key) == n {
+				if seen&(1<<i) != 0 {
+					return n
+				}
+				seen |= 1 << i
+			}
+		}
+		s.ws()
+		if s.i >= len(b) || b[s.i] != ':' {
+			return ""
+		}
+		s.i++
+		s.ws()
+		if e := s.value(1); !e.ok() {
+			return ""
+		}
+		s.ws()
+		if s.i >= len(b) || b[s.i] != ',' {
+			return ""
+		}
+		s.i++
+	}
+}
+
 func decodeEvent(b []byte, prefix string) (velocity.Event, error) {
 	var ev velocity.Event
 	var j eventJSON
@@ -91,6 +144,9 @@ func decodeEvent(b []byte, prefix string) (velocity.Event, error) {
 	}
 	bad := func(field, msg string, args ...any) error {
 		return &policy.FieldError{Field: prefix + field, Msg: fmt.Sprintf(msg, args...)}
+	}
+	if f := repeatedMember(b, eventFields[:]); f != "" {
+		return ev, bad(f, "given more than once")
 	}
 	text := func(field string, v json.RawMessage, required bool) (string, error) {
 		s, ok := jsonText(v)
