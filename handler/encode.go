@@ -41,6 +41,13 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
 	dst = append(dst, `,"max_cps":`...)
 	dst = strconv.AppendInt(dst, int64(v.MaxCPS), 10)
+	if v.DecidedBy != matcher.DecidedByNone {
+		// only when the dialled string carried a routing number (rn=)
+		dst = append(dst, `,"decided_by":"`...)
+		dst = append(dst, v.DecidedBy.String()...)
+		dst = append(dst, `","rn":`...)
+		dst = appendJSONString(dst, b2s(v.RNBytes()))
+	}
 	return append(dst, '}')
 }
 

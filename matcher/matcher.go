@@ -102,7 +102,10 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		sc = m.vel.Scope(q.Account, sub)
 	}
 	var v Verdict
-	m.decide(&v, s, a, known, sub, q, sc)
+	m.decide(&v, s, a, known, sub, q, q.To, sc)
+	if rn, n := routingNumber(q.To); n > 0 {
+		m.decideRN(&v, s, a, known, sub, q, rn, n, sc)
+	}
 	if v.Reason == ReasonOK && m.origin != nil && a.origin != nil {
 		m.checkOrigin(&v, a, q)
 	}
@@ -116,6 +119,47 @@ func (m *Matcher) Decide(q *Query) Verdict {
 	return v
 }
 
+// decideRN decides a call whose dialled string carries a routing number
+// (rn=) on that number too, as a carrier would route it: the stricter of
+// the two verdicts wins (reject over screen over allow; the dialled number
+// on a tie), and the verdict says which decided. A routing number that is
+// empty, or given more than once, is an invalid number: which one a carrier
+// would take is not tollgate's guess.
+func (m *Matcher) decideRN(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, rn string, n int, sc VelocityScope) {
+	var w Verdict
+	if n > 1 || rn == "" {
+		w.Account, w.Subaccount = q.Account, sub
+		w.MaxChannels, w.MaxCPS = a.maxChannels, a.maxCPS
+		w.invalid(InvalidRoutingNumber)
+	} else {
+		m.decide(&w, s, a, known, sub, q, rn, sc)
+	}
+	if w.Reason == ReasonEmergency {
+		// a routing number is where a call goes, never a dialled short code
+		w.invalid(InvalidRoutingNumber)
+	}
+	copy(w.rn[:], w.e164[:w.e164n])
+	w.rnn = w.e164n
+	if severity(w.Action) > severity(v.Action) {
+		*v = w
+		v.DecidedBy = DecidedByRN
+		return
+	}
+	v.rn, v.rnn = w.rn, w.rnn
+	v.DecidedBy = DecidedByTo
+}
+
+// severity orders actions for decideRN: allow < screen < reject.
+func severity(a Action) int {
+	switch a {
+	case Allow:
+		return 0
+	case Screen:
+		return 1
+	}
+	return 2
+}
+
 // Destination resolves what a query dialled, as Decide would, without
 // counting it or applying velocity: the E.164 number ("" when the number
 // does not resolve to one) and its country. For call events, off the
@@ -127,7 +171,7 @@ func (m *Matcher) Destination(q *Query) (e164, country string) {
 	}
 	a, known, sub := s.lookup(q)
 	var v Verdict
-	m.decide(&v, s, a, known, sub, q, nil)
+	m.decide(&v, s, a, known, sub, q, q.To, nil)
 	if b := v.E164Bytes(); len(b) > 1 && b[0] == '+' {
 		return string(b), v.Country
 	}
@@ -152,13 +196,15 @@ func (s *Snapshot) lookup(q *Query) (a *account, known bool, sub string) {
 	return a, known, sub
 }
 
-func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, sc VelocityScope) {
+// decide takes the decision for the number to (the query's, or its
+// routing number) without the origin checks and without counting it.
+func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, to string, sc VelocityScope) {
 	v.Account = q.Account
 	v.Subaccount = sub
 	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
 
 	var x dialled
-	if bad := normalize(q.To, &x); bad != InvalidNone {
+	if bad := normalize(to, &x); bad != InvalidNone {
 		v.invalid(bad)
 		return
 	}

@@ -122,3 +122,20 @@ func BenchmarkRecompileOneAccount(b *testing.B) {
 		set = next
 	}
 }
+
+// BenchmarkDecideRN is a number carrying a routing number (rn=): decided
+// on both numbers.
+func BenchmarkDecideRN(b *testing.B) {
+	m := newTestMatcher(b, synthSet(10_000, 100_000, 1))
+	qs := benchQueries(1<<16, 10_000, "+")
+	for i := range qs {
+		qs[i].To += ";npdi;rn=" + qs[(i+1)&(len(qs)-1)].To
+	}
+	var buf [256]byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v := m.Decide(&qs[i&(len(qs)-1)])
+		_ = v.AppendRule(buf[:0])
+	}
+}

@@ -114,3 +114,84 @@ func normalize(s string, x *dialled) InvalidKind {
 	}
 	return InvalidNone
 }
+
+// routingNumber finds the routing number of a dialled string: the RFC 4694
+// "rn" parameter of a tel: URI, of a SIP URI's user part (user=phone) or of
+// the SIP URI itself, where a carrier routes on it instead of the dialled
+// number. Parameter names are compared ignoring case, blanks around them
+// and percent-escapes ("R%6E"), as a lenient carrier would read them; the
+// URI's headers (after '?') are not parameters. n is how many rn
+// parameters there are, rn the value of the first ("" when it has none).
+// It never allocates.
+func routingNumber(s string) (rn string, n int) {
+	if len(s) > maxInput {
+		return "", 0
+	}
+	start := 0
+	var prev byte // the separator before s[start:]
+	for j := 0; j <= len(s); j++ {
+		var c byte
+		if j < len(s) {
+			c = s[j]
+			if c != ';' && c != '@' && c != '?' {
+				continue
+			}
+		}
+		if prev == ';' {
+			name, value, hasValue := s[start:j], "", false
+			for k := 0; k < len(name); k++ {
+				if name[k] == '=' {
+					name, value, hasValue = name[:k], name[k+1:], true
+					break
+				}
+			}
+			if isRNName(name) {
+				n++
+				if n == 1 && hasValue {
+					rn = value
+				}
+			}
+		}
+		if c == '?' || j == len(s) {
+			break
+		}
+		prev, start = c, j+1
+	}
+	return rn, n
+}
+
+// isRNName reports whether a URI parameter name reads "rn".
+func isRNName(name string) bool {
+	var b [2]byte
+	n := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == ' ' || c == '\t' {
+			if n == 0 || i+1 == len(name) || name[i+1] == ' ' || name[i+1] == '\t' {
+				continue // leading or trailing blanks
+			}
+			return false
+		}
+		if c == '%' {
+			if i+2 >= len(name) {
+				return false
+			}
+			hi, ok1 := unhex(name[i+1])
+			lo, ok2 := unhex(name[i+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			c = hi<<4 | lo
+			i += 2
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if n == 2 {
+			return false
+		}
+		b[n] = c
+		n++
+	}
+	return n == 2 && b[0] == 'r' && b[1] == 'n'
+}

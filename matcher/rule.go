@@ -15,6 +15,9 @@ func (v *Verdict) appendOrigin(dst []byte) []byte {
 // buffer. It allocates nothing when dst has room, so transports can write
 // it straight into a response.
 func (v *Verdict) AppendRule(dst []byte) []byte {
+	if v.DecidedBy == DecidedByRN {
+		dst = append(dst, "routing number: "...)
+	}
 	dst = v.appendRule(dst)
 	if v.originRan && v.Rule != RuleOrigin {
 		// An allowed call says which origin rule let it through too.

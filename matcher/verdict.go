@@ -210,10 +210,44 @@ type Verdict struct {
 	// the origin rule that let it through.
 	Origin    origin.Outcome
 	originRan bool
+	// DecidedBy says, for a dialled string that carried a routing number
+	// (rn=), whether the dialled number (DecidedByTo) or the routing number
+	// (DecidedByRN) decided: the stricter verdict of the two wins. Without
+	// a routing number it is DecidedByNone.
+	DecidedBy DecidedBy
+
+	rn  [24]byte // the routing number's E.164 form, when it resolved
+	rnn uint8
 
 	e164  [24]byte // "+" and up to 15 digits, or the short number as dialled
 	e164n uint8
 }
+
+// DecidedBy names the number a verdict was decided on when the dialled
+// string carried a routing number.
+type DecidedBy uint8
+
+// Which number decided.
+const (
+	DecidedByNone DecidedBy = iota // no routing number
+	DecidedByTo                    // the dialled number ("to")
+	DecidedByRN                    // the routing number ("rn")
+)
+
+// String is the wire name: "", "to" or "rn".
+func (d DecidedBy) String() string {
+	switch d {
+	case DecidedByTo:
+		return "to"
+	case DecidedByRN:
+		return "rn"
+	}
+	return ""
+}
+
+// RNBytes is the routing number's E.164 form ("+53…"), empty when the
+// dialled string carried none or it did not resolve. It aliases the verdict.
+func (v *Verdict) RNBytes() []byte { return v.rn[:v.rnn] }
 
 // OriginRan reports whether the origin checks ran for this call (they run
 // for calls everything else allows, when the account has origin rules).
@@ -244,17 +278,21 @@ const (
 	InvalidLength    // too short or too long for its country
 	InvalidNoHome    // national format but the account has no home country
 	InvalidNational  // national format that the home country's plan rejects
+	// InvalidRoutingNumber: the rn= parameter is empty, given more than
+	// once, or a short code rather than a number.
+	InvalidRoutingNumber
 )
 
 var invalidText = [...]string{
-	InvalidNone:      "",
-	InvalidEmpty:     "empty number",
-	InvalidTooLong:   "longer than 32 characters",
-	InvalidCharacter: "contains a character that is not a digit or separator",
-	InvalidNoCountry: "no country owns this number",
-	InvalidLength:    "wrong length for its country",
-	InvalidNoHome:    "national format, but the account has no home country",
-	InvalidNational:  "not a valid national number for the home country",
+	InvalidNone:          "",
+	InvalidEmpty:         "empty number",
+	InvalidTooLong:       "longer than 32 characters",
+	InvalidCharacter:     "contains a character that is not a digit or separator",
+	InvalidNoCountry:     "no country owns this number",
+	InvalidLength:        "wrong length for its country",
+	InvalidNoHome:        "national format, but the account has no home country",
+	InvalidNational:      "not a valid national number for the home country",
+	InvalidRoutingNumber: "routing number (rn=) empty, given more than once or not a number",
 }
 
 // String says what was wrong with the number.
