@@ -41,6 +41,13 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
 	dst = append(dst, `,"max_cps":`...)
 	dst = strconv.AppendInt(dst, int64(v.MaxCPS), 10)
+	if v.AccountMaxChannels != 0 || v.AccountMaxCPS != 0 {
+		// only for an account that sets account-wide caps
+		dst = append(dst, `,"account_max_channels":`...)
+		dst = strconv.AppendInt(dst, int64(v.AccountMaxChannels), 10)
+		dst = append(dst, `,"account_max_cps":`...)
+		dst = strconv.AppendInt(dst, int64(v.AccountMaxCPS), 10)
+	}
 	if v.DecidedBy != matcher.DecidedByNone {
 		// only when the dialled string carried a routing number (rn=)
 		dst = append(dst, `,"decided_by":"`...)

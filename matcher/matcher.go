@@ -130,6 +130,7 @@ func (m *Matcher) decideRN(v *Verdict, s *Snapshot, a *account, known bool, sub 
 	if n > 1 || rn == "" {
 		w.Account, w.Subaccount = q.Account, sub
 		w.MaxChannels, w.MaxCPS = a.maxChannels, a.maxCPS
+		w.AccountMaxChannels, w.AccountMaxCPS = a.acctMaxChannels, a.acctMaxCPS
 		w.invalid(InvalidRoutingNumber)
 	} else {
 		m.decide(&w, s, a, known, sub, q, rn, sc)
@@ -202,6 +203,7 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 	v.Account = q.Account
 	v.Subaccount = sub
 	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
+	v.AccountMaxChannels, v.AccountMaxCPS = a.acctMaxChannels, a.acctMaxCPS
 
 	var x dialled
 	if bad := normalize(to, &x); bad != InvalidNone {
@@ -219,6 +221,11 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 	}
 	if !known && s.rejectUnknown {
 		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNotPermitted, LayerOperator, RuleUnknownAccount
+		return
+	}
+	if a.rejectUnknownSubs && q.Subaccount != "" && sub == "" {
+		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonUnknownSubaccount, LayerAccount, RuleUnknownSub
+		v.Detail = q.Subaccount
 		return
 	}
 

@@ -53,6 +53,11 @@ func (v *Verdict) appendRule(dst []byte) []byte {
 			dst = append(dst, '"')
 		}
 		return append(dst, " refused (unknown_accounts=reject)"...)
+	case RuleUnknownSub:
+		dst = v.appendLayer(dst)
+		dst = append(dst, ": unknown subaccount \""...)
+		dst = append(dst, v.Detail...)
+		return append(dst, "\" refused (unknown_subaccounts=reject)"...)
 	case RuleCountryDisabled:
 		dst = append(dst, "operator: calls to "...)
 		dst = append(dst, v.Country...)

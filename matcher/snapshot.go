@@ -61,6 +61,10 @@ type account struct {
 	allowLayer, blockLayer Layer
 
 	maxChannels, maxCPS int
+	// the account-wide caps (account and every subaccount together), and
+	// whether a subaccount name the account lacks is refused
+	acctMaxChannels, acctMaxCPS int
+	rejectUnknownSubs           bool
 
 	maxRate      int64 // max_destination_rate in millionths per minute, -1 = none
 	maxRateLayer Layer
@@ -397,6 +401,8 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 		return nil, fmt.Errorf("account %s: %w", name, err)
 	}
 	a.name = name
+	a.acctMaxChannels, a.acctMaxCPS = acc.AccountMaxChannels, acc.AccountMaxCPS
+	a.rejectUnknownSubs = acc.UnknownSubaccounts == policy.UnknownSubReject
 	if len(acc.Subaccounts) > 0 {
 		a.subs = make(map[string]*account, len(acc.Subaccounts))
 		for subName, sp := range acc.Subaccounts {
@@ -426,7 +432,8 @@ func samePolicy(a, b policy.Policy) bool {
 }
 
 func sameAccount(a, b policy.Account) bool {
-	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) {
+	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) ||
+		a.UnknownSubaccounts != b.UnknownSubaccounts || a.AccountMaxChannels != b.AccountMaxChannels || a.AccountMaxCPS != b.AccountMaxCPS {
 		return false
 	}
 	return len(a.Subaccounts) == 0 || reflect.ValueOf(a.Subaccounts).UnsafePointer() == reflect.ValueOf(b.Subaccounts).UnsafePointer()

@@ -35,7 +35,8 @@ const (
 	// number_barred, rate_exceeded), a number that is not one
 	// (invalid_number: probing for a dial plan's gaps) or an international
 	// call of a locked account (international_locked: a fraudster trying
-	// on after the lockdown).
+	// on after the lockdown), or an invented subaccount name
+	// (unknown_subaccount).
 	OutcomeBarred
 	// OutcomeOther is any other refusal (origin checks, unknown account
 	// refused).
@@ -48,7 +49,7 @@ func OutcomeOf(v *Verdict) Outcome {
 	case ReasonOK:
 		return OutcomeAllowed
 	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded,
-		ReasonInvalidNumber, ReasonInternationalLocked:
+		ReasonInvalidNumber, ReasonInternationalLocked, ReasonUnknownSubaccount:
 		return OutcomeBarred
 	}
 	return OutcomeOther

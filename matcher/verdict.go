@@ -55,6 +55,7 @@ const (
 	ReasonUntrustedSource
 	ReasonSourceBlocked
 	ReasonQuarantined
+	ReasonUnknownSubaccount
 	numReasons
 )
 
@@ -92,6 +93,8 @@ var Reasons = [numReasons]ReasonInfo{
 		"The call's source address or origin country is on the operator's source blocklist"},
 	ReasonQuarantined: {"quarantined", 2073, 403, "Account Quarantined",
 		"The account is quarantined after failed screenings: only domestic and emergency calls pass"},
+	ReasonUnknownSubaccount: {"unknown_subaccount", 2021, 403, "Unknown Subaccount",
+		"The account accepts only its known subaccounts, and this one is not among them"},
 }
 
 // Verdict is the action a reason stands for: screen for origin_screen,
@@ -172,6 +175,7 @@ const (
 	RuleLockdown       // the account's international calls are locked
 	RuleRateExceeded   // the destination's rate is above max_destination_rate
 	RuleOrigin         // an origin check (see Verdict.Origin)
+	RuleUnknownSub     // a subaccount the account does not have (unknown_subaccounts=reject)
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into
@@ -184,6 +188,10 @@ type Verdict struct {
 	Subaccount  string // the subaccount, if the query named one the account has
 	MaxChannels int    // the account's concurrent-channel cap, 0 = none
 	MaxCPS      int    // the account's calls-per-second cap, 0 = none
+	// AccountMaxChannels and AccountMaxCPS are the account-wide caps, on
+	// the account and all its subaccounts together (0 = none); the proxy
+	// enforces them beside MaxChannels and MaxCPS.
+	AccountMaxChannels, AccountMaxCPS int
 
 	Layer Layer    // which policy level decided
 	Rule  RuleKind // which rule within it

@@ -32,6 +32,15 @@ const (
 	UnknownReject  = "reject"
 )
 
+// Unknown-subaccount modes of an account: a query naming a subaccount the
+// account does not have is decided under the account's own policy
+// ("account", the default) or refused as unknown_subaccount ("reject"), so
+// invented names cannot dodge a subaccount's lock or caps.
+const (
+	UnknownSubAccount = "account"
+	UnknownSubReject  = "reject"
+)
+
 // CountryRule is an account's geo permission: Default applies to every
 // destination not named in Except. Except entries are ISO 3166 alpha-2 codes,
 // "001" for non-geographic international networks, or selectors
@@ -76,7 +85,15 @@ type Policy struct {
 // Account is a customer's policy with its subaccounts' overrides.
 type Account struct {
 	Policy
-	Subaccounts map[string]Policy `json:"subaccounts,omitempty"`
+	// UnknownSubaccounts is UnknownSubAccount ("" too) or UnknownSubReject.
+	UnknownSubaccounts string `json:"unknown_subaccounts,omitempty"`
+	// AccountMaxChannels and AccountMaxCPS cap the account and all its
+	// subaccounts together (0 = none): max_channels and max_cps cap each
+	// scope on its own, so without these every subaccount name a trunk
+	// sends would get a cap of its own.
+	AccountMaxChannels int               `json:"account_max_channels,omitempty"`
+	AccountMaxCPS      int               `json:"account_max_cps,omitempty"`
+	Subaccounts        map[string]Policy `json:"subaccounts,omitempty"`
 }
 
 // DisabledCountry records why the operator switched a destination off for
@@ -309,6 +326,19 @@ func (p *Policy) Validate(field string) error {
 func (a *Account) Validate() error {
 	if err := a.Policy.Validate(""); err != nil {
 		return err
+	}
+	switch a.UnknownSubaccounts {
+	case "", UnknownSubAccount, UnknownSubReject:
+	default:
+		return fieldErr("unknown_subaccounts", "%q is not \"account\" or \"reject\"", a.UnknownSubaccounts)
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"account_max_channels", a.AccountMaxChannels}, {"account_max_cps", a.AccountMaxCPS}} {
+		if c.v < 0 || c.v > MaxCapValue {
+			return fieldErr(c.name, "%d is outside 0..%d (0 = no cap)", c.v, MaxCapValue)
+		}
 	}
 	names := make([]string, 0, len(a.Subaccounts))
 	for name := range a.Subaccounts {
