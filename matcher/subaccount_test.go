@@ -35,8 +35,8 @@ func TestUnknownSubaccountsAndAccountCaps(t *testing.T) {
 	f("acme", "ships", "+14155550123", ReasonOK, 160, 2, 200, 30, "")
 	f("acme", "s99", "+14155550123", ReasonUnknownSubaccount, 160, 20, 200, 30, `account acme: unknown subaccount "s99" refused (unknown_subaccounts=reject)`)
 	f("acme", "SALES", "+14155550123", ReasonUnknownSubaccount, 160, 20, 200, 30, `"SALES"`) // names are exact
-	f("acme", "s99", "911", ReasonEmergency, 160, 20, 200, 30, "")                                // emergency first
-	f("uk", "s99", "+14155550123", ReasonOK, 0, 0, 0, 0, "")                                       // default: the account decides
+	f("acme", "s99", "911", ReasonEmergency, 160, 20, 200, 30, "")                           // emergency first
+	f("uk", "s99", "+14155550123", ReasonOK, 0, 0, 0, 0, "")                                 // default: the account decides
 	f("stranger", "s99", "+14155550123", ReasonOK, 0, 0, 0, 0, "")
 	if got := strings.Join(sc.records, ","); got != "+14155550123 0, 1, 1" { // invented names are blocked attempts of the account
 		t.Errorf("acme records %s", got)
