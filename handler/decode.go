@@ -455,6 +455,9 @@ func appendRune(dst []byte, r rune) []byte {
 type scratch struct {
 	b      []byte
 	pooled *[]byte
+	// local says the request came from a local peer (loopback): the one
+	// thing about its connection a JSON-RPC call event needs to know.
+	local bool
 }
 
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, MaxRPCBody); return &b }}

@@ -3,6 +3,7 @@ package handler
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -88,6 +89,14 @@ var plan = numplan.Default()
 
 type envOpt func(*service.Options, *Options)
 
+func withEventTokens(tokens ...string) envOpt {
+	return func(_ *service.Options, o *Options) {
+		for i, t := range tokens {
+			o.EventTokens = append(o.EventTokens, Token{Name: fmt.Sprintf("proxy%d", i+1), Secret: t})
+		}
+	}
+}
+
 func withHighRiskFile(path string) envOpt {
 	return func(o *service.Options, _ *Options) { o.HighRiskFile = path }
 }
@@ -134,6 +143,9 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	ho.Velocity, ho.Alerts = e.vel, e.alerts
+	if ho.Now == nil {
+		ho.Now = e.clk.Now
+	}
 	e.h = New(e.m, e.svc, ho)
 	e.qln, e.aln = fasthttputil.NewInmemoryListener(), fasthttputil.NewInmemoryListener()
 	qs, as := e.h.QueryServer(), e.h.AdminServer()

@@ -2,10 +2,14 @@ package handler
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/policy"
@@ -17,8 +21,32 @@ import (
 // JSON-RPC "event" batch).
 const MaxEvents = 500
 
-// maxEventDuration bounds an ended call's duration: a week.
+// maxEventDuration bounds an ended call's duration in DecodeEvents: a week
+// (the longest -max-call-duration). The query listener refuses anything
+// longer than its own -max-call-duration.
 const maxEventDuration = 7 * 24 * time.Hour
+
+// EventClockSkew is how far in the future an event's time may be (a
+// proxy's clock a little ahead of ours): such a time is taken as now;
+// anything later is refused as absurd.
+const EventClockSkew = 60 * time.Second
+
+// Causes of refused call events, the bounded label of
+// tollgate_events_refused_total.
+const (
+	refusedToken    = iota // no or wrong events token (or, without one, a peer off the loopback)
+	refusedDuration        // duration longer than -max-call-duration
+	refusedFuture          // time beyond EventClockSkew in the future
+	numRefused
+)
+
+var refusedNames = [numRefused]string{"token", "duration", "future"}
+
+// eventLimits are what makes an event absurd.
+type eventLimits struct {
+	maxDuration time.Duration
+	now         time.Time
+}
 
 // eventJSON is one call event on the wire. Every field is read leniently
 // (a string or a number) because proxies build these from script
@@ -45,22 +73,29 @@ type EventResults struct {
 // *policy.FieldError naming it ("events[3].duration", or "duration" for a
 // single object) and no event is returned.
 func DecodeEvents(body []byte) ([]velocity.Event, error) {
+	evs, _, err := decodeEvents(body, eventLimits{maxDuration: maxEventDuration, now: time.Now()})
+	return evs, err
+}
+
+// decodeEvents is DecodeEvents under limits; cause is the refusal cause
+// (an index of refusedNames) of an absurd event, -1 for any other error.
+func decodeEvents(body []byte, lim eventLimits) ([]velocity.Event, int, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
-		return nil, &policy.FieldError{Field: "body", Msg: "empty; a JSON object or array of call events is required"}
+		return nil, -1, &policy.FieldError{Field: "body", Msg: "empty; a JSON object or array of call events is required"}
 	}
 	var raw []json.RawMessage
 	single := body[0] == '{'
 	if single {
 		raw = []json.RawMessage{body}
 	} else if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, jsonFieldError(err)
+		return nil, -1, jsonFieldError(err)
 	}
 	if len(raw) == 0 {
-		return nil, &policy.FieldError{Field: "body", Msg: "no events"}
+		return nil, -1, &policy.FieldError{Field: "body", Msg: "no events"}
 	}
 	if len(raw) > MaxEvents {
-		return nil, &policy.FieldError{Field: "body", Msg: fmt.Sprintf("%d events, more than %d", len(raw), MaxEvents)}
+		return nil, -1, &policy.FieldError{Field: "body", Msg: fmt.Sprintf("%d events, more than %d", len(raw), MaxEvents)}
 	}
 	out := make([]velocity.Event, 0, len(raw))
 	for i, r := range raw {
@@ -68,13 +103,13 @@ func DecodeEvents(body []byte) ([]velocity.Event, error) {
 		if !single {
 			prefix = fmt.Sprintf("events[%d].", i)
 		}
-		ev, err := decodeEvent(r, prefix)
+		ev, cause, err := decodeEvent(r, prefix, lim)
 		if err != nil {
-			return nil, err
+			return nil, cause, err
 		}
 		out = append(out, ev)
 	}
-	return out, nil
+	return out, -1, nil
 }
 
 // eventFields are the members of a call event, which like the check
@@ -130,7 +165,28 @@ func repeatedMember(b []byte, names []string) string {
 	}
 }
 
-func decodeEvent(b []byte, prefix string) (velocity.Event, error) {
+func decodeEvent(b []byte, prefix string, lim eventLimits) (velocity.Event, int, error) {
+	ev, err := decodeEventFields(b, prefix)
+	if err != nil {
+		return ev, -1, err
+	}
+	bad := func(field, msg string, args ...any) error {
+		return &policy.FieldError{Field: prefix + field, Msg: fmt.Sprintf(msg, args...)}
+	}
+	if ev.Duration > lim.maxDuration {
+		return ev, refusedDuration, bad("duration", "%v is longer than the longest call (-max-call-duration %v)", ev.Duration, lim.maxDuration)
+	}
+	if !ev.Time.IsZero() && ev.Time.After(lim.now) {
+		if ev.Time.Sub(lim.now) > EventClockSkew {
+			return ev, refusedFuture, bad("time", "%s is %v in the future (more than the %v allowed for clock skew)",
+				ev.Time.Format(time.RFC3339), ev.Time.Sub(lim.now).Round(time.Second), EventClockSkew)
+		}
+		ev.Time = time.Time{} // a little ahead: now
+	}
+	return ev, -1, nil
+}
+
+func decodeEventFields(b []byte, prefix string) (velocity.Event, error) {
 	var ev velocity.Event
 	var j eventJSON
 	if err := json.Unmarshal(b, &j); err != nil {
@@ -256,9 +312,26 @@ func (h *Handler) events(ctx *fasthttp.RequestCtx) {
 		h.jsonError(ctx, fasthttp.StatusServiceUnavailable, "velocity counters are not enabled in this process")
 		return
 	}
-	evs, err := DecodeEvents(ctx.PostBody())
+	body, token, hasToken, err := unwrapEvents(ctx.PostBody())
+	if err == nil && !hasToken {
+		token, hasToken = bearer(ctx)
+	}
+	if err == nil && !h.eventsAuthorized(token, hasToken, localPeer(ctx.RemoteAddr())) {
+		h.met.eventsRefused[refusedToken].Add(1)
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tollgate-events"`)
+		h.writeJSON(ctx, fasthttp.StatusUnauthorized, adminErrorBody{Error: h.eventsAuthMessage()})
+		return
+	}
+	var evs []velocity.Event
+	cause := -1
+	if err == nil {
+		evs, cause, err = h.decodeEvents(body)
+	}
 	if err != nil {
 		h.met.parseErrors[tHTTP].Add(1)
+		if cause >= 0 {
+			h.met.eventsRefused[cause].Add(1)
+		}
 		field := ""
 		if fe, ok := err.(*policy.FieldError); ok {
 			field = fe.Field
@@ -267,4 +340,87 @@ func (h *Handler) events(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.writeJSON(ctx, fasthttp.StatusOK, h.applyEvents(evs))
+}
+
+// decodeEvents decodes events under this handler's limits.
+func (h *Handler) decodeEvents(body []byte) ([]velocity.Event, int, error) {
+	return decodeEvents(body, eventLimits{maxDuration: h.opt.MaxCallDuration, now: h.now()})
+}
+
+// unwrapEvents reads the authenticated form of an events payload,
+// {"token":"…","events":[…] or {…}}: it returns the events and the token.
+// Any other payload (one event or an array) is returned as it is, without
+// a token.
+func unwrapEvents(b []byte) (events []byte, token string, hasToken bool, err error) {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 || t[0] != '{' {
+		return b, "", false, nil
+	}
+	var w struct {
+		Token  json.RawMessage `json:"token"`
+		Events json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(t, &w) != nil || w.Events == nil {
+		return b, "", false, nil // an event (or malformed: DecodeEvents says how)
+	}
+	if f := repeatedMember(t, []string{"token", "events"}); f != "" {
+		return nil, "", false, &policy.FieldError{Field: f, Msg: "given more than once"}
+	}
+	if w.Token != nil && string(w.Token) != "null" {
+		if err := json.Unmarshal(w.Token, &token); err != nil {
+			return nil, "", false, &policy.FieldError{Field: "token", Msg: "must be a string"}
+		}
+		hasToken = true
+	}
+	return w.Events, token, hasToken, nil
+}
+
+// bearer is the token of an Authorization: Bearer header.
+func bearer(ctx *fasthttp.RequestCtx) (string, bool) {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		return "", false
+	}
+	return string(bytes.TrimSpace(auth[len(prefix):])), true
+}
+
+// localPeer reports whether a request came over the loopback (or a local
+// transport with no IP address: a Unix socket, an in-memory pipe).
+func localPeer(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UDPAddr:
+		return a.IP.IsLoopback()
+	}
+	return true
+}
+
+// eventsAuthorized decides whether call events may be applied. With
+// -events-token every request must carry one of the tokens (compared in
+// constant time, all of them); without one only a local peer may send
+// events, since one forged "ended" can lock any customer.
+func (h *Handler) eventsAuthorized(token string, hasToken, local bool) bool {
+	if len(h.evTokens) == 0 {
+		return local
+	}
+	if !hasToken {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	ok := false
+	for _, t := range h.evTokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
+
+func (h *Handler) eventsAuthMessage() string {
+	if len(h.evTokens) == 0 {
+		return "call events are accepted only from the loopback without -events-token; set -events-token and send it (Authorization: Bearer, or {\"token\":…,\"events\":[…]})"
+	}
+	return "missing or wrong events token (Authorization: Bearer <token>, or {\"token\":…,\"events\":[…]})"
 }

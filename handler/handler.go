@@ -64,6 +64,14 @@ type Options struct {
 	Alerts *alert.Dispatcher
 	// State is the fraud state writer, for /metrics.
 	State *fraudstate.Writer
+	// EventTokens are the tokens call events must carry (-events-token).
+	// Without any, events are accepted from local peers only.
+	EventTokens []Token
+	// MaxCallDuration refuses an ended event whose duration is longer
+	// (default 4 h, velocity's default).
+	MaxCallDuration time.Duration
+	// Now is the clock events are judged by (time.Now if nil).
+	Now func() time.Time
 }
 
 // Handler holds the matcher, the service and the metrics shared by every
@@ -76,6 +84,7 @@ type Handler struct {
 	met      *metrics
 	draining atomic.Bool
 	tokens   []tokenHash
+	evTokens []tokenHash
 	vel      *velocity.Engine
 	alerts   *alert.Dispatcher
 }
@@ -89,11 +98,24 @@ func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 	if opt.RPCFrameTimeout <= 0 {
 		opt.RPCFrameTimeout = 5 * time.Second
 	}
+	if opt.MaxCallDuration <= 0 {
+		opt.MaxCallDuration = 4 * time.Hour
+	}
 	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
 	for _, t := range opt.Tokens {
 		h.tokens = append(h.tokens, hashToken(t))
 	}
+	for _, t := range opt.EventTokens {
+		h.evTokens = append(h.evTokens, hashToken(t))
+	}
 	return h
+}
+
+func (h *Handler) now() time.Time {
+	if h.opt.Now != nil {
+		return h.opt.Now()
+	}
+	return time.Now()
 }
 
 // SetDraining makes /ready answer 503 so load balancers and proxies stop
@@ -329,7 +351,7 @@ func (h *Handler) httpRPC(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	ctx.SetContentTypeBytes(ctJSON)
 	b := ctx.Response.SwapBody(nil)
-	var sc scratch
+	sc := scratch{local: localPeer(ctx.RemoteAddr())}
 	b, replied := h.rpc(b[:0], body, tHTTPRPC, &sc)
 	sc.release()
 	ctx.Response.SwapBody(b)

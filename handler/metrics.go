@@ -69,7 +69,10 @@ type metrics struct {
 	tcpAccepted atomic.Uint64
 	adminReqs   [6]atomic.Uint64 // by status class 1xx..5xx, [0] unused
 	authFail    atomic.Uint64
-	started     time.Time
+	// eventsRefused counts call-event requests refused by cause
+	// (refusedNames): no or wrong token, absurd duration or time
+	eventsRefused [numRefused]atomic.Uint64
+	started       time.Time
 }
 
 func (m *metrics) decision(t transport, v *matcher.Verdict) {
@@ -140,6 +143,15 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 		b.WriteString(transportNames[t])
 		b.WriteString(`"} `)
 		uint(m.parseErrors[t].Load())
+		b.WriteByte('\n')
+	}
+
+	counterHead("tollgate_events_refused_total", "Call-event requests refused, by cause: token (no or wrong -events-token, or a peer off the loopback without one), duration (longer than -max-call-duration), future (time beyond the clock-skew allowance).", "counter")
+	for c := 0; c < numRefused; c++ {
+		b.WriteString(`tollgate_events_refused_total{cause="`)
+		b.WriteString(refusedNames[c])
+		b.WriteString(`"} `)
+		uint(m.eventsRefused[c].Load())
 		b.WriteByte('\n')
 	}
 

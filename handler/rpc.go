@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/velocity"
 )
 
 // JSON-RPC 2.0 error codes (section 5.1 of the specification).
@@ -13,6 +14,9 @@ const (
 	rpcInvalidRequest = -32600
 	rpcMethodNotFound = -32601
 	rpcInvalidParams  = -32602
+	// rpcUnauthorized (in the range JSON-RPC leaves to servers): a call
+	// event without the events token.
+	rpcUnauthorized = -32001
 )
 
 // rpcRequest is the envelope of one JSON-RPC request, as spans of the
@@ -258,7 +262,7 @@ func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte,
 		method = sc.b
 	}
 	if string(method) == string(methodEvent) {
-		return h.rpcEvent(dst, &r, t)
+		return h.rpcEvent(dst, &r, t, sc)
 	}
 	if string(method) != string(methodCheck) {
 		if r.id == nil {
@@ -294,7 +298,7 @@ func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte,
 // rpcEvent answers the "event" method: params are one call event or an
 // array of them, as POST /v1/events takes. As a notification (the usual
 // way: fire and forget) the events are applied and nothing is answered.
-func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport) ([]byte, bool) {
+func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport, sc *scratch) ([]byte, bool) {
 	if h.vel == nil {
 		if r.id == nil {
 			return dst, false
@@ -308,9 +312,25 @@ func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport) ([]byte, bool
 		}
 		return appendRPCError(dst, r.id, rpcInvalidParams, `invalid params: params must be a call event or an array of them`, decodeError{}), true
 	}
-	evs, err := DecodeEvents(r.params)
+	params, token, hasToken, err := unwrapEvents(r.params)
+	if err == nil && !h.eventsAuthorized(token, hasToken, sc.local) {
+		h.met.eventsRefused[refusedToken].Add(1)
+		if r.id == nil {
+			h.log.Warn().Str("transport", transportNames[t]).Msg("call event notification refused: " + h.eventsAuthMessage())
+			return dst, false
+		}
+		return appendRPCError(dst, r.id, rpcUnauthorized, "unauthorized: "+h.eventsAuthMessage(), decodeError{}), true
+	}
+	var evs []velocity.Event
+	cause := -1
+	if err == nil {
+		evs, cause, err = h.decodeEvents(params)
+	}
 	if err != nil {
 		h.met.parseErrors[t].Add(1)
+		if cause >= 0 {
+			h.met.eventsRefused[cause].Add(1)
+		}
 		if r.id == nil {
 			h.log.Warn().Err(err).Str("transport", transportNames[t]).Msg("call event notification refused")
 			return dst, false

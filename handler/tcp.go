@@ -144,6 +144,7 @@ func (s *RPCServer) serveConn(rc *rpcConn) {
 		}
 		s.wg.Done()
 	}()
+	rc.sc.local = localPeer(rc.c.RemoteAddr())
 	// A persistent client (janssonrpcc) may connect long before its first
 	// request, so the first byte gets the idle timeout, not the frame one.
 	rc.c.SetReadDeadline(time.Now().Add(s.h.opt.RPCIdleTimeout))

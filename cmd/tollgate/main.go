@@ -59,6 +59,7 @@ type config struct {
 	queryAddr, adminAddr, rpcAddr string
 	dataDir                       string
 	adminToken                    string
+	eventsToken                   string
 	highRiskFile                  string
 	rateDeckFile                  string
 	webhookURLs, webhookSecret    string
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
+	fs.StringVar(&c.eventsToken, "events-token", "", "token call events must carry (Authorization: Bearer, or {\"token\",\"events\"}), or a comma-separated list of name:token; without one, events are accepted from the loopback only")
 	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
 	fs.StringVar(&c.rateDeckFile, "rate-deck-file", "", "rate deck CSV (prefix,rate_per_minute,currency); when set it is authoritative and reloaded on SIGHUP")
 	fs.StringVar(&c.geoipDB, "geoip-db", "", "MaxMind-format country database (.mmdb) for the origin checks; reloaded on SIGHUP and when the file changes")
@@ -117,7 +119,54 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.stateInterval < 10*time.Millisecond || c.stateInterval > time.Minute {
 		return nil, fmt.Errorf("-state-flush-interval %v: want between 10ms and 1m", c.stateInterval)
 	}
+	if _, err := eventTokens(c.eventsToken); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// eventTokens parses -events-token: name:token entries, a bare token named
+// "events". A token is at least 16 characters of letters, digits and
+// ._~+/=- (safe in a JSON string, a URL and a proxy config define).
+func eventTokens(flagValue string) ([]handler.Token, error) {
+	if flagValue == "" {
+		return nil, nil
+	}
+	var out []handler.Token
+	for _, part := range strings.Split(flagValue, ",") {
+		part = strings.TrimSpace(part)
+		name, secret, ok := strings.Cut(part, ":")
+		if !ok {
+			name, secret = "events", part
+		}
+		if name == "" || secret == "" {
+			return nil, errors.New("-events-token: empty token or name")
+		}
+		if len(secret) < 16 {
+			return nil, fmt.Errorf("-events-token: token %q is shorter than 16 characters", name)
+		}
+		for i := 0; i < len(secret); i++ {
+			c := secret[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._~+/=-", c) >= 0) {
+				return nil, fmt.Errorf("-events-token: token %q has the character %q (letters, digits and ._~+/=- only)", name, c)
+			}
+		}
+		out = append(out, handler.Token{Name: name, Secret: secret})
+	}
+	return out, nil
+}
+
+// loopbackAddr reports whether a listen address binds the loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // parseWithEnv parses args, then fills every flag not given on the command
@@ -340,7 +389,13 @@ func serve(args []string) error {
 		log.Debug().Err(err).Msg("releasing the data file's pages")
 	}
 	debug.FreeOSMemory()
-	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state})
+	evTokens, _ := eventTokens(c.eventsToken) // checked by parseFlags
+	if len(evTokens) == 0 && (!loopbackAddr(c.queryAddr) || !loopbackAddr(c.rpcAddr)) {
+		log.Warn().Str("query_addr", c.queryAddr).Str("rpc_addr", c.rpcAddr).
+			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
+	}
+	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
+		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
