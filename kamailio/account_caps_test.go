@@ -70,7 +70,7 @@ func TestAccountCapsEventsTokenAndRN(t *testing.T) {
 			})
 			t.Run("routing number decides", func(t *testing.T) {
 				u := siptest.UAC{Name: e.name("rn"), Scenario: rnScenario, SrcIP: ipGroup, Target: k.Addr,
-					Calls: []siptest.Call{{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s1"}},
+					Calls:         []siptest.Call{{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s1"}},
 					RecvTimeoutMS: 3000, TimeoutS: 15, HoldMS: 100, Trace: true, Dir: e.dir}
 				res, err := u.Run(context.Background())
 				if err != nil || len(res.Order) != 1 {
