@@ -50,6 +50,8 @@ type contract struct {
 	eventFields    []string        // the call event's members the handler reads
 	eventMethod    string          // the JSON-RPC method of call events
 	eventsPath     string          // the HTTP path of call events
+	eventsToken    string          // the member of the authenticated events wrapper holding the token
+	eventsList     string          // the member of the wrapper holding the events
 }
 
 func readFile(t *testing.T, path string) string {
@@ -80,8 +82,10 @@ func loadContract(t *testing.T) contract {
 		t.Fatal("handler/decode.go: fieldNames is empty")
 	}
 
-	// Response fields: what the one verdict encoder really emits.
-	v := matcher.Verdict{Action: matcher.Reject, Reason: matcher.ReasonCountryBarred, Country: "CU", Account: "acme"}
+	// Response fields: what the one verdict encoder really emits, the
+	// optional ones (account-wide caps, routing number) included.
+	v := matcher.Verdict{Action: matcher.Reject, Reason: matcher.ReasonCountryBarred, Country: "CU", Account: "acme",
+		AccountMaxChannels: 1, AccountMaxCPS: 1, DecidedBy: matcher.DecidedByRN}
 	var obj map[string]any
 	if err := json.Unmarshal(handler.AppendVerdict(nil, &v), &obj); err != nil {
 		t.Fatalf("AppendVerdict output is not JSON: %v", err)
@@ -130,6 +134,14 @@ func loadContract(t *testing.T) contract {
 	} else {
 		t.Fatal("handler/handler.go: the route to h.events not found")
 	}
+
+	// the authenticated events wrapper {"token":…,"events":…}: the tags of
+	// the struct unwrapEvents decodes
+	wm := regexp.MustCompile("(?s)Token\\s+json.RawMessage\\s+`json:\"([a-z_]+)\"`\\s*\n\\s*Events\\s+json.RawMessage\\s+`json:\"([a-z_]+)\"`").FindStringSubmatch(ev)
+	if wm == nil {
+		t.Fatal("handler/events.go: the events wrapper (Token, Events) not found; update this test to where it lives now")
+	}
+	c.eventsToken, c.eventsList = wm[1], wm[2]
 
 	c.actions = map[string]int{}
 	for _, a := range []matcher.Action{matcher.Allow, matcher.Reject, matcher.Screen} {
@@ -607,7 +619,7 @@ func checkContract(cfg string, ct contract) []string {
 			p = append(p, fmt.Sprintf("config reads response field %q, which the sidecar does not emit", f))
 		}
 	}
-	for _, f := range []string{"verdict", "reason", "code", "sip_code", "sip_reason", "max_channels", "max_cps"} {
+	for _, f := range []string{"verdict", "reason", "code", "sip_code", "sip_reason", "max_channels", "max_cps", "account_max_channels", "account_max_cps"} {
 		if !read[f] {
 			p = append(p, "config does not read response field "+f)
 		}
@@ -684,14 +696,48 @@ func checkContract(cfg string, ct contract) []string {
 			p = append(p, "call events lack the required member "+need)
 		}
 	}
-	if !strings.Contains(cfg, `rest_post("TOLLGATE_URL`+ct.eventsPath+`", $json(tge)`) {
-		p = append(p, "call events are not POSTed to TOLLGATE_URL"+ct.eventsPath)
+	if !strings.Contains(cfg, `rest_post("TOLLGATE_URL`+ct.eventsPath+`", $json(tgw)`) {
+		p = append(p, "call events are not POSTed (in the token wrapper) to TOLLGATE_URL"+ct.eventsPath)
 	}
-	if !strings.Contains(cfg, `jsonrpc_notification("TOLLGATE_RPC", "`+ct.eventMethod+`", $json(tge))`) {
-		p = append(p, fmt.Sprintf("call events are not JSON-RPC notifications of method %q", ct.eventMethod))
+	if !strings.Contains(cfg, `jsonrpc_notification("TOLLGATE_RPC", "`+ct.eventMethod+`", $json(tgw))`) {
+		p = append(p, fmt.Sprintf("call events are not JSON-RPC notifications of method %q (in the token wrapper)", ct.eventMethod))
 	}
 	if !strings.Contains(ct.kam, `"`+ct.eventsPath+`", "application/json"`) || !strings.Contains(ct.kam, `janssonrpc_notification("tollgate", "`+ct.eventMethod+`"`) {
 		p = append(p, "the Kamailio config no longer sends call events the way this test expects: re-check it")
+	}
+	// the events token: the wrapper the handler reads, from the
+	// EVENTS_TOKEN setting, around the event, in both configs
+	if !strings.Contains(cfg, `$json(tgw/`+ct.eventsToken+`) = "EVENTS_TOKEN";`) {
+		p = append(p, "call events do not carry the EVENTS_TOKEN in member "+ct.eventsToken)
+	}
+	if !strings.Contains(cfg, `$json(tgw/`+ct.eventsList+`) := $json(tge);`) {
+		p = append(p, "the call event is not in the wrapper's member "+ct.eventsList)
+	}
+	if !strings.Contains(ct.kam, `"{\"`+ct.eventsToken+`\":\"" + EVENTS_TOKEN + "\",\"`+ct.eventsList+`\":[" + $var(tg_batch) + "]}"`) {
+		p = append(p, "the Kamailio config no longer wraps its events with EVENTS_TOKEN the way this test expects: re-check it")
+	}
+	// account-wide caps: both levels enforced, the account-wide one on the
+	// account name across subaccounts, checked and set under one lock
+	for _, need := range []string{
+		`rl_check("cps_$avp(tg_acct)/*", $var(tg_acps), "TAILDROP")`,
+		`get_profile_size("tg_all", $avp(tg_acct), $var(tg_n))`,
+		`if ($var(tg_n) >= $var(tg_achans)) {`,
+		`set_dlg_profile("tg_all", $avp(tg_acct));`,
+		`rl_check("cps_$var(tg_scope)", $var(tg_cps), "TAILDROP")`,
+		`if ($var(tg_n) >= $var(tg_chans)) {`,
+	} {
+		if !strings.Contains(cfg, need) {
+			p = append(p, "account-wide or scope caps not enforced: missing "+need)
+		}
+	}
+	caps := cfg[strings.Index(cfg, "route[CAPS]"):]
+	if l, u := strings.Count(caps[:strings.Index(caps, "\n}\n")], "get_dynamic_lock($avp(tg_acct))"), strings.Count(caps[:strings.Index(caps, "\n}\n")], "release_dynamic_lock($avp(tg_acct))"); l != 1 || u != 3 {
+		p = append(p, fmt.Sprintf("the channel caps are not checked and set under the account's lock (%d locks, %d releases; want 1 and 3)", l, u))
+	}
+	for _, need := range []string{`pl_check("$avp(tg_acct)/*"`, `get_profile_size("tg_all", "$avp(tg_acct)"`, `set_dlg_profile("tg_all", "$avp(tg_acct)")`} {
+		if !strings.Contains(ct.kam, need) {
+			p = append(p, "the Kamailio config no longer enforces account-wide caps the way this test expects ("+need+"): re-check it")
+		}
 	}
 	for _, v := range []string{`"answered"`, `"ended"`} {
 		if !strings.Contains(cfg, `$var(tg_evkind) = `+v) {
@@ -726,7 +772,7 @@ func checkContract(cfg string, ct contract) []string {
 	}
 	for _, s := range []string{"LISTEN", "TOLLGATE_URL", "TOLLGATE_RPC", "TOLLGATE_TIMEOUT", "TOLLGATE_RPC_TIMEOUT_MS",
 		"UPSTREAM", "SCREEN_URI", "EMERGENCY_URI", "RETRY_AFTER", "PIKE_REQS", "PIKE_WINDOW", "BAN_SECONDS",
-		"AUTH_MAX_FAILS", "AUTH_FAIL_WINDOW", "DBURL", "TRUNK_GROUP", "AUTH_REALM", "EMERGENCY_RE"} {
+		"AUTH_MAX_FAILS", "AUTH_FAIL_WINDOW", "DBURL", "TRUNK_GROUP", "AUTH_REALM", "EMERGENCY_RE", "EVENTS_TOKEN"} {
 		kv, kok := kdef[s]
 		ov, ook := odef[s]
 		switch {
@@ -922,6 +968,20 @@ func TestChecksCanFail(t *testing.T) {
 		"wrong events path":      {`"TOLLGATE_URL/v1/events"`, `"TOLLGATE_URL/v1/event"`},
 		"wrong event method":     {`"TOLLGATE_RPC", "event"`, `"TOLLGATE_RPC", "events"`},
 		"renamed metric":         {`"opensips_tollgate_auth_failures"`, `"opensips_tollgate_authfail"`},
+		"events without token":   {`launch(rest_post("TOLLGATE_URL/v1/events", $json(tgw)`, `launch(rest_post("TOLLGATE_URL/v1/events", $json(tge)`},
+		"RPC events sans token":  {`"event", $json(tgw));`, `"event", $json(tge));`},
+		"token not set":          {`$json(tgw/token) = "EVENTS_TOKEN";`, `$json(tgw/token) = "";`},
+		"token member renamed":   {`$json(tgw/token) =`, `$json(tgw/auth) =`},
+		"event not wrapped":      {`$json(tgw/events) := $json(tge);`, `$json(tgw/event) := $json(tge);`},
+		"account cap not read":   {"$json(tgv/account_max_channels)", "$json(tgv/account_channels)"},
+		"account CPS not read":   {"$json(tgv/account_max_cps)", "$json(tgv/max_cps)"},
+		"account CPS unenforced": {`rl_check("cps_$avp(tg_acct)/*"`, `rl_check("cps_$var(tg_scope)/*"`},
+		"account cap per scope":  {`get_profile_size("tg_all", $avp(tg_acct)`, `get_profile_size("tg_all", $var(tg_scope)`},
+		"account cap not set":    {"\t\tif ($var(tg_achans) > 0)\n\t\t\tset_dlg_profile(\"tg_all\", $avp(tg_acct));\n", ""},
+		"account cap ignored":    {"if ($var(tg_n) >= $var(tg_achans)) {", "if ($var(tg_n) > $var(tg_achans) + 1000000) {"},
+		"lock per scope":         {"get_dynamic_lock($avp(tg_acct));", "get_dynamic_lock($var(tg_scope));"},
+		"lock left held":         {"\t\t\t\trelease_dynamic_lock($avp(tg_acct));\n\t\t\t\txlog(\"L_NOTICE\", \"tollgate: account-wide", "\t\t\t\txlog(\"L_NOTICE\", \"tollgate: account-wide"},
+		"other default token":    {"[[EVENTS_TOKEN]], [[]]", "[[EVENTS_TOKEN]], [[changeme-0123456789]]"},
 	}
 	for what, m := range contractMutations {
 		if !strings.Contains(cfg, m[0]) {
@@ -943,6 +1003,7 @@ func TestChecksCanFail(t *testing.T) {
 		"leftover setting":      {`socket=LISTEN`, `socket=LISTEN_ADDR`},
 		"async to nowhere":      {", TG_HTTP_REPLY);", ", TG_HTTP_ANSWER);"},
 		"callback to nowhere":   {`dlg_on_hangup("TG_DLG_HUNGUP")`, `dlg_on_hangup("TG_DLG_GONE")`},
+		"undeclared tg_all":     {`"tg_acct;tg_sub;tg_all"`, `"tg_acct;tg_sub"`},
 	}
 	for what, m := range structMutations {
 		if !strings.Contains(cfg, m[0]) {
