@@ -37,7 +37,7 @@ func TestLockEndpoints(t *testing.T) {
 		status             int
 		field              string
 	}{
-		{"PUT", "/v1/accounts/nobody/lock", "", 404, ""},
+		{"PUT", "/v1/accounts/nobody/subaccounts/x/lock", "", 404, ""}, // an unknown account's own name can be locked (issue 11 item 8), not a subaccount
 		{"PUT", "/v1/accounts/acme/subaccounts/nope/lock", "", 404, ""},
 		{"GET", "/v1/accounts/acme/subaccounts/nope/lock", "", 404, ""},
 		{"PUT", "/v1/accounts/acme/lock", `{"reason":1}`, 400, "reason"},

@@ -87,8 +87,9 @@ var universalEmergency = [...]string{"112", "911"}
 // Decide answers one query. It allocates nothing and takes no lock for
 // numbers in international form (+CC, 00CC, the home country's IDD, bare
 // digits without a home country); national-format numbers go through a
-// bounded cache in front of libphonenumber. With a Velocity, a known
-// account's attempt is counted and its international lock applied. With an
+// bounded cache in front of libphonenumber. With a Velocity, the attempt of
+// a known account, or of an unknown one the operator serves, is counted and
+// its international lock applied. With an
 // Origin, a call everything else allows is checked for where it comes from
 // last (emergency calls never are): see docs/verdicts.md for the order.
 func (m *Matcher) Decide(q *Query) Verdict {
@@ -98,7 +99,9 @@ func (m *Matcher) Decide(q *Query) Verdict {
 	}
 	a, known, sub := s.lookup(q)
 	var sc VelocityScope
-	if known && m.vel != nil {
+	if m.vel != nil && (known || q.Account != "" && !s.rejectUnknown) {
+		// an unknown account served by choice is counted (and can be
+		// locked) under a scope of its own name
 		sc = m.vel.Scope(q.Account, sub)
 	}
 	var v Verdict

@@ -62,7 +62,11 @@ func (s *Service) Lock(who Actor, account, sub, reason string) (velocity.Lock, e
 		return l, err
 	}
 	if err := s.scopeExists(account, sub); err != nil {
-		return l, err
+		// an account tollgate does not know, served by the default policy
+		// by choice, is counted and can be locked by its name
+		if _, known := s.set.Accounts[account]; known || sub != "" || s.set.Operator.UnknownAccounts == policy.UnknownReject || policy.ValidName(account) != nil {
+			return l, err
+		}
 	}
 	l.Time = s.opt.Now().UTC()
 	body := mustJSON(l)

@@ -82,8 +82,19 @@ func TestLockUnlockDurableAndAudited(t *testing.T) {
 		t.Fatalf("domestic: %s", got)
 	}
 	var nf *NotFoundError
-	if _, err := f.svc.Lock(admin, "nobody", "", ""); !errors.As(err, &nf) {
+	// an unknown account (served by the default policy) is locked by its
+	// name, durably (issue 11 item 8); not its subaccounts, nor a bad name
+	if _, err := f.svc.Lock(admin, "nobody", "", "typo of acme seen calling CU"); err != nil {
 		t.Errorf("lock of an unknown account: %v", err)
+	}
+	if got := f.reason("+33142685300", "nobody"); got != "international_locked" {
+		t.Fatalf("locked unknown account: %s", got)
+	}
+	if _, err := f.svc.Lock(admin, "nobody", "x", ""); !errors.As(err, &nf) {
+		t.Errorf("lock of an unknown account's subaccount: %v", err)
+	}
+	if _, err := f.svc.Lock(admin, "no body", "", ""); !errors.As(err, &nf) {
+		t.Errorf("lock of a bad name: %v", err)
 	}
 	if _, err := f.svc.Lock(admin, "acme", "nope", ""); !errors.As(err, &nf) {
 		t.Errorf("lock of an unknown subaccount: %v", err)
@@ -99,8 +110,11 @@ func TestLockUnlockDurableAndAudited(t *testing.T) {
 	if got := g.reason("+33142685300", "acme"); got != "international_locked" {
 		t.Fatalf("after restart: %s", got)
 	}
+	if got := g.reason("+33142685300", "nobody"); got != "international_locked" {
+		t.Fatalf("unknown account after restart: %s", got)
+	}
 	ls, _ := g.svc.Locks()
-	if len(ls) != 2 || ls[0].By != "admin" || ls[0].Reason != "card testing seen" || ls[1].Subaccount != "sales" {
+	if len(ls) != 3 || ls[0].By != "admin" || ls[0].Reason != "card testing seen" || ls[1].Subaccount != "sales" || ls[2].Account != "nobody" {
 		t.Fatalf("locks after restart %+v", ls)
 	}
 	if _, err := g.svc.Unlock(admin, "acme", "", "customer confirmed the traffic"); err != nil {
@@ -116,14 +130,15 @@ func TestLockUnlockDurableAndAudited(t *testing.T) {
 	if v := g.m.Decide(&q); v.Reason != matcher.ReasonInternationalLocked {
 		t.Errorf("the subaccount's own lock was lifted too: %s", v.Reason)
 	}
-	audit, _ := g.svc.Audit(3, 0)
+	audit, _ := g.svc.Audit(4, 0)
 	if audit[0].Action != "unlock" || audit[0].Object != "accounts/acme/lock" || !strings.Contains(string(audit[0].After), "customer confirmed") ||
-		audit[1].Action != "lock" || audit[1].Object != "accounts/acme/subaccounts/sales/lock" || audit[2].Who != "admin" {
+		audit[1].Action != "lock" || audit[1].Object != "accounts/nobody/lock" ||
+		audit[2].Action != "lock" || audit[2].Object != "accounts/acme/subaccounts/sales/lock" || audit[3].Who != "admin" {
 		t.Errorf("audit %+v", audit)
 	}
 	g.st.Close()
 	h := openVel(t, dir, Options{})
-	if ls, _ := h.svc.Locks(); len(ls) != 1 {
+	if ls, _ := h.svc.Locks(); len(ls) != 2 {
 		t.Errorf("unlock not durable: %+v", ls)
 	}
 }

@@ -31,6 +31,7 @@ package velocity
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"sort"
 	"sync"
@@ -115,6 +116,9 @@ type Engine struct {
 	dirty atomic.Pointer[Scope] // scopes with news since the last evaluation (a Treiber stack)
 	calls callTable
 
+	unknown  unknownTable // scopes of accounts tollgate does not know (unknown.go)
+	unknownN atomic.Int64
+
 	evalMu    sync.Mutex
 	watch     map[*Scope]struct{}
 	lastSweep time.Time
@@ -166,6 +170,7 @@ func New(opt Options) *Engine {
 		opt.Interval = 250 * time.Millisecond
 	}
 	e := &Engine{opt: opt, locks: map[string]Lock{}, watch: map[*Scope]struct{}{}, persist: map[*Scope]struct{}{}}
+	e.unknown.seed = maphash.MakeSeed()
 	e.calls.init()
 	e.table.Store(&table{accounts: map[string]*entry{}})
 	return e
@@ -189,6 +194,9 @@ type Scope struct {
 	dirtyFlag atomic.Bool
 	next      atomic.Pointer[Scope]
 	stored    bool // the fraud state holds a record of it (under the engine's evalMu)
+
+	unknown  bool         // the scope of an account tollgate does not know
+	lastSeen atomic.Int64 // unix seconds of its last call (unknown scopes)
 
 	mu          sync.Mutex         // everything below: events, evaluation, admin
 	live        map[*call]struct{} // nil until the scope's first live call
@@ -232,12 +240,21 @@ func (e *Engine) Scope(account, sub string) matcher.VelocityScope {
 	if s := e.lookup(account, sub); s != nil {
 		return s
 	}
+	if _, known := e.table.Load().accounts[account]; !known {
+		// an unknown account served by choice: its own scope (unknown.go)
+		if s := e.unknownScope(account); s != nil {
+			return s
+		}
+	}
 	return nil
 }
 
 func (e *Engine) lookup(account, sub string) *Scope {
 	en := e.table.Load().accounts[account]
 	if en == nil {
+		if sub == "" {
+			return e.unknown.find(account)
+		}
 		return nil
 	}
 	if sub != "" {
@@ -269,6 +286,9 @@ func (s *Scope) IntlLocked() matcher.Layer {
 // scope and, for a subaccount, in its account's.
 func (s *Scope) Record(dest matcher.Number, o matcher.Outcome) {
 	now := s.e.opt.Now()
+	if s.unknown {
+		s.lastSeen.Store(now.Unix())
+	}
 	s.record(now, dest, o)
 	if s.parent != nil {
 		s.parent.record(now, dest, o)
@@ -475,6 +495,9 @@ func (e *Engine) Sync(set *policy.Set) error {
 		}
 		nt.accounts[name] = en
 	}
+	if err := e.syncUnknown(set, base, zones); err != nil {
+		return fmt.Errorf("operator default: %w", err)
+	}
 	for _, p := range todo {
 		p.s.cfg.Store(p.cfg)
 		p.s.markDirty() // re-evaluate under the new thresholds
@@ -554,6 +577,7 @@ func (e *Engine) RestoreLocks(ls []Lock) {
 			s.locked.Store(true)
 		}
 	}
+	e.publishLocks()
 }
 
 // Lock locks a scope's international calls on an operator's word (or
@@ -562,6 +586,12 @@ func (e *Engine) RestoreLocks(ls []Lock) {
 func (e *Engine) Lock(l Lock) error {
 	e.mu.Lock()
 	s := e.exact(l.Account, l.Subaccount)
+	if s == nil && l.Subaccount == "" && e.table.Load().accounts[l.Account] == nil {
+		s = e.unknownScope(l.Account) // an unknown account served by choice
+		if s != nil && s.account != l.Account {
+			s = nil // the overflow scope is no name's own
+		}
+	}
 	if s == nil {
 		e.mu.Unlock()
 		return fmt.Errorf("no such scope %s", l.Key())
@@ -571,6 +601,7 @@ func (e *Engine) Lock(l Lock) error {
 	}
 	_, was := e.locks[l.Key()]
 	e.locks[l.Key()] = l
+	e.publishLocks()
 	s.locked.Store(true)
 	e.mu.Unlock()
 	if !was {
@@ -602,7 +633,10 @@ func (e *Engine) UnlockUntil(account, sub, by, reason string, until time.Time) (
 	s := e.exact(account, sub)
 	if ok {
 		delete(e.locks, key)
+		e.publishLocks()
 		if s != nil {
+			s.locked.Store(false)
+		} else if s := e.unknown.overflow.Load(); s != nil && account == OverflowAccount {
 			s.locked.Store(false)
 		}
 	}
@@ -664,13 +698,15 @@ func (e *Engine) autoLock(s *Scope, a alert.Alert) {
 	}
 	l := Lock{Account: s.account, Subaccount: s.sub, Time: a.Time, By: AutomaticBy, Reason: a.Message, Automatic: true, Rule: a.Rule, Kind: a.Kind}
 	e.locks[key] = l
+	e.publishLocks()
 	s.locked.Store(true)
 	e.mu.Unlock()
 	e.lockdowns[0].Add(1)
 	e.notify(alert.Alert{Time: a.Time, Type: alert.TypeLockdown, Level: alert.LevelCritical, Kind: alert.KindLockdown,
 		Account: s.account, Subaccount: s.sub, Rule: a.Rule, Prefix: a.Prefix, By: AutomaticBy, Reason: a.Message,
 		Action: policy.ActionLockdown, Message: fmt.Sprintf("international calls of %s locked automatically: %s", key, a.Message)})
-	if e.opt.OnLock != nil {
+	if e.opt.OnLock != nil && s.account != OverflowAccount {
+		// the overflow scope's lock holds until an unlock or a restart
 		e.opt.OnLock(l)
 	}
 }

@@ -63,6 +63,9 @@ func (e *Engine) Evaluate() {
 	e.drainDirty()
 	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= time.Second || now.Before(e.lastSweep) {
 		e.sweep(now)
+		if e.unknownN.Load() > 0 {
+			e.pruneUnknown(now, e.table.Load().accounts)
+		}
 		e.lastSweep = now
 	}
 	var st evalState

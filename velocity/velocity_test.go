@@ -608,8 +608,10 @@ func TestLocksAcrossSync(t *testing.T) {
 	if err := f.e.Lock(Lock{Account: "acme", By: "ops", Reason: "ticket 7"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.e.Lock(Lock{Account: "nobody", By: "ops"}); err == nil {
-		t.Error("locked an unknown account")
+	// an unknown account served by the default policy can be locked
+	// (issue 11 item 8); its subaccounts cannot
+	if err := f.e.Lock(Lock{Account: "nobody", Subaccount: "x", By: "ops"}); err == nil {
+		t.Error("locked a subaccount of an unknown account")
 	}
 	if err := f.e.Lock(Lock{Account: "acme", Subaccount: "nope", By: "ops"}); err == nil {
 		t.Error("locked an unknown subaccount")
@@ -624,7 +626,9 @@ func TestLocksAcrossSync(t *testing.T) {
 	// deleting and re-creating the account keeps it too
 	del := &policy.Set{Accounts: map[string]policy.Account{"other": set.Accounts["other"]}}
 	f.load(del)
-	if v := f.call("acme", "", numFR); v.Reason != matcher.ReasonOK { // unknown now: the default policy
+	// unknown now: the default policy, and still locked (its name is
+	// counted and locked as an unknown account's)
+	if v := f.call("acme", "", numFR); v.Reason != matcher.ReasonInternationalLocked || v.Layer != matcher.LayerAccount {
 		t.Fatalf("deleted account: %s", v.Reason)
 	}
 	f.load(setWith(nil))
