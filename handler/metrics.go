@@ -338,6 +338,7 @@ func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, ty
 	head("tollgate_unlocks_total", "Lockdowns lifted by an operator.", "counter")
 	line("tollgate_unlocks_total", float64(st.Unlocks))
 	gauge("tollgate_locked_scopes", "Accounts and subaccounts whose international calls are locked now.", float64(st.Locked))
+	gauge("tollgate_unknown_account_scopes", "Unknown accounts (served by the default policy) counted under a scope of their own name now; at 16384, further names share one overflow scope.", float64(st.UnknownScopes))
 	gauge("tollgate_velocity_scopes", "Accounts and subaccounts the velocity counters track.", float64(st.Scopes))
 	head("tollgate_cps_over_cap_total", "Seconds in which an account or subaccount attempted more calls than its max_cps.", "counter")
 	line("tollgate_cps_over_cap_total", float64(st.CPSOverCap))

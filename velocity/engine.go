@@ -733,8 +733,11 @@ func (e *Engine) Run(ctx context.Context) {
 
 // Stats are the engine's counters and gauges, for /metrics.
 type Stats struct {
-	Scopes    int
-	LiveCalls int64
+	Scopes int
+	// UnknownScopes are the scopes of unknown accounts served by choice
+	// (the overflow scope not included).
+	UnknownScopes int
+	LiveCalls     int64
 	// Events by kind (answered, ended) and result (accepted, duplicate,
 	// ignored).
 	Events          [numEventKinds][numResults]uint64
@@ -766,6 +769,7 @@ func (e *Engine) Stats() Stats {
 	}
 	e.mu.Lock()
 	st.Locked = len(e.locks)
+	st.UnknownScopes = int(e.unknownN.Load())
 	e.mu.Unlock()
 	return st
 }

@@ -101,7 +101,7 @@ func TestUnknownOverflow(t *testing.T) {
 	if n < 2000 {
 		t.Errorf("%d names in the overflow scope, want at least 2000", n)
 	}
-	if got := f.e.unknownN.Load(); got > unknownSlots || got < unknownSlots/2 {
+	if got := f.e.Stats().UnknownScopes; got > unknownSlots || got < unknownSlots/2 {
 		t.Errorf("%d unknown scopes", got)
 	}
 }
