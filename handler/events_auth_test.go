@@ -149,3 +149,21 @@ func FuzzUnwrapEvents(f *testing.F) {
 		}
 	})
 }
+
+// An answer dated a week back followed by an end without a duration is as
+// absurd as a week-long duration: the call counts -max-call-duration at
+// most, so the pair cannot lock a victim either.
+func TestBackdatedAnswerCapped(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/accounts/victim", victimJSON)
+	weekAgo := itoa(int(e.clk.Now().Unix()) - 604800)
+	r := e.q("POST", "/v1/events", `[{"event":"answered","call_id":"b1","account":"victim","to":"+5355512345","time":`+weekAgo+`},`+
+		`{"event":"ended","call_id":"b1","account":"victim"}]`)
+	if r.status != 200 {
+		t.Fatalf("events: %d %s", r.status, r.body)
+	}
+	e.vel.Evaluate()
+	if _, reason := e.verdict("to=%2B33142685300&account=victim"); reason != "ok" {
+		t.Fatalf("victim after a backdated answer: %s", reason)
+	}
+}

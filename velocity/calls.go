@@ -154,7 +154,7 @@ func (e *Engine) apply(ev Event) Result {
 		dest, rate := e.price(ev)
 		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at, heard: at}
 		if ev.Kind == Ended {
-			dur := ev.Duration
+			dur := min(ev.Duration, e.opt.MaxCallDuration)
 			if dur < 0 {
 				dur = 0
 			}
@@ -179,6 +179,11 @@ func (e *Engine) apply(ev Event) Result {
 	answered := c.answered
 	if ev.Duration >= 0 {
 		answered = at.Add(-ev.Duration)
+	}
+	if at.Sub(answered) > e.opt.MaxCallDuration {
+		// no call is longer: an answer dated far back (a forged or
+		// replayed event) must not make a week-long call of it
+		answered = at.Add(-e.opt.MaxCallDuration)
 	}
 	c.booked = at.Sub(answered)
 	sh.mu.Unlock()
