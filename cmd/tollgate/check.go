@@ -45,6 +45,12 @@ type checkResult struct {
 	Rule        string `json:"rule"`
 	MaxChannels int    `json:"max_channels"`
 	MaxCPS      int    `json:"max_cps"`
+	// only for an account with account-wide caps
+	AccountMaxChannels int `json:"account_max_channels"`
+	AccountMaxCPS      int `json:"account_max_cps"`
+	// only when the number carried a routing number
+	DecidedBy string `json:"decided_by"`
+	RN        string `json:"rn"`
 }
 
 // runCheck implements `tollgate check`. It opens the data file read-only.
@@ -215,5 +221,12 @@ func printResult(w io.Writer, r *checkResult, via string) {
 		return fmt.Sprint(n)
 	}
 	fmt.Fprintf(w, "caps:     max_channels %s, max_cps %s\n", caps(r.MaxChannels), caps(r.MaxCPS))
+	if r.AccountMaxChannels != 0 || r.AccountMaxCPS != 0 {
+		fmt.Fprintf(w, "account:  account_max_channels %s, account_max_cps %s (the account and its subaccounts together)\n",
+			caps(r.AccountMaxChannels), caps(r.AccountMaxCPS))
+	}
+	if r.DecidedBy != "" {
+		fmt.Fprintf(w, "rn:       %s (decided by %s)\n", or(r.RN), r.DecidedBy)
+	}
 	fmt.Fprintf(w, "answered: from the %s\n", via)
 }

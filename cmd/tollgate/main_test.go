@@ -400,6 +400,16 @@ func TestCheckCommand(t *testing.T) {
 	if code != exitAllow || !strings.Contains(out, "e164:     +14155550123") || !strings.Contains(out, "answered: from the data file") {
 		t.Fatalf("local: %d\n%s", code, out)
 	}
+	// the routing number and account-wide caps are shown when present
+	d2dir := t.TempDir()
+	d2 := startDaemon(t, d2dir)
+	d2.admin("PUT", "/v1/accounts/grp", `{"home_country":"US","countries":{"default":"deny","except":["US"]},"account_max_channels":3}`)
+	var out2, errb2 bytes.Buffer
+	code = runCheck([]string{"--data-dir", d2dir, "--account", "grp", "+14155550123;npdi;rn=+5355512345"}, &out2, &errb2)
+	if code != exitReject || !strings.Contains(out2.String(), "account:  account_max_channels 3, account_max_cps none") ||
+		!strings.Contains(out2.String(), "rn:       +5355512345 (decided by rn)") {
+		t.Fatalf("rn and account caps: %d\n%s\n%s", code, out2.String(), errb2.String())
+	}
 	code, out, _ = run("--json", "--account", "acme", "--subaccount", "none", "+447012345678")
 	var v map[string]any
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v["verdict"] == nil {
