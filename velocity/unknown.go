@@ -189,14 +189,15 @@ func (e *Engine) pruneUnknown(now time.Time, known map[string]*entry) {
 // fresh is a copy of c with no counters: each scope of an unknown account
 // counts on its own.
 func (c *scopeConfig) fresh() *scopeConfig {
-	n := &scopeConfig{home: c.home, loc: c.loc, maxCPS: c.maxCPS, timed: c.timed,
-		spendWarn: c.spendWarn, spendLimit: c.spendLimit, spendAction: c.spendAction}
+	n := new(scopeConfig)
+	*n = *c
+	n.rules = nil
 	if len(c.rules) > 0 {
 		n.rules = make([]rule, len(c.rules))
 		for i := range c.rules {
 			r, o := &n.rules[i], &c.rules[i]
 			r.name, r.prefix, r.from, r.to, r.days, r.win = o.name, o.prefix, o.from, o.to, o.days, o.win
-			r.th, r.has, r.action, r.prefixTx = o.th, o.has, o.action, o.prefixTx
+			r.th, r.has, r.action, r.prefixTx, r.sigs = o.th, o.has, o.action, o.prefixTx, o.sigs
 		}
 	}
 	return n

@@ -128,7 +128,7 @@ func TestFreshCopiesRules(t *testing.T) {
 	}
 	tmpl.rules[0].counters()
 	c := tmpl.fresh()
-	if fmt.Sprint(*c) == "" || c.loc != tmpl.loc || c.maxCPS != 7 || c.spendLimit != tmpl.spendLimit || c.spendAction != tmpl.spendAction || c.timed != tmpl.timed {
+	if fmt.Sprint(*c) == "" || c.loc != tmpl.loc || c.maxCPS != 7 || c.spendLimit != tmpl.spendLimit || c.spendAction != tmpl.spendAction || c.timed != tmpl.timed || c.relockMargin != tmpl.relockMargin || c.relockMargin == 0 {
 		t.Errorf("config fields not copied: %+v", c)
 	}
 	rt := reflect.TypeOf(rule{})
