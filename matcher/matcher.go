@@ -188,7 +188,7 @@ func (m *Matcher) Destination(q *Query) (e164, country string) {
 func (s *Snapshot) lookup(q *Query) (a *account, known bool, sub string) {
 	a = s.deflt
 	if q.Account != "" {
-		if acc, ok := s.accounts[q.Account]; ok {
+		if acc, ok := s.accounts.Get(q.Account); ok {
 			a, known = acc, true
 			if q.Subaccount != "" {
 				if sa, ok := acc.subs[q.Subaccount]; ok {

@@ -409,10 +409,10 @@ func TestCompileFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.accounts["acme"] != prev.accounts["acme"] || snap.highRisk != prev.highRisk {
+	if snap.acct("acme") != prev.acct("acme") || snap.highRisk != prev.highRisk {
 		t.Error("unchanged account or high-risk list was rebuilt")
 	}
-	if snap.accounts["uk"] == prev.accounts["uk"] {
+	if snap.acct("uk") == prev.acct("uk") {
 		t.Error("changed account was reused")
 	}
 	m := New(plan, Options{})
@@ -434,7 +434,7 @@ func TestCompileFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap2.accounts["acme"] == snap.accounts["acme"] {
+	if snap2.acct("acme") == snap.acct("acme") {
 		t.Error("account reused across a default-policy change")
 	}
 	m.Swap(snap2)
@@ -472,4 +472,10 @@ func TestShortSource(t *testing.T) {
 	f("Cisco Best Practices Table 22-1, https://example.org/x; FCC guide", "Cisco Best Practices Table 22-1")
 	f("Ofcom review; FCC", "Ofcom review")
 	f(strings.Repeat("é", 60), strings.Repeat("é", 48)+"…")
+}
+
+// acct is the compiled account of name, nil if none.
+func (s *Snapshot) acct(name string) *account {
+	a, _ := s.accounts.Get(name)
+	return a
 }

@@ -128,7 +128,7 @@ func (s *Snapshot) OriginScope(account, sub string) (*origin.Rules, string) {
 	if s == nil {
 		return nil, account
 	}
-	a, ok := s.accounts[account]
+	a, ok := s.accounts.Get(account)
 	if !ok {
 		return s.deflt.origin, account
 	}
@@ -145,4 +145,6 @@ func (s *Snapshot) OriginScope(account, sub string) (*origin.Rules, string) {
 // account's, a subaccount's, the default's or the operator's country
 // blocklist) read the origin country, so that running without a Geo-IP
 // database degrades them.
-func (s *Snapshot) OriginNeedsGeo() bool { return s != nil && s.originNeedsGeo }
+func (s *Snapshot) OriginNeedsGeo() bool {
+	return s != nil && (s.geoAccounts > 0 || (s.deflt != nil && s.deflt.origin.NeedsGeo()))
+}

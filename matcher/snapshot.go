@@ -3,10 +3,12 @@ package matcher
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/tollgate/tollgate/cow"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
@@ -77,6 +79,10 @@ type account struct {
 	originKey string
 
 	subs map[string]*account
+
+	// src is what an account (not a subaccount) was compiled from, so
+	// CompileFrom can reuse it while the source is the very same objects.
+	src policy.Account
 }
 
 // exceptSel is one countries.except entry, kept to name the entry that
@@ -90,8 +96,11 @@ type exceptSel struct {
 // here or in the numbering plan; nothing in it changes after Compile, so any
 // number of goroutines may decide against it while a new one is built.
 type Snapshot struct {
-	plan          *numplan.Plan
-	accounts      map[string]*account
+	plan *numplan.Plan
+	// accounts is persistent: WithAccounts copies the one shard a change
+	// touches and shares the others with the snapshot it came from, which
+	// stays exactly as it was for the decisions still reading it.
+	accounts      cow.Map[*account]
 	deflt         *account
 	rejectUnknown bool
 
@@ -108,15 +117,18 @@ type Snapshot struct {
 	rateMicro []int64
 	currency  string
 
-	originNeedsGeo bool // some origin rules read the origin country
+	geoAccounts int // accounts whose own or subaccounts' origin rules read the origin country
 
 	stats SnapshotStats
+
+	// originOp is the operator's compiled origin settings, which
+	// WithAccounts compiles accounts against.
+	originOp *origin.Operator
 
 	// What this snapshot was compiled from, so CompileFrom can reuse every
 	// part whose source is the very same object (the admin path shares
 	// unchanged accounts and the high-risk list between successive sets).
 	srcDefault  policy.Policy
-	srcAccounts map[string]policy.Account
 	srcHighRisk []policy.HighRiskEntry
 	srcRates    *policy.RateDeck
 	srcOperator policy.Operator
@@ -178,7 +190,7 @@ func packPrefix(p string) (packed, error) {
 // layer applies one validated policy layer over parent.
 func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field string) (*account, error) {
 	a := *parent
-	a.subs = nil
+	a.subs, a.src = nil, policy.Account{}
 	if p.HomeCountry != nil {
 		a.home, a.homeLayer = *p.HomeCountry, l
 		a.homeInfo = c.plan.Region(a.home)
@@ -240,11 +252,12 @@ func Compile(set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 
 // CompileFrom is Compile reusing the parts of prev whose source objects set
 // still shares: the compiled high-risk list when set.HighRisk is the same
-// slice, and each compiled account whose policy.Account holds the same
-// pointers (and the operator default is unchanged). Sources must not be
+// slice, the rate deck when set.Rates is the same deck, and each compiled
+// account whose policy.Account holds the same pointers (when the operator
+// default and origin settings are unchanged too). Sources must not be
 // mutated once compiled; the admin path replaces, never edits, an account.
-// With 100,000 accounts and 1,000,000 prefixes this turns a one-account
-// change from a full rebuild into a map copy.
+// It walks every account of set: for a change of a few accounts,
+// WithAccounts costs a shard instead.
 func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 	start := time.Now()
 	if prev != nil && (prev.plan != plan || !samePolicy(prev.srcDefault, set.Operator.Default) || !sameOriginOperator(&prev.srcOperator, &set.Operator)) {
@@ -260,7 +273,6 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	}
 	s := &Snapshot{
 		plan:          plan,
-		accounts:      make(map[string]*account, len(set.Accounts)),
 		rejectUnknown: set.Operator.UnknownAccounts == policy.UnknownReject,
 	}
 
@@ -313,17 +325,24 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		return nil, err
 	}
 
-	subs := 0
+	// With a reusable prev, start from its accounts and change only those
+	// that differ, so an unchanged shard stays shared; else build afresh.
+	var b *cow.Builder[*account]
+	if prev != nil {
+		b = prev.accounts.Edit()
+	} else {
+		b = cow.NewBuilder[*account](len(set.Accounts))
+	}
 	var firstErr error
 	firstName := ""
+	matched := 0 // accounts of prev still in set
 	for name, acc := range set.Accounts {
 		if prev != nil {
-			if old, ok := prev.srcAccounts[name]; ok && sameAccount(old, acc) {
-				a := prev.accounts[name]
-				s.accounts[name] = a
-				subs += len(a.subs)
-				c.prefixes += a.allow.len() + a.block.len()
-				continue
+			if old, ok := prev.accounts.Get(name); ok {
+				matched++
+				if sameAccount(old.src, acc) {
+					continue
+				}
 			}
 		}
 		a, err := c.account(deflt, name, acc)
@@ -335,34 +354,120 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 			}
 			continue
 		}
-		s.accounts[name] = a
-		subs += len(a.subs)
+		b.Set(name, a)
 	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	s.srcDefault, s.srcAccounts, s.srcHighRisk, s.srcRates = set.Operator.Default, set.Accounts, set.HighRisk, set.Rates
-	s.srcOperator = set.Operator
-	s.originNeedsGeo = s.deflt.origin.NeedsGeo()
-	for _, a := range s.accounts {
-		if s.originNeedsGeo {
-			break
+	if prev != nil && matched < prev.accounts.Len() {
+		for name := range prev.accounts.All() {
+			if _, ok := set.Accounts[name]; !ok {
+				b.Delete(name)
+			}
 		}
-		s.originNeedsGeo = a.origin.NeedsGeo()
-		for _, sa := range a.subs {
-			s.originNeedsGeo = s.originNeedsGeo || sa.origin.NeedsGeo()
+	}
+	s.accounts = b.Map()
+	s.originOp = c.originOp
+	s.srcDefault, s.srcHighRisk, s.srcRates = set.Operator.Default, set.HighRisk, set.Rates
+	s.srcOperator = set.Operator
+	subs, prefixes := 0, deflt.allow.len()+deflt.block.len()
+	for _, a := range s.accounts.All() {
+		subs += len(a.subs)
+		prefixes += a.prefixes()
+		if a.needsGeo() {
+			s.geoAccounts++
 		}
 	}
 	s.stats = SnapshotStats{
-		Accounts:    len(s.accounts),
+		Accounts:    s.accounts.Len(),
 		Subaccounts: subs,
 		HighRisk:    s.highRisk.len(),
 		Rates:       s.rates.len(),
-		Prefixes:    c.prefixes + s.highRisk.len() + s.opBlocked.len() + s.rates.len(),
+		Prefixes:    prefixes + s.highRisk.len() + s.opBlocked.len() + s.rates.len(),
 		BuiltAt:     start,
 		BuildTime:   time.Since(start),
 	}
 	return s, nil
+}
+
+// WithAccounts returns s with the given accounts compiled again (a nil
+// value removes an account), against s's operator settings. Everything
+// else, and every other account's compiled layers, is shared with s, which
+// is not changed and goes on deciding exactly as before: a change copies
+// the one shard of s's accounts it touches (about N/256 entries), not the
+// whole set. On error (an account that does not validate) no snapshot is
+// returned. The sources must not be mutated once compiled.
+func (s *Snapshot) WithAccounts(changes map[string]*policy.Account) (*Snapshot, error) {
+	start := time.Now()
+	if s == nil || s.deflt == nil {
+		return nil, fmt.Errorf("no snapshot to change")
+	}
+	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp}
+	n := *s
+	b := s.accounts.Edit()
+	subs, prefixes := s.stats.Subaccounts, s.stats.Prefixes
+	names := make([]string, 0, len(changes))
+	for name := range changes {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same bad change always names the same account
+	for _, name := range names {
+		if old, ok := b.Get(name); ok {
+			subs -= len(old.subs)
+			prefixes -= old.prefixes()
+			if old.needsGeo() {
+				n.geoAccounts--
+			}
+		}
+		acc := changes[name]
+		if acc == nil {
+			b.Delete(name)
+			continue
+		}
+		a, err := c.account(s.deflt, name, *acc)
+		if err != nil {
+			return nil, err
+		}
+		b.Set(name, a)
+		subs += len(a.subs)
+		prefixes += a.prefixes()
+		if a.needsGeo() {
+			n.geoAccounts++
+		}
+	}
+	n.accounts = b.Map()
+	n.stats.Accounts, n.stats.Subaccounts, n.stats.Prefixes = n.accounts.Len(), subs, prefixes
+	n.stats.BuiltAt, n.stats.BuildTime = start, time.Since(start)
+	return &n, nil
+}
+
+// needsGeo reports whether the origin rules of an account or of one of its
+// subaccounts read the origin country.
+func (a *account) needsGeo() bool {
+	if a.origin.NeedsGeo() {
+		return true
+	}
+	for _, sa := range a.subs {
+		if sa.origin.NeedsGeo() {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixes counts the prefixes an account's own layers compiled: its allow
+// and block sets and those its subaccounts set instead of inheriting.
+func (a *account) prefixes() int {
+	n := a.allow.len() + a.block.len()
+	for _, sa := range a.subs {
+		if sa.allow != a.allow {
+			n += sa.allow.len()
+		}
+		if sa.block != a.block {
+			n += sa.block.len()
+		}
+	}
+	return n
 }
 
 // maxRuleSource bounds the part of a high-risk entry's source that the rule
@@ -390,6 +495,7 @@ func shortSource(src string) string {
 
 // account validates and compiles one account with its subaccounts.
 func (c *compiler) account(deflt *account, name string, acc policy.Account) (*account, error) {
+	src := acc // as given: validation may replace fields of acc
 	if err := policy.ValidName(name); err != nil {
 		return nil, fmt.Errorf("account %q: bad name: %w", name, err)
 	}
@@ -400,7 +506,7 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", name, err)
 	}
-	a.name = name
+	a.name, a.src = name, src
 	a.acctMaxChannels, a.acctMaxCPS = acc.AccountMaxChannels, acc.AccountMaxCPS
 	a.rejectUnknownSubs = acc.UnknownSubaccounts == policy.UnknownSubReject
 	if len(acc.Subaccounts) > 0 {

@@ -266,7 +266,7 @@ func TestCompileFromReusesRates(t *testing.T) {
 	next.Rates = set.Rates
 	next.Accounts = map[string]policy.Account{"acme": acme}
 	snap3, err := CompileFrom(prev, &next, plan)
-	if err != nil || snap3.accounts["acme"] == prev.accounts["acme"] || snap3.accounts["acme"].maxRate != 10_000 {
+	if err != nil || snap3.acct("acme") == prev.acct("acme") || snap3.acct("acme").maxRate != 10_000 {
 		t.Errorf("max rate change not compiled: %v", err)
 	}
 }
