@@ -149,8 +149,13 @@ type Service struct {
 	opt  Options
 	log  zerolog.Logger
 
-	mu   sync.Mutex
-	set  *policy.Set // in force; HighRisk is the effective list. Never mutated, only replaced.
+	mu sync.Mutex
+	// set is the source of the snapshot in force; HighRisk is the effective
+	// list. Its top level is replaced, never edited; its Accounts map is
+	// edited in place by apply, under mu, once a change is committed and
+	// swapped in (the snapshot keeps its own compiled copy, so nothing
+	// outside mu ever reads the map).
+	set  *policy.Set
 	hr   HighRiskInfo
 	rd   RateDeckInfo
 	vel  *velocity.Engine
@@ -385,15 +390,29 @@ func (s *Service) Stats() ReloadStats {
 	return r
 }
 
-// apply is the one path every change takes: compile next, persist it with
-// its audit entry, swap it in. Called with s.mu held; next must be a new Set
-// that shares only unchanged objects with s.set.
-func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighRiskInfo) error {
-	// Unchanged accounts and an unchanged high-risk list are shared with the
-	// snapshot in force, so only what changed is compiled again.
-	snap, err := matcher.CompileFrom(s.m.Snapshot(), next, s.plan)
-	if err != nil {
-		return &InvalidError{Err: err}
+// apply is the one path every change takes (admin writes today, a fleet's
+// remote changes later): compile only what ch changes, persist ch with its
+// audit entry, swap the new snapshot in, then bring s.set and the velocity
+// engine in step. ch.Accounts are the accounts that change (a nil value
+// deletes one): WithAccounts compiles just those, sharing every other
+// compiled account with the snapshot in force, so a one-account write at
+// 100,000 accounts costs a shard copy, not a rebuild. top, when not nil, is
+// a new top level (operator settings, high-risk list, rate deck) over
+// s.set's accounts, from s.topSet; CompileFrom then reuses every part that
+// top still shares. Called with s.mu held. On any error nothing changed:
+// not the disk, not the snapshot, not s.set.
+func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRiskInfo) error {
+	snap := s.m.Snapshot()
+	var err error
+	if top != nil {
+		if snap, err = matcher.CompileFrom(snap, top, s.plan); err != nil {
+			return &InvalidError{Err: err}
+		}
+	}
+	if len(ch.Accounts) > 0 {
+		if snap, err = snap.WithAccounts(ch.Accounts); err != nil {
+			return &InvalidError{Err: err}
+		}
 	}
 	ch.Audit.Who, ch.Audit.Remote, ch.Audit.Time = who.Name, who.Remote, s.opt.Now()
 	id, err := s.st.Commit(ch)
@@ -403,11 +422,28 @@ func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighR
 		return &StoreError{Err: err}
 	}
 	s.m.Swap(snap)
-	s.set = next
+	if top != nil {
+		s.set = top
+	}
+	names := make([]string, 0, len(ch.Accounts))
+	for name, a := range ch.Accounts {
+		if a == nil {
+			delete(s.set.Accounts, name)
+		} else {
+			s.set.Accounts[name] = *a
+		}
+		names = append(names, name)
+	}
 	if hr != nil {
 		s.hr = *hr
 	}
-	s.syncVelocity()
+	if top != nil {
+		s.syncVelocity()
+	} else if s.vel != nil {
+		if err := s.vel.SyncAccounts(s.set, names); err != nil {
+			s.log.Error().Err(err).Msg("velocity engine refused accounts the matcher compiled; their previous rules stay in force")
+		}
+	}
 	st := snap.Stats()
 	s.log.Info().Str("who", who.Name).Str("remote", who.Remote).Str("action", ch.Audit.Action).
 		Str("object", ch.Audit.Object).Uint64("audit_id", id).Int("accounts", st.Accounts).
@@ -415,15 +451,12 @@ func (s *Service) apply(next *policy.Set, ch *store.Change, who Actor, hr *HighR
 	return nil
 }
 
-// cloneSet copies the top level of the set in force so one account can be
-// replaced without touching the snapshot's source; unchanged accounts are
-// shared (they are never mutated once in a set).
-func (s *Service) cloneSet() *policy.Set {
-	next := &policy.Set{Operator: s.set.Operator, HighRisk: s.set.HighRisk, Rates: s.set.Rates, Accounts: make(map[string]policy.Account, len(s.set.Accounts)+1)}
-	for k, v := range s.set.Accounts {
-		next.Accounts[k] = v
-	}
-	return next
+// topSet copies the top level of the set in force (operator settings,
+// high-risk list, rate deck) for a change to one of them; the accounts map
+// is the same one.
+func (s *Service) topSet() *policy.Set {
+	next := *s.set
+	return &next
 }
 
 func mustJSON(v any) json.RawMessage {
@@ -509,8 +542,6 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 	if err := a.Validate(); err != nil {
 		return a, &InvalidError{Err: err}
 	}
-	next := s.cloneSet()
-	next.Accounts[name] = a
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "account.put", Object: "accounts/" + name, After: mustJSON(a)},
 		Accounts: map[string]*policy.Account{name: &a},
@@ -518,7 +549,7 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 	if existed {
 		ch.Audit.Before = mustJSON(old)
 	}
-	return a.Clone(), s.apply(next, ch, who, nil)
+	return a.Clone(), s.apply(nil, ch, who, nil)
 }
 
 // DeleteAccount removes an account and its subaccounts; its calls then get
@@ -533,13 +564,11 @@ func (s *Service) DeleteAccount(who Actor, name string) (policy.Account, error) 
 	if !ok {
 		return old, &NotFoundError{What: fmt.Sprintf("account %q", name)}
 	}
-	next := s.cloneSet()
-	delete(next.Accounts, name)
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "account.delete", Object: "accounts/" + name, Before: mustJSON(old)},
 		Accounts: map[string]*policy.Account{name: nil},
 	}
-	return old, s.apply(next, ch, who, nil)
+	return old, s.apply(nil, ch, who, nil)
 }
 
 // Subaccount returns one subaccount's own layer (fields it leaves out are
@@ -579,8 +608,6 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 		na.Subaccounts[k] = v
 	}
 	na.Subaccounts[sub] = p
-	next := s.cloneSet()
-	next.Accounts[account] = na
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "subaccount.put", Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
 		Accounts: map[string]*policy.Account{account: &na},
@@ -588,7 +615,7 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 	if before, existed := old.Subaccounts[sub]; existed {
 		ch.Audit.Before = mustJSON(before)
 	}
-	return p.Clone(), s.apply(next, ch, who, nil)
+	return p.Clone(), s.apply(nil, ch, who, nil)
 }
 
 // DeleteSubaccount removes a subaccount; its calls then get the account's
@@ -617,13 +644,11 @@ func (s *Service) DeleteSubaccount(who Actor, account, sub string) (policy.Polic
 	if len(na.Subaccounts) == 0 {
 		na.Subaccounts = nil
 	}
-	next := s.cloneSet()
-	next.Accounts[account] = na
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "subaccount.delete", Object: "accounts/" + account + "/subaccounts/" + sub, Before: mustJSON(before)},
 		Accounts: map[string]*policy.Account{account: &na},
 	}
-	return before, s.apply(next, ch, who, nil)
+	return before, s.apply(nil, ch, who, nil)
 }
 
 // Operator returns a deep copy of the operator settings in force: the
@@ -657,7 +682,7 @@ func (s *Service) putOperatorLocked(who Actor, op policy.Operator, audit store.A
 	if audit.After == nil {
 		audit.After = mustJSON(op)
 	}
-	next := s.cloneSet()
+	next := s.topSet()
 	next.Operator = op
 	return op.Clone(), s.apply(next, &store.Change{Audit: audit, Operator: &op}, who, nil)
 }
@@ -814,7 +839,7 @@ func (s *Service) PutHighRisk(who Actor, l policy.HighRiskList, body []byte) (Hi
 	}
 	info := HighRiskInfo{Origin: OriginStored, Version: listVersion(l.Meta.Version, body), Source: "api:" + who.Name,
 		Entries: len(l.Entries), Updated: s.opt.Now().UTC()}
-	next := s.cloneSet()
+	next := s.topSet()
 	next.HighRisk = l.Entries
 	ch := &store.Change{
 		Audit: store.AuditEntry{Action: "high_risk.put", Object: "high-risk", Before: mustJSON(s.hr), After: mustJSON(info)},
@@ -843,7 +868,7 @@ func (s *Service) DeleteHighRisk(who Actor) (HighRiskInfo, error) {
 		return s.hr, fmt.Errorf("shipped high-risk list: %w", err)
 	}
 	info := HighRiskInfo{Origin: OriginBuiltin, Version: matcher.DefaultHighRiskVersion(), Source: "builtin", Entries: len(l)}
-	next := s.cloneSet()
+	next := s.topSet()
 	next.HighRisk = l
 	ch := &store.Change{
 		Audit:        store.AuditEntry{Action: "high_risk.delete", Object: "high-risk", Before: mustJSON(s.hr), After: mustJSON(info)},

@@ -291,7 +291,7 @@ func (s *Service) PutRateDeck(who Actor, d policy.RateDeck, body []byte) (RateDe
 	}
 	info := RateDeckInfo{Origin: OriginStored, Version: listVersion("", body), Source: "api:" + who.Name, Currency: d.Currency,
 		Entries: len(d.Entries), Updated: s.opt.Now().UTC()}
-	next := s.cloneSet()
+	next := s.topSet()
 	next.Rates = &d
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "rate_deck.put", Object: "rate-deck", Before: mustJSON(s.rd), After: mustJSON(info)},
@@ -319,7 +319,7 @@ func (s *Service) DeleteRateDeck(who Actor) (RateDeckInfo, error) {
 		return s.rd, &NotFoundError{What: "stored rate deck"}
 	}
 	info := RateDeckInfo{Origin: OriginNone}
-	next := s.cloneSet()
+	next := s.topSet()
 	next.Rates = nil
 	ch := &store.Change{
 		Audit:        store.AuditEntry{Action: "rate_deck.delete", Object: "rate-deck", Before: mustJSON(s.rd), After: mustJSON(info)},

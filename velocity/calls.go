@@ -404,7 +404,7 @@ const MaxListedCalls = 1000
 // answer first, at most MaxListedCalls. It walks the whole call table: an
 // admin read, never on the query path.
 func (e *Engine) Calls(account string) ([]CallState, error) {
-	if e.table.Load().accounts[account] == nil {
+	if _, ok := e.table.Load().accounts.Get(account); !ok {
 		return nil, &ErrUnknownScope{Key: account}
 	}
 	now := e.opt.Now()

@@ -33,12 +33,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/cow"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/policy"
 )
@@ -148,8 +150,9 @@ type Engine struct {
 
 // table is an immutable index of the scopes by name.
 type table struct {
-	accounts map[string]*entry
+	accounts cow.Map[*entry] // persistent: a sync shares untouched shards
 	deflt    policy.Policy
+	scopes   int // accounts and subaccounts
 }
 
 type entry struct {
@@ -172,7 +175,7 @@ func New(opt Options) *Engine {
 	e := &Engine{opt: opt, locks: map[string]Lock{}, watch: map[*Scope]struct{}{}, persist: map[*Scope]struct{}{}}
 	e.unknown.seed = maphash.MakeSeed()
 	e.calls.init()
-	e.table.Store(&table{accounts: map[string]*entry{}})
+	e.table.Store(&table{})
 	return e
 }
 
@@ -240,7 +243,7 @@ func (e *Engine) Scope(account, sub string) matcher.VelocityScope {
 	if s := e.lookup(account, sub); s != nil {
 		return s
 	}
-	if _, known := e.table.Load().accounts[account]; !known {
+	if _, known := e.table.Load().accounts.Get(account); !known {
 		// an unknown account served by choice: its own scope (unknown.go)
 		if s := e.unknownScope(account); s != nil {
 			return s
@@ -249,8 +252,14 @@ func (e *Engine) Scope(account, sub string) matcher.VelocityScope {
 	return nil
 }
 
+// known reports whether the policy in force has the account.
+func (e *Engine) known(account string) bool {
+	_, ok := e.table.Load().accounts.Get(account)
+	return ok
+}
+
 func (e *Engine) lookup(account, sub string) *Scope {
-	en := e.table.Load().accounts[account]
+	en, _ := e.table.Load().accounts.Get(account)
 	if en == nil {
 		if sub == "" {
 			return e.unknown.find(account)
@@ -425,13 +434,32 @@ func (s *Scope) markDirty() {
 // compiled, the lockdowns re-applied. A scope whose account disappears is
 // dropped. Call it after every swap of a snapshot compiled from the same set;
 // the set must have passed matcher.Compile. On error nothing changes.
-func (e *Engine) Sync(set *policy.Set) error {
+func (e *Engine) Sync(set *policy.Set) error { return e.sync(set, nil, true) }
+
+// SyncAccounts is Sync after a change of the named accounts only (an
+// account no longer in set is dropped): it visits those, not every account,
+// and the new table shares every untouched shard with the old one. When the
+// operator default changed since the last sync it syncs everything.
+func (e *Engine) SyncAccounts(set *policy.Set, names []string) error {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	return e.sync(set, names, false)
+}
+
+func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.table.Load()
-	nt := &table{accounts: make(map[string]*entry, len(set.Accounts)), deflt: set.Operator.Default}
 	base := policy.Merge(policy.BuiltinDefault(), set.Operator.Default)
 	reuse := samePolicy(old.deflt, set.Operator.Default)
+	all = all || !reuse
+	nt := &table{deflt: set.Operator.Default, scopes: old.scopes}
+	var b *cow.Builder[*entry]
+	if all {
+		b = cow.NewBuilder[*entry](len(set.Accounts))
+		nt.scopes = 0
+	} else {
+		b = old.accounts.Edit()
+	}
 	type pending struct {
 		s   *Scope
 		cfg *scopeConfig
@@ -453,15 +481,16 @@ func (e *Engine) Sync(set *policy.Set) error {
 		}
 		return c, err
 	}
-	matched := 0 // accounts of the old table still present
-	for name, acc := range set.Accounts {
-		oe := old.accounts[name]
-		if oe != nil {
-			matched++
+	var gone []*entry // entries of accounts no longer in set
+	one := func(name string, acc policy.Account) error {
+		oe, _ := old.accounts.Get(name)
+		if !all && oe != nil {
+			nt.scopes -= 1 + len(oe.subs)
 		}
 		if reuse && oe != nil && sameAccount(oe.src, acc) {
-			nt.accounts[name] = oe
-			continue
+			b.Set(name, oe)
+			nt.scopes += 1 + len(oe.subs)
+			return nil
 		}
 		eff := policy.Merge(base, acc.Policy)
 		en := &entry{src: acc}
@@ -493,37 +522,73 @@ func (e *Engine) Sync(set *policy.Set) error {
 			todo = append(todo, pending{ss, scfg})
 			en.subs[subName] = ss
 		}
-		nt.accounts[name] = en
+		b.Set(name, en)
+		nt.scopes += 1 + len(en.subs)
+		return nil
 	}
-	if err := e.syncUnknown(set, base, zones); err != nil {
-		return fmt.Errorf("operator default: %w", err)
+	if all {
+		for name, acc := range set.Accounts {
+			if err := one(name, acc); err != nil {
+				return err
+			}
+		}
+		if err := e.syncUnknown(set, base, zones); err != nil {
+			return fmt.Errorf("operator default: %w", err)
+		}
+	} else {
+		for _, name := range names {
+			acc, ok := set.Accounts[name]
+			if ok {
+				if err := one(name, acc); err != nil {
+					return err
+				}
+				continue
+			}
+			if oe, ok := old.accounts.Get(name); ok {
+				b.Delete(name)
+				nt.scopes -= 1 + len(oe.subs)
+				gone = append(gone, oe)
+			}
+		}
 	}
+	nt.accounts = b.Map()
 	for _, p := range todo {
 		p.s.cfg.Store(p.cfg)
 		p.s.markDirty() // re-evaluate under the new thresholds
 	}
 	// Scopes that disappear: the old accounts missing from the new table
-	// (not looked for when none is: a one-account change with 100,000
-	// accounts does not walk them all), and the subaccounts the rebuilt
-	// accounts dropped.
-	for name, oe := range old.accounts {
-		if matched == len(old.accounts) {
-			break
-		}
-		if nt.accounts[name] == nil {
-			oe.scope.gone.Store(true)
-			oe.scope.markDirty() // its stored state goes
-			for _, s := range oe.subs {
-				s.gone.Store(true)
-				s.markDirty()
+	// (looked for only when the table shrank or was rebuilt with others:
+	// a one-account change with 100,000 accounts does not walk them all),
+	// and the subaccounts the rebuilt accounts dropped.
+	if all {
+		matched := 0
+		for name := range set.Accounts {
+			if _, ok := old.accounts.Get(name); ok {
+				matched++
 			}
+		}
+		if matched < old.accounts.Len() {
+			for name, oe := range old.accounts.All() {
+				if _, ok := nt.accounts.Get(name); !ok {
+					gone = append(gone, oe)
+				}
+			}
+		}
+	}
+	for _, oe := range gone {
+		oe.scope.gone.Store(true)
+		oe.scope.markDirty() // its stored state goes
+		for _, s := range oe.subs {
+			s.gone.Store(true)
+			s.markDirty()
 		}
 	}
 	for _, p := range todo {
 		if p.s.sub != "" {
 			continue
 		}
-		oe, ne := old.accounts[p.s.account], nt.accounts[p.s.account]
+		oe, _ := old.accounts.Get(p.s.account)
+		ne, _ := nt.accounts.Get(p.s.account)
 		if oe == nil || oe == ne {
 			continue
 		}
@@ -586,7 +651,7 @@ func (e *Engine) RestoreLocks(ls []Lock) {
 func (e *Engine) Lock(l Lock) error {
 	e.mu.Lock()
 	s := e.exact(l.Account, l.Subaccount)
-	if s == nil && l.Subaccount == "" && e.table.Load().accounts[l.Account] == nil {
+	if s == nil && l.Subaccount == "" && !e.known(l.Account) {
 		s = e.unknownScope(l.Account) // an unknown account served by choice
 		if s != nil && s.account != l.Account {
 			s = nil // the overflow scope is no name's own
@@ -763,10 +828,7 @@ func (e *Engine) Stats() Stats {
 			st.Events[k][r] = e.events[k][r].Load()
 		}
 	}
-	t := e.table.Load()
-	for _, en := range t.accounts {
-		st.Scopes += 1 + len(en.subs)
-	}
+	st.Scopes = e.table.Load().scopes
 	e.mu.Lock()
 	st.Locked = len(e.locks)
 	st.UnknownScopes = int(e.unknownN.Load())

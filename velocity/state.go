@@ -90,7 +90,7 @@ func (e *ErrUnknownScope) Error() string { return fmt.Sprintf("no account or sub
 
 // State returns an account's counters, its subaccounts' included.
 func (e *Engine) State(account string) (AccountState, error) {
-	en := e.table.Load().accounts[account]
+	en, _ := e.table.Load().accounts.Get(account)
 	if en == nil {
 		return AccountState{}, &ErrUnknownScope{Key: account}
 	}
@@ -213,7 +213,7 @@ var dayNames = [7]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 // calls in progress, not history. sub "" resets the account and all its
 // subaccounts.
 func (e *Engine) Reset(account, sub string) error {
-	en := e.table.Load().accounts[account]
+	en, _ := e.table.Load().accounts.Get(account)
 	if en == nil {
 		return &ErrUnknownScope{Key: account}
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cow"
 	"github.com/tollgate/tollgate/policy"
 )
 
@@ -163,13 +164,13 @@ func (e *Engine) syncUnknown(set *policy.Set, base policy.Effective, zones map[s
 // pruneUnknown drops the scopes of unknown accounts idle for longer than
 // their window, and those of names that became accounts; from the
 // evaluator.
-func (e *Engine) pruneUnknown(now time.Time, known map[string]*entry) {
+func (e *Engine) pruneUnknown(now time.Time, known cow.Map[*entry]) {
 	for i := range e.unknown.slots {
 		s := e.unknown.slots[i].Load()
 		if s == nil {
 			continue
 		}
-		_, isKnown := known[s.account]
+		_, isKnown := known.Get(s.account)
 		if !isKnown && (s.locked.Load() || now.Sub(time.Unix(s.lastSeen.Load(), 0)) < unknownIdle(s.cfg.Load())) {
 			continue
 		}

@@ -1,0 +1,77 @@
+package velocity
+
+import (
+	"maps"
+	"testing"
+
+	"github.com/tollgate/tollgate/policy"
+)
+
+// TestSyncAccounts checks that syncing only the changed accounts leaves the
+// engine as a full Sync would (the same scopes, the same rules), keeps the
+// scopes and configs of untouched accounts, marks a deleted account's and a
+// dropped subaccount's scopes gone, and leaves the previous table as it was.
+func TestSyncAccounts(t *testing.T) {
+	rules := func(n int) *policy.Velocity {
+		return &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, n)}}}
+	}
+	set := &policy.Set{Accounts: map[string]policy.Account{
+		"keep":   {Policy: policy.Policy{Velocity: rules(5)}},
+		"change": {Policy: policy.Policy{Velocity: rules(5)}, Subaccounts: map[string]policy.Policy{"a": {}, "b": {}}},
+		"delete": {Subaccounts: map[string]policy.Policy{"x": {}}},
+	}}
+	e := New(Options{})
+	if err := e.Sync(set); err != nil {
+		t.Fatal(err)
+	}
+	before := e.table.Load()
+	keep, changeB, del, delX := e.exact("keep", ""), e.exact("change", "b"), e.exact("delete", ""), e.exact("delete", "x")
+	keepCfg, changeCfg := keep.cfg.Load(), e.exact("change", "").cfg.Load()
+
+	next := &policy.Set{Accounts: maps.Clone(set.Accounts)}
+	next.Accounts["change"] = policy.Account{Policy: policy.Policy{Velocity: rules(9)}, Subaccounts: map[string]policy.Policy{"a": {}}}
+	delete(next.Accounts, "delete")
+	next.Accounts["new"] = policy.Account{Subaccounts: map[string]policy.Policy{"s": {}}}
+	if err := e.SyncAccounts(next, []string{"change", "delete", "new", "new"}); err != nil {
+		t.Fatal(err)
+	}
+
+	full := New(Options{})
+	if err := full.Sync(next); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.Stats().Scopes, full.Stats().Scopes; got != want || got != 5 {
+		t.Errorf("scopes %d, full sync %d, want 5", got, want)
+	}
+	for name, acc := range next.Accounts {
+		for _, sub := range append([]string{""}, keys(acc.Subaccounts)...) {
+			s, f := e.exact(name, sub), full.exact(name, sub)
+			if s == nil || f == nil || s.gone.Load() {
+				t.Fatalf("%s/%s: scope %v, full sync %v", name, sub, s, f)
+			}
+			if got, want := s.cfg.Load().rules, f.cfg.Load().rules; len(got) != len(want) || (len(got) > 0 && got[0].th != want[0].th) {
+				t.Errorf("%s/%s: rules differ from a full sync", name, sub)
+			}
+		}
+	}
+	if e.exact("keep", "") != keep || keep.cfg.Load() != keepCfg {
+		t.Error("the untouched account's scope or config was rebuilt")
+	}
+	if e.exact("change", "").cfg.Load() == changeCfg {
+		t.Error("the changed account kept its old rules")
+	}
+	if !del.gone.Load() || !delX.gone.Load() || !changeB.gone.Load() || e.exact("delete", "") != nil {
+		t.Error("a deleted account's or dropped subaccount's scope is not gone")
+	}
+	if en, ok := before.accounts.Get("delete"); !ok || en.scope != del || before.accounts.Len() != 3 {
+		t.Error("the previous table changed")
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
