@@ -55,6 +55,11 @@ type Options struct {
 	QuietMax                  float64
 	QuietWait, QuietBudget    time.Duration
 	Out                       string
+	// Writes runs the admin-write experiment (runWrites).
+	Writes               bool
+	WriteRate, CheckRate float64
+	WriteDur             time.Duration
+	WriteRounds          int
 }
 
 func parseOptions(args []string) (*Options, error) {
@@ -90,6 +95,11 @@ func parseOptions(args []string) (*Options, error) {
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
 	fs.DurationVar(&o.QuietBudget, "quiet-budget", 60*time.Second, "longest time all the waits for -quiet-max may add up to (keeps the whole run bounded)")
 	fs.StringVar(&o.Out, "out", "", "also write the report to this file")
+	fs.BoolVar(&o.Writes, "writes", false, "measure checks while a writer PUTs accounts on the admin API (with -go=false -load=false to run only this)")
+	fs.Float64Var(&o.WriteRate, "write-rate", 50, "-writes: account PUTs per second")
+	fs.Float64Var(&o.CheckRate, "check-rate", 10_000, "-writes: open-loop checks per second")
+	fs.DurationVar(&o.WriteDur, "write-duration", 10*time.Second, "-writes: measured period of one run")
+	fs.IntVar(&o.WriteRounds, "write-rounds", 3, "-writes: rounds, each a run without and a run with writes")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [flags]   (make bench)\n\n")
 		fs.PrintDefaults()
@@ -106,8 +116,11 @@ func parseOptions(args []string) (*Options, error) {
 	if o.NginxWorkers <= 0 {
 		o.NginxWorkers = cpuCount(o.ServerCPUs)
 	}
-	if o.Rounds < 1 || o.OpenRounds < 1 || o.GoCount < 1 {
-		return nil, errors.New("-rounds, -open-rounds and -go-count must be at least 1")
+	if o.Rounds < 1 || o.OpenRounds < 1 || o.GoCount < 1 || o.WriteRounds < 1 {
+		return nil, errors.New("-rounds, -open-rounds, -write-rounds and -go-count must be at least 1")
+	}
+	if o.WriteRate <= 0 || o.CheckRate <= 0 {
+		return nil, errors.New("-write-rate and -check-rate must be positive")
 	}
 	return o, nil
 }
@@ -206,6 +219,13 @@ func run(o *Options) int {
 		if err := runLoad(r, o); err != nil {
 			logf("load: %v", err)
 			r.printf("\n**Load benchmark failed: %v**\n\n", err)
+			failed = true
+		}
+	}
+	if o.Writes {
+		if err := runWrites(r, o); err != nil {
+			logf("writes: %v", err)
+			r.printf("\n**Write benchmark failed: %v**\n\n", err)
 			failed = true
 		}
 	}
