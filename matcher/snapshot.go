@@ -105,7 +105,7 @@ type Snapshot struct {
 	rejectUnknown bool
 
 	disabled       countrySet
-	disabledReason [numCountryIdx]string
+	disabledReason *[numCountryIdx]string // behind a pointer: WithAccounts copies the Snapshot
 
 	opBlocked       *prefixSet
 	opBlockedReason []string
@@ -294,6 +294,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	}
 	s.deflt = deflt
 
+	s.disabledReason = new([numCountryIdx]string)
 	for cc, d := range set.Operator.DisabledCountries {
 		i := countryIdx(cc)
 		s.disabled.add(i)

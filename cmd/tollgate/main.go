@@ -68,6 +68,7 @@ type config struct {
 	unconfirmedCap                time.Duration
 	velocityInterval              time.Duration
 	stateInterval                 time.Duration
+	gcPercent                     int
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.unconfirmedCap, "unconfirmed-call-cap", 0, "a call whose end never came is booked from its answer to when it was last heard of, or for at least this long (0: only what was heard; at most -max-call-duration)")
 	fs.DurationVar(&c.stateInterval, "state-flush-interval", time.Second, "how often the fraud state (counters, spend, live calls, alerts, webhook queue) is written to the data file: what a kill -9 can lose")
 	fs.DurationVar(&c.velocityInterval, "velocity-interval", 250*time.Millisecond, "how often the velocity rules are evaluated (the delay of an automatic lockdown)")
+	fs.IntVar(&c.gcPercent, "gc-percent", 25, "once the policy is loaded, the garbage collector's GOGC: how far (in percent of the live heap) the heap may grow before a collection")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
@@ -121,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if _, err := eventTokens(c.eventsToken); err != nil {
 		return nil, err
+	}
+	if c.gcPercent < 10 || c.gcPercent > 1000 {
+		return nil, fmt.Errorf("-gc-percent %d: want between 10 and 1000", c.gcPercent)
 	}
 	return c, nil
 }
@@ -389,6 +394,14 @@ func serve(args []string) error {
 		log.Debug().Err(err).Msg("releasing the data file's pages")
 	}
 	debug.FreeOSMemory()
+	// The policy is most of the heap, and it is long-lived; what a running
+	// daemon allocates is mostly its admin writes' garbage (some tens of
+	// kilobytes each). With the default
+	// GOGC of 100 the heap would grow by as much as the whole policy before
+	// a collection: 50 writes a second took RSS from 300 to 590 MiB with
+	// 100,000 accounts. A lower GOGC keeps RSS near the live policy at the
+	// cost of a collection every few seconds under a steady write load.
+	debug.SetGCPercent(c.gcPercent)
 	evTokens, _ := eventTokens(c.eventsToken) // checked by parseFlags
 	if len(evTokens) == 0 && (!loopbackAddr(c.queryAddr) || !loopbackAddr(c.rpcAddr)) {
 		log.Warn().Str("query_addr", c.queryAddr).Str("rpc_addr", c.rpcAddr).

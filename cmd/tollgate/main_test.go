@@ -448,3 +448,22 @@ func TestFlagsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// -gc-percent defaults to 25 (not Go's 100: see docs/api.md) and refuses
+// values that would make the collector run constantly or never.
+func TestGCPercentFlag(t *testing.T) {
+	f := func(args []string, want int, wantErr string) {
+		t.Helper()
+		c, err := parseFlags(args, io.Discard)
+		switch {
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("%v: error %v, want %q", args, err, wantErr)
+		case wantErr == "" && (err != nil || c.gcPercent != want):
+			t.Errorf("%v: %v, gc percent %v, want %d", args, err, c, want)
+		}
+	}
+	f(nil, 25, "")
+	f([]string{"-gc-percent", "100"}, 100, "")
+	f([]string{"-gc-percent", "5"}, 0, "-gc-percent 5")
+	f([]string{"-gc-percent", "5000"}, 0, "-gc-percent 5000")
+}
