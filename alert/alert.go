@@ -59,12 +59,16 @@ const (
 	// KindUnconfirmedCall is a call whose end never came, booked from its
 	// answer to when it was last heard of.
 	KindUnconfirmedCall = "unconfirmed_call"
+	// KindRangeAccounts is the operator-wide range velocity: many accounts
+	// calling into one number range. Its alerts name no account.
+	KindRangeAccounts = "range_accounts"
 )
 
 // Kinds is every kind an alert can have, in metric order: the velocity
-// measures, the daily spend, lockdown and unlock.
+// measures, the daily spend, lockdown and unlock, the range velocity.
 var Kinds = []string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration",
-	"blocked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall}
+	"blocked_attempts", "distinct_destinations", "distinct_countries", "sequential_range_calls", "short_calls",
+	"invalid_numbers", "locked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall, KindRangeAccounts}
 
 // Levels is every level, in metric order.
 var Levels = []string{LevelWarning, LevelCritical, LevelInfo}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,7 +249,7 @@ func TestRecentAndStats(t *testing.T) {
 		t.Error("Recent(1)")
 	}
 	st := d.Stats()
-	if st.Alerts[6][0] != 1 || st.Alerts[8][2] != 1 || st.Webhooks != 0 || st.Queued != 0 {
+	if st.Alerts[slices.Index(Kinds, KindDailySpend)][0] != 1 || st.Alerts[slices.Index(Kinds, KindUnlock)][2] != 1 || st.Webhooks != 0 || st.Queued != 0 {
 		t.Errorf("stats %+v", st.Alerts)
 	}
 	if !strings.Contains(logs.String(), `"by":"ops"`) || !strings.Contains(logs.String(), `"level":"info"`) {

@@ -117,7 +117,7 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		if v.e164n > 1 && v.e164[0] == '+' {
 			dest = Number(pack(v.e164[1:v.e164n]))
 		}
-		sc.Record(dest, OutcomeOf(&v))
+		sc.Record(dest, PackCountry(v.Country), OutcomeOf(&v))
 	}
 	return v
 }

@@ -180,6 +180,50 @@ func (n Number) HasPrefix(prefix Number) bool { return packed(prefix).prefixOf(p
 // Digits is how many digits n holds.
 func (n Number) Digits() int { return packed(n).digits() }
 
+// Truncate is n without its last drop digits, keeping at least one: the
+// number range n belongs to (Truncate(3) of +21671234567 is +21671234).
+func (n Number) Truncate(drop int) Number {
+	keep := n.Digits() - drop
+	if keep < 1 {
+		keep = 1
+	}
+	if n == 0 || keep >= n.Digits() {
+		return n
+	}
+	return Number(uint64(n) & (^uint64(0) << (64 - 4*uint(keep))))
+}
+
+// Country is a destination country (an ISO 3166 code, or "001" for
+// non-geographic numbers) packed into an integer, so the velocity counters
+// get it without a string. 0 is no country.
+type Country uint32
+
+// PackCountry packs a country code of up to three bytes (0 for "" or a
+// longer one).
+func PackCountry(cc string) Country {
+	if len(cc) > 3 {
+		return 0
+	}
+	var c Country
+	for i := 0; i < len(cc); i++ {
+		c = c<<8 | Country(cc[i])
+	}
+	return c
+}
+
+// String is the country code ("" for 0).
+func (c Country) String() string {
+	var b [3]byte
+	n := 0
+	for s := 16; s >= 0; s -= 8 {
+		if x := byte(c >> uint(s)); x != 0 {
+			b[n] = x
+			n++
+		}
+	}
+	return string(b[:n])
+}
+
 // String is the number as "+digits" ("" for 0).
 func (n Number) String() string {
 	if n == 0 {

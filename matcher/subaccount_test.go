@@ -38,7 +38,7 @@ func TestUnknownSubaccountsAndAccountCaps(t *testing.T) {
 	f("acme", "s99", "911", ReasonEmergency, 160, 20, 200, 30, "")                           // emergency first
 	f("uk", "s99", "+14155550123", ReasonOK, 0, 0, 0, 0, "")                                 // default: the account decides
 	f("stranger", "s99", "+14155550123", ReasonOK, 0, 0, 0, 0, "")
-	if got := strings.Join(sc.records, ","); got != "+14155550123 0, 1, 1" { // invented names are blocked attempts of the account
+	if got := strings.Join(sc.records, ","); got != "+14155550123 US 0,  1,  1" { // invented names are blocked attempts of the account
 		t.Errorf("acme records %s", got)
 	}
 	// the setting is validated

@@ -19,8 +19,9 @@ type VelocityScope interface {
 	// LayerSubaccount (only this subaccount) or LayerNone.
 	IntlLocked() Layer
 	// Record counts one decided attempt (never an emergency call): its
-	// resolved E.164 destination, 0 for a short or invalid number.
-	Record(dest Number, o Outcome)
+	// resolved E.164 destination (0 for a short or invalid number) and the
+	// destination's country (0 when unknown).
+	Record(dest Number, country Country, o Outcome)
 }
 
 // Outcome classifies a decided attempt for the velocity counters.
@@ -32,15 +33,21 @@ const (
 	OutcomeAllowed Outcome = iota
 	// OutcomeBarred is a refused attempt that blocked-attempt velocity
 	// counts: a barred destination (country_barred, country_disabled,
-	// number_barred, rate_exceeded), a number that is not one
-	// (invalid_number: probing for a dial plan's gaps) or an international
-	// call of a locked account (international_locked: a fraudster trying
-	// on after the lockdown), or an invented subaccount name
-	// (unknown_subaccount).
+	// number_barred, rate_exceeded) or an invented subaccount name
+	// (unknown_subaccount). Blocked attempts also count OutcomeInvalid and
+	// OutcomeLocked, which have outcomes of their own for the probing
+	// measures.
 	OutcomeBarred
 	// OutcomeOther is any other refusal (origin checks, unknown account
 	// refused).
 	OutcomeOther
+	// OutcomeInvalid is a number refused invalid_number (probing for a
+	// dial plan's gaps): a blocked attempt, and an invalid_numbers one.
+	OutcomeInvalid
+	// OutcomeLocked is an international call refused because the scope is
+	// locked (international_locked: a fraudster trying on after the
+	// lockdown): a blocked attempt, and a locked_attempts one.
+	OutcomeLocked
 )
 
 // OutcomeOf classifies a verdict.
@@ -48,9 +55,12 @@ func OutcomeOf(v *Verdict) Outcome {
 	switch v.Reason {
 	case ReasonOK:
 		return OutcomeAllowed
-	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded,
-		ReasonInvalidNumber, ReasonInternationalLocked, ReasonUnknownSubaccount:
+	case ReasonCountryBarred, ReasonCountryDisabled, ReasonNumberBarred, ReasonRateExceeded, ReasonUnknownSubaccount:
 		return OutcomeBarred
+	case ReasonInvalidNumber:
+		return OutcomeInvalid
+	case ReasonInternationalLocked:
+		return OutcomeLocked
 	}
 	return OutcomeOther
 }

@@ -57,9 +57,9 @@ func (s *fakeScope) IntlLocked() Layer {
 	return LayerNone
 }
 
-func (s *fakeScope) Record(dest Number, o Outcome) {
+func (s *fakeScope) Record(dest Number, cc Country, o Outcome) {
 	s.mu.Lock()
-	s.records = append(s.records, fmt.Sprintf("%s %d", dest, o))
+	s.records = append(s.records, fmt.Sprintf("%s %s %d", dest, cc, o))
 	s.mu.Unlock()
 }
 
@@ -193,12 +193,13 @@ func TestRecordOutcomes(t *testing.T) {
 	} {
 		m.Decide(&q)
 	}
-	// an invalid number counts as a blocked attempt (issue 11 item 12)
-	want := []string{"+12125550100 0", "+5371234567 1", "+18765550123 1", " 1"}
+	// an invalid number is its own outcome, which blocked attempts count
+	// (issue 11 item 12) and invalid_numbers too (issue 13)
+	want := []string{"+12125550100 US 0", "+5371234567 CU 1", "+18765550123 JM 1", "  3"}
 	if fmt.Sprint(acme.records) != fmt.Sprint(want) {
 		t.Errorf("acme records %q, want %q", acme.records, want)
 	}
-	if fmt.Sprint(sales.records) != fmt.Sprint([]string{"+4930123456 1"}) {
+	if fmt.Sprint(sales.records) != fmt.Sprint([]string{"+4930123456 DE 1"}) {
 		t.Errorf("sales records %q", sales.records)
 	}
 }
@@ -305,7 +306,7 @@ func (s *noopScope) IntlLocked() Layer {
 	}
 	return LayerNone
 }
-func (s *noopScope) Record(Number, Outcome) {}
+func (s *noopScope) Record(Number, Country, Outcome) {}
 
 // With a velocity consulted, a decision still allocates nothing.
 func TestDecideAllocsWithVelocity(t *testing.T) {

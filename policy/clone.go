@@ -90,7 +90,17 @@ func (o Operator) Clone() Operator {
 		}
 	}
 	out.SourceBlocklist = o.SourceBlocklist.Clone()
+	out.RangeVelocity = o.RangeVelocity.Clone()
 	return out
+}
+
+// Clone returns a deep copy of the range velocity settings.
+func (r *RangeVelocity) Clone() *RangeVelocity {
+	if r == nil {
+		return nil
+	}
+	out := *r
+	return &out
 }
 
 // Clone returns a deep copy of the velocity settings.
@@ -119,6 +129,12 @@ func (r VelocityRule) Clone() VelocityRule {
 	out.SequentialCalls = clonePtr(r.SequentialCalls)
 	out.CallDuration = clonePtr(r.CallDuration)
 	out.BlockedAttempts = clonePtr(r.BlockedAttempts)
+	out.DistinctDestinations = clonePtr(r.DistinctDestinations)
+	out.DistinctCountries = clonePtr(r.DistinctCountries)
+	out.SequentialRangeCalls = clonePtr(r.SequentialRangeCalls)
+	out.ShortCalls = clonePtr(r.ShortCalls)
+	out.InvalidNumbers = clonePtr(r.InvalidNumbers)
+	out.LockedAttempts = clonePtr(r.LockedAttempts)
 	return out
 }
 

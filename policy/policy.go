@@ -126,6 +126,8 @@ type Operator struct {
 	GeoProfiles map[string]GeoProfile `json:"geo_profiles,omitempty"`
 	// SourceBlocklist lists the sources no call may come from.
 	SourceBlocklist *SourceBlocklist `json:"source_blocklist,omitempty"`
+	// RangeVelocity watches number ranges across accounts; nil is off.
+	RangeVelocity *RangeVelocity `json:"range_velocity,omitempty"`
 }
 
 // HighRiskEntry is one line of the high-risk prefix list: an E.164 prefix,
@@ -420,6 +422,9 @@ func (o *Operator) Validate() error {
 		if err := o.SourceBlocklist.Validate("source_blocklist."); err != nil {
 			return err
 		}
+	}
+	if err := o.RangeVelocity.Validate("range_velocity."); err != nil {
+		return err
 	}
 	if err := o.Default.Validate("default."); err != nil {
 		return err

@@ -32,6 +32,25 @@ const (
 	MaxRate            = 1_000_000     // currency units per minute
 	MoneyDecimals      = 6
 	maxRuleNameLen     = 64
+	// MaxDistinct bounds the distinct_* levels: a scope remembers at most
+	// that many destinations (or countries) per rule, so its memory is
+	// bounded by the level, not by what a fraudster dials.
+	MaxDistinct = 1000
+	// DefaultRangeDigits is how many trailing digits a number range drops
+	// by default: ranges of 1,000 numbers, the block size premium-rate
+	// (IPRN) providers commonly lease and publish test numbers from.
+	DefaultRangeDigits = 3
+	// MaxRangeDigits is the widest range: a million numbers.
+	MaxRangeDigits = 6
+	// DefaultShortCallSeconds is the length under which an answered call
+	// is short: long enough for a human to say who they want, too short
+	// for a conversation.
+	DefaultShortCallSeconds = 10
+	// DefaultMinAnsweredCalls is how many ended calls short_calls needs in
+	// the window before its share counts, so two short calls of three do
+	// not read as 66 %.
+	DefaultMinAnsweredCalls = 20
+	maxShortCallSeconds     = 3600
 )
 
 // Threshold is a warning and a critical level of one measure; 0 leaves a
@@ -70,6 +89,37 @@ type VelocityRule struct {
 	// BlockedAttempts counts attempts refused as barred (country_barred,
 	// country_disabled, number_barred, rate_exceeded) within the window.
 	BlockedAttempts *Threshold `json:"blocked_attempts,omitempty"`
+	// DistinctDestinations counts the different numbers called (allowed)
+	// in the window: a compromised PBX fans out to many numbers. At most
+	// MaxDistinct.
+	DistinctDestinations *Threshold `json:"distinct_destinations,omitempty"`
+	// DistinctCountries counts the different destination countries called
+	// (allowed) in the window. At most MaxDistinct.
+	DistinctCountries *Threshold `json:"distinct_countries,omitempty"`
+	// SequentialRangeCalls is sequential_calls over a number range (the
+	// number without its last RangeDigits digits): fraud walks a leased
+	// block of premium numbers, one number per call.
+	SequentialRangeCalls *Threshold `json:"sequential_range_calls,omitempty"`
+	// ShortCalls is the share, in percent, of the calls ended in the
+	// window that were up less than ShortCallSeconds (traffic pumping,
+	// wangiri); counted once MinAnsweredCalls have ended in the window.
+	ShortCalls *Threshold `json:"short_calls,omitempty"`
+	// InvalidNumbers counts attempts refused invalid_number in the window:
+	// a burst is someone probing the dial plan.
+	InvalidNumbers *Threshold `json:"invalid_numbers,omitempty"`
+	// LockedAttempts counts attempts refused international_locked in the
+	// window: someone trying on after a lockdown.
+	LockedAttempts *Threshold `json:"locked_attempts,omitempty"`
+
+	// RangeDigits is how many trailing digits sequential_range_calls drops
+	// to make a number's range (1-6, default 3: ranges of 1,000 numbers).
+	RangeDigits int `json:"range_digits,omitempty"`
+	// ShortCallSeconds is the length under which a call is short (1-3600,
+	// default 10).
+	ShortCallSeconds int `json:"short_call_seconds,omitempty"`
+	// MinAnsweredCalls is how many calls must have ended in the window
+	// before short_calls counts (1-1000000, default 20).
+	MinAnsweredCalls int `json:"min_answered_calls,omitempty"`
 
 	// Action overrides the velocity action for this rule's critical level.
 	Action string `json:"action,omitempty"`
@@ -285,15 +335,22 @@ func (t *Threshold) validate(field string, max int) error {
 // Measures returns the rule's thresholds by measure name, in a fixed order,
 // with nil for the measures it does not watch.
 func (r *VelocityRule) Measures() [NumMeasures]*Threshold {
-	return [NumMeasures]*Threshold{r.CallsPerMinute, r.CallsPerWindow, r.ConcurrentCalls, r.SequentialCalls, r.CallDuration, r.BlockedAttempts}
+	return [NumMeasures]*Threshold{r.CallsPerMinute, r.CallsPerWindow, r.ConcurrentCalls, r.SequentialCalls, r.CallDuration, r.BlockedAttempts,
+		r.DistinctDestinations, r.DistinctCountries, r.SequentialRangeCalls, r.ShortCalls, r.InvalidNumbers, r.LockedAttempts}
 }
 
 // Measure names, in the order of VelocityRule.Measures. They are the "kind"
 // of a velocity alert and a bounded metric label.
-var MeasureNames = [NumMeasures]string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration", "blocked_attempts"}
+var MeasureNames = [NumMeasures]string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration", "blocked_attempts",
+	"distinct_destinations", "distinct_countries", "sequential_range_calls", "short_calls", "invalid_numbers", "locked_attempts"}
+
+// measureMax is each measure's highest level: the distinct sets are
+// bounded by theirs, a share is a percentage.
+var measureMax = [NumMeasures]int{MaxThreshold, MaxThreshold, MaxThreshold, MaxThreshold, MaxDurationSeconds, MaxThreshold,
+	MaxDistinct, MaxDistinct, MaxThreshold, 100, MaxThreshold, MaxThreshold}
 
 // NumMeasures is the number of per-rule measures.
-const NumMeasures = 6
+const NumMeasures = 12
 
 // Validate checks one velocity rule and canonicalises it (prefix, days).
 func (r *VelocityRule) Validate(field string) error {
@@ -339,19 +396,52 @@ func (r *VelocityRule) Validate(field string) error {
 	}
 	any := false
 	for i, t := range r.Measures() {
-		max := MaxThreshold
-		if i == 4 {
-			max = MaxDurationSeconds
-		}
-		if err := t.validate(field+MeasureNames[i], max); err != nil {
+		if err := t.validate(field+MeasureNames[i], measureMax[i]); err != nil {
 			return err
 		}
 		any = any || t != nil
 	}
 	if !any {
-		return fieldErr(field[:max(0, len(field)-1)], "the rule sets no threshold (calls_per_minute, calls_per_window, concurrent_calls, sequential_calls, call_duration or blocked_attempts)")
+		return fieldErr(field[:max(0, len(field)-1)], "the rule sets no threshold (%s)", strings.Join(MeasureNames[:], ", "))
+	}
+	for _, o := range []struct {
+		name      string
+		v, max    int
+		measure   *Threshold
+		needsName string
+	}{
+		{"range_digits", r.RangeDigits, MaxRangeDigits, r.SequentialRangeCalls, "sequential_range_calls"},
+		{"short_call_seconds", r.ShortCallSeconds, maxShortCallSeconds, r.ShortCalls, "short_calls"},
+		{"min_answered_calls", r.MinAnsweredCalls, MaxThreshold, r.ShortCalls, "short_calls"},
+	} {
+		switch {
+		case o.v < 0 || o.v > o.max:
+			return fieldErr(field+o.name, "%d is outside 1..%d (0 = the default)", o.v, o.max)
+		case o.v != 0 && o.measure == nil:
+			return fieldErr(field+o.name, "set without %s, the measure it tunes", o.needsName)
+		}
 	}
 	return checkAction(field+"action", r.Action)
+}
+
+// Range is the rule's range_digits with the default applied.
+func (r *VelocityRule) Range() int { return orDefault(r.RangeDigits, DefaultRangeDigits) }
+
+// ShortSeconds is the rule's short_call_seconds with the default applied.
+func (r *VelocityRule) ShortSeconds() int {
+	return orDefault(r.ShortCallSeconds, DefaultShortCallSeconds)
+}
+
+// MinAnswered is the rule's min_answered_calls with the default applied.
+func (r *VelocityRule) MinAnswered() int {
+	return orDefault(r.MinAnsweredCalls, DefaultMinAnsweredCalls)
+}
+
+func orDefault(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
 }
 
 // Window is the rule's window in minutes, with the default applied.
@@ -419,3 +509,78 @@ func allDigits(s string) bool {
 	}
 	return s != ""
 }
+
+// Range velocity: the operator-wide watch of many accounts calling into one
+// number range, which no account's own counters see.
+const (
+	// RangeActionBlock adds a critical range to the operator's blocked
+	// prefixes (audited; DELETE /v1/operator/prefixes/{prefix} lifts it).
+	RangeActionBlock = "block"
+	// DefaultMaxRanges is how many ranges the watch remembers by default.
+	DefaultMaxRanges = 4096
+	// MaxRanges bounds max_ranges.
+	MaxRanges = 16384
+	// MaxRangeAccounts bounds the accounts levels: each remembered range
+	// keeps at most that many accounts.
+	MaxRangeAccounts = 100
+)
+
+// RangeVelocity counts, per number range (an international destination
+// without its last RangeDigits digits), the different accounts that called
+// it in a window: twenty accounts each calling one number of a premium
+// range is one fraud, invisible to each account's rules.
+type RangeVelocity struct {
+	// RangeDigits is how many trailing digits make the range (1-6,
+	// default 3).
+	RangeDigits int `json:"range_digits,omitempty"`
+	// WindowMinutes is the window (1-1440, default 60).
+	WindowMinutes int `json:"window_minutes,omitempty"`
+	// Accounts are the levels: different accounts (a subaccount counts as
+	// its account) with an allowed international call into one range in
+	// the window. At most MaxRangeAccounts.
+	Accounts Threshold `json:"accounts"`
+	// Action is what the critical level does besides alerting: "alert"
+	// (the default) or "block".
+	Action string `json:"action,omitempty"`
+	// MaxRanges is how many ranges are remembered (default 4096, at most
+	// 16384); the least recently called is forgotten first.
+	MaxRanges int `json:"max_ranges,omitempty"`
+}
+
+// Validate checks the range velocity settings.
+func (r *RangeVelocity) Validate(field string) error {
+	if r == nil {
+		return nil
+	}
+	if r.RangeDigits < 0 || r.RangeDigits > MaxRangeDigits {
+		return fieldErr(field+"range_digits", "%d is outside 1..%d (0 = %d)", r.RangeDigits, MaxRangeDigits, DefaultRangeDigits)
+	}
+	if r.WindowMinutes < 0 || r.WindowMinutes > MaxWindowMinutes {
+		return fieldErr(field+"window_minutes", "%d is outside 1..%d (0 = %d)", r.WindowMinutes, MaxWindowMinutes, DefaultWindow)
+	}
+	if err := r.Accounts.validate(field+"accounts", MaxRangeAccounts); err != nil {
+		return err
+	}
+	switch r.Action {
+	case "", ActionAlert:
+	case RangeActionBlock:
+		if r.Accounts.Critical == 0 {
+			return fieldErr(field+"action", "\"block\" needs a critical level in accounts")
+		}
+	default:
+		return fieldErr(field+"action", "%q is not \"alert\" or \"block\"", r.Action)
+	}
+	if r.MaxRanges < 0 || r.MaxRanges > MaxRanges {
+		return fieldErr(field+"max_ranges", "%d is outside 1..%d (0 = %d)", r.MaxRanges, MaxRanges, DefaultMaxRanges)
+	}
+	return nil
+}
+
+// Digits is range_digits with the default applied.
+func (r *RangeVelocity) Digits() int { return orDefault(r.RangeDigits, DefaultRangeDigits) }
+
+// Window is window_minutes with the default applied.
+func (r *RangeVelocity) Window() int { return orDefault(r.WindowMinutes, DefaultWindow) }
+
+// Size is max_ranges with the default applied.
+func (r *RangeVelocity) Size() int { return orDefault(r.MaxRanges, DefaultMaxRanges) }

@@ -177,6 +177,7 @@ func New(m *matcher.Matcher, plan *numplan.Plan, st *store.Store, opt Options) *
 	s := &Service{m: m, plan: plan, st: st, opt: opt, log: opt.Logger, vel: opt.Velocity, orig: opt.Origin}
 	if s.vel != nil {
 		s.vel.SetOnLock(s.persistAutoLock)
+		s.vel.SetOnRangeBlock(s.autoBlockRange)
 	}
 	if s.orig != nil {
 		s.orig.State().SetOnChange(s.persistOrigin)

@@ -195,6 +195,22 @@ func (s *Service) persistAutoLock(l velocity.Lock) {
 	}
 }
 
+// autoBlockRange blocks a number range that the range velocity found many
+// accounts calling, through the very path an admin's block takes: stored,
+// audited (prefix.block by "tollgate") and lifted by the same
+// DELETE /v1/operator/prefixes/{prefix}. Called from the evaluator.
+func (s *Service) autoBlockRange(prefix, reason string) error {
+	if len(reason) > policy.MaxReasonLen {
+		reason = reason[:policy.MaxReasonLen]
+	}
+	if _, err := s.BlockPrefix(Actor{Name: velocity.AutomaticBy}, prefix, reason); err != nil {
+		s.log.Error().Err(err).Str("prefix", prefix).Msg("automatic range block not applied")
+		return err
+	}
+	s.log.Warn().Str("prefix", prefix).Str("reason", reason).Msg("number range blocked automatically")
+	return nil
+}
+
 // Locks lists every lockdown in force.
 func (s *Service) Locks() ([]velocity.Lock, error) {
 	if err := s.needVelocity(); err != nil {

@@ -251,10 +251,34 @@ func (s *Scope) endCall(c *call, answered, ended, now time.Time, wasLive bool) {
 		}
 		if cfg != nil {
 			fire = sc.durationAlerts(cfg, c, i, dur, now)
+			sc.countEnded(cfg, c, dur, now)
 		}
 		sc.mu.Unlock()
 		sc.markDirty()
 		sc.e.raise(sc, fire)
+	}
+}
+
+// countEnded counts an ended call towards short_calls: in the rules that
+// were active when it was answered, by the minute it ended. Called with
+// s.mu held.
+func (s *Scope) countEnded(cfg *scopeConfig, c *call, dur time.Duration, now time.Time) {
+	var local time.Time
+	if cfg.timed {
+		local = c.answered.In(cfg.loc)
+	}
+	minute := uint32(now.Unix() / 60)
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		if !r.has[mShort] || !r.matches(c.dest) || (cfg.timed && !r.active(local)) {
+			continue
+		}
+		ctr := r.counters()
+		tag := r.win.tag(minute)
+		ctr.ended.add(tag)
+		if dur < time.Duration(r.shortSec)*time.Second {
+			ctr.short.add(tag)
+		}
 	}
 }
 

@@ -17,6 +17,12 @@ const (
 	mSequential
 	mDuration
 	mBlocked
+	mDistinctDest
+	mDistinctCountry
+	mRangeSeq
+	mShort
+	mInvalid
+	mLocked
 	numMeasures
 )
 
@@ -25,10 +31,14 @@ const (
 // still counts the same calls.
 type scopeConfig struct {
 	home   string
+	homeCC matcher.Country
 	loc    *time.Location
 	maxCPS int
 	rules  []rule
 	timed  bool // some rule has hours or days: Record needs the local time
+	// distinct: some rule counts distinct destinations or countries, which
+	// the evaluator keeps from the journal
+	distinct bool
 
 	spendWarn, spendLimit int64 // millionths; 0 = not set
 	spendAction           string
@@ -51,6 +61,9 @@ type rule struct {
 	// sigs identify, in the stored fraud state, what the rule counts and
 	// its levels (countingSig, levelsSig).
 	sigs [2]string
+	// rangeDigits, shortSec and minAnswered tune sequential_range_calls
+	// and short_calls (policy defaults applied)
+	rangeDigits, shortSec, minAnswered int
 	// ctr is allocated by the first call the rule counts (so a scope that
 	// never calls costs no counters), and carried over by Sync.
 	ctr atomic.Pointer[counters]
@@ -59,11 +72,24 @@ type rule struct {
 // counters are one rule's lock-free counts; a ring exists only when the
 // rule watches its measure.
 type counters struct {
-	seq     atomic.Uint64
-	cpm     *ring // allowed calls, by second
-	win     *ring // allowed calls, by window bucket
-	blocked *ring // barred attempts, by window bucket
+	seq      atomic.Uint64
+	rangeSeq atomic.Uint64 // the sequential run over number ranges
+	cpm      *ring         // allowed calls, by second
+	win      *ring         // allowed calls, by window bucket
+	blocked  *ring         // barred attempts, by window bucket
+	invalid  *ring         // invalid_number attempts, by window bucket
+	locked   *ring         // international_locked attempts, by window bucket
+	ended    *ring         // calls ended (short_calls' base), by window bucket
+	short    *ring         // calls ended short, by window bucket
+
+	// dests and countries are the distinct sets, kept by the evaluator
+	// from the journal under the scope's mu (nil until the first call).
+	dests, countries *distinctSet
 }
+
+// ringMeasures are the measures counted in a window ring, with the rings
+// each needs.
+var ringMeasures = []int{mCPM, mWindow, mBlocked, mInvalid, mLocked, mShort}
 
 // counters returns the rule's counters, allocating them on first use: once
 // per rule and scope, shared by every later call.
@@ -71,18 +97,16 @@ func (r *rule) counters() *counters {
 	if c := r.ctr.Load(); c != nil {
 		return c
 	}
+	c := &counters{}
+	slots := c.rings()
 	n := 0
-	for _, m := range []int{mCPM, mWindow, mBlocked} {
-		if r.has[m] {
+	for _, x := range slots {
+		if r.has[x.m] {
 			n++
 		}
 	}
 	rings := make([]ring, n)
-	c := &counters{}
-	for _, x := range []struct {
-		m int
-		p **ring
-	}{{mCPM, &c.cpm}, {mWindow, &c.win}, {mBlocked, &c.blocked}} {
+	for _, x := range slots {
 		if r.has[x.m] {
 			*x.p, rings = &rings[0], rings[1:]
 		}
@@ -93,13 +117,31 @@ func (r *rule) counters() *counters {
 	return r.ctr.Load()
 }
 
+// rings lists the counters' rings with the measure each counts (short_calls
+// has two).
+func (c *counters) rings() []struct {
+	m int
+	p **ring
+} {
+	return []struct {
+		m int
+		p **ring
+	}{{mCPM, &c.cpm}, {mWindow, &c.win}, {mBlocked, &c.blocked}, {mInvalid, &c.invalid}, {mLocked, &c.locked},
+		{mShort, &c.ended}, {mShort, &c.short}}
+}
+
+// reset zeroes the counts. Called with the scope's mu held (the distinct
+// sets are under it).
 func (c *counters) reset() {
-	for _, r := range []*ring{c.cpm, c.win, c.blocked} {
-		if r != nil {
-			r.reset()
+	for _, x := range c.rings() {
+		if *x.p != nil {
+			(*x.p).reset()
 		}
 	}
 	c.seq.Store(0)
+	c.rangeSeq.Store(0)
+	c.dests.clear()
+	c.countries.clear()
 }
 
 // values reads the rule's counted measures at sec (0 for a rule that has
@@ -123,22 +165,55 @@ func (r *rule) values(sec int64, v *[numMeasures]int) {
 	if r.has[mSequential] {
 		v[mSequential] = seqValue(c.seq.Load(), minute, r.win.minutes)
 	}
+	if r.has[mRangeSeq] {
+		v[mRangeSeq] = seqValue(c.rangeSeq.Load(), minute, r.win.minutes)
+	}
+	if c.invalid != nil {
+		v[mInvalid] = c.invalid.sum(from, to)
+	}
+	if c.locked != nil {
+		v[mLocked] = c.locked.sum(from, to)
+	}
+	if c.ended != nil {
+		if n := c.ended.sum(from, to); n >= r.minAnswered && n > 0 {
+			v[mShort] = c.short.sum(from, to) * 100 / n
+		}
+	}
+	// the distinct sets are read under the scope's mu, as the callers hold
+	v[mDistinctDest] = c.dests.count(minute, r.win.minutes)
+	v[mDistinctCountry] = c.countries.count(minute, r.win.minutes)
+}
+
+// distinctCap is how many members a rule's distinct set of measure m
+// keeps: its critical level (its warning when it has none). Knowing that
+// the level is reached is all the set is for.
+func (r *rule) distinctCap(m int) int {
+	if t := r.th[m]; t.Critical > 0 {
+		return t.Critical
+	}
+	return r.th[m].Warning
 }
 
 // sameCounting reports whether two rules count exactly the same calls into
 // the same rings, so that a policy change that only moves thresholds keeps
 // the counts.
 func (r *rule) sameCounting(o *rule) bool {
-	return r.prefix == o.prefix && r.from == o.from && r.to == o.to && r.days == o.days && r.win == o.win &&
-		r.has[mCPM] == o.has[mCPM] && r.has[mWindow] == o.has[mWindow] && r.has[mBlocked] == o.has[mBlocked] &&
-		r.has[mSequential] == o.has[mSequential]
+	if r.prefix != o.prefix || r.from != o.from || r.to != o.to || r.days != o.days || r.win != o.win {
+		return false
+	}
+	for _, m := range []int{mCPM, mWindow, mBlocked, mSequential, mRangeSeq, mShort, mInvalid, mLocked, mDistinctDest, mDistinctCountry} {
+		if r.has[m] != o.has[m] {
+			return false
+		}
+	}
+	return (!r.has[mRangeSeq] || r.rangeDigits == o.rangeDigits) && (!r.has[mShort] || r.shortSec == o.shortSec)
 }
 
 // compileConfig builds a scope's config from its effective policy. prev's
 // counters are carried over to the rules that count the same calls. zones
 // caches loaded time zones (loading one parses the zone database).
 func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*time.Location) (*scopeConfig, error) {
-	c := &scopeConfig{home: eff.HomeCountry, maxCPS: eff.MaxCPS, loc: time.UTC, relockMargin: DefaultRelockMargin}
+	c := &scopeConfig{home: eff.HomeCountry, homeCC: matcher.PackCountry(eff.HomeCountry), maxCPS: eff.MaxCPS, loc: time.UTC, relockMargin: DefaultRelockMargin}
 	if eff.TimeZone != "" {
 		loc, ok := zones[eff.TimeZone]
 		if !ok {
@@ -172,6 +247,7 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 		pr := &v.Rules[i]
 		r := &c.rules[i]
 		r.name, r.win, r.action, r.prefixTx = pr.Name, newWindow(pr.Window()), v.CriticalAction(pr.Action), pr.Prefix
+		r.rangeDigits, r.shortSec, r.minAnswered = pr.Range(), pr.ShortSeconds(), pr.MinAnswered()
 		if r.name == "" {
 			r.name = fmt.Sprintf("rule %d", i+1)
 		}
@@ -212,6 +288,7 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 		}
 		c.timed = c.timed || r.from != r.to || r.days != 0
 		r.sigs = [2]string{countingSig(r), levelsSig(r)}
+		c.distinct = c.distinct || r.has[mDistinctDest] || r.has[mDistinctCountry]
 	}
 	return c, nil
 }

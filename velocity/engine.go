@@ -75,6 +75,10 @@ type Options struct {
 	Price func(e164 string) (int64, bool)
 	// Currency names the rate deck's currency for alerts.
 	Currency func() string
+	// OnRangeBlock blocks a number range operator-wide when the range
+	// velocity's critical level asks for it (called from the evaluating
+	// goroutine; the service makes it an audited operator prefix block).
+	OnRangeBlock func(prefix, reason string) error
 }
 
 // Lock is an international lockdown of an account or subaccount.
@@ -146,6 +150,13 @@ type Engine struct {
 	cpsRatio  atomic.Uint64 // float64 bits
 	peakRatio atomic.Uint64
 	evalNanos atomic.Int64
+
+	// journal carries attempts to the distinct sets and the range table
+	// (nil until a policy needs it); rangeCfg is the operator's range
+	// velocity (nil: off); ranges is its table (the evaluator's).
+	journal  atomic.Pointer[journal]
+	rangeCfg atomic.Pointer[rangeConfig]
+	ranges   rangeTable
 }
 
 // table is an immutable index of the scopes by name.
@@ -292,22 +303,41 @@ func (s *Scope) IntlLocked() matcher.Layer {
 }
 
 // Record implements matcher.VelocityScope: it counts an attempt in this
-// scope and, for a subaccount, in its account's.
-func (s *Scope) Record(dest matcher.Number, o matcher.Outcome) {
+// scope and, for a subaccount, in its account's. An allowed call that a
+// distinct set or the range velocity needs is also put on the journal.
+func (s *Scope) Record(dest matcher.Number, cc matcher.Country, o matcher.Outcome) {
 	now := s.e.opt.Now()
 	if s.unknown {
 		s.lastSeen.Store(now.Unix())
 	}
-	s.record(now, dest, o)
+	own := s.record(now, dest, o)
+	var up uint16
 	if s.parent != nil {
-		s.parent.record(now, dest, o)
+		up = s.parent.record(now, dest, o)
+	}
+	rng := false
+	if o == matcher.OutcomeAllowed && dest != 0 {
+		if s.e.rangeCfg.Load() != nil {
+			// international calls only: a range every customer calls at
+			// home (a bank, a utility) is business, not fraud
+			if cfg := s.cfg.Load(); cfg != nil && (cfg.homeCC == 0 || cc != cfg.homeCC) {
+				rng = true
+			}
+		}
+	}
+	if own|up != 0 || rng {
+		if j := s.e.journal.Load(); j != nil {
+			j.push(s, dest, cc, uint32(now.Unix()/60), own, up, rng)
+		}
 	}
 }
 
-func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
+// record counts an attempt in the scope's rules; it returns the rules whose
+// distinct sets count it (bit i: rule i).
+func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) (distinct uint16) {
 	cfg := s.cfg.Load()
 	if cfg == nil {
-		return
+		return 0
 	}
 	sec := now.Unix()
 	news := false
@@ -340,8 +370,10 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
 			}
 			// only the measures the rule watches are counted: each is a
 			// cache line of a scope among thousands
-			if o == matcher.OutcomeAllowed {
-				if !r.has[mCPM] && !r.has[mWindow] && !r.has[mSequential] {
+			switch o {
+			case matcher.OutcomeAllowed:
+				if !r.has[mCPM] && !r.has[mWindow] && !r.has[mSequential] && !r.has[mRangeSeq] &&
+					!r.has[mDistinctDest] && !r.has[mDistinctCountry] {
 					continue
 				}
 				c := r.counters()
@@ -354,16 +386,45 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) {
 				if r.has[mSequential] {
 					seqRecord(&c.seq, dest, minute, r.win.minutes)
 				}
-				news = true
-			} else if r.has[mBlocked] {
+				if r.has[mRangeSeq] {
+					seqRecord(&c.rangeSeq, dest.Truncate(r.rangeDigits), minute, r.win.minutes)
+				}
+				if r.has[mDistinctDest] || r.has[mDistinctCountry] {
+					distinct |= 1 << i
+				}
+			case matcher.OutcomeBarred:
+				if !r.has[mBlocked] {
+					continue
+				}
 				r.counters().blocked.add(r.win.tag(minute))
-				news = true
+			case matcher.OutcomeInvalid, matcher.OutcomeLocked:
+				// probes: blocked attempts, and each its own measure
+				m := mInvalid
+				if o == matcher.OutcomeLocked {
+					m = mLocked
+				}
+				if !r.has[mBlocked] && !r.has[m] {
+					continue
+				}
+				c := r.counters()
+				if c.blocked != nil {
+					c.blocked.add(r.win.tag(minute))
+				}
+				if m == mInvalid && c.invalid != nil {
+					c.invalid.add(r.win.tag(minute))
+				} else if m == mLocked && c.locked != nil {
+					c.locked.add(r.win.tag(minute))
+				}
+			default:
+				continue
 			}
+			news = true
 		}
 	}
 	if news {
 		s.markDirty()
 	}
+	return distinct
 }
 
 // bucketAdd is ring.add for one bucket of any ring; it returns the
@@ -599,6 +660,21 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 			}
 		}
 	}
+	needJournal := false
+	for _, p := range todo {
+		needJournal = needJournal || p.cfg.distinct
+	}
+	rc := e.rangeCfg.Load()
+	switch rv := set.Operator.RangeVelocity; {
+	case rv == nil:
+		rc = nil
+	case rc == nil || rc.src != *rv:
+		rc = compileRange(rv)
+	}
+	if (needJournal || rc != nil) && e.journal.Load() == nil {
+		e.journal.Store(newJournal(journalSize))
+	}
+	e.rangeCfg.Store(rc)
 	e.table.Store(nt)
 	return nil
 }

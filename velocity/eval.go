@@ -16,7 +16,8 @@ const (
 	lvlCritical
 )
 
-var measureUnits = [numMeasures]string{"calls", "calls", "calls", "calls", "seconds", "attempts"}
+var measureUnits = [numMeasures]string{"calls", "calls", "calls", "calls", "seconds", "attempts",
+	"numbers", "countries", "calls", "percent", "attempts", "attempts"}
 
 func levelOf(v int, t policy.Threshold) uint8 {
 	switch {
@@ -61,6 +62,11 @@ func (e *Engine) Evaluate() {
 	start := time.Now()
 	now := e.opt.Now()
 	e.drainDirty()
+	e.ranges.configure(e.rangeCfg.Load())
+	if j := e.journal.Load(); j != nil {
+		j.drain(e.fold)
+	}
+	ranges := e.ranges.check(now)
 	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= time.Second || now.Before(e.lastSweep) {
 		e.sweep(now)
 		if e.unknownN.Load() > 0 {
@@ -85,6 +91,7 @@ func (e *Engine) Evaluate() {
 			yield()
 		}
 	}
+	e.raiseRanges(ranges)
 	e.cpsRatio.Store(math.Float64bits(e.cpsRatioOf(uint32(now.Unix() - 1))))
 	e.peakRatio.Store(math.Float64bits(st.peakRatio))
 	e.evalNanos.Store(time.Since(start).Nanoseconds())

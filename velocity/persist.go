@@ -47,14 +47,23 @@ type peakRec struct {
 // identify the rule (what it counts; its thresholds and action) so that
 // a changed policy keeps what still applies, as Sync does.
 type ruleRec struct {
-	Counting string           `json:"counting"`
-	Levels   string           `json:"levels"`
-	CPM      []uint64         `json:"cpm,omitempty"` // ring buckets: tag<<32 | count
-	Window   []uint64         `json:"window,omitempty"`
-	Blocked  []uint64         `json:"blocked,omitempty"`
-	Seq      uint64           `json:"seq,omitempty"`
-	Fired    map[string]uint8 `json:"fired,omitempty"`  // by measure
-	Relock   map[string]int   `json:"relock,omitempty"` // by measure
+	Counting string   `json:"counting"`
+	Levels   string   `json:"levels"`
+	CPM      []uint64 `json:"cpm,omitempty"` // ring buckets: tag<<32 | count
+	Window   []uint64 `json:"window,omitempty"`
+	Blocked  []uint64 `json:"blocked,omitempty"`
+	Seq      uint64   `json:"seq,omitempty"`
+	// the pattern measures': their rings, the range run, and the distinct
+	// sets as [member, minute last seen] pairs
+	Invalid   []uint64         `json:"invalid,omitempty"`
+	Locked    []uint64         `json:"locked,omitempty"`
+	Ended     []uint64         `json:"ended,omitempty"`
+	Short     []uint64         `json:"short,omitempty"`
+	RangeSeq  uint64           `json:"range_seq,omitempty"`
+	Dests     [][2]uint64      `json:"dests,omitempty"`
+	Countries [][2]uint64      `json:"countries,omitempty"`
+	Fired     map[string]uint8 `json:"fired,omitempty"`  // by measure
+	Relock    map[string]int   `json:"relock,omitempty"` // by measure
 }
 
 type graceRec struct {
@@ -99,8 +108,41 @@ func (r *scopeRec) empty(ctrs []*counters) bool {
 
 // countingSig identifies what a rule counts (compiled once, in r.sigs).
 func countingSig(r *rule) string {
-	return fmt.Sprintf("%d|%d-%d|%d|%d|%t%t%t%t", uint64(r.prefix), r.from, r.to, r.days, r.win.minutes,
+	sig := fmt.Sprintf("%d|%d-%d|%d|%d|%t%t%t%t", uint64(r.prefix), r.from, r.to, r.days, r.win.minutes,
 		r.has[mCPM], r.has[mWindow], r.has[mBlocked], r.has[mSequential])
+	if r.has[mDistinctDest] || r.has[mDistinctCountry] || r.has[mRangeSeq] || r.has[mShort] || r.has[mInvalid] || r.has[mLocked] {
+		// the pattern measures, only when watched: a rule without them
+		// keeps the signature records were written with before them
+		sig += fmt.Sprintf("|%t%t%t%t%t%t|%d|%d", r.has[mDistinctDest], r.has[mDistinctCountry], r.has[mRangeSeq], r.has[mShort],
+			r.has[mInvalid], r.has[mLocked], r.rangeDigits, r.shortSec)
+	}
+	return sig
+}
+
+// setPairs is a distinct set as [member, minute] pairs.
+func setPairs(d *distinctSet) [][2]uint64 {
+	if d == nil || len(d.m) == 0 {
+		return nil
+	}
+	out := make([][2]uint64, 0, len(d.m))
+	for k, m := range d.m {
+		out = append(out, [2]uint64{k, uint64(m)})
+	}
+	return out
+}
+
+// restoreSet puts back the members still within the window, up to cap.
+func restoreSet(pairs [][2]uint64, minute uint32, window, cap int) *distinctSet {
+	if len(pairs) == 0 {
+		return nil
+	}
+	d := newDistinct(cap)
+	for _, p := range pairs {
+		if m := uint32(p[1]); minute-m < uint32(window) {
+			d.add(p[0], m, window, cap)
+		}
+	}
+	return d
 }
 
 func levelsSig(r *rule) string {
@@ -160,6 +202,10 @@ func (s *Scope) snapshot(cfg *scopeConfig) (scopeRec, []*counters) {
 		r := &cfg.rules[i]
 		rr := ruleRec{Counting: r.sigs[0], Levels: r.sigs[1]}
 		ctrs[i] = r.ctr.Load()
+		if c := ctrs[i]; c != nil {
+			// the distinct sets are under s.mu, not atomic
+			rr.Dests, rr.Countries = setPairs(c.dests), setPairs(c.countries)
+		}
 		for m := 0; m < numMeasures; m++ {
 			key := alertKey{uint8(i), uint8(m)}
 			if l := fired[key]; l != lvlNone {
@@ -191,6 +237,8 @@ func (r *scopeRec) fillCounters(ctrs []*counters) {
 		if c != nil && i < len(r.Rules) {
 			rr := &r.Rules[i]
 			rr.CPM, rr.Window, rr.Blocked, rr.Seq = ringWords(c.cpm), ringWords(c.win), ringWords(c.blocked), c.seq.Load()
+			rr.Invalid, rr.Locked, rr.Ended, rr.Short = ringWords(c.invalid), ringWords(c.locked), ringWords(c.ended), ringWords(c.short)
+			rr.RangeSeq = c.rangeSeq.Load()
 		}
 	}
 }
@@ -392,14 +440,28 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 				continue
 			}
 			taken[j] = true
-			if len(rr.CPM)+len(rr.Window)+len(rr.Blocked) > 0 || rr.Seq != 0 {
+			if len(rr.CPM)+len(rr.Window)+len(rr.Blocked)+len(rr.Invalid)+len(rr.Locked)+len(rr.Ended)+len(rr.Dests)+len(rr.Countries) > 0 ||
+				rr.Seq != 0 || rr.RangeSeq != 0 {
 				c := r.counters()
 				restoreRing(c.cpm, rr.CPM, uint32(sec-59), uint32(sec))
 				from, to := r.win.span(minute)
 				restoreRing(c.win, rr.Window, from, to)
 				restoreRing(c.blocked, rr.Blocked, from, to)
+				restoreRing(c.invalid, rr.Invalid, from, to)
+				restoreRing(c.locked, rr.Locked, from, to)
+				restoreRing(c.ended, rr.Ended, from, to)
+				restoreRing(c.short, rr.Short, from, to)
 				if r.has[mSequential] {
 					c.seq.Store(rr.Seq)
+				}
+				if r.has[mRangeSeq] {
+					c.rangeSeq.Store(rr.RangeSeq)
+				}
+				if r.has[mDistinctDest] {
+					c.dests = restoreSet(rr.Dests, minute, r.win.minutes, r.distinctCap(mDistinctDest))
+				}
+				if r.has[mDistinctCountry] {
+					c.countries = restoreSet(rr.Countries, minute, r.win.minutes, r.distinctCap(mDistinctCountry))
 				}
 			}
 			if rr.Levels == ls {

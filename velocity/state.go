@@ -231,6 +231,7 @@ func (e *Engine) Reset(account, sub string) error {
 		}
 	}
 	for _, s := range scopes {
+		s.mu.Lock()
 		if cfg := s.cfg.Load(); cfg != nil {
 			for i := range cfg.rules {
 				if c := cfg.rules[i].ctr.Load(); c != nil {
@@ -241,7 +242,6 @@ func (e *Engine) Reset(account, sub string) error {
 		for i := range s.cps {
 			s.cps[i].Store(0)
 		}
-		s.mu.Lock()
 		s.spent, s.spendFired, s.fired, s.grace = 0, 0, map[alertKey]uint8{}, nil
 		for c := range s.live {
 			idx := 0
