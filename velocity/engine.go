@@ -891,6 +891,15 @@ type Stats struct {
 	CPSCapRatioMax  float64
 	PeakRatioMax    float64
 	EvaluationNanos int64
+	// JournalDropped counts attempts the distinct sets and the range
+	// velocity missed because the journal was full.
+	JournalDropped uint64
+	// RangesTracked is how many number ranges the range velocity holds;
+	// RangesEvicted counts those it forgot for newer ones; RangeBlocks
+	// counts its automatic blocks.
+	RangesTracked int64
+	RangesEvicted uint64
+	RangeBlocks   uint64
 }
 
 // Stats returns the counters.
@@ -898,7 +907,11 @@ func (e *Engine) Stats() Stats {
 	st := Stats{LiveCalls: e.live.Load(), Expired: e.expired.Load(), LockdownsAuto: e.lockdowns[0].Load(),
 		LockdownsOp: e.lockdowns[1].Load(), Unlocks: e.unlocks.Load(), CPSOverCap: e.cpsOver.Load(),
 		CPSCapRatioMax: math.Float64frombits(e.cpsRatio.Load()), PeakRatioMax: math.Float64frombits(e.peakRatio.Load()),
-		EvaluationNanos: e.evalNanos.Load()}
+		EvaluationNanos: e.evalNanos.Load(), RangesTracked: e.ranges.tracked.Load(), RangesEvicted: e.ranges.evicted.Load(),
+		RangeBlocks: e.ranges.blocks.Load()}
+	if j := e.journal.Load(); j != nil {
+		st.JournalDropped = j.dropped.Load()
+	}
 	for k := range e.events {
 		for r := range e.events[k] {
 			st.Events[k][r] = e.events[k][r].Load()

@@ -234,7 +234,7 @@ func (t *rangeTable) configure(c *rangeConfig) {
 	if old == nil || old.digits != c.digits || old.size != c.size {
 		t.idx = make(map[matcher.Number]int32, c.size)
 		t.ents = make([]rangeEnt, 0, c.size)
-		t.mru, t.lru = -1, -1
+		t.mru, t.lru, t.pass = -1, -1, 1 // pass 0 is an entry's "never"
 		t.tracked.Store(0)
 		return
 	}
