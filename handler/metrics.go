@@ -345,6 +345,13 @@ func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, ty
 	gauge("tollgate_cps_cap_ratio_max", "Highest ratio, over accounts and subaccounts with max_cps, of the last complete second's call attempts to max_cps.", st.CPSCapRatioMax)
 	gauge("tollgate_channels_peak_ratio_max", "Highest ratio, over accounts and subaccounts, of live calls to the typical peak (the highest daily peak of the 7 days before today).", st.PeakRatioMax)
 	gauge("tollgate_velocity_evaluation_seconds", "How long the last evaluation of the velocity rules took.", float64(st.EvaluationNanos)/1e9)
+	head("tollgate_velocity_journal_dropped_total", "Attempts the distinct-destination/country sets and the range velocity missed because their journal was full.", "counter")
+	line("tollgate_velocity_journal_dropped_total", float64(st.JournalDropped))
+	gauge("tollgate_range_velocity_ranges", "Number ranges the operator's range velocity remembers (at most max_ranges).", float64(st.RangesTracked))
+	head("tollgate_range_velocity_evicted_total", "Number ranges the range velocity forgot, least recently called first, to make room for new ones.", "counter")
+	line("tollgate_range_velocity_evicted_total", float64(st.RangesEvicted))
+	head("tollgate_range_blocks_total", "Number ranges blocked operator-wide by the range velocity's critical level (action block).", "counter")
+	line("tollgate_range_blocks_total", float64(st.RangeBlocks))
 }
 
 // writeAlertMetrics writes the alert counters by kind and level (both

@@ -164,3 +164,64 @@ func TestMicro(t *testing.T) {
 		t.Errorf("Micro: %d %d", Micro(0.1), Micro(1.23))
 	}
 }
+
+// The pattern measures and the range velocity: one bad setting per case,
+// each refused with the field it names.
+func TestPatternFieldErrors(t *testing.T) {
+	th := func(w, c int) *Threshold { return &Threshold{Warning: w, Critical: c} }
+	rule := func(r VelocityRule) Policy { return Policy{Velocity: &Velocity{Rules: []VelocityRule{r}}} }
+	rv := func(r RangeVelocity) Operator { return Operator{RangeVelocity: &r} }
+	cases := []struct {
+		name       string
+		validate   func() error
+		field, msg string
+	}{
+		{"distinct above the bound", rule(VelocityRule{DistinctDestinations: th(10, 5000)}).validator(), "velocity.rules[0].distinct_destinations.critical", "outside 0..1000"},
+		{"countries order", rule(VelocityRule{DistinctCountries: th(5, 5)}).validator(), "velocity.rules[0].distinct_countries.warning", "not below critical"},
+		{"range run empty", rule(VelocityRule{SequentialRangeCalls: th(0, 0)}).validator(), "velocity.rules[0].sequential_range_calls", "neither"},
+		{"share above 100", rule(VelocityRule{ShortCalls: th(50, 101)}).validator(), "velocity.rules[0].short_calls.critical", "outside 0..100"},
+		{"invalid negative", rule(VelocityRule{InvalidNumbers: th(-1, 3)}).validator(), "velocity.rules[0].invalid_numbers.warning", "outside"},
+		{"locked order", rule(VelocityRule{LockedAttempts: th(9, 3)}).validator(), "velocity.rules[0].locked_attempts.warning", "not below"},
+		{"range digits too wide", rule(VelocityRule{SequentialRangeCalls: th(5, 10), RangeDigits: 7}).validator(), "velocity.rules[0].range_digits", "outside 1..6"},
+		{"range digits negative", rule(VelocityRule{SequentialRangeCalls: th(5, 10), RangeDigits: -1}).validator(), "velocity.rules[0].range_digits", "outside"},
+		{"range digits alone", rule(VelocityRule{CallsPerMinute: th(5, 10), RangeDigits: 4}).validator(), "velocity.rules[0].range_digits", "without sequential_range_calls"},
+		{"short seconds too long", rule(VelocityRule{ShortCalls: th(50, 80), ShortCallSeconds: 3601}).validator(), "velocity.rules[0].short_call_seconds", "outside 1..3600"},
+		{"short seconds alone", rule(VelocityRule{CallsPerMinute: th(5, 10), ShortCallSeconds: 5}).validator(), "velocity.rules[0].short_call_seconds", "without short_calls"},
+		{"min answered negative", rule(VelocityRule{ShortCalls: th(50, 80), MinAnsweredCalls: -5}).validator(), "velocity.rules[0].min_answered_calls", "outside"},
+		{"min answered alone", rule(VelocityRule{DistinctCountries: th(3, 5), MinAnsweredCalls: 5}).validator(), "velocity.rules[0].min_answered_calls", "without short_calls"},
+		{"operator range: no levels", rv(RangeVelocity{}).validator(), "range_velocity.accounts", "neither"},
+		{"operator range: too many accounts", rv(RangeVelocity{Accounts: Threshold{Critical: 101}}).validator(), "range_velocity.accounts.critical", "outside 0..100"},
+		{"operator range: digits", rv(RangeVelocity{Accounts: Threshold{Critical: 20}, RangeDigits: 9}).validator(), "range_velocity.range_digits", "outside 1..6"},
+		{"operator range: window", rv(RangeVelocity{Accounts: Threshold{Critical: 20}, WindowMinutes: 2000}).validator(), "range_velocity.window_minutes", "outside 1..1440"},
+		{"operator range: action", rv(RangeVelocity{Accounts: Threshold{Critical: 20}, Action: "lockdown"}).validator(), "range_velocity.action", `"lockdown" is not "alert" or "block"`},
+		{"operator range: block without critical", rv(RangeVelocity{Accounts: Threshold{Warning: 20}, Action: "block"}).validator(), "range_velocity.action", "needs a critical level"},
+		{"operator range: table", rv(RangeVelocity{Accounts: Threshold{Critical: 20}, MaxRanges: 100000}).validator(), "range_velocity.max_ranges", "outside 1..16384"},
+	}
+	for _, c := range cases {
+		var fe *FieldError
+		if err := c.validate(); !errors.As(err, &fe) {
+			t.Errorf("%s: err = %v, want *FieldError", c.name, err)
+		} else if fe.Field != c.field || !strings.Contains(fe.Msg, c.msg) {
+			t.Errorf("%s: got %q %q, want field %q msg containing %q", c.name, fe.Field, fe.Msg, c.field, c.msg)
+		}
+	}
+	good := rule(VelocityRule{DistinctDestinations: th(0, 1000), ShortCalls: th(50, 100), ShortCallSeconds: 6, MinAnsweredCalls: 1,
+		SequentialRangeCalls: th(5, 10), RangeDigits: 6, InvalidNumbers: th(1, 2), LockedAttempts: th(1, 2)})
+	if err := good.Validate(""); err != nil {
+		t.Errorf("good rule: %v", err)
+	}
+	r := good.Velocity.Rules[0]
+	if r.Range() != 6 || r.ShortSeconds() != 6 || r.MinAnswered() != 1 {
+		t.Errorf("settings %d %d %d", r.Range(), r.ShortSeconds(), r.MinAnswered())
+	}
+	if d := (VelocityRule{}); d.Range() != DefaultRangeDigits || d.ShortSeconds() != DefaultShortCallSeconds || d.MinAnswered() != DefaultMinAnsweredCalls {
+		t.Errorf("defaults %d %d %d", d.Range(), d.ShortSeconds(), d.MinAnswered())
+	}
+	op := rv(RangeVelocity{Accounts: Threshold{Warning: 10, Critical: 20}, Action: "block"})
+	if err := op.Validate(); err != nil {
+		t.Errorf("good range velocity: %v", err)
+	}
+}
+
+func (p Policy) validator() func() error   { return func() error { return p.Validate("") } }
+func (o Operator) validator() func() error { return func() error { return o.Validate() } }

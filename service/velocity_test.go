@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -391,5 +392,55 @@ func TestUnlockUntil(t *testing.T) {
 	audit, _ = f.st.Audit(3, 0)
 	if !strings.Contains(string(audit[2].After), `"until":"2026-03-02T15:00:00Z"`) {
 		t.Errorf("midnight unlock audit %s", audit[2].After)
+	}
+}
+
+// Issue 13: twenty accounts each calling one number of a +216 range. The
+// range velocity's critical level blocks the range through the admin's
+// path: stored, audited as prefix.block by tollgate, in force for every
+// account at once, and lifted by the ordinary unblock; the unblock holds
+// while the counts stay high (no block again until they drop below the
+// warning level and rise again).
+func TestRangeVelocityBlocksThroughTheOperatorPrefixes(t *testing.T) {
+	dir := t.TempDir()
+	f := openVel(t, dir, Options{})
+	op := policy.Operator{RangeVelocity: &policy.RangeVelocity{Accounts: policy.Threshold{Warning: 10, Critical: 20}, Action: "block"}}
+	if _, err := f.svc.PutOperator(admin, op); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 21; i++ {
+		if _, err := f.svc.PutAccount(admin, "a"+strconv.Itoa(i), policy.Account{Policy: policy.Policy{HomeCountry: ptr("GB")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if got := f.reason("+21671234"+strconv.Itoa(500+i), "a"+strconv.Itoa(i)); got != "ok" {
+			t.Fatalf("call %d: %s", i, got)
+		}
+	}
+	f.vel.Evaluate()
+	if got := f.reason("+21671234999", "a20"); got != "number_barred" {
+		t.Fatalf("after the block: %s", got)
+	}
+	got, _ := f.svc.Operator()
+	if len(got.BlockedPrefixes) != 1 || got.BlockedPrefixes[0].Prefix != "+21671234" || !strings.Contains(got.BlockedPrefixes[0].Reason, "20 accounts") {
+		t.Fatalf("blocked prefixes %+v", got.BlockedPrefixes)
+	}
+	audit, _ := f.svc.Audit(1, 0)
+	if audit[0].Action != "prefix.block" || audit[0].Who != velocity.AutomaticBy || audit[0].Object != "operator/prefixes/+21671234" {
+		t.Fatalf("audit %+v", audit[0])
+	}
+	if _, err := f.svc.UnblockPrefix(admin, "+21671234"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.reason("+21671234999", "a20"); got != "ok" {
+		t.Fatalf("after the unblock: %s", got)
+	}
+	f.vel.Evaluate()
+	if got := f.reason("+21671234998", "a20"); got != "ok" {
+		t.Errorf("the unblock did not hold: %s", got)
+	}
+	if st := f.vel.Stats(); st.RangeBlocks != 1 {
+		t.Errorf("blocks %d", st.RangeBlocks)
 	}
 }
