@@ -332,3 +332,19 @@ func TestDecideAllocsWithVelocity(t *testing.T) {
 		}
 	}
 }
+
+// The probing outcomes: an invalid number and an international call of a
+// locked scope each reach the counters as their own outcome.
+func TestRecordProbeOutcomes(t *testing.T) {
+	fv := newFakeVelocity()
+	acme := fv.add("acme", "")
+	acme.locked = true
+	m := newVelMatcher(t, velSet(), fv)
+	for _, q := range []Query{{To: "+4930123456", Account: "acme"}, {To: "+12125550100", Account: "acme"}, {To: "12", Account: "acme"}} {
+		m.Decide(&q)
+	}
+	want := []string{fmt.Sprintf("+4930123456 DE %d", OutcomeLocked), fmt.Sprintf("+12125550100 US %d", OutcomeAllowed), fmt.Sprintf("  %d", OutcomeInvalid)}
+	if fmt.Sprint(acme.records) != fmt.Sprint(want) {
+		t.Errorf("records %q, want %q", acme.records, want)
+	}
+}

@@ -64,6 +64,8 @@ func FuzzDocuments(f *testing.F) {
 		`{"velocity":{"daily_spend":{"warning":500,"limit":1000},"rules":[{"name":"n","prefix":"+881","hours":"22:00-06:00","days":["sat"],"calls_per_minute":{"warning":1,"critical":2}}]}}`,
 		`{"origin":{"geo_profile":"std","trusted_sources":["192.0.2.0/24"],"screening_pass_minutes":30}}`,
 		`{"geo_profiles":{"std":{"zones":[{"name":"watch","action":"screen","countries":["NG"]}]}},"source_blocklist":["198.51.100.0/24"]}`,
+		`{"velocity":{"rules":[{"distinct_destinations":{"warning":40,"critical":80},"distinct_countries":{"critical":10},"sequential_range_calls":{"critical":12},"range_digits":4,"short_calls":{"warning":60,"critical":85},"short_call_seconds":6,"min_answered_calls":20,"invalid_numbers":{"critical":30},"locked_attempts":{"critical":10}}]}}`,
+		`{"range_velocity":{"accounts":{"warning":10,"critical":20},"range_digits":3,"window_minutes":60,"action":"block","max_ranges":4096}}`,
 		`{"max_cps":-1}`, `[]`, `{"home_country":"XX"}`,
 	} {
 		f.Add([]byte(s))
