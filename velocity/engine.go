@@ -154,7 +154,7 @@ type Engine struct {
 	// journal carries attempts to the distinct sets and the range table
 	// (nil until a policy needs it); rangeCfg is the operator's range
 	// velocity (nil: off); ranges is its table (the evaluator's).
-	journal  atomic.Pointer[journal]
+	journal  atomic.Pointer[journals]
 	rangeCfg atomic.Pointer[rangeConfig]
 	ranges   rangeTable
 }
@@ -201,6 +201,7 @@ type Scope struct {
 	parent       *Scope
 
 	locked atomic.Bool
+	shard  uint8 // the journal queue of the account's attempts
 	cfg    atomic.Pointer[scopeConfig]
 	cps    [4]atomic.Uint64 // attempts by second, for the CPS cap metrics
 	gone   atomic.Bool
@@ -240,7 +241,7 @@ type dayPeak struct {
 type alertKey struct{ rule, measure uint8 }
 
 func (e *Engine) newScope(account, sub string, parent *Scope) *Scope {
-	s := &Scope{e: e, account: account, sub: sub, parent: parent}
+	s := &Scope{e: e, account: account, sub: sub, parent: parent, shard: uint8(maphash.String(journalSeed, account) % journalShards)}
 	if _, ok := e.locks[scopeKey(account, sub)]; ok {
 		s.locked.Store(true)
 	}
@@ -302,6 +303,8 @@ func (s *Scope) IntlLocked() matcher.Layer {
 	return matcher.LayerNone
 }
 
+var journalSeed = maphash.MakeSeed()
+
 // Record implements matcher.VelocityScope: it counts an attempt in this
 // scope and, for a subaccount, in its account's. An allowed call that a
 // distinct set or the range velocity needs is also put on the journal.
@@ -326,8 +329,8 @@ func (s *Scope) Record(dest matcher.Number, cc matcher.Country, o matcher.Outcom
 		}
 	}
 	if own|up != 0 || rng {
-		if j := s.e.journal.Load(); j != nil {
-			j.push(s, dest, cc, uint32(now.Unix()/60), own, up, rng)
+		if js := s.e.journal.Load(); js != nil {
+			js.shard(s).push(s, dest, cc, uint32(now.Unix()/60), own, up, rng)
 		}
 	}
 }
@@ -672,7 +675,7 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 		rc = compileRange(rv)
 	}
 	if (needJournal || rc != nil) && e.journal.Load() == nil {
-		e.journal.Store(newJournal(journalSize))
+		e.journal.Store(newJournals())
 	}
 	e.rangeCfg.Store(rc)
 	e.table.Store(nt)
@@ -909,8 +912,8 @@ func (e *Engine) Stats() Stats {
 		CPSCapRatioMax: math.Float64frombits(e.cpsRatio.Load()), PeakRatioMax: math.Float64frombits(e.peakRatio.Load()),
 		EvaluationNanos: e.evalNanos.Load(), RangesTracked: e.ranges.tracked.Load(), RangesEvicted: e.ranges.evicted.Load(),
 		RangeBlocks: e.ranges.blocks.Load()}
-	if j := e.journal.Load(); j != nil {
-		st.JournalDropped = j.dropped.Load()
+	if js := e.journal.Load(); js != nil {
+		st.JournalDropped = js.dropped()
 	}
 	for k := range e.events {
 		for r := range e.events[k] {

@@ -63,8 +63,10 @@ func (e *Engine) Evaluate() {
 	now := e.opt.Now()
 	e.drainDirty()
 	e.ranges.configure(e.rangeCfg.Load())
-	if j := e.journal.Load(); j != nil {
-		j.drain(e.fold)
+	if js := e.journal.Load(); js != nil {
+		for _, j := range js {
+			j.drain(e.fold)
+		}
 	}
 	ranges := e.ranges.check(now)
 	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= time.Second || now.Before(e.lastSweep) {

@@ -21,8 +21,40 @@ import (
 
 // journalSize is the journal's slots: at the default 250 ms interval it
 // holds 262,144 recorded attempts a second, several times what one
-// process decides.
-const journalSize = 1 << 16
+// process decides. It is split into journalShards queues by account, so
+// that decisions on different cores do not all write one word.
+const (
+	journalSize   = 1 << 16
+	journalShards = 8
+)
+
+// journals is the sharded journal.
+type journals [journalShards]*journal
+
+func newJournals() *journals {
+	var js journals
+	for i := range js {
+		js[i] = newJournal(journalSize / journalShards)
+	}
+	return &js
+}
+
+// shard is the queue of a scope's account: one account's attempts stay in
+// order.
+func (js *journals) shard(s *Scope) *journal {
+	if s.parent != nil {
+		s = s.parent
+	}
+	return js[s.shard]
+}
+
+func (js *journals) dropped() uint64 {
+	var n uint64
+	for _, j := range js {
+		n += j.dropped.Load()
+	}
+	return n
+}
 
 // journalEntry is one attempt the sets need. seq orders the slot between
 // the writers and the evaluator (Vyukov's bounded queue).
