@@ -243,6 +243,10 @@ func TestOperator(t *testing.T) {
 		{"PUT", "/v1/operator", `{"unknown_accounts":"maybe"}`, 400, "unknown_accounts"},
 		{"PUT", "/v1/operator", `{"blocked_prefixes":[{"prefix":"+1"},{"prefix":"001"}]}`, 400, "blocked_prefixes[1].prefix"},
 		{"PUT", "/v1/operator", `{"default":{"countries":{"default":"nah"}}}`, 400, "default.countries.default"},
+		{"PUT", "/v1/operator", `{"range_velocity":{"accounts":{"warning":10},"action":"block"}}`, 400, "range_velocity.action"},
+		{"PUT", "/v1/operator", `{"range_velocity":{"accounts":{"critical":500}}}`, 400, "range_velocity.accounts.critical"},
+		{"PUT", "/v1/operator", `{"default":{"velocity":{"rules":[{"distinct_countries":{"critical":3},"range_digits":4}]}}}`, 400, "default.velocity.rules[0].range_digits"},
+		{"PUT", "/v1/accounts/acme", `{"velocity":{"rules":[{"short_calls":{"critical":150}}]}}`, 400, "velocity.rules[0].short_calls.critical"},
 	} {
 		t.Run(tc.method+" "+tc.uri, func(t *testing.T) {
 			r := e.a(tc.method, tc.uri, tc.body)
