@@ -365,14 +365,18 @@ func TestRangeTableLRU(t *testing.T) {
 	rv := &policy.RangeVelocity{Accounts: policy.Threshold{Critical: 3}, MaxRanges: 3}
 	f := newFixture(t, rangeSet(5, rv))
 	r := func(k int) string { return fmt.Sprintf("+216712%02d000", k) }
-	f.calls(1, "a00", "", r(1))
-	f.calls(1, "a01", "", r(1))
-	f.calls(1, "a00", "", r(2))
-	f.calls(1, "a00", "", r(3))
-	f.eval()
-	f.calls(1, "a02", "", r(2)) // 2 is now the most recent; 1 the least
-	f.calls(1, "a00", "", r(4)) // evicts 1
-	f.eval()
+	// one call per evaluation: the journal's queues are by account, so
+	// the order within one evaluation is only kept per account
+	call := func(a string, k int) {
+		f.calls(1, a, "", r(k))
+		f.eval()
+	}
+	call("a00", 1)
+	call("a01", 1)
+	call("a00", 2)
+	call("a00", 3)
+	call("a02", 2) // 2 is now the most recent; 1 the least
+	call("a00", 4) // evicts 1
 	if st := f.e.Stats(); st.RangesTracked != 3 || st.RangesEvicted != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -439,5 +443,52 @@ func TestPatternsDecideAllocs(t *testing.T) {
 	i := 0
 	if n := testing.AllocsPerRun(200, func() { f.m.Decide(&qs[i%len(qs)]); i++ }); n != 0 {
 		t.Errorf("%v allocations per decision", n)
+	}
+}
+
+// The pattern measures' per-scope state is fraud state like the rest: the
+// distinct sets, the range run, the short-call and probing rings survive a
+// restart; members that fell out of the window while the daemon was down
+// are dropped.
+func TestPatternStateSurvivesRestart(t *testing.T) {
+	v := &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{Name: "patterns", WindowMinutes: 30,
+		DistinctDestinations: th(0, 100), DistinctCountries: th(0, 100), SequentialRangeCalls: th(0, 100),
+		ShortCalls: th(0, 100), MinAnsweredCalls: 2, InvalidNumbers: th(0, 100), LockedAttempts: th(0, 100)}}}
+	set := setWith(v)
+	f := newFixture(t, set)
+	f.calls(1, "acme", "", numDE)
+	f.clk.Add(20 * time.Minute)
+	for i := 0; i < 4; i++ {
+		f.shortCall(fmt.Sprintf("c%d", i), "acme", "sales", tn(i), 3*time.Second)
+	}
+	f.shortCall("long", "acme", "", numFR, time.Minute)
+	f.call("acme", "", "abc")
+	f.eval()
+	want := "distinct_destinations=6/ok distinct_countries=3/ok sequential_range_calls=1/ok short_calls=80/ok invalid_numbers=1/ok locked_attempts=0/ok"
+	if got := f.levels("acme", "", 0); got != want {
+		t.Fatalf("before: %s\nwant    %s", got, want)
+	}
+	be := &memBackend{}
+	f.flush(be)
+	g := f.restart(set, be)
+	if got := g.levels("acme", "", 0); got != want {
+		t.Errorf("after the restart: %s\nwant               %s", got, want)
+	}
+	// the range run goes on where it was
+	g.calls(2, "acme", "", tn(7))
+	if got := g.measure("acme", "", 0, "sequential_range_calls"); got != 2 {
+		t.Errorf("run %d", got)
+	}
+	f.calls(3, "acme", "", tn(8))
+	f.flush(be)
+	h := f.restart(set, be)
+	if got := h.measure("acme", "", 0, "sequential_range_calls"); got != 3 {
+		t.Errorf("restored run %d, want 3", got)
+	}
+	// down for 15 minutes: the DE call (35 minutes old) is out of the window
+	f.clk.Add(15 * time.Minute)
+	k := f.restart(set, be)
+	if got := k.measure("acme", "", 0, "distinct_countries"); got != 2 {
+		t.Errorf("after 15 minutes down: %d countries, want 2 (TN, FR)", got)
 	}
 }
