@@ -64,6 +64,9 @@ type rule struct {
 	// rangeDigits, shortSec and minAnswered tune sequential_range_calls
 	// and short_calls (policy defaults applied)
 	rangeDigits, shortSec, minAnswered int
+	// caps bound the distinct sets (distinctCap), destinations and
+	// countries
+	caps [2]int
 	// ctr is allocated by the first call the rule counts (so a scope that
 	// never calls costs no counters), and carried over by Sync.
 	ctr atomic.Pointer[counters]
@@ -184,14 +187,25 @@ func (r *rule) values(sec int64, v *[numMeasures]int) {
 	v[mDistinctCountry] = c.countries.count(minute, r.win.minutes)
 }
 
+// maxDistinctCap bounds a distinct set whatever the relock margin: with a
+// margin too wide for it, an unlocked scope locks again on that measure
+// only when the unlock lapses (or the count drops and rises again).
+const maxDistinctCap = 2 * policy.MaxDistinct
+
 // distinctCap is how many members a rule's distinct set of measure m
-// keeps: its critical level (its warning when it has none). Knowing that
-// the level is reached is all the set is for.
-func (r *rule) distinctCap(m int) int {
-	if t := r.th[m]; t.Critical > 0 {
+// keeps: its critical level (its warning when it has none), and, with a
+// lockdown action, up to the level at which an operator's unlock locks
+// again (relockAt). Knowing that a level is reached is all the set is for.
+func (r *rule) distinctCap(m int) int { return r.caps[m-mDistinctDest] }
+
+func distinctCap(t policy.Threshold, action string, margin float64) int {
+	if t.Critical == 0 {
+		return t.Warning
+	}
+	if action != policy.ActionLockdown {
 		return t.Critical
 	}
-	return r.th[m].Warning
+	return min(relockAt(t.Critical, t.Critical, margin), max(t.Critical, maxDistinctCap))
 }
 
 // sameCounting reports whether two rules count exactly the same calls into
@@ -289,6 +303,9 @@ func compileConfig(eff policy.Effective, prev *scopeConfig, zones map[string]*ti
 		c.timed = c.timed || r.from != r.to || r.days != 0
 		r.sigs = [2]string{countingSig(r), levelsSig(r)}
 		c.distinct = c.distinct || r.has[mDistinctDest] || r.has[mDistinctCountry]
+		for k, m := range []int{mDistinctDest, mDistinctCountry} {
+			r.caps[k] = distinctCap(r.th[m], r.action, c.relockMargin)
+		}
 	}
 	return c, nil
 }

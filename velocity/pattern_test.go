@@ -492,3 +492,36 @@ func TestPatternStateSurvivesRestart(t *testing.T) {
 		t.Errorf("after 15 minutes down: %d countries, want 2 (TN, FR)", got)
 	}
 }
+
+// An operator's unlock does not switch a distinct measure off: its set
+// keeps members up to the level at which the unlock locks again
+// (relock_margin further critical levels), so a fan-out that goes on
+// locks again. Without a lockdown action the set stops at the level.
+func TestDistinctRelocksAfterUnlock(t *testing.T) {
+	v := &policy.Velocity{Rules: []policy.VelocityRule{{DistinctDestinations: th(0, 5)}}}
+	f := newFixture(t, setWith(v))
+	for i := 0; i < 5; i++ {
+		f.calls(1, "acme", "", numN(i))
+	}
+	f.expectAlerts("threshold/critical/distinct_destinations", "lockdown/critical/lockdown")
+	f.e.Unlock("acme", "", "admin", "checked")
+	f.col.take()
+	for i := 5; i < 9; i++ {
+		f.calls(1, "acme", "", numN(i))
+	}
+	f.expectAlerts() // 9: under 5 + 5
+	f.calls(1, "acme", "", numN(9))
+	got := f.eval()
+	if len(got) != 2 || got[1] != "lockdown/critical/lockdown" {
+		t.Fatalf("alerts %v, want a new critical and a lockdown", got)
+	}
+	if n := f.measure("acme", "", 0, "distinct_destinations"); n != 10 {
+		t.Errorf("value %d", n)
+	}
+	if c := distinctCap(policy.Threshold{Critical: 5}, policy.ActionAlert, 1); c != 5 {
+		t.Errorf("alert-only cap %d", c)
+	}
+	if c := distinctCap(policy.Threshold{Critical: 1000}, policy.ActionLockdown, 100); c != 2000 {
+		t.Errorf("bounded cap %d", c)
+	}
+}
