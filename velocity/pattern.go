@@ -128,6 +128,9 @@ func (j *journal) drain(f func(e *journalEntry)) {
 // Evaluator and admin reads only, under the scope's mu.
 type distinctSet struct {
 	m map[uint64]uint32
+	// oldest is at most the oldest member's minute: while it is within
+	// the window, no member can have left it and expire need not look
+	oldest uint32
 }
 
 func (d *distinctSet) add(key uint64, minute uint32, window, cap int) {
@@ -137,15 +140,25 @@ func (d *distinctSet) add(key uint64, minute uint32, window, cap int) {
 			return
 		}
 	}
+	if len(d.m) == 0 || int32(minute-d.oldest) < 0 {
+		d.oldest = minute // (restored members come in any order)
+	}
 	d.m[key] = minute
 }
 
 func (d *distinctSet) expire(minute uint32, window int) {
+	if len(d.m) == 0 || minute-d.oldest < uint32(window) {
+		return
+	}
+	oldest := minute
 	for k, last := range d.m {
-		if minute-last >= uint32(window) && last != minute {
+		if minute-last >= uint32(window) {
 			delete(d.m, k)
+		} else if minute-last > minute-oldest {
+			oldest = last
 		}
 	}
+	d.oldest = oldest
 }
 
 // count is the members seen within the window ending at minute.

@@ -190,6 +190,17 @@ func TestDistinctSetBounded(t *testing.T) {
 	if d.count(161, 60) != 2 {
 		t.Errorf("room again: %d", d.count(161, 60))
 	}
+	// members added out of order (as a restore does) still leave in time
+	r := newDistinct(10)
+	for _, m := range []uint32{200, 150, 190} {
+		r.add(uint64(m), m, 60, 10)
+	}
+	if n := r.count(220, 60); n != 2 {
+		t.Errorf("out of order: %d at 220, want 2", n)
+	}
+	if n := r.count(260, 60); n != 0 {
+		t.Errorf("out of order: %d at 260, want 0", n)
+	}
 }
 
 // distinct_countries counts the destination countries, as the matcher
