@@ -664,6 +664,9 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 		}
 	}
 	needJournal := false
+	if t := e.unknown.tmpl.Load(); t != nil {
+		needJournal = t.distinct // unknown accounts' scopes count like the rest
+	}
 	for _, p := range todo {
 		needJournal = needJournal || p.cfg.distinct
 	}

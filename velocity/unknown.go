@@ -199,6 +199,7 @@ func (c *scopeConfig) fresh() *scopeConfig {
 			r, o := &n.rules[i], &c.rules[i]
 			r.name, r.prefix, r.from, r.to, r.days, r.win = o.name, o.prefix, o.from, o.to, o.days, o.win
 			r.th, r.has, r.action, r.prefixTx, r.sigs = o.th, o.has, o.action, o.prefixTx, o.sigs
+			r.rangeDigits, r.shortSec, r.minAnswered, r.caps = o.rangeDigits, o.shortSec, o.minAnswered, o.caps
 		}
 	}
 	return n

@@ -121,7 +121,7 @@ func TestUnknownDecideAllocs(t *testing.T) {
 func TestFreshCopiesRules(t *testing.T) {
 	eff := policy.Merge(policy.BuiltinDefault(), policy.Policy{TimeZone: ptr("Europe/Paris"), MaxCPS: ptr(7),
 		Velocity: &policy.Velocity{DailySpend: &policy.SpendLimit{Warning: 1, Limit: 2}, Rules: []policy.VelocityRule{{Name: "r", Prefix: "+53",
-			Hours: "22:00-06:00", Days: []string{"sat"}, WindowMinutes: 30, BlockedAttempts: th(1, 2), Action: policy.ActionAlert}}}})
+			Hours: "22:00-06:00", Days: []string{"sat"}, WindowMinutes: 30, BlockedAttempts: th(1, 2), DistinctCountries: th(3, 5), Action: policy.ActionAlert}}}})
 	tmpl, err := compileConfig(eff, nil, nil)
 	if err != nil {
 		t.Fatal(err)
