@@ -73,7 +73,8 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 			}
 			h.adminError(ctx, fasthttp.StatusBadRequest, msg, "")
 		},
-		Logger: fasthttpLogger{h.log},
+		ConnState: connState,
+		Logger:    fasthttpLogger{h.log},
 	}
 }
 

@@ -72,6 +72,9 @@ type config struct {
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
+	maxConns, maxConnsPerSource   int
+	proxySources                  string
+	rpcIdleTimeout                time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -99,6 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 10000)")
+	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
+	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
+	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -114,6 +121,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.velocityInterval < 10*time.Millisecond || c.velocityInterval > time.Minute {
 		return nil, fmt.Errorf("-velocity-interval %v: want between 10ms and 1m", c.velocityInterval)
+	}
+	if c.rpcIdleTimeout < time.Second || c.rpcIdleTimeout > time.Hour {
+		return nil, fmt.Errorf("-rpc-idle-timeout %v: want between 1s and 1h", c.rpcIdleTimeout)
+	}
+	if c.maxConns < 0 || c.maxConnsPerSource < 0 {
+		return nil, errors.New("-max-conns and -max-conns-per-source must not be negative")
+	}
+	if _, err := parseSources(c.proxySources); err != nil {
+		return nil, err
 	}
 	if c.unconfirmedCap < 0 || c.unconfirmedCap > c.maxCallDuration {
 		return nil, fmt.Errorf("-unconfirmed-call-cap %v: want between 0 and -max-call-duration (%v)", c.unconfirmedCap, c.maxCallDuration)
@@ -310,6 +326,15 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	nofile, hardNofile, err := raiseNoFile()
+	if err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	qCap, rCap, aCap, err := connCaps(nofile, c.maxConns)
+	if err != nil {
+		return err
+	}
+	proxies, _ := parseSources(c.proxySources) // checked by parseFlags
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -408,7 +433,7 @@ func serve(args []string) error {
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
-		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration})
+		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
@@ -465,12 +490,15 @@ func serve(args []string) error {
 		aln.Close()
 		return fmt.Errorf("-rpc-addr: %w", err)
 	}
+	qlim := h.Limit(qln, handler.ListenerQuery, listenerLimits(qCap, c.maxConnsPerSource, proxies))
+	rlim := h.Limit(rln, handler.ListenerRPC, listenerLimits(rCap, c.maxConnsPerSource, proxies))
+	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
 	errc := make(chan error, 3)
-	go func() { errc <- qs.Serve(qln) }()
-	go func() { errc <- as.Serve(aln) }()
+	go func() { errc <- qs.Serve(qlim) }()
+	go func() { errc <- as.Serve(alim) }()
 	go func() {
-		if err := rs.Serve(rln); err != nil && !errors.Is(err, handler.ErrServerClosed) {
+		if err := rs.Serve(rlim); err != nil && !errors.Is(err, handler.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -487,7 +515,10 @@ func serve(args []string) error {
 		Str("data_file", st.Path()).Int("accounts", snap.Accounts).
 		Str("high_risk_origin", hr.Origin).Str("high_risk_version", hr.Version).Int("high_risk_entries", hr.Entries).
 		Str("rate_deck_origin", rd.Origin).Int("rate_deck_entries", rd.Entries).Int("webhooks", len(hooks)).
-		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).Msg("tollgate started")
+		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).
+		Uint64("open_file_limit", nofile).Uint64("open_file_limit_hard", hardNofile).
+		Int("max_conns_query", qlim.Limits().Max).Int("max_conns_rpc", rlim.Limits().Max).Int("max_conns_admin", alim.Limits().Max).
+		Int("max_conns_per_source", qlim.Limits().PerSource).Msg("tollgate started")
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
