@@ -95,9 +95,20 @@ func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 
 func tryStart(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
+	return tryStartUnder(t, nil, dir, args...)
+}
+
+// tryStartUnder starts the daemon as the last argument of the command
+// wrapper (e.g. prlimit with its options), which must exec it in place.
+func tryStartUnder(t *testing.T, wrapper []string, dir string, args ...string) *daemon {
+	t.Helper()
 	bin := tollgateBinary(t)
 	all := append([]string{"-data-dir", dir, "-query-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-rpc-addr", "127.0.0.1:0", "-drain-delay", "0s"}, args...)
 	d := &daemon{t: t, dir: dir, logs: &syncBuf{}, done: make(chan struct{})}
+	if len(wrapper) > 0 {
+		all = append(append(wrapper[1:len(wrapper):len(wrapper)], bin), all...)
+		bin = wrapper[0]
+	}
 	d.cmd = exec.Command(bin, all...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	d.cmd.Env = cleanEnv()
