@@ -359,6 +359,9 @@ func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &policy.FieldError{Field: "body", Msg: "empty; a JSON object is required"}
 	}
+	if err := checkJSONSize(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -542,6 +542,9 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 	if err := a.Validate(); err != nil {
 		return a, &InvalidError{Err: err}
 	}
+	if err := a.CheckSize(); err != nil {
+		return a, &InvalidError{Err: err}
+	}
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "account.put", Object: "accounts/" + name, After: mustJSON(a)},
 		Accounts: map[string]*policy.Account{name: &a},
@@ -608,6 +611,9 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 		na.Subaccounts[k] = v
 	}
 	na.Subaccounts[sub] = p
+	if err := na.CheckSize(); err != nil {
+		return p, &InvalidError{Err: err}
+	}
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "subaccount.put", Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
 		Accounts: map[string]*policy.Account{account: &na},
