@@ -180,13 +180,46 @@ func fieldErr(field, format string, args ...any) error {
 
 // ValidName reports whether s can name an account or subaccount: 1-64 bytes of
 // letters, digits and ._-@+: (what SIP user parts and trunk tags use), so it is
-// safe in URLs, logs and dialog profile names.
+// safe in URLs, logs and dialog profile names; "." and ".." are refused, since
+// a URL path cannot carry them as a segment. It is the one naming rule of the
+// admin API, tollgate import, the query decoders and the loaded data file.
 func ValidName(s string) error {
-	if s == "" {
+	switch bad, c := nameFault(s); bad {
+	case nameEmpty:
 		return errors.New("must not be empty")
-	}
-	if len(s) > MaxNameLen {
+	case nameLong:
 		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	case nameChar:
+		return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+	case nameDots:
+		return errors.New(`"." and ".." cannot be names (a URL path cannot hold them)`)
+	}
+	return nil
+}
+
+// IsValidName is ValidName without the message, for the query path: it
+// never allocates.
+func IsValidName(s string) bool {
+	bad, _ := nameFault(s)
+	return bad == nameOK
+}
+
+const (
+	nameOK = iota
+	nameEmpty
+	nameLong
+	nameChar
+	nameDots
+)
+
+func nameFault(s string) (int, byte) {
+	switch {
+	case s == "":
+		return nameEmpty, 0
+	case len(s) > MaxNameLen:
+		return nameLong, 0
+	case s == "." || s == "..":
+		return nameDots, 0
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -194,10 +227,10 @@ func ValidName(s string) error {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '.', c == '_', c == '-', c == '@', c == '+', c == ':':
 		default:
-			return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+			return nameChar, c
 		}
 	}
-	return nil
+	return nameOK, 0
 }
 
 // NormalizePrefix turns an operator-written prefix ("+44 20", "0044-20",
