@@ -58,7 +58,7 @@ func main() {
 type config struct {
 	queryAddr, adminAddr, rpcAddr string
 	dataDir                       string
-	adminToken                    string
+	adminToken, adminTokenFile    string
 	eventsToken                   string
 	highRiskFile                  string
 	rateDeckFile                  string
@@ -85,7 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
-	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (at least 16 characters), or a comma-separated list of name:token (names: 1-15 letters, digits, - or _); generated and stored in the data dir if empty")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file of admin tokens, one token or name:token per line (keeps them off the command line)")
 	fs.StringVar(&c.eventsToken, "events-token", "", "token call events must carry (Authorization: Bearer, or {\"token\",\"events\"}), or a comma-separated list of name:token; without one, events are accepted from the loopback only")
 	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
 	fs.StringVar(&c.rateDeckFile, "rate-deck-file", "", "rate deck CSV (prefix,rate_per_minute,currency); when set it is authoritative and reloaded on SIGHUP")
@@ -233,26 +234,17 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 }
 
 // adminTokens resolves the admin tokens: the flag's (name:token entries, a
-// bare token named "admin"), else the token file in the data dir, created
-// with a fresh random token on first start.
-func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token, error) {
-	if flagValue != "" {
-		var out []handler.Token
-		for _, part := range strings.Split(flagValue, ",") {
-			part = strings.TrimSpace(part)
-			name, secret, ok := strings.Cut(part, ":")
-			if !ok {
-				name, secret = "admin", part
-			}
-			if secret == "" || name == "" {
-				return nil, errors.New("-admin-token: empty token or name")
-			}
-			if len(secret) < 16 {
-				log.Warn().Str("token_name", name).Msg("admin token shorter than 16 characters")
-			}
-			out = append(out, handler.Token{Name: name, Secret: secret})
-		}
-		return out, nil
+// bare token named "admin") or the token file's, else the token file in the
+// data dir, created with a fresh random token on first start. No token, and
+// nothing that might be one, is ever logged.
+func adminTokens(flagValue, file, dataDir string, log zerolog.Logger) ([]handler.Token, error) {
+	switch {
+	case flagValue != "" && file != "":
+		return nil, errTwoTokenSources
+	case flagValue != "":
+		return flagTokens(flagValue)
+	case file != "":
+		return fileTokens(file)
 	}
 	path := filepath.Join(dataDir, tokenFile)
 	b, err := os.ReadFile(path)
@@ -261,6 +253,9 @@ func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
 			return nil, fmt.Errorf("%s is empty; delete it to have a new token generated", path)
+		}
+		if len(tok) < minTokenLen {
+			return nil, fmt.Errorf("%s: the token is shorter than %d characters; delete the file to have a new one generated", path, minTokenLen)
 		}
 		log.Info().Str("token_file", path).Msg("admin token read from the data dir")
 		return []handler.Token{{Name: "admin", Secret: tok}}, nil
@@ -338,7 +333,7 @@ func serve(args []string) error {
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return err
 	}
-	tokens, err := adminTokens(c.adminToken, c.dataDir, log)
+	tokens, err := adminTokens(c.adminToken, c.adminTokenFile, c.dataDir, log)
 	if err != nil {
 		return err
 	}
