@@ -421,6 +421,10 @@ func TestCheckCommand(t *testing.T) {
 		!strings.Contains(out2.String(), "rn:       +5355512345 (decided by rn)") {
 		t.Fatalf("rn and account caps: %d\n%s\n%s", code, out2.String(), errb2.String())
 	}
+	// A name no account can have is a usage error, not the default policy.
+	if code, _, errs := run("--account", "a b", "+5355512345"); code != exitUsage || !strings.Contains(errs, "no account can have this name") {
+		t.Fatalf("bad name: %d %s", code, errs)
+	}
 	code, out, _ = run("--json", "--account", "acme", "--subaccount", "none", "+447012345678")
 	var v map[string]any
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v["verdict"] == nil {
