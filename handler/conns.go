@@ -90,10 +90,11 @@ type Listener struct {
 	met   *connMetrics
 	kind  ListenerKind
 
-	tick    atomic.Uint64 // orders activity: bumped on every read
-	closed  atomic.Bool
-	lastLog atomic.Int64
-	errs    atomic.Uint64 // accept errors since the last log line
+	tick     atomic.Uint64 // orders activity: bumped on every read
+	closed   atomic.Bool
+	lastLog  atomic.Int64
+	errs     atomic.Uint64 // accept errors since the last log line
+	lastFull atomic.Int64  // when "full" was last logged
 
 	mu        sync.Mutex
 	total     int
@@ -187,6 +188,19 @@ func (l *Listener) acceptError(err error, backoff time.Duration) {
 		Msg("accept failed; retrying (is the descriptor limit too low? see -max-conns)")
 }
 
+// logFull says, at most once a minute per listener, that the listener or a
+// source is at its cap; the counters have the totals.
+func (l *Listener) logFull(src netip.Addr, trusted bool, what string) {
+	now := time.Now().UnixNano()
+	last := l.lastFull.Load()
+	if now-last < int64(time.Minute) || !l.lastFull.CompareAndSwap(last, now) {
+		return
+	}
+	l.h.log.Warn().Str("listener", listenerNames[l.kind]).Str("source", src.String()).Bool("proxy_source", trusted).
+		Int("max_conns", l.lim.Max).Int("max_conns_per_source", l.lim.PerSource).
+		Msg("connection limit reached: " + what + " (see tollgate_connections_shed_total, _refused_total; logged once a minute)")
+}
+
 func remoteAddr(c net.Conn) netip.Addr {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
@@ -234,11 +248,9 @@ func (l *Listener) admit(c net.Conn) *limitedConn {
 		}
 	}
 	if full && victim == nil {
-		if s.n == 0 {
-			s = nil // not kept in l.src
-		}
 		l.mu.Unlock()
 		l.met.refused.Add(1)
+		l.logFull(addr, s.trusted, "refused: no idle connection to displace")
 		c.Close()
 		return nil
 	}
@@ -261,6 +273,7 @@ func (l *Listener) admit(c net.Conn) *limitedConn {
 	if victim != nil {
 		l.met.shed.Add(1)
 		victim.Conn.Close() // its server sees the read fail and lets it go
+		l.logFull(addr, s.trusted, "the least recently active idle connection was closed to make room")
 	}
 	l.met.accepted.Add(1)
 	l.met.open.Add(1)
