@@ -222,3 +222,38 @@ func TestConnLimitHTTP(t *testing.T) {
 		t.Errorf("%d connections open, cap 8", open)
 	}
 }
+
+// TestConnSlowlorisOutsideProxies: connections that send a byte and stall
+// (a request in progress, never displaced) from hosts outside the proxy
+// set fill at most the unreserved part; the rest are refused, and a proxy
+// still gets in and is answered.
+func TestConnSlowlorisOutsideProxies(t *testing.T) {
+	e := newEnv(t)
+	addr, ln := startLimitedRPC(t, e, limits(8, 2, 8, "127.0.0.1/32"))
+	m := ln.met
+	src := netip.MustParseAddr("127.0.0.2")
+	allBusy := func() bool { // every open connection of src has its byte read
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		s := ln.src[src]
+		if s == nil {
+			return true
+		}
+		for c := s.head; c != nil; c = c.next {
+			if !c.busy.Load() {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < 20; i++ {
+		c := dialFrom(t, "127.0.0.2", addr)
+		c.Write([]byte("9"))
+		waitFor(t, func() bool { return m.accepted.Load()+m.refused.Load() >= uint64(i+1) && allBusy() })
+	}
+	if m.refused.Load() < 14 {
+		t.Errorf("refused %d of 20 stalled connections, want at least 14 (6 fit)", m.refused.Load())
+	}
+	c := dialFrom(t, "127.0.0.1", addr)
+	netstringCheck(t, c, bufio.NewReader(c))
+}
