@@ -174,8 +174,12 @@ func TestConnFloodSparesRequestInProgress(t *testing.T) {
 	waitFor(t, func() bool {
 		ln.mu.Lock()
 		defer ln.mu.Unlock()
-		for s := ln.src[netip.MustParseAddr("127.0.0.1")].head; s != nil; s = s.next {
-			if s.busy.Load() {
+		src := ln.src[netip.MustParseAddr("127.0.0.1")]
+		if src == nil {
+			return false // not accepted yet
+		}
+		for c := src.head; c != nil; c = c.next {
+			if c.busy.Load() {
 				return true
 			}
 		}
