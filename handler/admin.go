@@ -22,7 +22,7 @@ import (
 // before a byte of the body is read (413 when over).
 const (
 	// MaxHighRiskBody bounds PUT /v1/high-risk: policy.MaxHighRiskEntries
-	// entries at the shipped list's mean line of 67 bytes is 135 MB.
+	// entries at the shipped list's mean line of 63 bytes is 127 MB.
 	MaxHighRiskBody = 160 << 20
 	// MaxRateDeckBody bounds PUT /v1/rate-deck: policy.MaxRateDeckEntries
 	// lines of a prefix, a six-decimal rate and a currency (30 bytes).
