@@ -396,7 +396,9 @@ func (a *Account) Validate() error {
 	return nil
 }
 
-// CheckSize refuses an account over MaxSubaccounts or MaxAccountPrefixes.
+// CheckSize refuses an account over MaxSubaccounts or MaxAccountPrefixes
+// (prefixes as given, before Validate removes duplicates; it only counts, so
+// it runs first).
 // Writes (the admin API, tollgate import) call it; loading a stored
 // account does not, so a data file written before these limits still
 // starts.

@@ -539,10 +539,10 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 			a.Subaccounts[k] = v.Clone() // Validate canonicalises in place
 		}
 	}
-	if err := a.Validate(); err != nil {
+	if err := a.CheckSize(); err != nil { // first: it only counts
 		return a, &InvalidError{Err: err}
 	}
-	if err := a.CheckSize(); err != nil {
+	if err := a.Validate(); err != nil {
 		return a, &InvalidError{Err: err}
 	}
 	ch := &store.Change{

@@ -225,10 +225,10 @@ func parseImportLine(b []byte) (importedAccount, error) {
 	if err := strictJSON(l.Policy, &a); err != nil {
 		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
 	}
-	if err := a.Validate(); err != nil {
+	if err := a.CheckSize(); err != nil {
 		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
 	}
-	if err := a.CheckSize(); err != nil {
+	if err := a.Validate(); err != nil {
 		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
 	}
 	return importedAccount{name: l.Account, acc: a}, nil
