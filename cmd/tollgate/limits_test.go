@@ -27,7 +27,8 @@ func TestConnCaps(t *testing.T) {
 		{nofile: 1 << 20, query: 10000, rpc: 10000, admin: 256},
 		{nofile: 1 << 20, maxConns: 50000, query: 50000, rpc: 50000, admin: 256},
 		{nofile: 1024, maxConns: 500, err: "-max-conns 500"},
-		{nofile: 64, err: "too low"},
+		{nofile: 76, err: "too low"},
+		{nofile: 77, query: 3, rpc: 3, admin: 1},
 	} {
 		q, r, a, err := connCaps(c.nofile, c.maxConns)
 		if c.err != "" {
