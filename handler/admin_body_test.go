@@ -116,3 +116,30 @@ func TestAdminBodyLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminExpectContinueAuthorised: an authorised body sent after
+// "100 Continue" (curl does this above 1 MB) is read and applied.
+func TestAdminExpectContinueAuthorised(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.aln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body := `{"max_channels":7}`
+	io.WriteString(c, "PUT /v1/accounts/acme HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+"\r\nExpect: 100-continue\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	if l, err := br.ReadString('\n'); err != nil || !strings.Contains(l, "100 Continue") {
+		t.Fatalf("interim answer %q, %v", l, err)
+	}
+	br.ReadString('\n') // the blank line after 100 Continue
+	io.WriteString(c, body)
+	r, err := http.ReadResponse(br, nil)
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("%v %v", r, err)
+	}
+	if got := e.a("GET", "/v1/accounts/acme", ""); !strings.Contains(string(got.body), `"max_channels":7`) {
+		t.Errorf("not applied: %s", got.body)
+	}
+}
