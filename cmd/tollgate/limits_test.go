@@ -24,7 +24,7 @@ func TestConnCaps(t *testing.T) {
 	}{
 		{nofile: 256, query: 70, rpc: 70, admin: 17},
 		{nofile: 1024, query: 358, rpc: 358, admin: 89},
-		{nofile: 1 << 20, query: 10000, rpc: 10000, admin: 256},
+		{nofile: 1 << 20, query: 4096, rpc: 4096, admin: 256},
 		{nofile: 1 << 20, maxConns: 50000, query: 50000, rpc: 50000, admin: 256},
 		{nofile: 1024, maxConns: 500, err: "-max-conns 500"},
 		{nofile: 76, err: "too low"},

@@ -103,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 10000)")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 4096)")
 	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
 	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
 	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
