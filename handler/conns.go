@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,13 @@ type ConnLimits struct {
 	// bounded only by Max; among several, a new connection displaces one
 	// of the source holding the most, so one cannot starve another.
 	Trusted []netip.Prefix
+}
+
+// Clone returns a copy that shares no memory with l (Limit keeps one, so
+// the caller's slice can change afterwards without effect).
+func (l ConnLimits) Clone() ConnLimits {
+	l.Trusted = slices.Clone(l.Trusted)
+	return l
 }
 
 // LoopbackSources is the default Trusted set: proxies on the same host.
@@ -127,6 +135,7 @@ type limitedConn struct {
 
 // Limit wraps ln with the limits lim, counted under kind in /metrics.
 func (h *Handler) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Listener {
+	lim = lim.Clone()
 	if lim.Max <= 0 {
 		lim.Max = 1
 	}
@@ -139,8 +148,8 @@ func (h *Handler) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Lis
 	return &Listener{inner: ln, lim: lim, h: h, met: &h.met.conns[kind], kind: kind, src: make(map[netip.Addr]*connSource)}
 }
 
-// Limits returns the limits in force.
-func (l *Listener) Limits() ConnLimits { return l.lim }
+// Limits returns a copy of the limits in force.
+func (l *Listener) Limits() ConnLimits { return l.lim.Clone() }
 
 // Addr is the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -260,4 +261,31 @@ func TestConnSlowlorisOutsideProxies(t *testing.T) {
 	}
 	c := dialFrom(t, "127.0.0.1", addr)
 	netstringCheck(t, c, bufio.NewReader(c))
+}
+
+// TestConnLimitsClone: every field survives Clone and no reference-typed
+// field shares memory with the original.
+func TestConnLimitsClone(t *testing.T) {
+	l := limits(10, 2, 3, "127.0.0.0/8", "10.0.0.0/8")
+	c := l.Clone()
+	if !reflect.DeepEqual(l, c) {
+		t.Fatalf("Clone changed the value: %+v -> %+v", l, c)
+	}
+	v, w := reflect.ValueOf(l), reflect.ValueOf(c)
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Pointer:
+			if !f.IsNil() && (f.Kind() != reflect.Slice || f.Len() > 0) && f.UnsafePointer() == w.Field(i).UnsafePointer() {
+				t.Errorf("field %s shares memory", v.Type().Field(i).Name)
+			}
+		case reflect.Int, reflect.Bool, reflect.String:
+		default:
+			t.Errorf("field %s (%s): teach Clone and this test about it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	c.Trusted[0] = netip.MustParsePrefix("192.0.2.0/24")
+	if l.Trusted[0].String() != "127.0.0.0/8" {
+		t.Error("changing the clone changed the original")
+	}
 }
