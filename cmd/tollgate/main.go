@@ -154,26 +154,20 @@ func eventTokens(flagValue string) ([]handler.Token, error) {
 	if flagValue == "" {
 		return nil, nil
 	}
-	var out []handler.Token
-	for _, part := range strings.Split(flagValue, ",") {
-		part = strings.TrimSpace(part)
-		name, secret, ok := strings.Cut(part, ":")
-		if !ok {
-			name, secret = "events", part
-		}
-		if name == "" || secret == "" {
-			return nil, errors.New("-events-token: empty token or name")
-		}
-		if len(secret) < 16 {
-			return nil, fmt.Errorf("-events-token: token %q is shorter than 16 characters", name)
-		}
-		for i := 0; i < len(secret); i++ {
-			c := secret[i]
+	// The admin tokens' rules (unambiguous names, 16 characters, errors
+	// that never quote a token), and a character set proxy configs and
+	// JSON strings carry as they are.
+	out, err := flagTokens("-events-token", flagValue, "events")
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range out {
+		for j := 0; j < len(t.Secret); j++ {
+			c := t.Secret[j]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._~+/=-", c) >= 0) {
-				return nil, fmt.Errorf("-events-token: token %q has the character %q (letters, digits and ._~+/=- only)", name, c)
+				return nil, fmt.Errorf("-events-token, entry %d: the token has a character outside letters, digits and ._~+/=-", i+1)
 			}
 		}
-		out = append(out, handler.Token{Name: name, Secret: secret})
 	}
 	return out, nil
 }
@@ -242,7 +236,7 @@ func adminTokens(flagValue, file, dataDir string, log zerolog.Logger) ([]handler
 	case flagValue != "" && file != "":
 		return nil, errTwoTokenSources
 	case flagValue != "":
-		return flagTokens(flagValue)
+		return flagTokens("-admin-token", flagValue, "admin")
 	case file != "":
 		return fileTokens(file)
 	}

@@ -34,13 +34,13 @@ func validTokenName(s string) bool {
 	return true
 }
 
-// parseTokenEntry reads one admin token: "name:token", or a bare token
-// named "admin". The text before the first ':' is a name only if it
+// parseTokenEntry reads one token: "name:token", or a bare token named
+// defaultName. The text before the first ':' is a name only if it
 // follows the name rule; anything else with a ':' is refused as ambiguous
 // rather than guessed at. Errors never quote the entry: it may be a
 // secret.
-func parseTokenEntry(entry, where string) (handler.Token, error) {
-	name, secret := "admin", entry
+func parseTokenEntry(entry, where, defaultName string) (handler.Token, error) {
+	name, secret := defaultName, entry
 	if before, after, ok := strings.Cut(entry, ":"); ok {
 		if !validTokenName(before) {
 			return handler.Token{}, fmt.Errorf("%s: the text before ':' is not a token name (1-%d letters, digits, - or _, starting with a letter); a token that contains ':' must be given a name, as name:token", where, maxNameLen)
@@ -48,6 +48,8 @@ func parseTokenEntry(entry, where string) (handler.Token, error) {
 		name, secret = before, after
 	}
 	switch {
+	case secret == "":
+		return handler.Token{}, fmt.Errorf("%s: empty token", where)
 	case len(secret) < minTokenLen:
 		return handler.Token{}, fmt.Errorf("%s: the token is shorter than %d characters", where, minTokenLen)
 	case strings.IndexFunc(secret, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
@@ -58,11 +60,11 @@ func parseTokenEntry(entry, where string) (handler.Token, error) {
 
 // parseTokens reads a list of entries (the flag's comma-separated ones or
 // the token file's lines) and refuses a name given twice.
-func parseTokens(entries []string, what string) ([]handler.Token, error) {
+func parseTokens(entries []string, what, defaultName string) ([]handler.Token, error) {
 	var out []handler.Token
 	seen := map[string]bool{}
 	for i, e := range entries {
-		t, err := parseTokenEntry(e, fmt.Sprintf("%s, entry %d", what, i+1))
+		t, err := parseTokenEntry(e, fmt.Sprintf("%s, entry %d", what, i+1), defaultName)
 		if err != nil {
 			return nil, err
 		}
@@ -78,13 +80,14 @@ func parseTokens(entries []string, what string) ([]handler.Token, error) {
 	return out, nil
 }
 
-// flagTokens splits -admin-token at commas.
-func flagTokens(v string) ([]handler.Token, error) {
+// flagTokens splits a token flag's value at commas; a bare token is named
+// defaultName.
+func flagTokens(flag, v, defaultName string) ([]handler.Token, error) {
 	var entries []string
 	for _, p := range strings.Split(v, ",") {
 		entries = append(entries, strings.TrimSpace(p))
 	}
-	return parseTokens(entries, "-admin-token")
+	return parseTokens(entries, flag, defaultName)
 }
 
 // fileTokens reads -admin-token-file: one entry per line; blank lines and
@@ -107,7 +110,7 @@ func fileTokens(path string) ([]handler.Token, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("-admin-token-file %s: %w", path, err)
 	}
-	return parseTokens(entries, "-admin-token-file "+path)
+	return parseTokens(entries, "-admin-token-file "+path, "admin")
 }
 
 var errTwoTokenSources = errors.New("-admin-token and -admin-token-file: give one or the other")

@@ -22,14 +22,14 @@ func TestFlagTokens(t *testing.T) {
 		{in: secret + ":0123456789abcdefXYZ", err: "not a token name"},
 		{in: "x", err: "entry 1: the token is shorter than 16 characters"},
 		{in: "alice:short", err: "shorter than 16"},
-		{in: "0123456789abcdef,alice:", err: "entry 2: the token is shorter"},
+		{in: "0123456789abcdef,alice:", err: "entry 2: empty token"},
 		{in: "9lives:0123456789abcdef", err: "not a token name"},
 		{in: "averyveryverylongname:0123456789abcdef", err: "not a token name"},
 		{in: "a:0123456789abcdef,a:fedcba9876543210", err: `entry 2: the name "a" is used twice`},
 		{in: "0123456789abcdef,0123456789abcdeg", err: `the name "admin" is used twice`},
-		{in: ",", err: "shorter than 16"},
+		{in: ",", err: "empty token"},
 	} {
-		toks, err := flagTokens(c.in)
+		toks, err := flagTokens("-admin-token", c.in, "admin")
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: got %v, want an error with %q", c.in, err, c.err)
@@ -80,5 +80,18 @@ func TestShortTokenRefusedAtStart(t *testing.T) {
 	}
 	if logs := d.logs.String(); strings.Contains(logs, "Secr3tPassphrase") || !strings.Contains(logs, "-admin-token, entry 1") {
 		t.Errorf("logs:\n%s", logs)
+	}
+}
+
+// -events-token follows the same rules: the issue's case is refused
+// without the secret in the message.
+func TestEventsTokenNotQuoted(t *testing.T) {
+	_, err := eventTokens("Secr3tPassphrase-9f8e7d:x")
+	if err == nil || strings.Contains(err.Error(), "Secr3t") || !strings.Contains(err.Error(), "-events-token, entry 1") {
+		t.Errorf("got %v", err)
+	}
+	_, err = eventTokens("kam:kamailio-0123456789ab\"cdef")
+	if err == nil || strings.Contains(err.Error(), "kamailio-") {
+		t.Errorf("bad character: %v", err)
 	}
 }
