@@ -18,9 +18,99 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// MaxAdminBody bounds an admin request: room for a high-risk list of
-// policy.MaxHighRiskEntries lines.
-const MaxAdminBody = 256 << 20
+// Body limits of the admin routes, applied from the request's headers
+// before a byte of the body is read (413 when over).
+const (
+	// MaxHighRiskBody bounds PUT /v1/high-risk: policy.MaxHighRiskEntries
+	// entries at the shipped list's mean line of 63 bytes is 127 MB.
+	MaxHighRiskBody = 160 << 20
+	// MaxRateDeckBody bounds PUT /v1/rate-deck: policy.MaxRateDeckEntries
+	// lines of a prefix, a six-decimal rate and a currency (30 bytes).
+	MaxRateDeckBody = 64 << 20
+	// MaxPolicyBody bounds an account, subaccount or operator document:
+	// policy.MaxAccountPrefixes prefixes and the other lists with room.
+	MaxPolicyBody = 16 << 20
+	// MaxSmallBody bounds every other admin body (a reason, a lock).
+	MaxSmallBody = 64 << 10
+	// MaxAdminBody is the largest of them: the server's own limit.
+	MaxAdminBody = MaxHighRiskBody
+)
+
+// adminBodyLimit is the body limit of the route the raw request URI names.
+// A path spelled unusually gets the small limit; the limits matter only to
+// callers that passed the token check anyway.
+func adminBodyLimit(uri []byte) int {
+	p := b2s(uri)
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	switch p {
+	case "/v1/high-risk":
+		return MaxHighRiskBody
+	case "/v1/rate-deck":
+		return MaxRateDeckBody
+	case "/v1/operator":
+		return MaxPolicyBody
+	}
+	if rest, ok := strings.CutPrefix(p, "/v1/accounts/"); ok {
+		name, sub, hasSub := strings.Cut(rest, "/")
+		if name != "" && (!hasSub || strings.HasPrefix(sub, "subaccounts/") && strings.Count(sub, "/") == 1) {
+			return MaxPolicyBody
+		}
+	}
+	return MaxSmallBody
+}
+
+func isOpsPath(uri []byte) bool {
+	p := b2s(uri)
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p == "/health" || p == "/ready" || p == "/metrics"
+}
+
+// adminHeader runs once a request's headers are in, before its body is
+// read. A body sent without a valid token is never read: the request is
+// marked as too large for a 1-byte limit, so fasthttp refuses it at once
+// (no 100 Continue, chunked or not) and adminTransportError answers 401 and
+// closes the connection. A body over its route's limit by Content-Length is
+// refused the same way with 413; a chunked one when it passes the limit.
+func (h *Handler) adminHeader(hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	uri := hdr.RequestURI()
+	limit := adminBodyLimit(uri)
+	cl := hdr.ContentLength()
+	switch {
+	case (cl > 0 || cl == -1) && !isOpsPath(uri) && h.authName(hdr.Peek(fasthttp.HeaderAuthorization)) == "":
+		hdr.Del(fasthttp.HeaderExpect)
+		hdr.SetContentLength(2) // drops Transfer-Encoding: nothing of the body is read
+		limit = 1
+	case cl > limit:
+		hdr.Del(fasthttp.HeaderExpect)
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: limit}
+}
+
+// adminTransportError answers requests fasthttp could not read.
+func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
+	hdr := &ctx.Request.Header
+	switch {
+	case err != fasthttp.ErrBodyTooLarge:
+		h.adminError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request: "+err.Error(), "")
+	case hdr.ContentLength() == 0:
+		// fasthttp reset the request after reading a chunked body past
+		// the limit: the route is no longer known.
+		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than this endpoint's limit", "body")
+	case h.authorize(ctx) == "":
+		h.met.authFail.Add(1)
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="tollgate"`)
+		h.adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token>); the body was not read", "")
+	default:
+		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+itoa(adminBodyLimit(hdr.RequestURI()))+" bytes, this endpoint's limit", "body")
+	}
+	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
+		h.met.adminReqs[c].Add(1)
+	}
+}
 
 // tokenHash keeps only a digest of each token, compared in constant time,
 // so neither the comparison's timing nor a heap dump gives the token away.
@@ -37,7 +127,12 @@ func hashToken(t Token) tokenHash {
 // Every configured token is compared, whichever matches, so the time taken
 // does not say which one was close.
 func (h *Handler) authorize(ctx *fasthttp.RequestCtx) string {
-	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	return h.authName(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+}
+
+// authName returns the name of the token an Authorization header value
+// carries, or "".
+func (h *Handler) authName(auth []byte) string {
 	const prefix = "Bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
 		return ""
@@ -66,14 +161,10 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			msg := "malformed HTTP request: " + err.Error()
-			if err == fasthttp.ErrBodyTooLarge {
-				msg = "request body larger than " + itoa(MaxAdminBody) + " bytes"
-			}
-			h.adminError(ctx, fasthttp.StatusBadRequest, msg, "")
-		},
-		Logger: fasthttpLogger{h.log},
+		HeaderReceived:        h.adminHeader,
+		ErrorHandler:          h.adminTransportError,
+		ConnState:             connState,
+		Logger:                fasthttpLogger{h.log},
 	}
 }
 
@@ -267,6 +358,9 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &policy.FieldError{Field: "body", Msg: "empty; a JSON object is required"}
+	}
+	if err := checkJSONSize(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

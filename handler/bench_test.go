@@ -151,6 +151,21 @@ func BenchmarkServeGET(b *testing.B) {
 	}
 }
 
+// BenchmarkServeGETLimited is BenchmarkServeGET over a connection admitted
+// by the connection limiter: its Read and idle marking cost no allocation.
+func BenchmarkServeGETLimited(b *testing.B) {
+	h := benchHandler(b)
+	s := h.QueryServer()
+	l := h.Limit(nil, ListenerQuery, DefaultConnLimits(100))
+	req := []byte("GET /v1/check?to=%2B14155550123&account=acme HTTP/1.1\r\nHost: tollgate\r\n\r\n")
+	lc := l.admit(&memConn{r: &limitedRepeat{data: req, left: b.N * len(req)}})
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := s.ServeConn(lc); err != nil && err != io.EOF {
+		b.Fatal(err)
+	}
+}
+
 type limitedRepeat struct {
 	data []byte
 	off  int

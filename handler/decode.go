@@ -71,6 +71,7 @@ const (
 	errEmpty
 	errSrcIP     // off: the origin.SourceError
 	errDuplicate // field: given more than once
+	errBadName   // field: account or subaccount outside policy.ValidName
 )
 
 // decodeError says what made a request malformed, without allocating.
@@ -118,6 +119,10 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 		dst = append(dst, `field \"`...)
 		dst = append(dst, fieldNames[e.field]...)
 		return append(dst, `\" given more than once`...)
+	case errBadName:
+		dst = append(dst, `field \"`...)
+		dst = append(dst, fieldNames[e.field]...)
+		return append(dst, `\" is not a name an account can have (1-64 letters, digits and ._-@+: but not . or ..; in a query string send + as %2B)`...)
 	}
 	return append(dst, `malformed request`...)
 }
@@ -150,6 +155,9 @@ func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
 	}
 	if q.To == "" {
 		return decodeError{kind: errMissingTo}
+	}
+	if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+		return e
 	}
 	if a.Has(fieldNames[fSrcIP]) {
 		return checkSrcIP(q.SrcIP)
@@ -573,6 +581,9 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 	}
 	if q.To == "" {
 		return decodeError{kind: errMissingTo}
+	}
+	if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+		return e
 	}
 	if srcAt >= 0 && b[srcAt] != 'n' { // given (null is not): it must be an address
 		if b[srcAt] != '"' {

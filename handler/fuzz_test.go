@@ -20,7 +20,7 @@ var fuzzHandler = New(matcher.New(plan, matcher.Options{}), nil, Options{Logger:
 // FuzzDecodeArgs: any query string either decodes to a query whose fields
 // respect the limits, or to an error; never a panic.
 func FuzzDecodeArgs(f *testing.F) {
-	for _, s := range []string{"to=%2B14155550123&account=acme", "to=", "account=x", "to=1&to=2", "to=%zz", "to=+1+2&&&=&call_id=%00"} {
+	for _, s := range []string{"to=%2B14155550123&account=acme", "to=", "account=x", "to=1&to=2", "to=%zz", "to=+1+2&&&=&call_id=%00", "to=1&account=a+b", "to=1&subaccount=.."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, qs string) {
@@ -34,6 +34,9 @@ func FuzzDecodeArgs(f *testing.F) {
 		}
 		if q.To == "" {
 			t.Fatal("accepted a query without to")
+		}
+		if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+			t.Fatalf("accepted account %q, subaccount %q", q.Account, q.Subaccount)
 		}
 		for i := 0; i < numFields; i++ {
 			if len(*fieldPtr(&q, i)) > MaxFieldLen {
@@ -62,7 +65,7 @@ func FuzzDecodeObject(f *testing.F) {
 		e := decodeObject(b, &q, &sc)
 		if !e.ok() {
 			appendErrorBody(nil, e)
-			if e.kind == errMissingTo || e.kind == errTooLong || e.kind == errFieldType || e.kind == errSrcIP {
+			if e.kind == errMissingTo || e.kind == errTooLong || e.kind == errFieldType || e.kind == errSrcIP || e.kind == errBadName {
 				if !json.Valid(b) {
 					t.Fatalf("reported a field error for invalid JSON %q", b)
 				}
@@ -71,6 +74,9 @@ func FuzzDecodeObject(f *testing.F) {
 		}
 		if !json.Valid(b) {
 			t.Fatalf("accepted invalid JSON %q", b)
+		}
+		if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+			t.Fatalf("accepted account %q, subaccount %q", q.Account, q.Subaccount)
 		}
 		if !utf8.Valid(b) {
 			return // encoding/json rewrites invalid UTF-8; we pass it through

@@ -31,6 +31,10 @@ const (
 	// MaxRPCBody bounds a JSON-RPC request (HTTP body or TCP frame); a batch
 	// of a few dozen checks fits.
 	MaxRPCBody = 64 << 10
+	// DefaultRPCIdleTimeout closes a JSON-RPC TCP connection with no
+	// request for this long; it was 10 minutes, which let idle connections
+	// pile up to the descriptor limit.
+	DefaultRPCIdleTimeout = time.Minute
 	// maxBatch bounds the requests of one JSON-RPC batch.
 	maxBatch = 100
 )
@@ -52,7 +56,8 @@ type Options struct {
 	// Tokens are the admin API's bearer tokens.
 	Tokens []Token
 	// RPCIdleTimeout closes a TCP connection with no request for this long
-	// (default 10 min; proxies keep their connections open between calls).
+	// (default DefaultRPCIdleTimeout): idle connections hold descriptors, and
+	// a proxy whose connection was closed opens a new one.
 	RPCIdleTimeout time.Duration
 	// RPCFrameTimeout bounds reading one request once its first byte arrived,
 	// and writing its reply (default 5 s).
@@ -93,7 +98,7 @@ type Handler struct {
 // benchmarks): the admin API then answers 503.
 func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 	if opt.RPCIdleTimeout <= 0 {
-		opt.RPCIdleTimeout = 10 * time.Minute
+		opt.RPCIdleTimeout = DefaultRPCIdleTimeout
 	}
 	if opt.RPCFrameTimeout <= 0 {
 		opt.RPCFrameTimeout = 5 * time.Second
@@ -377,6 +382,7 @@ func (h *Handler) QueryServer() *fasthttp.Server {
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
 		ErrorHandler:          h.transportError,
+		ConnState:             connState,
 		Logger:                fasthttpLogger{h.log},
 	}
 }

@@ -72,6 +72,7 @@ type metrics struct {
 	// eventsRefused counts call-event requests refused by cause
 	// (refusedNames): no or wrong token, absurd duration or time
 	eventsRefused [numRefused]atomic.Uint64
+	conns         [numListeners]connMetrics
 	started       time.Time
 }
 
@@ -269,6 +270,22 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	gauge("tollgate_tcp_connections", "Open JSON-RPC TCP connections.", float64(m.tcpConns.Load()))
 	counterHead("tollgate_tcp_connections_total", "JSON-RPC TCP connections accepted.", "counter")
 	line("tollgate_tcp_connections_total", float64(m.tcpAccepted.Load()))
+	connFamily := func(name, help, typ string, v func(*connMetrics) float64) {
+		counterHead(name, help, typ)
+		for k := ListenerKind(0); k < numListeners; k++ {
+			b.WriteString(name)
+			b.WriteString(`{listener="`)
+			b.WriteString(listenerNames[k])
+			b.WriteString(`"} `)
+			num(v(&m.conns[k]))
+			b.WriteByte('\n')
+		}
+	}
+	connFamily("tollgate_connections", "Open connections, by listener.", "gauge", func(c *connMetrics) float64 { return float64(c.open.Load()) })
+	connFamily("tollgate_connections_accepted_total", "Connections accepted, by listener.", "counter", func(c *connMetrics) float64 { return float64(c.accepted.Load()) })
+	connFamily("tollgate_connections_shed_total", "Idle connections closed to make room for a new one (listener or source at its cap), by listener.", "counter", func(c *connMetrics) float64 { return float64(c.shed.Load()) })
+	connFamily("tollgate_connections_refused_total", "Connections closed on arrival: their listener or source was at its cap with no idle connection to displace, by listener.", "counter", func(c *connMetrics) float64 { return float64(c.refused.Load()) })
+	connFamily("tollgate_accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with a back-off, by listener.", "counter", func(c *connMetrics) float64 { return float64(c.acceptErrors.Load()) })
 	counterHead("tollgate_admin_requests_total", "Admin API requests by status class.", "counter")
 	for c := 1; c <= 5; c++ {
 		b.WriteString(`tollgate_admin_requests_total{code="`)

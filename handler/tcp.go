@@ -9,13 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
-
-// syscallEMFILE (too many open files) is worth waiting out rather than
-// ending the accept loop.
-var syscallEMFILE = syscall.EMFILE
 
 // RPCServer serves JSON-RPC 2.0 over TCP in the two framings SIP proxies
 // use, told apart by a connection's first byte:
@@ -70,14 +65,16 @@ func (s *RPCServer) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.h.log.Warn().Err(err).Dur("retry_in", backoff).Msg("rpc accept")
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Anything else (out of descriptors, a connection reset
+			// before it was accepted) passes: back off and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.h.met.conns[ListenerRPC].acceptErrors.Add(1)
+			s.h.log.Debug().Err(err).Dur("retry_in", backoff).Msg("rpc accept")
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
 		rc := rpcConnPool.Get().(*rpcConn)
@@ -211,6 +208,7 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 		}
 		rc.out = out
 		rc.busy.Store(false)
+		markIdle(rc.c)
 	}
 }
 

@@ -151,13 +151,18 @@ type Set struct {
 // Limits on identifiers and lists, so a single request cannot make the
 // snapshot arbitrarily large or a name unprintable in a SIP header.
 const (
-	MaxNameLen     = 64
-	MaxPrefixes    = 10000
-	MaxExcept      = 300
-	MaxReasonLen   = 256
-	MaxCapValue    = 1_000_000
-	MaxPrefixLen   = 15 // E.164 numbers have at most 15 digits
-	builtinDefault = Allow
+	MaxNameLen  = 64
+	MaxPrefixes = 10000
+	// MaxSubaccounts bounds an account's subaccounts and
+	// MaxAccountPrefixes its prefix lists all together (300 subaccounts of
+	// 10,000 prefixes each took the daemon to 1.9 GB).
+	MaxSubaccounts     = 1000
+	MaxAccountPrefixes = 100_000
+	MaxExcept          = 300
+	MaxReasonLen       = 256
+	MaxCapValue        = 1_000_000
+	MaxPrefixLen       = 15 // E.164 numbers have at most 15 digits
+	builtinDefault     = Allow
 )
 
 // FieldError names the field that made a document invalid, so an operator
@@ -177,13 +182,46 @@ func fieldErr(field, format string, args ...any) error {
 
 // ValidName reports whether s can name an account or subaccount: 1-64 bytes of
 // letters, digits and ._-@+: (what SIP user parts and trunk tags use), so it is
-// safe in URLs, logs and dialog profile names.
+// safe in URLs, logs and dialog profile names; "." and ".." are refused, since
+// a URL path cannot carry them as a segment. It is the one naming rule of the
+// admin API, tollgate import, the query decoders and the loaded data file.
 func ValidName(s string) error {
-	if s == "" {
+	switch bad, c := nameFault(s); bad {
+	case nameEmpty:
 		return errors.New("must not be empty")
-	}
-	if len(s) > MaxNameLen {
+	case nameLong:
 		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	case nameChar:
+		return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+	case nameDots:
+		return errors.New(`"." and ".." cannot be names (a URL path cannot hold them)`)
+	}
+	return nil
+}
+
+// IsValidName is ValidName without the message, for the query path: it
+// never allocates.
+func IsValidName(s string) bool {
+	bad, _ := nameFault(s)
+	return bad == nameOK
+}
+
+const (
+	nameOK = iota
+	nameEmpty
+	nameLong
+	nameChar
+	nameDots
+)
+
+func nameFault(s string) (int, byte) {
+	switch {
+	case s == "":
+		return nameEmpty, 0
+	case len(s) > MaxNameLen:
+		return nameLong, 0
+	case s == "." || s == "..":
+		return nameDots, 0
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -191,10 +229,10 @@ func ValidName(s string) error {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '.', c == '_', c == '-', c == '@', c == '+', c == ':':
 		default:
-			return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+			return nameChar, c
 		}
 	}
-	return nil
+	return nameOK, 0
 }
 
 // NormalizePrefix turns an operator-written prefix ("+44 20", "0044-20",
@@ -358,6 +396,37 @@ func (a *Account) Validate() error {
 		a.Subaccounts[name] = sub
 	}
 	return nil
+}
+
+// CheckSize refuses an account over MaxSubaccounts or MaxAccountPrefixes
+// (prefixes as given, before Validate removes duplicates; it only counts, so
+// it runs first).
+// Writes (the admin API, tollgate import) call it; loading a stored
+// account does not, so a data file written before these limits still
+// starts.
+func (a *Account) CheckSize() error {
+	if len(a.Subaccounts) > MaxSubaccounts {
+		return fieldErr("subaccounts", "%d subaccounts, more than the %d an account may have", len(a.Subaccounts), MaxSubaccounts)
+	}
+	n := a.Policy.prefixCount()
+	for _, p := range a.Subaccounts {
+		n += p.prefixCount()
+	}
+	if n > MaxAccountPrefixes {
+		return fieldErr("subaccounts", "%d allow and block prefixes over the account and its subaccounts, more than the %d allowed", n, MaxAccountPrefixes)
+	}
+	return nil
+}
+
+func (p *Policy) prefixCount() int {
+	n := 0
+	if p.AllowPrefixes != nil {
+		n += len(*p.AllowPrefixes)
+	}
+	if p.BlockPrefixes != nil {
+		n += len(*p.BlockPrefixes)
+	}
+	return n
 }
 
 // Validate checks the operator settings.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -93,4 +94,47 @@ func TestValidateFieldErrors(t *testing.T) {
 	f("bad subaccount name",
 		Account{Subaccounts: map[string]Policy{"a b": {}}},
 		`subaccounts."a b"`, "bad subaccount name")
+}
+
+func TestValidName(t *testing.T) {
+	f := func(name string, ok bool) {
+		t.Helper()
+		err := ValidName(name)
+		if (err == nil) != ok || IsValidName(name) != ok {
+			t.Errorf("ValidName(%q) = %v, IsValidName = %v; want ok=%v", name, err, IsValidName(name), ok)
+		}
+	}
+	f("acme", true)
+	f("trunk-7@carrier.example", true)
+	f("a+b", true)
+	f("...", true)
+	f(".hidden", true)
+	f(strings.Repeat("a", 64), true)
+	f("", false)
+	f(".", false)
+	f("..", false)
+	f("a b", false) // account=a+b in a query string
+	f("a/b", false)
+	f("é", false)
+	f(strings.Repeat("a", 65), false)
+}
+
+func TestAccountCheckSize(t *testing.T) {
+	a := Account{Subaccounts: map[string]Policy{}}
+	for i := 0; i < MaxSubaccounts; i++ {
+		a.Subaccounts["s"+strconv.Itoa(i)] = Policy{}
+	}
+	if err := a.CheckSize(); err != nil {
+		t.Fatalf("%d subaccounts: %v", len(a.Subaccounts), err)
+	}
+	a.Subaccounts["one-more"] = Policy{}
+	var fe *FieldError
+	if err := a.CheckSize(); !errors.As(err, &fe) || fe.Field != "subaccounts" {
+		t.Errorf("%d subaccounts: %v", len(a.Subaccounts), err)
+	}
+	l := make([]string, MaxAccountPrefixes+1)
+	b := Account{Policy: Policy{BlockPrefixes: &l}}
+	if err := b.CheckSize(); !errors.As(err, &fe) {
+		t.Errorf("%d prefixes: %v", len(l), err)
+	}
 }

@@ -540,6 +540,9 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 			a.Subaccounts[k] = v.Clone() // Validate canonicalises in place
 		}
 	}
+	if err := a.CheckSize(); err != nil { // first: it only counts
+		return a, &InvalidError{Err: err}
+	}
 	if err := a.Validate(); err != nil {
 		return a, &InvalidError{Err: err}
 	}
@@ -609,6 +612,9 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 		na.Subaccounts[k] = v
 	}
 	na.Subaccounts[sub] = p
+	if err := na.CheckSize(); err != nil {
+		return p, &InvalidError{Err: err}
+	}
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: "subaccount.put", Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
 		Accounts: map[string]*policy.Account{account: &na},

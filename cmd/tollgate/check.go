@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -107,6 +108,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	q.To = pos[0]
+	for _, f := range []struct{ flag, v string }{{"--account", q.Account}, {"--subaccount", q.Subaccount}} {
+		if f.v != "" {
+			if err := policy.ValidName(f.v); err != nil {
+				fmt.Fprintf(stderr, "tollgate check: %s %q: no account can have this name: %v\n", f.flag, f.v, err)
+				return exitUsage
+			}
+		}
+	}
 
 	res, via, err := checkLocal(dataDir, hrFile, rdFile, &q)
 	if errors.Is(err, store.ErrLocked) {

@@ -225,6 +225,9 @@ func parseImportLine(b []byte) (importedAccount, error) {
 	if err := strictJSON(l.Policy, &a); err != nil {
 		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
 	}
+	if err := a.CheckSize(); err != nil {
+		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
+	}
 	if err := a.Validate(); err != nil {
 		return importedAccount{}, fmt.Errorf("account %q: policy.%v", l.Account, err)
 	}

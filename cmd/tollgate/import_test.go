@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +125,8 @@ func TestImportBadLineWritesNothing(t *testing.T) {
 		{"duplicate", `{"account":"acme","policy":{}}` + "\n" + `{"account":"acme","policy":{"max_cps":1}}`,
 			`bad.ndjson:2: account "acme" is already on line 1`},
 		{"name", `{"account":"a b","policy":{}}`, `bad.ndjson:1: account "a b": bad name`},
+		{"dots", `{"account":"..","policy":{}}`, `bad.ndjson:1: account "..": bad name`},
+		{"subaccounts", `{"account":"a1","policy":{"subaccounts":{` + manySubs(1001) + `}}}`, `bad.ndjson:1: account "a1": policy.subaccounts: 1001 subaccounts`},
 		{"no policy", `{"account":"a1"}`, `bad.ndjson:1: account "a1": policy: required`},
 		{"not json", `{"account":"a1","policy":{}}` + "\n" + `account=a1`, `bad.ndjson:2: malformed JSON`},
 		{"two objects", `{"account":"a1","policy":{}} {"account":"a2","policy":{}}`, `bad.ndjson:1: unexpected data after the JSON object`},
@@ -197,4 +200,15 @@ func TestImportDryRun(t *testing.T) {
 	if code, _, _ := runImportArgs("-data-dir", dir); code != exitUsage {
 		t.Fatalf("no file: %d", code)
 	}
+}
+
+func manySubs(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"s%d":{}`, i)
+	}
+	return b.String()
 }

@@ -58,7 +58,7 @@ func main() {
 type config struct {
 	queryAddr, adminAddr, rpcAddr string
 	dataDir                       string
-	adminToken                    string
+	adminToken, adminTokenFile    string
 	eventsToken                   string
 	highRiskFile                  string
 	rateDeckFile                  string
@@ -72,6 +72,9 @@ type config struct {
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
+	maxConns, maxConnsPerSource   int
+	proxySources                  string
+	rpcIdleTimeout                time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -82,7 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
-	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token, or a comma-separated list of name:token; generated and stored in the data dir if empty")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (at least 16 characters), or a comma-separated list of name:token (names: 1-15 letters, digits, - or _); generated and stored in the data dir if empty")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file of admin tokens, one token or name:token per line (keeps them off the command line)")
 	fs.StringVar(&c.eventsToken, "events-token", "", "token call events must carry (Authorization: Bearer, or {\"token\",\"events\"}), or a comma-separated list of name:token; without one, events are accepted from the loopback only")
 	fs.StringVar(&c.highRiskFile, "high-risk-file", "", "high-risk prefix CSV; when set it is authoritative and reloaded on SIGHUP")
 	fs.StringVar(&c.rateDeckFile, "rate-deck-file", "", "rate deck CSV (prefix,rate_per_minute,currency); when set it is authoritative and reloaded on SIGHUP")
@@ -99,6 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 4096)")
+	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
+	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
+	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -114,6 +122,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.velocityInterval < 10*time.Millisecond || c.velocityInterval > time.Minute {
 		return nil, fmt.Errorf("-velocity-interval %v: want between 10ms and 1m", c.velocityInterval)
+	}
+	if c.rpcIdleTimeout < time.Second || c.rpcIdleTimeout > time.Hour {
+		return nil, fmt.Errorf("-rpc-idle-timeout %v: want between 1s and 1h", c.rpcIdleTimeout)
+	}
+	if c.maxConns < 0 || c.maxConnsPerSource < 0 {
+		return nil, errors.New("-max-conns and -max-conns-per-source must not be negative")
+	}
+	if _, err := parseSources(c.proxySources); err != nil {
+		return nil, err
 	}
 	if c.unconfirmedCap < 0 || c.unconfirmedCap > c.maxCallDuration {
 		return nil, fmt.Errorf("-unconfirmed-call-cap %v: want between 0 and -max-call-duration (%v)", c.unconfirmedCap, c.maxCallDuration)
@@ -137,26 +154,20 @@ func eventTokens(flagValue string) ([]handler.Token, error) {
 	if flagValue == "" {
 		return nil, nil
 	}
-	var out []handler.Token
-	for _, part := range strings.Split(flagValue, ",") {
-		part = strings.TrimSpace(part)
-		name, secret, ok := strings.Cut(part, ":")
-		if !ok {
-			name, secret = "events", part
-		}
-		if name == "" || secret == "" {
-			return nil, errors.New("-events-token: empty token or name")
-		}
-		if len(secret) < 16 {
-			return nil, fmt.Errorf("-events-token: token %q is shorter than 16 characters", name)
-		}
-		for i := 0; i < len(secret); i++ {
-			c := secret[i]
+	// The admin tokens' rules (unambiguous names, 16 characters, errors
+	// that never quote a token), and a character set proxy configs and
+	// JSON strings carry as they are.
+	out, err := flagTokens("-events-token", flagValue, "events")
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range out {
+		for j := 0; j < len(t.Secret); j++ {
+			c := t.Secret[j]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._~+/=-", c) >= 0) {
-				return nil, fmt.Errorf("-events-token: token %q has the character %q (letters, digits and ._~+/=- only)", name, c)
+				return nil, fmt.Errorf("-events-token, entry %d: the token has a character outside letters, digits and ._~+/=-", i+1)
 			}
 		}
-		out = append(out, handler.Token{Name: name, Secret: secret})
 	}
 	return out, nil
 }
@@ -217,26 +228,17 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 }
 
 // adminTokens resolves the admin tokens: the flag's (name:token entries, a
-// bare token named "admin"), else the token file in the data dir, created
-// with a fresh random token on first start.
-func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token, error) {
-	if flagValue != "" {
-		var out []handler.Token
-		for _, part := range strings.Split(flagValue, ",") {
-			part = strings.TrimSpace(part)
-			name, secret, ok := strings.Cut(part, ":")
-			if !ok {
-				name, secret = "admin", part
-			}
-			if secret == "" || name == "" {
-				return nil, errors.New("-admin-token: empty token or name")
-			}
-			if len(secret) < 16 {
-				log.Warn().Str("token_name", name).Msg("admin token shorter than 16 characters")
-			}
-			out = append(out, handler.Token{Name: name, Secret: secret})
-		}
-		return out, nil
+// bare token named "admin") or the token file's, else the token file in the
+// data dir, created with a fresh random token on first start. No token, and
+// nothing that might be one, is ever logged.
+func adminTokens(flagValue, file, dataDir string, log zerolog.Logger) ([]handler.Token, error) {
+	switch {
+	case flagValue != "" && file != "":
+		return nil, errTwoTokenSources
+	case flagValue != "":
+		return flagTokens("-admin-token", flagValue, "admin")
+	case file != "":
+		return fileTokens(file)
 	}
 	path := filepath.Join(dataDir, tokenFile)
 	b, err := os.ReadFile(path)
@@ -245,6 +247,9 @@ func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
 			return nil, fmt.Errorf("%s is empty; delete it to have a new token generated", path)
+		}
+		if len(tok) < minTokenLen {
+			return nil, fmt.Errorf("%s: the token is shorter than %d characters; delete the file to have a new one generated", path, minTokenLen)
 		}
 		log.Info().Str("token_file", path).Msg("admin token read from the data dir")
 		return []handler.Token{{Name: "admin", Secret: tok}}, nil
@@ -310,10 +315,19 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	nofile, hardNofile, err := raiseNoFile()
+	if err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	qCap, rCap, aCap, err := connCaps(nofile, c.maxConns)
+	if err != nil {
+		return err
+	}
+	proxies, _ := parseSources(c.proxySources) // checked by parseFlags
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return err
 	}
-	tokens, err := adminTokens(c.adminToken, c.dataDir, log)
+	tokens, err := adminTokens(c.adminToken, c.adminTokenFile, c.dataDir, log)
 	if err != nil {
 		return err
 	}
@@ -408,7 +422,7 @@ func serve(args []string) error {
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
-		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration})
+		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
@@ -465,12 +479,15 @@ func serve(args []string) error {
 		aln.Close()
 		return fmt.Errorf("-rpc-addr: %w", err)
 	}
+	qlim := h.Limit(qln, handler.ListenerQuery, listenerLimits(qCap, c.maxConnsPerSource, proxies))
+	rlim := h.Limit(rln, handler.ListenerRPC, listenerLimits(rCap, c.maxConnsPerSource, proxies))
+	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
 	errc := make(chan error, 3)
-	go func() { errc <- qs.Serve(qln) }()
-	go func() { errc <- as.Serve(aln) }()
+	go func() { errc <- qs.Serve(qlim) }()
+	go func() { errc <- as.Serve(alim) }()
 	go func() {
-		if err := rs.Serve(rln); err != nil && !errors.Is(err, handler.ErrServerClosed) {
+		if err := rs.Serve(rlim); err != nil && !errors.Is(err, handler.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -487,7 +504,10 @@ func serve(args []string) error {
 		Str("data_file", st.Path()).Int("accounts", snap.Accounts).
 		Str("high_risk_origin", hr.Origin).Str("high_risk_version", hr.Version).Int("high_risk_entries", hr.Entries).
 		Str("rate_deck_origin", rd.Origin).Int("rate_deck_entries", rd.Entries).Int("webhooks", len(hooks)).
-		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).Msg("tollgate started")
+		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).
+		Uint64("open_file_limit", nofile).Uint64("open_file_limit_hard", hardNofile).
+		Int("max_conns_query", qlim.Limits().Max).Int("max_conns_rpc", rlim.Limits().Max).Int("max_conns_admin", alim.Limits().Max).
+		Int("max_conns_per_source", qlim.Limits().PerSource).Msg("tollgate started")
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)

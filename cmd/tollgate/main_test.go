@@ -95,9 +95,20 @@ func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 
 func tryStart(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
+	return tryStartUnder(t, nil, dir, args...)
+}
+
+// tryStartUnder starts the daemon as the last argument of the command
+// wrapper (e.g. prlimit with its options), which must exec it in place.
+func tryStartUnder(t *testing.T, wrapper []string, dir string, args ...string) *daemon {
+	t.Helper()
 	bin := tollgateBinary(t)
 	all := append([]string{"-data-dir", dir, "-query-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-rpc-addr", "127.0.0.1:0", "-drain-delay", "0s"}, args...)
 	d := &daemon{t: t, dir: dir, logs: &syncBuf{}, done: make(chan struct{})}
+	if len(wrapper) > 0 {
+		all = append(append(wrapper[1:len(wrapper):len(wrapper)], bin), all...)
+		bin = wrapper[0]
+	}
 	d.cmd = exec.Command(bin, all...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	d.cmd.Env = cleanEnv()
@@ -409,6 +420,10 @@ func TestCheckCommand(t *testing.T) {
 	if code != exitReject || !strings.Contains(out2.String(), "account:  account_max_channels 3, account_max_cps none") ||
 		!strings.Contains(out2.String(), "rn:       +5355512345 (decided by rn)") {
 		t.Fatalf("rn and account caps: %d\n%s\n%s", code, out2.String(), errb2.String())
+	}
+	// A name no account can have is a usage error, not the default policy.
+	if code, _, errs := run("--account", "a b", "+5355512345"); code != exitUsage || !strings.Contains(errs, "no account can have this name") {
+		t.Fatalf("bad name: %d %s", code, errs)
 	}
 	code, out, _ = run("--json", "--account", "acme", "--subaccount", "none", "+447012345678")
 	var v map[string]any
