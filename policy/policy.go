@@ -144,6 +144,11 @@ type Set struct {
 	HighRisk []HighRiskEntry
 	// Rates is the rate deck in force, nil when none is loaded.
 	Rates *RateDeck
+	// Quarantined are accounts whose stored records were found damaged at
+	// start (tollgate -quarantine-damaged), with what was damaged: every
+	// call of theirs is refused (account_quarantined) until the account is
+	// written again. Never mutated once in a set, only replaced.
+	Quarantined map[string]string
 }
 
 // Limits on identifiers and lists, so a single request cannot make the
@@ -166,8 +171,14 @@ type FieldError struct {
 }
 
 // Error reads "field: what is wrong", the form the admin API's 400 answers
-// and the reload log lines carry.
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// and the reload log lines carry; a problem with a document as a whole (no
+// field) is just what is wrong.
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
