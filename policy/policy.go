@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Country permission defaults. An account either allows every country except
@@ -200,10 +202,22 @@ func ValidName(s string) error {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '.', c == '_', c == '-', c == '@', c == '+', c == ':':
 		default:
-			return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+			return fmt.Errorf("character %s not allowed (letters, digits and ._-@+: only)", quoteChar(s, i))
 		}
 	}
 	return nil
+}
+
+// quoteChar quotes the character starting at s[i] for a message: the whole
+// UTF-8 character ('é'), not its first byte taken as Latin-1 ('Ã'), which
+// is what quoting the byte did; a byte that starts no valid character is
+// shown in hex.
+func quoteChar(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 // NormalizePrefix turns an operator-written prefix ("+44 20", "0044-20",
@@ -226,7 +240,7 @@ func NormalizePrefix(p string) (string, error) {
 			b.WriteByte(c)
 		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
 		default:
-			return "", fmt.Errorf("prefix %q: character %q is not a digit", p, c)
+			return "", fmt.Errorf("prefix %q: character %s is not a digit", p, quoteChar(s, i))
 		}
 	}
 	out := b.String()

@@ -39,7 +39,11 @@ func DecodeStrict(data []byte, v any) error {
 	}
 	sc.ws()
 	if sc.i != len(sc.b) {
-		return &FieldError{Msg: fmt.Sprintf("unexpected data after the JSON document at byte %d", sc.i)}
+		what := "value"
+		if data[firstNonSpace(data)] == '{' {
+			what = "object"
+		}
+		return &FieldError{Msg: fmt.Sprintf("unexpected data after the JSON %s at byte %d", what, sc.i)}
 	}
 	// The document is well-formed and every key is exactly a field's name:
 	// encoding/json now decodes it as written.
@@ -69,6 +73,7 @@ type schema struct {
 	fields map[string]*schema // object: exact JSON names
 	lower  map[string]string  // object: lower-case name -> exact name, for the hint
 	elem   *schema            // map values, array elements
+	goType string             // for messages, as encoding/json names it
 }
 
 type schemaKind uint8
@@ -108,12 +113,11 @@ func buildSchema(t reflect.Type, seen map[reflect.Type]*schema) *schema {
 	if t.Kind() != reflect.String && (t.Implements(textUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)) {
 		return &schema{kind: kString}
 	}
-	s := &schema{}
+	s := &schema{goType: t.String()}
 	seen[t] = s
 	switch t.Kind() {
 	case reflect.Pointer:
 		*s = *buildSchema(t.Elem(), seen)
-		seen[t] = s
 	case reflect.Struct:
 		s.kind, s.fields, s.lower = kObject, map[string]*schema{}, map[string]string{}
 		addFields(s, t, seen)
@@ -196,24 +200,23 @@ func (s *strictScanner) syntax(path, what string) error {
 	return &FieldError{Field: path, Msg: fmt.Sprintf("malformed JSON at byte %d: %s", s.i, what)}
 }
 
-// kindName says what a JSON value at s.i is, for type errors.
+// kindName says what a JSON value at s.i is, for type errors, in
+// encoding/json's words.
 func (s *strictScanner) kindName() string {
 	switch c := s.b[s.i]; {
 	case c == '"':
-		return "a string"
+		return "string"
 	case c == '{':
-		return "an object"
+		return "object"
 	case c == '[':
-		return "an array"
+		return "array"
 	case c == 't' || c == 'f':
-		return "a boolean"
+		return "bool"
 	case c == 'n':
 		return "null"
 	}
-	return "a number"
+	return "number"
 }
-
-var wantName = [...]string{kObject: "an object", kMap: "an object", kArray: "an array", kString: "a string", kNumber: "a number", kBool: "true or false"}
 
 // value checks one value at s.i against sc.
 func (s *strictScanner) value(sc *schema, path string, depth int) error {
@@ -239,7 +242,7 @@ func (s *strictScanner) value(sc *schema, path string, depth int) error {
 			ok = c == 't' || c == 'f'
 		}
 		if !ok && (c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9')) {
-			return &FieldError{Field: path, Msg: fmt.Sprintf("expected %s, got %s", wantName[sc.kind], s.kindName())}
+			return &FieldError{Field: path, Msg: fmt.Sprintf("expected %s, got JSON %s", sc.goType, s.kindName())}
 		}
 	}
 	switch {
@@ -497,4 +500,13 @@ func embeddedPath(p string) string {
 		}
 	}
 	return strings.Join(out, ".")
+}
+
+func firstNonSpace(b []byte) int {
+	for i, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return i
+		}
+	}
+	return 0
 }

@@ -205,7 +205,7 @@ func (s *Service) Load() error {
 		locks := make([]velocity.Lock, 0, len(raw))
 		for key, b := range raw {
 			var l velocity.Lock
-			if err := json.Unmarshal(b, &l); err != nil {
+			if err := policy.DecodeStrict(b, &l); err != nil {
 				return fmt.Errorf("stored lock %q: %w", key, err)
 			}
 			locks = append(locks, l)
@@ -433,6 +433,21 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 			s.set.Accounts[name] = *a
 		}
 		names = append(names, name)
+	}
+	// Writing or deleting a quarantined account released it: the store
+	// replaced (or dropped) its damaged records in the same commit, and
+	// WithAccounts replaced (or dropped) its compiled placeholder.
+	for _, name := range names {
+		if _, q := s.set.Quarantined[name]; q {
+			rest := make(map[string]string, len(s.set.Quarantined))
+			for k, v := range s.set.Quarantined {
+				if _, written := ch.Accounts[k]; !written {
+					rest[k] = v
+				}
+			}
+			s.set.Quarantined = rest
+			break
+		}
 	}
 	if hr != nil {
 		s.hr = *hr

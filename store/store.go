@@ -293,6 +293,14 @@ func Open(dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// FreshOperator is the operator settings a new data dir starts with: an
+// account tollgate has not been told about is rejected (unknown_accounts:
+// reject), so a mistyped or missing account tag on a fresh install cannot
+// call anywhere. Existing data dirs keep what they have.
+func FreshOperator() *policy.Operator {
+	return &policy.Operator{UnknownAccounts: policy.UnknownReject}
+}
+
 // createHook, when set (tests), is called at each step of create and can
 // fail it there, as a full disk or a crash would.
 var createHook func(step string) error

@@ -29,6 +29,7 @@ import (
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -72,6 +73,8 @@ type config struct {
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
+	initDataDir                   bool
+	quarantineDamaged             bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -99,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
+	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -256,20 +261,10 @@ func adminTokens(flagValue, dataDir string, log zerolog.Logger) ([]handler.Token
 		return nil, err
 	}
 	tok := hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
+	// Written whole under a temporary name and renamed: a full disk leaves
+	// no token file rather than an empty one that blocks later starts.
+	if err := store.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the admin token: %w", err)
 	}
 	log.Warn().Str("token_file", path).Msg("admin token generated; read it from this file (it is not logged)")
 	return []handler.Token{{Name: "admin", Secret: tok}}, nil
@@ -291,11 +286,7 @@ func writeRunInfo(dir string, ri runInfo) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, runFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, runFile))
+	return store.WriteFileAtomic(filepath.Join(dir, runFile), append(b, '\n'), 0o644)
 }
 
 func serve(args []string) error {
@@ -310,14 +301,10 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return err
-	}
-	tokens, err := adminTokens(c.adminToken, c.dataDir, log)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(c.dataDir, store.Options{Timeout: 2 * time.Second})
+	// The data file first: whether the data dir is fresh is decided before
+	// anything (the token file) is written into it.
+	st, err := store.Open(c.dataDir, store.Options{Timeout: 2 * time.Second, Init: c.initDataDir,
+		Quarantine: c.quarantineDamaged, FreshOperator: store.FreshOperator()})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("%w; another tollgate already serves this -data-dir", err)
@@ -325,6 +312,18 @@ func serve(args []string) error {
 		return err
 	}
 	defer st.Close()
+	if st.Created() {
+		log.Warn().Str("data_file", st.Path()).Str("unknown_accounts", policy.UnknownReject).
+			Msg("first start: created a new, empty data file; calls of accounts not created through the admin API are rejected")
+	}
+	for name, why := range st.Quarantined() {
+		log.Error().Str("account", name).Str("damage", why).
+			Msg("account quarantined (-quarantine-damaged): its stored records are damaged; every call is refused until it is written again")
+	}
+	tokens, err := adminTokens(c.adminToken, c.dataDir, log)
+	if err != nil {
+		return err
+	}
 
 	var hooks []string
 	for _, u := range strings.Split(c.webhookURLs, ",") {
