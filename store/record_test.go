@@ -95,9 +95,9 @@ func seeded(t *testing.T) string {
 func TestDamagedRecordsRefusedOrQuarantined(t *testing.T) {
 	cases := []struct {
 		name, bucket, key, needle string
-		at           int
-		want         string // in the refusal
-		quarantine   string // the account quarantined; "" = refused even with Quarantine
+		at                        int
+		want                      string // in the refusal
+		quarantine                string // the account quarantined; "" = refused even with Quarantine
 	}{
 		{"account", "accounts", "acme", `"countries"`, 3, `record accounts/"acme": checksum mismatch`, "acme"},
 		{"account deny-all", "accounts", "acme", `"deny"`, 1, `record accounts/"acme"`, "acme"},
