@@ -398,6 +398,11 @@ func (s *strictScanner) str(path string) (string, error) {
 		switch {
 		case c == '"':
 			raw := s.b[start:s.i]
+			if !utf8.Valid(raw) {
+				// encoding/json would turn each bad byte into U+FFFD,
+				// making distinct keys equal: refuse instead.
+				return "", s.syntax(path, "a string that is not valid UTF-8")
+			}
 			s.i++
 			if !esc {
 				return string(raw), nil
