@@ -29,12 +29,13 @@ func DecodeStrict(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return errors.New("DecodeStrict: v must be a non-nil pointer")
 	}
-	sc := strictScanner{b: data}
+	var segs [8]pathSeg
+	sc := strictScanner{b: data, segs: segs[:0]}
 	sc.ws()
 	if sc.i >= len(sc.b) {
 		return &FieldError{Msg: "empty document; a JSON value is required"}
 	}
-	if err := sc.value(schemaOf(rv.Type().Elem()), "", 0); err != nil {
+	if err := sc.value(schemaOf(rv.Type().Elem()), 0); err != nil {
 		return err
 	}
 	sc.ws()
@@ -47,9 +48,7 @@ func DecodeStrict(data []byte, v any) error {
 	}
 	// The document is well-formed and every key is exactly a field's name:
 	// encoding/json now decodes it as written.
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return &FieldError{Field: embeddedPath(te.Field), Msg: fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)}
@@ -180,6 +179,39 @@ func addFields(s *schema, t reflect.Type, seen map[reflect.Type]*schema) {
 type strictScanner struct {
 	b []byte
 	i int
+	// segs is the path of the value being scanned, turned into a string
+	// only for an error: a document that passes allocates no path.
+	segs []pathSeg
+}
+
+// pathSeg is one step of a field path: an object key (raw, a slice of the
+// input, unless it had escapes) or an array index.
+type pathSeg struct {
+	key   []byte
+	idx   int
+	isIdx bool
+}
+
+// path renders the current field path the way FieldErrors name fields:
+// keys joined by dots (quoted when they would not read unambiguously),
+// indexes in brackets.
+func (s *strictScanner) path() string {
+	var b strings.Builder
+	for _, g := range s.segs {
+		if g.isIdx {
+			fmt.Fprintf(&b, "[%d]", g.idx)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		k := string(g.key)
+		if k == "" || strings.ContainsAny(k, ".[]\"\\ ") || !isPrintable(k) {
+			k = strconv.Quote(k)
+		}
+		b.WriteString(k)
+	}
+	return b.String()
 }
 
 func (s *strictScanner) ws() {
@@ -193,11 +225,11 @@ func (s *strictScanner) ws() {
 	}
 }
 
-func (s *strictScanner) syntax(path, what string) error {
+func (s *strictScanner) syntax(what string) error {
 	if s.i >= len(s.b) {
-		return &FieldError{Field: path, Msg: "truncated JSON"}
+		return &FieldError{Field: s.path(), Msg: "truncated JSON"}
 	}
-	return &FieldError{Field: path, Msg: fmt.Sprintf("malformed JSON at byte %d: %s", s.i, what)}
+	return &FieldError{Field: s.path(), Msg: fmt.Sprintf("malformed JSON at byte %d: %s", s.i, what)}
 }
 
 // kindName says what a JSON value at s.i is, for type errors, in
@@ -219,12 +251,12 @@ func (s *strictScanner) kindName() string {
 }
 
 // value checks one value at s.i against sc.
-func (s *strictScanner) value(sc *schema, path string, depth int) error {
+func (s *strictScanner) value(sc *schema, depth int) error {
 	if depth > strictMaxDepth {
-		return &FieldError{Field: path, Msg: fmt.Sprintf("nested deeper than %d levels", strictMaxDepth)}
+		return &FieldError{Field: s.path(), Msg: fmt.Sprintf("nested deeper than %d levels", strictMaxDepth)}
 	}
 	if s.i >= len(s.b) {
-		return s.syntax(path, "a value is missing")
+		return s.syntax("a value is missing")
 	}
 	c := s.b[s.i]
 	if sc.kind != kAny && c != 'n' {
@@ -242,12 +274,12 @@ func (s *strictScanner) value(sc *schema, path string, depth int) error {
 			ok = c == 't' || c == 'f'
 		}
 		if !ok && (c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9')) {
-			return &FieldError{Field: path, Msg: fmt.Sprintf("expected %s, got JSON %s", sc.goType, s.kindName())}
+			return &FieldError{Field: s.path(), Msg: fmt.Sprintf("expected %s, got JSON %s", sc.goType, s.kindName())}
 		}
 	}
 	switch {
 	case c == '{':
-		return s.object(sc, path, depth)
+		return s.object(sc, depth)
 	case c == '[':
 		s.i++
 		s.ws()
@@ -261,70 +293,93 @@ func (s *strictScanner) value(sc *schema, path string, depth int) error {
 		}
 		for n := 0; ; n++ {
 			s.ws()
-			if err := s.value(elem, fmt.Sprintf("%s[%d]", path, n), depth+1); err != nil {
+			s.segs = append(s.segs, pathSeg{idx: n, isIdx: true})
+			if err := s.value(elem, depth+1); err != nil {
 				return err
 			}
+			s.segs = s.segs[:len(s.segs)-1]
 			s.ws()
 			if s.i >= len(s.b) {
-				return s.syntax(path, "unterminated array")
+				return s.syntax("unterminated array")
 			}
 			if s.b[s.i] == ']' {
 				s.i++
 				return nil
 			}
 			if s.b[s.i] != ',' {
-				return s.syntax(path, "expected , or ] in an array")
+				return s.syntax("expected , or ] in an array")
 			}
 			s.i++
 		}
 	case c == '"':
-		_, err := s.str(path)
+		_, _, err := s.str()
 		return err
 	case c == 't':
-		return s.literal("true", path)
+		return s.literal("true")
 	case c == 'f':
-		return s.literal("false", path)
+		return s.literal("false")
 	case c == 'n':
-		return s.literal("null", path)
+		return s.literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number(path)
+		return s.number()
 	}
-	return s.syntax(path, fmt.Sprintf("unexpected %s", quoteByteAt(s.b, s.i)))
+	return s.syntax(fmt.Sprintf("unexpected %s", quoteByteAt(s.b, s.i)))
 }
 
 var anySchema = &schema{kind: kAny}
 
-func (s *strictScanner) object(sc *schema, path string, depth int) error {
+func (s *strictScanner) object(sc *schema, depth int) error {
 	s.i++ // '{'
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
 		return nil
 	}
-	seen := map[string]bool{}
+	// The keys seen so far: a policy object has a dozen at most, so a
+	// linear search of the first ones beats a map; the rest go to one.
+	var (
+		few  [16][]byte
+		nfew int
+		many map[string]bool
+	)
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return s.syntax(path, "expected a quoted key")
+			return s.syntax("expected a quoted key")
 		}
-		key, err := s.str(path)
+		key, _, err := s.str()
 		if err != nil {
 			return err
 		}
-		kp := joinPath(path, key)
-		if seen[key] {
-			return &FieldError{Field: kp, Msg: "given twice in one object (each key at most once)"}
+		s.segs = append(s.segs, pathSeg{key: key})
+		dup := false
+		for _, k := range few[:nfew] {
+			if bytes.Equal(k, key) {
+				dup = true
+				break
+			}
 		}
-		seen[key] = true
+		switch {
+		case dup || many[string(key)]:
+			return &FieldError{Field: s.path(), Msg: "given twice in one object (each key at most once)"}
+		case nfew < len(few):
+			few[nfew] = key
+			nfew++
+		default:
+			if many == nil {
+				many = map[string]bool{}
+			}
+			many[string(key)] = true
+		}
 		var sub *schema
 		switch sc.kind {
 		case kObject:
-			sub = sc.fields[key]
+			sub = sc.fields[string(key)]
 			if sub == nil {
-				if exact, ok := sc.lower[strings.ToLower(key)]; ok {
-					return &FieldError{Field: kp, Msg: fmt.Sprintf("unknown field (keys are case-sensitive: did you mean %q?)", exact)}
+				if exact, ok := sc.lower[strings.ToLower(string(key))]; ok {
+					return &FieldError{Field: s.path(), Msg: fmt.Sprintf("unknown field (keys are case-sensitive: did you mean %q?)", exact)}
 				}
-				return &FieldError{Field: kp, Msg: "unknown field"}
+				return &FieldError{Field: s.path(), Msg: "unknown field"}
 			}
 		case kMap:
 			sub = sc.elem
@@ -333,39 +388,27 @@ func (s *strictScanner) object(sc *schema, path string, depth int) error {
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.syntax(kp, "expected : after a key")
+			return s.syntax("expected : after a key")
 		}
 		s.i++
 		s.ws()
-		if err := s.value(sub, kp, depth+1); err != nil {
+		if err := s.value(sub, depth+1); err != nil {
 			return err
 		}
+		s.segs = s.segs[:len(s.segs)-1]
 		s.ws()
 		if s.i >= len(s.b) {
-			return s.syntax(path, "unterminated object")
+			return s.syntax("unterminated object")
 		}
 		if s.b[s.i] == '}' {
 			s.i++
 			return nil
 		}
 		if s.b[s.i] != ',' {
-			return s.syntax(path, "expected , or } in an object")
+			return s.syntax("expected , or } in an object")
 		}
 		s.i++
 	}
-}
-
-// joinPath appends a key to a field path the way FieldErrors name fields:
-// plain when it reads unambiguously, quoted otherwise.
-func joinPath(path, key string) string {
-	k := key
-	if key == "" || strings.ContainsAny(key, ".[]\"\\ ") || !isPrintable(key) {
-		k = strconv.Quote(key)
-	}
-	if path == "" {
-		return k
-	}
-	return path + "." + k
 }
 
 func isPrintable(s string) bool {
@@ -388,8 +431,9 @@ func quoteByteAt(b []byte, i int) string {
 	return strconv.QuoteRune(r)
 }
 
-// str reads a string at s.i and returns its decoded content.
-func (s *strictScanner) str(path string) (string, error) {
+// str reads a string at s.i and returns its decoded content: a slice of
+// the input when it has no escapes (no allocation), else a new one.
+func (s *strictScanner) str() (content []byte, escaped bool, err error) {
 	s.i++ // opening quote
 	start := s.i
 	esc := false
@@ -401,22 +445,22 @@ func (s *strictScanner) str(path string) (string, error) {
 			if !utf8.Valid(raw) {
 				// encoding/json would turn each bad byte into U+FFFD,
 				// making distinct keys equal: refuse instead.
-				return "", s.syntax(path, "a string that is not valid UTF-8")
+				return nil, false, s.syntax("a string that is not valid UTF-8")
 			}
 			s.i++
 			if !esc {
-				return string(raw), nil
+				return raw, false, nil
 			}
 			var out string
 			if err := json.Unmarshal(s.b[start-1:s.i], &out); err != nil {
-				return "", s.syntax(path, "bad escape in a string")
+				return nil, false, s.syntax("bad escape in a string")
 			}
-			return out, nil
+			return []byte(out), true, nil
 		case c == '\\':
 			esc = true
 			if s.i+1 >= len(s.b) {
 				s.i = len(s.b)
-				return "", s.syntax(path, "unterminated string")
+				return nil, false, s.syntax("unterminated string")
 			}
 			switch s.b[s.i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -424,35 +468,35 @@ func (s *strictScanner) str(path string) (string, error) {
 			case 'u':
 				if s.i+6 > len(s.b) {
 					s.i = len(s.b)
-					return "", s.syntax(path, "unterminated string")
+					return nil, false, s.syntax("unterminated string")
 				}
 				for _, h := range s.b[s.i+2 : s.i+6] {
 					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return "", s.syntax(path, "bad \\u escape")
+						return nil, false, s.syntax("bad \\u escape")
 					}
 				}
 				s.i += 6
 			default:
-				return "", s.syntax(path, "bad escape in a string")
+				return nil, false, s.syntax("bad escape in a string")
 			}
 		case c < 0x20:
-			return "", s.syntax(path, "control character in a string")
+			return nil, false, s.syntax("control character in a string")
 		default:
 			s.i++
 		}
 	}
-	return "", s.syntax(path, "unterminated string")
+	return nil, false, s.syntax("unterminated string")
 }
 
-func (s *strictScanner) literal(lit, path string) error {
+func (s *strictScanner) literal(lit string) error {
 	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
-		return s.syntax(path, "expected "+lit)
+		return s.syntax("expected " + lit)
 	}
 	s.i += len(lit)
 	return nil
 }
 
-func (s *strictScanner) number(path string) error {
+func (s *strictScanner) number() error {
 	b, i := s.b, s.i
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -471,13 +515,13 @@ func (s *strictScanner) number(path string) error {
 		digits()
 	default:
 		s.i = i
-		return s.syntax(path, "bad number")
+		return s.syntax("bad number")
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if !digits() {
 			s.i = i
-			return s.syntax(path, "bad number")
+			return s.syntax("bad number")
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -487,7 +531,7 @@ func (s *strictScanner) number(path string) error {
 		}
 		if !digits() {
 			s.i = i
-			return s.syntax(path, "bad number")
+			return s.syntax("bad number")
 		}
 	}
 	s.i = i
