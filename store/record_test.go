@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/policy"
 	bolt "go.etcd.io/bbolt"
@@ -414,5 +415,48 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 			}
 			s.Close()
 		})
+	}
+}
+
+// Two first starts on the same fresh dir at the same moment: one serves,
+// the other is refused, and the one serving is never left writing to a
+// file the other renamed away (its writes are in the data file).
+func TestConcurrentFirstStarts(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		dir := filepath.Join(t.TempDir(), "data")
+		type res struct {
+			s   *Store
+			err error
+		}
+		ch := make(chan res, 2)
+		for j := 0; j < 2; j++ {
+			go func() {
+				s, err := Open(dir, Options{Timeout: 300 * time.Millisecond})
+				ch <- res{s, err}
+			}()
+		}
+		a, b := <-ch, <-ch
+		if (a.err == nil) == (b.err == nil) {
+			t.Fatalf("round %d: both or neither opened: %v / %v", i, a.err, b.err)
+		}
+		s := a.s
+		if s == nil {
+			s = b.s
+		}
+		if _, err := s.Commit(&Change{Accounts: map[string]*policy.Account{"acme": acme()}}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.Account("acme"); !ok {
+			t.Fatalf("round %d: an acknowledged write went to a replaced file", i)
+		}
+		s.Close()
+		if tmps, _ := filepath.Glob(filepath.Join(dir, "*"+tempSuffix)); len(tmps) > 0 {
+			t.Fatalf("round %d: left %v", i, tmps)
+		}
 	}
 }

@@ -258,7 +258,7 @@ func Open(dir string, opt Options) (*Store, error) {
 				return nil, &MissingError{Path: path, Empty: statErr == nil, Found: found}
 			}
 		}
-		if err := create(dir, opt.FreshOperator); err != nil {
+		if err := create(dir, opt.FreshOperator, statErr == nil); err != nil {
 			return nil, err
 		}
 		created = true
@@ -313,19 +313,32 @@ func hook(step string) error {
 }
 
 // create writes a new data file: built complete under a temporary name,
-// synced, then renamed into place and the directory synced. A failure at
+// synced, then linked into place and the directory synced. A failure at
 // any step (a full disk) leaves no data file, so the next start is a first
-// start again, never one that finds half a file.
-func create(dir string, op *policy.Operator) (err error) {
+// start again, never one that finds half a file. Linking (rather than
+// renaming) fails if a data file appeared meanwhile — another tollgate
+// started on the same fresh dir at the same moment — so a file already
+// serving is never replaced; replace is set only to re-create over an
+// empty (0-byte) file on purpose.
+func create(dir string, op *policy.Operator, replace bool) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	path := filepath.Join(dir, FileName)
-	tmp := path + tempSuffix
-	os.Remove(tmp) // left by an interrupted first start
+	// Left by an interrupted first start.
+	old, _ := filepath.Glob(filepath.Join(dir, FileName+"*"+tempSuffix))
+	for _, o := range old {
+		os.Remove(o)
+	}
+	f, err := os.CreateTemp(dir, FileName+".*"+tempSuffix)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	tmp := f.Name()
+	f.Close()
 	defer func() {
+		os.Remove(tmp)
 		if err != nil {
-			os.Remove(tmp)
 			err = fmt.Errorf("creating %s: %w (nothing was left behind)", path, err)
 		}
 	}()
@@ -351,7 +364,12 @@ func create(dir string, op *policy.Operator) (err error) {
 	if err := hook("rename"); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if replace {
+		err = os.Rename(tmp, path)
+	} else if err = os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s appeared while it was being created (another tollgate starting on this -data-dir?)", path)
+	}
+	if err != nil {
 		return err
 	}
 	return syncDir(dir)
