@@ -82,8 +82,8 @@ func damageFixture(t *testing.T) (path string, want []decision) {
 }
 
 // flipTargets are the offsets of every byte of every live record (key and
-// value, in every copy bbolt left in the file), where a flip changes what
-// is read; the rest of the file is mostly page slack.
+// value, in every copy bbolt left in the file) and of the meta pages, where
+// a flip changes what is read; the rest of the file is mostly page slack.
 func flipTargets(t *testing.T, path string, file []byte) []int {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
@@ -91,7 +91,14 @@ func flipTargets(t *testing.T, path string, file []byte) []int {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// Both of bbolt's meta pages (the part its checksum covers): damage
+	// to the latest one used to roll the file back one write.
 	var out []int
+	for _, page := range []int{0, os.Getpagesize()} {
+		for i := 16; i < 16+64; i++ {
+			out = append(out, page+i)
+		}
+	}
 	db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
