@@ -338,6 +338,13 @@ func verifyRecords(tx *bolt.Tx) (damaged []RecordError, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The audit log's sequence numbers the next entry: one below the last
+	// entry's would overwrite history.
+	if a := tx.Bucket(bucketAudit); a != nil {
+		if k, _ := a.Cursor().Last(); len(k) == 8 && binary.BigEndian.Uint64(k) > a.Sequence() {
+			problems = append(problems, fmt.Sprintf("the audit log's sequence %d is below its last entry %d", a.Sequence(), binary.BigEndian.Uint64(k)))
+		}
+	}
 	for name, d := range dig {
 		if tx.Bucket([]byte(name)) == nil {
 			problems = append(problems, fmt.Sprintf("bucket %q is missing (its digest lists %d records)", name, d.N))

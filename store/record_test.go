@@ -502,3 +502,13 @@ func TestLatestMetaPageDamage(t *testing.T) {
 		}
 	}
 }
+
+// The audit log's sequence damaged below its last entry would make the next
+// write overwrite history: refused.
+func TestAuditSequenceDamage(t *testing.T) {
+	dir := seeded(t)
+	rawEdit(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).SetSequence(2) })
+	if _, err := Open(dir, Options{Quarantine: true}); err == nil || !strings.Contains(err.Error(), "sequence 2 is below its last entry 5") {
+		t.Fatalf("got %v", err)
+	}
+}
