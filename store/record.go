@@ -38,11 +38,14 @@ import (
 // extra one, or a stale copy of an older version (a page pointer damaged
 // into a freed page) is caught even though each record alone still seals.
 //
-// New buckets: add the name to sealedBuckets (and to addedBuckets if older
-// files lack it), write through a *records (put, del) inside a write
-// transaction ended by finish, and read with unseal (or Store.sealedBucket).
-// Nothing else is needed: verification at open, the digest and the
-// quarantine rules follow from the list.
+// New buckets: add the name to sealedBuckets (a file without the bucket
+// gets it, empty and digested, on its next writable open), write through
+// the *records of Commit (put, del; commitAdded shows how), and read with
+// Store.sealedBucket or get (both verify the seal and skip quarantined
+// records). Add a case to decodeRecord so the payload is decoded strictly
+// at load, and to quarantinable if a damaged record can be confined to the
+// account its key names (otherwise damage refuses the start). Verification
+// at open and the digest follow from the list.
 
 const (
 	recordMagic  = 0xA7
