@@ -284,6 +284,9 @@ func TestQuarantinedAccountRefused(t *testing.T) {
 	if v := m.Decide(&matcher.Query{Account: "beta", To: "+442071234567"}); v.Action != matcher.Allow {
 		t.Errorf("another account: %v %v", v.Action, v.Reason)
 	}
+	if _, err := svc.Account("acme"); err == nil || !strings.Contains(err.Error(), "quarantined: record accounts/\"acme\": checksum mismatch") {
+		t.Errorf("GET of a quarantined account: %v", err)
+	}
 	if _, err := svc.PutAccount(admin, "acme", denyAllBut("US")); err != nil {
 		t.Fatal(err)
 	}

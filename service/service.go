@@ -497,6 +497,9 @@ func (s *Service) Account(name string) (policy.Account, error) {
 		return policy.Account{}, err
 	}
 	a, ok := s.set.Accounts[name]
+	if why, q := s.set.Quarantined[name]; q && !ok {
+		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q (quarantined: %s; PUT the account again to release it)", name, why)}
+	}
 	if !ok {
 		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q", name)}
 	}
