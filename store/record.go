@@ -277,9 +277,10 @@ func (r *records) finish() error {
 // A damaged audit entry has no part in decisions: account is "" and ok true.
 func quarantinable(bucket string, key []byte) (account string, ok bool) {
 	switch bucket {
-	case string(bucketAccounts), string(bucketOrigin):
+	case string(bucketAccounts):
 		return string(key), true
-	case string(bucketLocks):
+	case string(bucketLocks), string(bucketOrigin):
+		// "account" or "account/subaccount": the whole account goes.
 		a, _, _ := strings.Cut(string(key), "/")
 		return a, true
 	case string(bucketAudit):

@@ -512,3 +512,26 @@ func TestAuditSequenceDamage(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A subaccount's damaged origin state (key "account/sub") quarantines its
+// account.
+func TestSubaccountOriginDamageQuarantinesAccount(t *testing.T) {
+	s, dir := openTemp(t)
+	s.Commit(&Change{Accounts: map[string]*policy.Account{"acme": acme()}, Origin: map[string]json.RawMessage{"acme/sales": json.RawMessage(`{"home":"GB"}`)}})
+	s.Close()
+	flipIn(t, dir, "origin", "acme/sales", `"GB"`, 1)
+	s2, err := Open(dir, Options{Quarantine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if q := s2.Quarantined(); len(q) != 1 || q["acme"] == "" {
+		t.Fatalf("quarantined %v", q)
+	}
+	if _, err := s2.Commit(&Change{Accounts: map[string]*policy.Account{"acme": acme()}}); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s2.Origin(); err != nil || len(o) != 0 {
+		t.Fatalf("the damaged state was not dropped with the write: %v %v", o, err)
+	}
+}
