@@ -123,8 +123,8 @@ func buildSchema(t reflect.Type, seen map[reflect.Type]*schema) *schema {
 	case reflect.Map:
 		s.kind, s.elem = kMap, buildSchema(t.Elem(), seen)
 	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			s.kind = kString // base64
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			s.kind = kString // base64 ([N]byte arrays are JSON arrays)
 			break
 		}
 		s.kind, s.elem = kArray, buildSchema(t.Elem(), seen)

@@ -80,6 +80,14 @@ func TestDecodeStrictAccepts(t *testing.T) {
 			t.Errorf("%s: decoded %+v, encoding/json %+v", doc, got, want)
 		}
 	}
+	// encoding/json writes []byte as base64 but [N]byte as an array.
+	var bytesDoc struct {
+		S []byte  `json:"s"`
+		A [2]byte `json:"a"`
+	}
+	if err := DecodeStrict([]byte(`{"s":"AQI=","a":[3,4]}`), &bytesDoc); err != nil || bytesDoc.S[1] != 2 || bytesDoc.A[1] != 4 {
+		t.Errorf("bytes: %v %+v", err, bytesDoc)
+	}
 	var op Operator
 	if err := DecodeStrict([]byte(`{"unknown_accounts":"reject","disabled_countries":{"KP":{"reason":"sanctions"}},"default":{}}`), &op); err != nil || op.UnknownAccounts != UnknownReject {
 		t.Errorf("operator: %v %+v", err, op)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/policy"
 	bolt "go.etcd.io/bbolt"
 )
@@ -279,13 +280,16 @@ func quarantinable(bucket string, key []byte) (account string, ok bool) {
 	switch bucket {
 	case string(bucketAccounts):
 		return string(key), true
-	case string(bucketLocks), string(bucketOrigin):
+	case string(bucketLocks), string(bucketOrigin), string(bucketState[fraudstate.Scopes]):
 		// "account" or "account/subaccount": the whole account goes.
 		a, _, _ := strings.Cut(string(key), "/")
 		return a, true
-	case string(bucketAudit):
+	case string(bucketAudit), string(bucketState[fraudstate.Alerts]), string(bucketState[fraudstate.Webhooks]):
+		// History and deliveries: no part in decisions.
 		return "", true
 	}
+	// A live call is keyed by its Call-ID: which account it counts
+	// against is in the damaged payload. Refuse.
 	return "", false
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/policy"
 	bolt "go.etcd.io/bbolt"
 )
@@ -533,5 +534,53 @@ func TestSubaccountOriginDamageQuarantinesAccount(t *testing.T) {
 	}
 	if o, err := s2.Origin(); err != nil || len(o) != 0 {
 		t.Fatalf("the damaged state was not dropped with the write: %v %v", o, err)
+	}
+}
+
+// The fraud state is sealed like the rest: a damaged velocity scope
+// quarantines its account, a damaged live call refuses the start (which
+// account it counts against is in the damaged payload), a damaged alert is
+// left out with the flag.
+func TestFraudStateSealed(t *testing.T) {
+	for _, tc := range []struct {
+		kind       fraudstate.Kind
+		key        string
+		quarantine string // "" refused even with Quarantine; "-" opens, nothing quarantined
+	}{
+		{fraudstate.Scopes, "acme/sales", "acme"},
+		{fraudstate.Calls, "call-1", ""},
+		{fraudstate.Alerts, "a1", "-"},
+	} {
+		s, dir := openTemp(t)
+		var b fraudstate.Batch
+		b.Put(tc.kind, tc.key, []byte(`{"spend_micro":123456789}`))
+		if err := s.WriteState(&b); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		flipIn(t, dir, string(bucketState[tc.kind]), tc.key, `123456789`, 3)
+		if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), string(bucketState[tc.kind])+"/") {
+			t.Fatalf("%s: %v", tc.key, err)
+		}
+		s2, err := Open(dir, Options{Quarantine: true})
+		switch {
+		case tc.quarantine == "" && err == nil:
+			s2.Close()
+			t.Fatalf("%s: a damaged live call was quarantined", tc.key)
+		case tc.quarantine == "":
+			continue
+		case err != nil:
+			t.Fatalf("%s: %v", tc.key, err)
+		}
+		q := s2.Quarantined()
+		if (tc.quarantine == "-" && len(q) != 0) || (tc.quarantine != "-" && q[tc.quarantine] == "") {
+			t.Errorf("%s: quarantined %v", tc.key, q)
+		}
+		n := 0
+		s2.LoadState(tc.kind, func(string, []byte) error { n++; return nil })
+		if n != 0 {
+			t.Errorf("%s: the damaged record was loaded", tc.key)
+		}
+		s2.Close()
 	}
 }

@@ -1430,36 +1430,51 @@ var bucketState = [fraudstate.NumKinds][]byte{
 }
 
 // WriteState implements fraudstate.Backend: the batch in one fsynced
-// transaction, so a kill -9 leaves the state of the last whole batch.
+// transaction, so a kill -9 leaves the state of the last whole batch. Each
+// record is sealed like every other (record.go).
 func (s *Store) WriteState(b *fraudstate.Batch) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		r, err := beginRecords(tx)
+		if err != nil {
+			return err
+		}
 		for k := fraudstate.Kind(0); k < fraudstate.NumKinds; k++ {
-			bk := tx.Bucket(bucketState[k])
-			if bk == nil {
+			name := bucketState[k]
+			if tx.Bucket(name) == nil {
 				return errors.New("the data file was opened read-only or predates fraud state")
 			}
 			err := b.Each(k, func(key string, val []byte) error {
 				if val == nil {
-					return bk.Delete([]byte(key))
+					return r.del(name, []byte(key))
 				}
-				return bk.Put([]byte(key), val)
+				return r.put(name, []byte(key), val)
 			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", fraudstate.KindNames[k], err)
 			}
 		}
-		return nil
+		return r.finish()
 	})
 }
 
-// LoadState implements fraudstate.Backend. A file that predates fraud state
-// has none.
+// LoadState implements fraudstate.Backend, each record's seal verified
+// (records quarantined at open are left out). A file that predates fraud
+// state has none.
 func (s *Store) LoadState(k fraudstate.Kind, fn func(key string, val []byte) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState[k])
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(key, val []byte) error { return fn(string(key), val) })
+		return b.ForEach(func(key, val []byte) error {
+			if s.skip(bucketState[k], key) {
+				return nil
+			}
+			p, err := unseal(bucketState[k], key, val)
+			if err != nil {
+				return err
+			}
+			return fn(string(key), p)
+		})
 	})
 }
