@@ -34,6 +34,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/fraudstate"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // Alert types.
@@ -364,7 +365,7 @@ func (d *Dispatcher) unjournal(dl delivery) {
 // the stored alerts in key order, before any new alert).
 func (d *Dispatcher) RestoreAlert(key string, val []byte) error {
 	var a Alert
-	if err := json.Unmarshal(val, &a); err != nil {
+	if err := policy.DecodeStrict(val, &a); err != nil {
 		return err
 	}
 	if a.ID == "" {
@@ -379,7 +380,7 @@ func (d *Dispatcher) RestoreAlert(key string, val []byte) error {
 // refused (and so dropped from the journal).
 func (d *Dispatcher) RestoreDelivery(key string, val []byte) error {
 	var r queuedRecord
-	if err := json.Unmarshal(val, &r); err != nil {
+	if err := policy.DecodeStrict(val, &r); err != nil {
 		return err
 	}
 	if r.ID == "" || !json.Valid(r.Body) {

@@ -353,8 +353,9 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// decodeBody decodes a JSON body strictly: one value, no unknown fields, and
-// errors that name the field.
+// decodeBody decodes a JSON body with policy.DecodeStrict: one value, no
+// unknown, case-folded or repeated keys, and errors that name the field
+// path ("body" for the body as a whole).
 func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &policy.FieldError{Field: "body", Msg: "empty; a JSON object is required"}
@@ -362,13 +363,12 @@ func decodeBody(body []byte, v any) error {
 	if err := checkJSONSize(body); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonFieldError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &policy.FieldError{Field: "body", Msg: "unexpected data after the JSON object"}
+	if err := policy.DecodeStrict(body, v); err != nil {
+		var fe *policy.FieldError
+		if errors.As(err, &fe) && fe.Field == "" {
+			return &policy.FieldError{Field: "body", Msg: fe.Msg}
+		}
+		return err
 	}
 	return nil
 }

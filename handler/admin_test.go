@@ -172,6 +172,12 @@ func TestAccountValidation(t *testing.T) {
 		{"bad subaccount name", "/v1/accounts/acme/subaccounts/bad%21", `{}`, "subaccount", "not allowed"},
 		{"bad subaccount field", "/v1/accounts/acme/subaccounts/s", `{"countries":{"default":"deny","except":["region:atlantis"]}}`, "countries.except[0]", "atlantis"},
 		{"bad nested subaccount", "/v1/accounts/acme", `{"subaccounts":{"s":{"max_cps":-5}}}`, "subaccounts.s.max_cps", ""},
+		// encoding/json let the last duplicate win and folded keys' case.
+		{"countries twice", "/v1/accounts/acme", `{"countries":{"default":"deny","except":["US"]},"countries":{"default":"allow","except":[]}}`, "countries", "given twice"},
+		{"nested key twice", "/v1/accounts/acme", `{"subaccounts":{"s":{"max_cps":1,"max_cps":500}}}`, "subaccounts.s.max_cps", "given twice"},
+		{"key case", "/v1/accounts/acme", `{"Max_Channels":5}`, "Max_Channels", `did you mean "max_channels"`},
+		{"operator key twice", "/v1/operator", `{"unknown_accounts":"reject","unknown_accounts":"default","default":{}}`, "unknown_accounts", "given twice"},
+		{"non-ASCII account name", "/v1/accounts/caf%C3%A9", `{}`, "account", `'é'`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

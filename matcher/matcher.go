@@ -222,6 +222,11 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 		v.setNumber(d)
 		return
 	}
+	if a.quarantined {
+		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonAccountQuarantined, LayerOperator, RuleQuarantined
+		v.Subaccount = ""
+		return
+	}
 	if !known && s.rejectUnknown {
 		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonNotPermitted, LayerOperator, RuleUnknownAccount
 		return

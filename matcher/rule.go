@@ -58,6 +58,10 @@ func (v *Verdict) appendRule(dst []byte) []byte {
 		dst = append(dst, ": unknown subaccount \""...)
 		dst = append(dst, v.Detail...)
 		return append(dst, "\" refused (unknown_subaccounts=reject)"...)
+	case RuleQuarantined:
+		dst = append(dst, "operator: account \""...)
+		dst = append(dst, v.Account...)
+		return append(dst, "\" quarantined: its stored records were damaged (restore it with PUT /v1/accounts)"...)
 	case RuleCountryDisabled:
 		dst = append(dst, "operator: calls to "...)
 		dst = append(dst, v.Country...)

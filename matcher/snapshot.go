@@ -83,6 +83,9 @@ type account struct {
 	// src is what an account (not a subaccount) was compiled from, so
 	// CompileFrom can reuse it while the source is the very same objects.
 	src policy.Account
+	// quarantined: the account's stored records were damaged at start;
+	// every call but an emergency call is refused (account_quarantined).
+	quarantined bool
 }
 
 // exceptSel is one countries.except entry, kept to name the entry that
@@ -341,7 +344,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		if prev != nil {
 			if old, ok := prev.accounts.Get(name); ok {
 				matched++
-				if sameAccount(old.src, acc) {
+				if sameAccount(old.src, acc) && !old.quarantined {
 					continue
 				}
 			}
@@ -366,6 +369,11 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 				b.Delete(name)
 			}
 		}
+	}
+	for name := range set.Quarantined {
+		// Whatever the account's readable records say, none of them
+		// applies: no subaccounts, no velocity scope of its own.
+		b.Set(name, &account{name: name, quarantined: true, maxRate: -1})
 	}
 	s.accounts = b.Map()
 	s.originOp = c.originOp

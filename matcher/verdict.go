@@ -56,6 +56,7 @@ const (
 	ReasonSourceBlocked
 	ReasonQuarantined
 	ReasonUnknownSubaccount
+	ReasonAccountQuarantined
 	numReasons
 )
 
@@ -95,6 +96,8 @@ var Reasons = [numReasons]ReasonInfo{
 		"The account is quarantined after failed screenings: only domestic and emergency calls pass"},
 	ReasonUnknownSubaccount: {"unknown_subaccount", 2021, 403, "Unknown Subaccount",
 		"The account accepts only its known subaccounts, and this one is not among them"},
+	ReasonAccountQuarantined: {"account_quarantined", 2074, 403, "Account Quarantined",
+		"The account's stored policy was found damaged at start and is quarantined: every call but an emergency call is refused until the account is written again"},
 }
 
 // Verdict is the action a reason stands for: screen for origin_screen,
@@ -176,6 +179,7 @@ const (
 	RuleRateExceeded   // the destination's rate is above max_destination_rate
 	RuleOrigin         // an origin check (see Verdict.Origin)
 	RuleUnknownSub     // a subaccount the account does not have (unknown_subaccounts=reject)
+	RuleQuarantined    // the account's stored records were damaged (-quarantine-damaged)
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Country permission defaults. An account either allows every country except
@@ -146,6 +148,11 @@ type Set struct {
 	HighRisk []HighRiskEntry
 	// Rates is the rate deck in force, nil when none is loaded.
 	Rates *RateDeck
+	// Quarantined are accounts whose stored records were found damaged at
+	// start (tollgate -quarantine-damaged), with what was damaged: every
+	// call of theirs is refused (account_quarantined) until the account is
+	// written again. Never mutated once in a set, only replaced.
+	Quarantined map[string]string
 }
 
 // Limits on identifiers and lists, so a single request cannot make the
@@ -173,8 +180,14 @@ type FieldError struct {
 }
 
 // Error reads "field: what is wrong", the form the admin API's 400 answers
-// and the reload log lines carry.
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// and the reload log lines carry; a problem with a document as a whole (no
+// field) is just what is wrong.
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
@@ -186,13 +199,13 @@ func fieldErr(field, format string, args ...any) error {
 // a URL path cannot carry them as a segment. It is the one naming rule of the
 // admin API, tollgate import, the query decoders and the loaded data file.
 func ValidName(s string) error {
-	switch bad, c := nameFault(s); bad {
+	switch bad, i := nameFault(s); bad {
 	case nameEmpty:
 		return errors.New("must not be empty")
 	case nameLong:
 		return fmt.Errorf("longer than %d bytes", MaxNameLen)
 	case nameChar:
-		return fmt.Errorf("character %q not allowed (letters, digits and ._-@+: only)", c)
+		return fmt.Errorf("character %s not allowed (letters, digits and ._-@+: only)", quoteChar(s, i))
 	case nameDots:
 		return errors.New(`"." and ".." cannot be names (a URL path cannot hold them)`)
 	}
@@ -214,7 +227,7 @@ const (
 	nameDots
 )
 
-func nameFault(s string) (int, byte) {
+func nameFault(s string) (int, int) {
 	switch {
 	case s == "":
 		return nameEmpty, 0
@@ -229,10 +242,22 @@ func nameFault(s string) (int, byte) {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '.', c == '_', c == '-', c == '@', c == '+', c == ':':
 		default:
-			return nameChar, c
+			return nameChar, i
 		}
 	}
 	return nameOK, 0
+}
+
+// quoteChar quotes the character starting at s[i] for a message: the whole
+// UTF-8 character ('é'), not its first byte taken as Latin-1 ('Ã'), which
+// is what quoting the byte did; a byte that starts no valid character is
+// shown in hex.
+func quoteChar(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x", s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 // NormalizePrefix turns an operator-written prefix ("+44 20", "0044-20",
@@ -255,7 +280,7 @@ func NormalizePrefix(p string) (string, error) {
 			b.WriteByte(c)
 		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
 		default:
-			return "", fmt.Errorf("prefix %q: character %q is not a digit", p, c)
+			return "", fmt.Errorf("prefix %q: character %s is not a digit", p, quoteChar(s, i))
 		}
 	}
 	out := b.String()

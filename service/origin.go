@@ -63,7 +63,7 @@ func (s *Service) loadOrigin() error {
 	m := make(map[string]origin.Durable, len(raw))
 	for k, b := range raw {
 		var d origin.Durable
-		if err := json.Unmarshal(b, &d); err != nil {
+		if err := policy.DecodeStrict(b, &d); err != nil {
 			return fmt.Errorf("stored origin state of %q: %w", k, err)
 		}
 		m[k] = d

@@ -206,7 +206,7 @@ func (s *Service) Load() error {
 		locks := make([]velocity.Lock, 0, len(raw))
 		for key, b := range raw {
 			var l velocity.Lock
-			if err := json.Unmarshal(b, &l); err != nil {
+			if err := policy.DecodeStrict(b, &l); err != nil {
 				return fmt.Errorf("stored lock %q: %w", key, err)
 			}
 			locks = append(locks, l)
@@ -435,6 +435,21 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 		}
 		names = append(names, name)
 	}
+	// Writing or deleting a quarantined account released it: the store
+	// replaced (or dropped) its damaged records in the same commit, and
+	// WithAccounts replaced (or dropped) its compiled placeholder.
+	for _, name := range names {
+		if _, q := s.set.Quarantined[name]; q {
+			rest := make(map[string]string, len(s.set.Quarantined))
+			for k, v := range s.set.Quarantined {
+				if _, written := ch.Accounts[k]; !written {
+					rest[k] = v
+				}
+			}
+			s.set.Quarantined = rest
+			break
+		}
+	}
 	if hr != nil {
 		s.hr = *hr
 	}
@@ -483,6 +498,9 @@ func (s *Service) Account(name string) (policy.Account, error) {
 		return policy.Account{}, err
 	}
 	a, ok := s.set.Accounts[name]
+	if why, q := s.set.Quarantined[name]; q && !ok {
+		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q (quarantined: %s; PUT the account again to release it)", name, why)}
+	}
 	if !ok {
 		return policy.Account{}, &NotFoundError{What: fmt.Sprintf("account %q", name)}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -70,20 +71,25 @@ func TestLocksAndRateDeck(t *testing.T) {
 	}
 }
 
-// A file written before locks and rate decks existed is older, not
-// damaged: read-only it has none, and the first writable open adds them.
+// A version 1 file written before locks and rate decks existed is older,
+// not damaged: it gets them, empty, when it is sealed.
 func TestOlderFileGetsNewBuckets(t *testing.T) {
-	s, dir := openTemp(t)
-	if _, err := s.Commit(&Change{Accounts: map[string]*policy.Account{"acme": acme()}}); err != nil {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("testdata", "v1.db"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	path := filepath.Join(dir, FileName)
+	os.WriteFile(path, src, 0o600)
+	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.Update(func(tx *bolt.Tx) error {
 		for _, b := range addedBuckets {
+			if tx.Bucket(b) == nil {
+				continue // added after version 1 was replaced
+			}
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -92,27 +98,29 @@ func TestOlderFileGetsNewBuckets(t *testing.T) {
 	})
 	db.Close()
 
-	ro, err := Open(dir, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("read-only open of an older file: %v", err)
-	}
-	if l, err := ro.Locks(); err != nil || len(l) != 0 {
-		t.Errorf("locks %v %v", l, err)
-	}
-	if d, _, err := ro.RateDeck(); err != nil || d != nil {
-		t.Errorf("deck %v %v", d, err)
-	}
-	if set, err := ro.Load(); err != nil || len(set.Accounts) != 1 {
-		t.Errorf("load %v", err)
-	}
-	ro.Close()
-
 	rw, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("writable open of an older file: %v", err)
 	}
-	defer rw.Close()
+	if l, err := rw.Locks(); err != nil || len(l) != 0 {
+		t.Errorf("locks %v %v", l, err)
+	}
+	if d, _, err := rw.RateDeck(); err != nil || d != nil {
+		t.Errorf("deck %v %v", d, err)
+	}
+	if set, err := rw.Load(); err != nil || len(set.Accounts) != 2 {
+		t.Errorf("load %v", err)
+	}
 	if _, err := rw.Commit(&Change{Locks: map[string]json.RawMessage{"acme": json.RawMessage(`{}`)}}); err != nil {
 		t.Errorf("lock in an upgraded file: %v", err)
+	}
+	rw.Close()
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if l, err := ro.Locks(); err != nil || len(l) != 1 {
+		t.Errorf("locks after upgrade %v %v", l, err)
 	}
 }

@@ -220,16 +220,21 @@ func TestReadOnlyAndLock(t *testing.T) {
 	}
 }
 
-// A zero-length file (a crash before bbolt wrote its first page) and a bbolt
-// file with no buckets at all (a crash before our first commit) hold nothing
-// to lose: both start fresh.
+// A zero-length data file (truncated, or left by an older tollgate's
+// interrupted first start) and a bbolt file with no buckets at all used to
+// start fresh, with an empty policy: both are refused now, with what to do.
 func TestFreshFiles(t *testing.T) {
 	t.Run("zero-length", func(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, FileName), nil, 0o600)
-		s, err := Open(dir, Options{})
+		_, err := Open(dir, Options{})
+		var me *MissingError
+		if !errors.As(err, &me) || !me.Empty || !strings.Contains(err.Error(), "-init-data-dir") {
+			t.Fatalf("zero-length data file: %v", err)
+		}
+		s, err := Open(dir, Options{Init: true})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("-init-data-dir over a zero-length file: %v", err)
 		}
 		s.Close()
 	})
@@ -240,11 +245,11 @@ func TestFreshFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		s, err := Open(dir, Options{})
-		if err != nil {
-			t.Fatal(err)
+		_, err = Open(dir, Options{})
+		var fe *FormatError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "no tollgate data") {
+			t.Fatalf("bucketless file: %v", err)
 		}
-		s.Close()
 	})
 }
 

@@ -110,6 +110,22 @@ func verifyFile(path string, size int64, exclusive bool, timeout time.Duration) 
 		ps = int64(m0.pageSize)
 	}
 	m1, ok1 := v.readMeta(ps)
+	if ok0 != ok1 {
+		// bbolt takes the valid meta page. When the damaged one is the
+		// latest write's, that silently rolls the file back to the state
+		// before it: an acknowledged write (a deny-all rule, a lock)
+		// gone. A torn write cannot cause this (the checksummed part
+		// lies in one sector), so it is damage: refuse.
+		good, badOff := m0, ps
+		if ok1 {
+			good, badOff = m1, 0
+		}
+		var raw [8]byte
+		v.f.ReadAt(raw[:], badOff+pageHeaderSize+48)
+		if claimed := le.Uint64(raw[:]); claimed+1 != good.txid {
+			return v.damaged("the meta page of the latest write fails its checksum (it claims transaction %d; the other page holds %d): opening would silently fall back to the state before that write", claimed, good.txid)
+		}
+	}
 	var m boltMeta
 	switch {
 	case ok0 && ok1 && m1.txid > m0.txid:

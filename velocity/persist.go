@@ -387,7 +387,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 		return errGone
 	}
 	var rec scopeRec
-	if err := json.Unmarshal(val, &rec); err != nil {
+	if err := policy.DecodeStrict(val, &rec); err != nil {
 		return err
 	}
 	cfg := s.cfg.Load()
@@ -490,7 +490,7 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 // restart, is a duplicate). Call it after RestoreScope.
 func (e *Engine) RestoreCall(id string, val []byte) error {
 	var rec callRec
-	if err := json.Unmarshal(val, &rec); err != nil {
+	if err := policy.DecodeStrict(val, &rec); err != nil {
 		return err
 	}
 	s := e.exact(rec.Account, rec.Subaccount)

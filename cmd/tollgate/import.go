@@ -12,8 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/matcher"
@@ -234,36 +232,16 @@ func parseImportLine(b []byte) (importedAccount, error) {
 	return importedAccount{name: l.Account, acc: a}, nil
 }
 
-// strictJSON decodes one JSON object with no unknown fields and nothing
-// after it; errors start with the field at fault.
+// strictJSON decodes one JSON object with policy.DecodeStrict (no unknown,
+// case-folded or duplicate keys, nothing after it); errors start with the
+// field at fault.
 func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed JSON at byte %d: %v", se.Offset, se)
-		case errors.As(err, &te):
-			field := strings.ReplaceAll(strings.ReplaceAll(te.Field, "Policy.", ""), "Account.", "")
-			if field == "" {
-				field = "(object)"
-			}
-			return fmt.Errorf("%s: expected %s, got JSON %s", field, te.Type, te.Value)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return errors.New("truncated JSON")
+	if err := policy.DecodeStrict(b, v); err != nil {
+		var fe *policy.FieldError
+		if errors.As(err, &fe) && fe.Field == "" {
+			return fmt.Errorf("%s (one object per line)", fe.Msg)
 		}
-		msg := strings.TrimPrefix(err.Error(), "json: ")
-		if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
-			if name, uerr := strconv.Unquote(f); uerr == nil {
-				return fmt.Errorf("%s: unknown field", name)
-			}
-		}
-		return errors.New(msg)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("unexpected data after the JSON object (one object per line)")
+		return err
 	}
 	return nil
 }
@@ -290,7 +268,7 @@ func importAccounts(dataDir string, accounts []importedAccount, src importSource
 	// against an empty set and creates nothing.
 	if !dryRun || fileExists(res.path) {
 		var err error
-		st, err = store.Open(dataDir, store.Options{ReadOnly: dryRun, Timeout: time.Second})
+		st, err = store.Open(dataDir, store.Options{ReadOnly: dryRun, Timeout: time.Second, FreshOperator: store.FreshOperator()})
 		if err != nil {
 			if errors.Is(err, store.ErrLocked) {
 				return res, fmt.Errorf("%w: stop the daemon first (an import into a running daemon's data file would not be in force until it restarts), or use the admin API", err)

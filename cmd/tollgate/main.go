@@ -29,6 +29,7 @@ import (
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/velocity"
@@ -75,6 +76,8 @@ type config struct {
 	maxConns, maxConnsPerSource   int
 	proxySources                  string
 	rpcIdleTimeout                time.Duration
+	initDataDir                   bool
+	quarantineDamaged             bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -107,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
 	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
 	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
+	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
+	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -261,20 +266,10 @@ func adminTokens(flagValue, file, dataDir string, log zerolog.Logger) ([]handler
 		return nil, err
 	}
 	tok := hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
+	// Written whole under a temporary name and renamed: a full disk leaves
+	// no token file rather than an empty one that blocks later starts.
+	if err := store.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the admin token: %w", err)
 	}
 	log.Warn().Str("token_file", path).Msg("admin token generated; read it from this file (it is not logged)")
 	return []handler.Token{{Name: "admin", Secret: tok}}, nil
@@ -296,11 +291,7 @@ func writeRunInfo(dir string, ri runInfo) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, runFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, runFile))
+	return store.WriteFileAtomic(filepath.Join(dir, runFile), append(b, '\n'), 0o644)
 }
 
 func serve(args []string) error {
@@ -324,14 +315,10 @@ func serve(args []string) error {
 		return err
 	}
 	proxies, _ := parseSources(c.proxySources) // checked by parseFlags
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return err
-	}
-	tokens, err := adminTokens(c.adminToken, c.adminTokenFile, c.dataDir, log)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(c.dataDir, store.Options{Timeout: 2 * time.Second})
+	// The data file first: whether the data dir is fresh is decided before
+	// anything (the token file) is written into it.
+	st, err := store.Open(c.dataDir, store.Options{Timeout: 2 * time.Second, Init: c.initDataDir,
+		Quarantine: c.quarantineDamaged, FreshOperator: store.FreshOperator()})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("%w; another tollgate already serves this -data-dir", err)
@@ -339,6 +326,18 @@ func serve(args []string) error {
 		return err
 	}
 	defer st.Close()
+	if st.Created() {
+		log.Warn().Str("data_file", st.Path()).Str("unknown_accounts", policy.UnknownReject).
+			Msg("first start: created a new, empty data file; calls of accounts not created through the admin API are rejected")
+	}
+	for name, why := range st.Quarantined() {
+		log.Error().Str("account", name).Str("damage", why).
+			Msg("account quarantined (-quarantine-damaged): its stored records are damaged; every call is refused until it is written again")
+	}
+	tokens, err := adminTokens(c.adminToken, c.adminTokenFile, c.dataDir, log)
+	if err != nil {
+		return err
+	}
 
 	var hooks []string
 	for _, u := range strings.Split(c.webhookURLs, ",") {

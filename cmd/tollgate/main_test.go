@@ -238,7 +238,7 @@ func TestCrashDurability(t *testing.T) {
 	if st, body := d2.query("/v1/check?to=%2B5355512345&account=acme"); st != 403 || !strings.Contains(body, `"reason":"country_barred"`) {
 		t.Fatalf("decision after restart: %d %s", st, body)
 	}
-	if st, body := d2.query("/v1/check?to=%2B85021234567"); st != 403 || !strings.Contains(body, `"reason":"country_disabled"`) {
+	if st, body := d2.query("/v1/check?to=%2B85021234567&account=acme"); st != 403 || !strings.Contains(body, `"reason":"country_disabled"`) {
 		t.Fatalf("operator setting after restart: %d %s", st, body)
 	}
 	if _, body := d2.admin("GET", "/v1/audit", ""); strings.Count(body, `"action"`) != 2 {
@@ -260,8 +260,9 @@ func TestGracefulShutdown(t *testing.T) {
 	if st, body := d.query("/ready"); st != 503 || !strings.Contains(body, "draining") {
 		t.Fatalf("ready while draining: %d %s", st, body)
 	}
-	if st, _ := d.query("/v1/check?to=%2B14155550123"); st != 200 {
-		t.Fatalf("query while draining: %d", st)
+	// A fresh data dir rejects unknown accounts: the answer is a verdict.
+	if st, body := d.query("/v1/check?to=%2B14155550123"); st != 403 || !strings.Contains(body, `"reason":"not_permitted"`) {
+		t.Fatalf("query while draining: %d %s", st, body)
 	}
 	if err := d.wait(15 * time.Second); err != nil {
 		t.Fatalf("exit: %v\n%s", err, d.logs.String())
@@ -280,6 +281,9 @@ func TestSIGHUPReload(t *testing.T) {
 	hr := filepath.Join(t.TempDir(), "hr.csv")
 	os.WriteFile(hr, []byte("# version: one\nprefix,country,category,source\n+4420,GB,irsf,test\n"), 0o644)
 	d := startDaemon(t, dir, "-high-risk-file", hr)
+	if st, body := d.admin("PUT", "/v1/operator", `{"unknown_accounts":"default","default":{}}`); st != 200 {
+		t.Fatalf("PUT operator: %d %s", st, body)
+	}
 	if st, _ := d.query("/v1/check?to=%2B442071234567"); st != 403 {
 		t.Fatalf("file list not in force: %d", st)
 	}
