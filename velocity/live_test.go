@@ -1,0 +1,58 @@
+package velocity
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// LiveCalls lists what a teardown needs of the calls up in a scope: the
+// proxy and dialog the answer reported (kept from the first answer; a
+// repeated answer naming another proxy changes nothing), the resolved
+// destination and the home country; an account's list holds its
+// subaccounts' calls, a subaccount's only its own; ended calls are gone.
+func TestLiveCalls(t *testing.T) {
+	f := newFixture(t, setWith(nil))
+	dlg := Dialog{FromTag: "ft1", ToTag: "tt1"}
+	ans := func(id, sub, to, proxy string, d Dialog) {
+		t.Helper()
+		f.e.Apply(Event{Kind: Answered, CallID: id, Account: "acme", Subaccount: sub, To: to, Proxy: proxy, Dialog: d})
+		f.clk.Add(time.Second)
+	}
+	ans("c1", "", numFR, "edge1", dlg)
+	ans("c2", "sales", numGB, "edge2", Dialog{FromTag: "ft2", ToTag: "tt2", ID: "123"})
+	ans("c3", "", "not a number", "", Dialog{})
+	// a forged repeat of c1's answer naming another proxy is a duplicate
+	if r := f.e.Apply(Event{Kind: Answered, CallID: "c1", Account: "acme", To: numFR, Proxy: "edge2", Dialog: Dialog{FromTag: "x"}}); r != Duplicate {
+		t.Fatalf("repeat answer: %v", r)
+	}
+	got, ok := f.e.LiveCalls("acme", "")
+	want := []LiveCall{
+		{CallID: "c1", Account: "acme", To: numFR, Home: "GB", Answered: monday10, Proxy: "edge1", Dialog: dlg},
+		{CallID: "c2", Account: "acme", Subaccount: "sales", To: numGB, Home: "GB", Answered: monday10.Add(time.Second), Proxy: "edge2",
+			Dialog: Dialog{FromTag: "ft2", ToTag: "tt2", ID: "123"}},
+		{CallID: "c3", Account: "acme", Home: "GB", Answered: monday10.Add(2 * time.Second)},
+	}
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("account's live calls:\n%+v\nwant\n%+v", got, want)
+	}
+	if got, _ := f.e.LiveCalls("acme", "sales"); len(got) != 1 || got[0].CallID != "c2" {
+		t.Fatalf("sales: %+v", got)
+	}
+	if !f.e.Live("c1") {
+		t.Fatal("c1 not live")
+	}
+	f.event(Ended, "c1", "acme", "", numFR, time.Second)
+	if f.e.Live("c1") || f.e.Live("nope") {
+		t.Fatal("an ended or unknown call is live")
+	}
+	if got, _ := f.e.LiveCalls("acme", ""); len(got) != 2 {
+		t.Fatalf("after c1 ended: %+v", got)
+	}
+	if _, ok := f.e.LiveCalls("nobody", ""); ok {
+		t.Fatal("unknown account listed")
+	}
+	if _, ok := f.e.LiveCalls("acme", "nosuch"); ok {
+		t.Fatal("unknown subaccount listed as the account")
+	}
+}
