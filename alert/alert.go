@@ -42,6 +42,7 @@ const (
 	TypeLockdown  = "lockdown"  // international calls of a scope were locked
 	TypeUnlock    = "unlock"    // an operator lifted a lockdown
 	TypeCall      = "call"      // something about one call (its end never came)
+	TypeTeardown  = "teardown"  // a live call of a locked scope could not be ended
 )
 
 // Levels. Info is for unlocks.
@@ -59,12 +60,15 @@ const (
 	// KindUnconfirmedCall is a call whose end never came, booked from its
 	// answer to when it was last heard of.
 	KindUnconfirmedCall = "unconfirmed_call"
+	// KindTeardown is a live call of a locked scope that could not be ended.
+	KindTeardown = "teardown"
 )
 
 // Kinds is every kind an alert can have, in metric order: the velocity
-// measures, the daily spend, lockdown and unlock.
+// measures, the daily spend, lockdown, unlock, an unconfirmed call and a
+// failed teardown.
 var Kinds = []string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration",
-	"blocked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall}
+	"blocked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall, KindTeardown}
 
 // Levels is every level, in metric order.
 var Levels = []string{LevelWarning, LevelCritical, LevelInfo}

@@ -380,10 +380,11 @@ func (h *Handler) writeAlertMetrics(b *bytes.Buffer, head func(name, help, typ s
 }
 
 // alertCombination reports whether an alert of kind can have level:
-// thresholds warn or are critical, lockdowns are critical, unlocks info.
+// thresholds warn or are critical, lockdowns and failed teardowns are
+// critical, unlocks info.
 func alertCombination(kind, level string) bool {
 	switch kind {
-	case alert.KindLockdown:
+	case alert.KindLockdown, alert.KindTeardown:
 		return level == alert.LevelCritical
 	case alert.KindUnlock, alert.KindUnconfirmedCall:
 		return level == alert.LevelInfo
