@@ -31,6 +31,7 @@ import (
 	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -72,6 +73,10 @@ type config struct {
 	logFormat, logLevel           string
 	logNumbers                    bool
 	drainDelay, shutdownTimeout   time.Duration
+	proxies                       []teardown.Proxy
+	teardownTimeout               time.Duration
+	teardownAttempts              int
+	teardownOnSpend               bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -99,6 +104,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	proxyControl := fs.String("proxy-control", "", "control interfaces of the proxies, comma-separated id=kind:url (kind kamailio or opensips), e.g. edge1=kamailio:http://127.0.0.1:5071/RPC; a lockdown ends the live international calls through the proxy each call's events name (off when empty)")
+	fs.DurationVar(&c.teardownTimeout, "teardown-timeout", 2*time.Second, "how long one request to a proxy's control interface may take")
+	fs.IntVar(&c.teardownAttempts, "teardown-attempts", 4, "requests per call before a teardown is given up (and alerted)")
+	fs.BoolVar(&c.teardownOnSpend, "teardown-on-spend", false, "also end live international calls when a daily spend limit is reached with action \"alert\" (with \"lockdown\" they always are)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -126,6 +135,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.gcPercent < 10 || c.gcPercent > 1000 {
 		return nil, fmt.Errorf("-gc-percent %d: want between 10 and 1000", c.gcPercent)
+	}
+	var err error
+	if c.proxies, err = teardown.ParseProxies(*proxyControl); err != nil {
+		return nil, fmt.Errorf("-proxy-control: %w", err)
+	}
+	if c.teardownTimeout < 10*time.Millisecond || c.teardownTimeout > time.Minute {
+		return nil, fmt.Errorf("-teardown-timeout %v: want between 10ms and 1m", c.teardownTimeout)
+	}
+	if c.teardownAttempts < 1 || c.teardownAttempts > 20 {
+		return nil, fmt.Errorf("-teardown-attempts %d: want between 1 and 20", c.teardownAttempts)
 	}
 	return c, nil
 }
@@ -344,12 +363,15 @@ func serve(args []string) error {
 	}
 	plan := numplan.Default()
 	var m *matcher.Matcher
+	// the engine's alerts go to the dispatcher, through the teardown when
+	// proxies are configured (set below, before anything runs)
+	notify := &relay{next: alerts}
 	vel := velocity.New(velocity.Options{
 		MaxCallDuration: c.maxCallDuration,
 		UnconfirmedCap:  c.unconfirmedCap,
 		KeepState:       true,
 		Interval:        c.velocityInterval,
-		Notifier:        alerts,
+		Notifier:        notify,
 		Resolve: func(account, sub, to string) string {
 			e164, _ := m.Destination(&matcher.Query{To: to, Account: account, Subaccount: sub})
 			return e164
@@ -370,6 +392,27 @@ func serve(args []string) error {
 	}
 	orig := origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
 	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
+	var td *teardown.Teardown
+	if len(c.proxies) > 0 {
+		td, err = teardown.New(teardown.Options{Proxies: c.proxies, Calls: vel, Next: alerts, OnSpend: c.teardownOnSpend,
+			Timeout: c.teardownTimeout, Attempts: c.teardownAttempts, Logger: log,
+			Domestic: func(lc velocity.LiveCall) bool {
+				if lc.To == "" || lc.Home == "" {
+					return false
+				}
+				_, country := m.Destination(&matcher.Query{To: lc.To, Account: lc.Account, Subaccount: lc.Subaccount})
+				return country == lc.Home
+			}})
+		if err != nil {
+			return err
+		}
+		notify.next = td
+		td.Start()
+		defer td.Close()
+		for _, p := range c.proxies {
+			log.Info().Str("proxy", p.ID).Str("kind", p.Kind.String()).Str("url", p.URL).Msg("lockdowns end live international calls through this proxy")
+		}
+	}
 	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Origin: orig, Logger: log,
 		FlushState: state.Flush})
 	if err := svc.Load(); err != nil {
@@ -408,7 +451,7 @@ func serve(args []string) error {
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
-		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration})
+		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, Teardown: td})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
@@ -529,6 +572,12 @@ func logRestored(log zerolog.Logger, r fraudstate.Restored) {
 	}
 	ev.Msg("fraud state restored")
 }
+
+// relay hands alerts to next; next is set before anything raises one.
+type relay struct{ next alert.Notifier }
+
+// Notify implements alert.Notifier.
+func (r *relay) Notify(a alert.Alert) { r.next.Notify(a) }
 
 // logGeo logs a Geo-IP database reload: the table now in force, or why the
 // file was refused (the previous table keeps serving).
