@@ -21,9 +21,10 @@ import (
 
 // calls is a fake source of live calls.
 type calls struct {
-	mu   sync.Mutex
-	list []velocity.LiveCall
-	live map[string]bool
+	mu     sync.Mutex
+	list   []velocity.LiveCall
+	live   map[string]bool
+	booked []string // ends booked through Apply
 }
 
 func newCalls(cs ...velocity.LiveCall) *calls {
@@ -50,6 +51,26 @@ func (c *calls) Live(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.live[id]
+}
+
+// Apply records the ends the teardown books.
+func (c *calls) Apply(ev velocity.Event) velocity.Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.booked = append(c.booked, ev.CallID)
+	if !c.live[ev.CallID] {
+		return velocity.Duplicate
+	}
+	c.live[ev.CallID] = false
+	return velocity.Accepted
+}
+
+func (c *calls) bookedEnds() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]string(nil), c.booked...)
+	sort.Strings(out)
+	return out
 }
 
 func (c *calls) end(id string) {
@@ -218,6 +239,9 @@ func TestLockdownEndsInternationalCalls(t *testing.T) {
 	if st.Triggers != 1 || st.RPCs != [3]uint64{2, 0, 0} {
 		t.Errorf("stats %+v", st)
 	}
+	if got := src.bookedEnds(); !reflect.DeepEqual(got, []string{"c1", "c2"}) {
+		t.Errorf("ends booked %v, want the two ended calls", got)
+	}
 	if got := next.kinds(); !reflect.DeepEqual(got, []string{"lockdown/lockdown/"}) {
 		t.Errorf("alerts passed on: %v", got)
 	}
@@ -244,9 +268,10 @@ func TestSpendAndSubaccount(t *testing.T) {
 	}
 	td.Notify(alert.Alert{Type: alert.TypeThreshold, Kind: alert.KindDailySpend, Level: alert.LevelWarning, Account: "acme"})
 	td.Notify(alert.Alert{Type: alert.TypeThreshold, Kind: alert.KindDailySpend, Level: alert.LevelCritical, Account: "acme", Action: "alert"})
-	st := settle(t, td, 3)
-	if st.Triggers != 2 || len(kam.requests()) != 3 {
-		t.Fatalf("spend critical: %+v %q", st, kam.requests())
+	st := settle(t, td, 2)
+	// c2 was ended and booked: only c1 is left to end
+	if got := kam.requests(); st.Triggers != 2 || len(got) != 2 || !strings.Contains(got[0], `"c1"`) {
+		t.Fatalf("spend critical: %+v %q", st, got)
 	}
 }
 
@@ -321,6 +346,10 @@ func TestCallEndedBeforeTeardown(t *testing.T) {
 	}
 	if a := alerts.kinds(); len(a) != 0 {
 		t.Errorf("alerts for calls that ended: %v", a)
+	}
+	// the proxy had no dialog left: the call's end is booked now
+	if got := src.bookedEnds(); !reflect.DeepEqual(got, []string{"c3"}) {
+		t.Errorf("ends booked %v, want c3's", got)
 	}
 }
 
