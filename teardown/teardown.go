@@ -387,7 +387,7 @@ func needs(k Kind) string {
 	if k == Kamailio {
 		return "dialog.from_tag and dialog.to_tag"
 	}
-	return "usable dialog id (an all-digit Call-ID needs dialog.id)"
+	return "usable dialog id (a Call-ID that reads as a dialog id needs dialog.id)"
 }
 
 // request builds the RPC that ends c's dialog on a proxy of kind k.
@@ -397,9 +397,12 @@ func needs(k Kind) string {
 // they can name no other call, even after the proxy restarted (dlg.end_dlg's
 // h_entry/h_id are reused).
 //
-// OpenSIPS: dlg_end_dlg dialog_id, which takes either the numeric dialog id
-// or the Call-ID, trying the number first: a Call-ID of digits only could
-// be read as another dialog's id, so such a call is ended by its dialog id.
+// OpenSIPS: dlg_end_dlg dialog_id, which takes either the dialog id
+// ($DLG_did, "hex.hex") or the Call-ID, trying the id first: a Call-ID that
+// reads as a dialog id ("1f.a2", chosen by the caller) could name another
+// call's dialog, so such a call is ended by the dialog id its own events
+// reported, or not at all. Other calls are ended by Call-ID, which, unlike
+// a dialog id, is never reused after the proxy restarts.
 func request(k Kind, c velocity.LiveCall) (string, any, bool) {
 	switch k {
 	case Kamailio:
@@ -409,7 +412,7 @@ func request(k Kind, c velocity.LiveCall) (string, any, bool) {
 		return "dlg.terminate_dlg", []string{c.CallID, c.Dialog.FromTag, c.Dialog.ToTag}, true
 	case OpenSIPS:
 		id := c.CallID
-		if allDigits(id) {
+		if looksLikeDID(id) {
 			if id = c.Dialog.ID; id == "" {
 				return "", nil, false
 			}
@@ -419,9 +422,17 @@ func request(k Kind, c velocity.LiveCall) (string, any, bool) {
 	return "", nil, false
 }
 
-func allDigits(s string) bool {
+// looksLikeDID reports whether OpenSIPS's parse_dlg_did (3.6) would take s
+// for a dialog id: hex digits (maybe none), '.', hex digits (maybe none).
+func looksLikeDID(s string) bool {
+	a, b, ok := strings.Cut(s, ".")
+	return ok && allHex(a) && allHex(b)
+}
+
+func allHex(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

@@ -370,7 +370,7 @@ func (e *endAfterList) LiveCalls(account, sub string) ([]velocity.LiveCall, bool
 // configured control URL: a call naming an unconfigured proxy id is
 // counted, alerted and sent nowhere; a control interface that redirects is
 // not followed; an OpenSIPS call whose Call-ID could be read as another
-// dialog's numeric id is ended by its own dialog id, or not at all.
+// dialog's id ("hex.hex") is ended by its own dialog id, or not at all.
 func TestNoRequestOutsideTheConfiguredProxies(t *testing.T) {
 	var hits atomic.Int64
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
@@ -378,7 +378,7 @@ func TestNoRequestOutsideTheConfiguredProxies(t *testing.T) {
 	redirect := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/RPC", http.StatusTemporaryRedirect))
 	defer redirect.Close()
 	ops := newRPCServer(t, always(200, osOK))
-	digits, digitsNoID := fr("1234567890", "os1"), fr("987", "os1")
+	digits, digitsNoID := fr("12ab.3", "os1"), fr(".f0", "os1")
 	digitsNoID.Dialog.ID = ""
 	noTags := fr("c4", "edge1")
 	noTags.Dialog = velocity.Dialog{}
