@@ -116,6 +116,18 @@ func TestTeardownOnLockdown(t *testing.T) {
 			strings.Contains(m, `tollgate_teardown_rpcs_total{result="ok"} 2`+"\n") &&
 			strings.Contains(m, "\ntollgate_live_calls 0\n")
 	})
+	t.Logf("tollgate's log of the teardown:\n%s", grepContaining(e.tg.Log(), `"teardown: `))
+}
+
+// grepContaining keeps the lines of s that contain sub.
+func grepContaining(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // grepLines keeps the lines of s that start with one of the prefixes.

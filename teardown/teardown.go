@@ -504,9 +504,14 @@ func notFound(detail string) bool {
 // done counts and logs a call's result, and alerts when it failed.
 func (t *Teardown) done(c velocity.LiveCall, r Result, why, detail string) {
 	t.calls[r].Add(1)
-	ev := t.log.Info()
-	if r == Failed || r == Refused || r == NoProxy || r == NoDialog || r == Dropped {
-		ev = t.log.Error()
+	var ev *zerolog.Event
+	switch r {
+	case Ended:
+		ev = t.log.Warn() // a live call ended by tollgate
+	case Gone, NotFound:
+		ev = t.log.Info()
+	default:
+		ev = t.log.Error() // left up
 	}
 	ev.Str("account", c.Account).Str("subaccount", c.Subaccount).Str("call_id", c.CallID).Str("proxy", c.Proxy).
 		Str("trigger", why).Str("result", r.String()).Str("detail", detail).Msg("teardown: call")
