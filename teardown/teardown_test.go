@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/handler"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 )
@@ -462,5 +464,72 @@ func TestValidID(t *testing.T) {
 		if teardown.ValidID(s) != want {
 			t.Errorf("ValidID(%q) != %v", s, want)
 		}
+	}
+}
+
+// From the wire to the proxy: call events decoded by the handler feed the
+// velocity engine, an operator's lock reaches the teardown through the
+// engine's alerts, and only the configured proxy the genuine answer named
+// gets a request. A forged event can neither re-point a live call at
+// another proxy (its answer is a duplicate), nor make tollgate send to an
+// address it carries (an unconfigured id is sent nowhere, a URL is not an
+// id at all).
+func TestForgedEventsEndToEnd(t *testing.T) {
+	var hits atomic.Int64
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer attacker.Close()
+	edge1 := newRPCServer(t, always(200, kamOK))
+
+	var td *teardown.Teardown
+	relay := &relayTo{}
+	eng := velocity.New(velocity.Options{Notifier: relay})
+	home := "GB"
+	if err := eng.Sync(&policy.Set{Accounts: map[string]policy.Account{"acme": {Policy: policy.Policy{HomeCountry: &home}}}}); err != nil {
+		t.Fatal(err)
+	}
+	td = start(t, teardown.Options{Calls: eng, Proxies: []teardown.Proxy{{ID: "edge1", Kind: teardown.Kamailio, URL: edge1.URL + "/RPC"}}})
+	relay.n = td
+
+	apply := func(body string) {
+		t.Helper()
+		evs, err := handler.DecodeEvents([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			eng.Apply(ev)
+		}
+	}
+	apply(`{"event":"answered","call_id":"c1","account":"acme","to":"+33142685300","proxy":"edge1","dialog":{"from_tag":"f1","to_tag":"t1"}}`)
+	apply(`{"event":"answered","call_id":"c1","account":"acme","to":"+33142685300","proxy":"edge9","dialog":{"from_tag":"x","to_tag":"y"}}`)
+	apply(`{"event":"answered","call_id":"c2","account":"acme","to":"+33142685301","proxy":"edge9","control_url":"` + attacker.URL +
+		`","dialog":{"from_tag":"f2","to_tag":"t2","url":"` + attacker.URL + `"}}`)
+	if _, err := handler.DecodeEvents([]byte(`{"event":"answered","call_id":"c3","account":"acme","proxy":"` + attacker.URL + `/RPC"}`)); err == nil {
+		t.Fatal("a URL was taken for a proxy id")
+	}
+	if err := eng.Lock(velocity.Lock{Account: "acme", By: "admin", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	st := settle(t, td, 2)
+	if want := map[string]uint64{"ended": 1, "no_proxy": 1}; !reflect.DeepEqual(counts(st), want) {
+		t.Fatalf("results %v, want %v", counts(st), want)
+	}
+	if got := edge1.requests(); !reflect.DeepEqual(got, []string{`dlg.terminate_dlg ["c1","f1","t1"]`}) {
+		t.Errorf("edge1 got %q", got)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the address a forged event carried", hits.Load())
+	}
+	if eng.Live("c1") || !eng.Live("c2") {
+		t.Errorf("c1 should be booked ended, c2 (left up) still live: %v %v", eng.Live("c1"), eng.Live("c2"))
+	}
+}
+
+// relayTo hands alerts to n, set once the teardown exists.
+type relayTo struct{ n alert.Notifier }
+
+func (r *relayTo) Notify(a alert.Alert) {
+	if r.n != nil {
+		r.n.Notify(a)
 	}
 }
