@@ -533,3 +533,37 @@ func (r *relayTo) Notify(a alert.Alert) {
 		r.n.Notify(a)
 	}
 }
+
+// A call let through before the lock and answered after it (it was ringing)
+// is ended when its answer arrives; a domestic one is not.
+func TestAnsweredAfterTheLock(t *testing.T) {
+	edge1 := newRPCServer(t, always(200, kamOK))
+	eng := velocity.New(velocity.Options{})
+	home := "GB"
+	if err := eng.Sync(&policy.Set{Accounts: map[string]policy.Account{"acme": {Policy: policy.Policy{HomeCountry: &home},
+		Subaccounts: map[string]policy.Policy{"sales": {}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	td := start(t, teardown.Options{Calls: eng, Proxies: []teardown.Proxy{{ID: "edge1", Kind: teardown.Kamailio, URL: edge1.URL}}})
+	eng.SetOnLockedAnswer(func(account, sub string) { td.Trigger(account, sub, "answered_while_locked") })
+	answer := func(id, sub, to string) {
+		eng.Apply(velocity.Event{Kind: velocity.Answered, CallID: id, Account: "acme", Subaccount: sub, To: to, Proxy: "edge1",
+			Dialog: velocity.Dialog{FromTag: "f-" + id, ToTag: "t-" + id}})
+	}
+	answer("before", "", "+33142685300") // unlocked: stays up
+	if err := eng.Lock(velocity.Lock{Account: "acme", By: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	answer("ringing", "sales", "+33142685301")
+	answer("home", "", "+441614960000")
+	st := settle(t, td, 2)
+	// the lock itself is not seen here (no notifier): only the answers
+	// trigger, and each lists the scope's live calls
+	if want := map[string]uint64{"ended": 2, "domestic": 1}; !reflect.DeepEqual(counts(st), want) {
+		t.Fatalf("results %v, want %v", counts(st), want)
+	}
+	got := edge1.requests()
+	if len(got) != 2 || !strings.Contains(got[0]+got[1], `"ringing"`) || !strings.Contains(got[0]+got[1], `"before"`) {
+		t.Errorf("requests %q", got)
+	}
+}

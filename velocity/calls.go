@@ -199,6 +199,11 @@ func (e *Engine) apply(ev Event) Result {
 		if ev.Kind == Answered {
 			e.live.Add(1)
 			c.scope.addLive(c, now)
+			if e.opt.OnLockedAnswer != nil && s.IntlLocked() != matcher.LayerNone {
+				// ringing when the lock came: the teardown decides whether
+				// it is international
+				e.opt.OnLockedAnswer(s.account, s.sub)
+			}
 		} else {
 			c.scope.endCall(c, c.answered, at, now, false)
 		}

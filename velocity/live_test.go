@@ -56,3 +56,25 @@ func TestLiveCalls(t *testing.T) {
 		t.Fatal("unknown subaccount listed as the account")
 	}
 }
+
+// OnLockedAnswer hears of answers in locked scopes only: a subaccount's
+// under its account's lock, the account's own; not before the lock, not
+// after the unlock, not a duplicate answer.
+func TestOnLockedAnswer(t *testing.T) {
+	f := newFixture(t, setWith(nil))
+	var got []string
+	f.e.SetOnLockedAnswer(func(account, sub string) { got = append(got, account+"/"+sub) })
+	f.event(Answered, "a1", "acme", "", numFR, 0)
+	if err := f.e.Lock(Lock{Account: "acme", By: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	f.event(Answered, "a2", "acme", "sales", numFR, 0)
+	f.event(Answered, "a2", "acme", "sales", numFR, 0) // duplicate
+	f.event(Answered, "a3", "other", "", numFR, 0)
+	f.event(Ended, "a4", "acme", "", numFR, time.Second) // an end is no answer
+	f.e.Unlock("acme", "", "t", "")
+	f.event(Answered, "a5", "acme", "", numFR, 0)
+	if want := []string{"acme/sales"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("callbacks %v, want %v", got, want)
+	}
+}

@@ -407,6 +407,9 @@ func serve(args []string) error {
 			return err
 		}
 		notify.next = td
+		// a call that was ringing when its account was locked is ended when
+		// its answer arrives
+		vel.SetOnLockedAnswer(func(account, sub string) { td.Trigger(account, sub, "answered_while_locked") })
 		td.Start()
 		defer td.Close()
 		for _, p := range c.proxies {
