@@ -308,7 +308,11 @@ func (t *Teardown) scope(s scope) {
 			t.done(c, Dropped, s.why, "teardown queue full")
 		}
 	}
-	t.log.Warn().Str("account", s.account).Str("subaccount", s.sub).Str("trigger", s.why).Int("live", len(calls)).
+	ev := t.log.Debug()
+	if n > 0 {
+		ev = t.log.Warn()
+	}
+	ev.Str("account", s.account).Str("subaccount", s.sub).Str("trigger", s.why).Int("live", len(calls)).
 		Int("queued", n).Msg("teardown: ending the live international calls")
 }
 

@@ -410,8 +410,7 @@ func serve(args []string) error {
 		// a call that was ringing when its account was locked is ended when
 		// its answer arrives
 		vel.SetOnLockedAnswer(func(account, sub string) { td.Trigger(account, sub, "answered_while_locked") })
-		td.Start()
-		defer td.Close()
+		td.Start() // closed below, before the alerts: its last alerts are delivered
 		for _, p := range c.proxies {
 			log.Info().Str("proxy", p.ID).Str("kind", p.Kind.String()).Str("url", p.URL).Msg("lockdowns end live international calls through this proxy")
 		}
@@ -484,6 +483,9 @@ func serve(args []string) error {
 		// after the listeners: no more decisions or events to evaluate
 		stopVelocity()
 		<-velDone
+		if td != nil {
+			td.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
 		alerts.Close(ctx)
