@@ -34,14 +34,14 @@ import (
 	"github.com/tollgate/tollgate/velocity"
 )
 
-// Calls is where the live calls come from: the velocity engine. Apply
-// books the end of a call the teardown ended (or found gone from its
-// proxy), so it is not left live until -max-call-duration when the proxy's
-// own end event is lost; the proxy's event, if it comes, is a duplicate.
+// Calls is where the live calls come from: the velocity engine. End books
+// the end of a call the teardown ended (or found gone from its proxy), so
+// it is not left live until -max-call-duration when the proxy's own end
+// event is lost; the proxy's event, if it comes, is a duplicate.
 type Calls interface {
 	LiveCalls(account, sub string) ([]velocity.LiveCall, bool)
 	Live(callID string) bool
-	Apply(velocity.Event) velocity.Result
+	End(velocity.Event) velocity.Result
 }
 
 // Options configure a Teardown.
@@ -339,7 +339,7 @@ func (t *Teardown) work() {
 			r, detail := t.end(j)
 			if r == Ended || r == NotFound {
 				c := j.call
-				t.opt.Calls.Apply(velocity.Event{Kind: velocity.Ended, CallID: c.CallID, Account: c.Account,
+				t.opt.Calls.End(velocity.Event{Kind: velocity.Ended, CallID: c.CallID, Account: c.Account,
 					Subaccount: c.Subaccount, To: c.To, Time: t.opt.Now(), Duration: -1})
 			}
 			t.unpend(j.call.CallID)

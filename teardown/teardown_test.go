@@ -26,7 +26,7 @@ type calls struct {
 	mu     sync.Mutex
 	list   []velocity.LiveCall
 	live   map[string]bool
-	booked []string // ends booked through Apply
+	booked []string // ends booked through End
 }
 
 func newCalls(cs ...velocity.LiveCall) *calls {
@@ -55,8 +55,8 @@ func (c *calls) Live(id string) bool {
 	return c.live[id]
 }
 
-// Apply records the ends the teardown books.
-func (c *calls) Apply(ev velocity.Event) velocity.Result {
+// End records the ends the teardown books.
+func (c *calls) End(ev velocity.Event) velocity.Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.booked = append(c.booked, ev.CallID)
@@ -522,6 +522,10 @@ func TestForgedEventsEndToEnd(t *testing.T) {
 	}
 	if eng.Live("c1") || !eng.Live("c2") {
 		t.Errorf("c1 should be booked ended, c2 (left up) still live: %v %v", eng.Live("c1"), eng.Live("c2"))
+	}
+	// the booked end is not counted as a proxy's event
+	if ev := eng.Stats().Events[velocity.Ended]; ev != [3]uint64{} {
+		t.Errorf("ended events counted: %v", ev)
 	}
 }
 

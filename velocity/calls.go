@@ -156,6 +156,13 @@ func (e *Engine) Apply(ev Event) Result {
 	return r
 }
 
+// End books the end of a call that tollgate itself ended (a teardown),
+// like an ended event but without counting it among the proxies' events.
+func (e *Engine) End(ev Event) Result {
+	ev.Kind = Ended
+	return e.apply(ev)
+}
+
 func (e *Engine) apply(ev Event) Result {
 	s := e.lookup(ev.Account, ev.Subaccount)
 	if s == nil || ev.CallID == "" {
