@@ -67,9 +67,9 @@ type Event struct {
 // ID is the proxy's own dialog id (OpenSIPS $DLG_did), for the proxies that
 // can end a dialog by it. Any may be empty.
 type Dialog struct {
-	FromTag string
-	ToTag   string
-	ID      string
+	FromTag string `json:"from_tag,omitempty"`
+	ToTag   string `json:"to_tag,omitempty"`
+	ID      string `json:"id,omitempty"`
 }
 
 // LiveCall is a live call as a teardown sees it.

@@ -2,8 +2,11 @@ package velocity
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/fraudstate"
 )
 
 // LiveCalls lists what a teardown needs of the calls up in a scope: the
@@ -76,5 +79,26 @@ func TestOnLockedAnswer(t *testing.T) {
 	f.event(Answered, "a5", "acme", "", numFR, 0)
 	if want := []string{"acme/sales"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("callbacks %v, want %v", got, want)
+	}
+}
+
+// A live call's proxy and dialog survive a restart (the teardown can still
+// end it); an ended call's record does not carry them.
+func TestLiveCallProxySurvivesRestart(t *testing.T) {
+	set := setWith(nil)
+	f := newFixture(t, set)
+	d := Dialog{FromTag: "ft", ToTag: "tt", ID: "1a.2b"}
+	f.e.Apply(Event{Kind: Answered, CallID: "up", Account: "acme", Subaccount: "sales", To: numFR, Proxy: "edge1", Dialog: d})
+	f.e.Apply(Event{Kind: Answered, CallID: "done", Account: "acme", To: numFR, Proxy: "edge1", Dialog: d})
+	f.event(Ended, "done", "acme", "", numFR, time.Second)
+	be := &memBackend{}
+	f.flush(be)
+	if rec := string(be.m[fraudstate.Calls]["done"]); strings.Contains(rec, "edge1") || strings.Contains(rec, "dialog") {
+		t.Errorf("ended call's record: %s", rec)
+	}
+	g := f.restart(set, be)
+	got, _ := g.e.LiveCalls("acme", "")
+	if len(got) != 1 || got[0].CallID != "up" || got[0].Proxy != "edge1" || got[0].Dialog != d || got[0].Subaccount != "sales" {
+		t.Fatalf("after the restart: %+v", got)
 	}
 }
