@@ -124,7 +124,7 @@ func decodeEvents(body []byte, lim eventLimits) ([]velocity.Event, int, error) {
 
 // eventFields are the members of a call event, which like the check
 // fields may not be given twice.
-var eventFields = [...]string{"event", "call_id", "account", "subaccount", "to", "time", "duration"}
+var eventFields = [...]string{"event", "call_id", "account", "subaccount", "to", "time", "duration", "proxy", "dialog"}
 
 // repeatedMember returns the first of names that object b (valid JSON)
 // holds twice at its top level, "" if none: encoding/json would silently

@@ -75,6 +75,8 @@ func TestDecodeEvents(t *testing.T) {
 		{`[{"event":"ended","call_id":"x","account":"a"},"no"]`, "events[1]", "expected"},
 		{`{"event":"answered","call_id":"x","account":"a","proxy":"http://203.0.113.9:5071/RPC"}`, "proxy", "not a proxy id"},
 		{`{"event":"answered","call_id":"x","account":"a","proxy":"edge 1"}`, "proxy", "not a proxy id"},
+		{`{"event":"answered","call_id":"x","account":"a","proxy":"edge1","proxy":"edge9"}`, "proxy", "more than once"},
+		{`{"event":"answered","call_id":"x","account":"a","dialog":{},"dialog":{"from_tag":"f"}}`, "dialog", "more than once"},
 		{`{"event":"answered","call_id":"x","account":"a","proxy":{"url":"http://x"}}`, "proxy", "must be a string"},
 		{`{"event":"answered","call_id":"x","account":"a","dialog":"ft;tt"}`, "dialog", "expected"},
 		{`{"event":"answered","call_id":"x","account":"a","dialog":{"from_tag":["a"]}}`, "dialog.from_tag", "must be a string"},

@@ -100,7 +100,7 @@ func TestTeardownOnLockdown(t *testing.T) {
 	var m string
 	defer func() {
 		if t.Failed() {
-			t.Logf("metrics:\n%s", grepLines(m, "tollgate_teardown", "tollgate_live_calls", "tollgate_call_events"))
+			t.Logf("metrics:\n%s", linesStartingWith(m, "tollgate_teardown", "tollgate_live_calls", "tollgate_call_events"))
 		}
 	}()
 	pollNoFatal(t, "the teardown metrics", func() bool {
@@ -116,22 +116,11 @@ func TestTeardownOnLockdown(t *testing.T) {
 			strings.Contains(m, `tollgate_teardown_rpcs_total{result="ok"} 2`+"\n") &&
 			strings.Contains(m, "\ntollgate_live_calls 0\n")
 	})
-	t.Logf("tollgate's log of the teardown:\n%s", grepContaining(e.tg.Log(), `"teardown: `))
+	t.Logf("tollgate's log of the teardown:\n%s", grepLines(e.tg.Log(), `"teardown: `))
 }
 
-// grepContaining keeps the lines of s that contain sub.
-func grepContaining(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// grepLines keeps the lines of s that start with one of the prefixes.
-func grepLines(s string, prefixes ...string) string {
+// linesStartingWith keeps the lines of s that start with one of the prefixes.
+func linesStartingWith(s string, prefixes ...string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
 		for _, p := range prefixes {
