@@ -43,6 +43,7 @@ const (
 	TypeLockdown  = "lockdown"  // international calls of a scope were locked
 	TypeUnlock    = "unlock"    // an operator lifted a lockdown
 	TypeCall      = "call"      // something about one call (its end never came)
+	TypeTeardown  = "teardown"  // a live call of a locked scope could not be ended
 )
 
 // Levels. Info is for unlocks.
@@ -63,13 +64,16 @@ const (
 	// KindRangeAccounts is the operator-wide range velocity: many accounts
 	// calling into one number range. Its alerts name no account.
 	KindRangeAccounts = "range_accounts"
+	// KindTeardown is a live call of a locked scope that could not be ended.
+	KindTeardown = "teardown"
 )
 
 // Kinds is every kind an alert can have, in metric order: the velocity
-// measures, the daily spend, lockdown and unlock, the range velocity.
+// measures, the daily spend, lockdown and unlock, an unconfirmed call, the
+// range velocity and a failed teardown.
 var Kinds = []string{"calls_per_minute", "calls_per_window", "concurrent_calls", "sequential_calls", "call_duration",
 	"blocked_attempts", "distinct_destinations", "distinct_countries", "sequential_range_calls", "short_calls",
-	"invalid_numbers", "locked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall, KindRangeAccounts}
+	"invalid_numbers", "locked_attempts", KindDailySpend, KindLockdown, KindUnlock, KindUnconfirmedCall, KindRangeAccounts, KindTeardown}
 
 // Levels is every level, in metric order.
 var Levels = []string{LevelWarning, LevelCritical, LevelInfo}

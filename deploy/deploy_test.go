@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -47,7 +48,11 @@ func tollgateMetrics(t *testing.T) map[string]map[string]bool {
 	if err := svc.Load(); err != nil {
 		t.Fatal(err)
 	}
-	h := handler.New(m, svc, handler.Options{Logger: zerolog.Nop(), Velocity: vel, Alerts: alerts})
+	td, err := teardown.New(teardown.Options{Calls: vel, Proxies: []teardown.Proxy{{ID: "edge1", Kind: teardown.Kamailio, URL: "http://127.0.0.1:1/RPC"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handler.New(m, svc, handler.Options{Logger: zerolog.Nop(), Velocity: vel, Alerts: alerts, Teardown: td})
 	// one decision, so the decisions counter has a series with its labels
 	q := &fasthttp.RequestCtx{}
 	q.Request.SetRequestURI("/v1/check?to=%2B5355512345")

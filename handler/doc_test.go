@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/teardown"
 )
 
 // TestAPIDoc keeps docs/api.md honest: its verdict table is matcher.Reasons,
@@ -28,6 +29,11 @@ func TestAPIDoc(t *testing.T) {
 	}
 
 	h := newEnv(t).h // loaded, so every metric is written
+	td, err := teardown.New(teardown.Options{Calls: h.vel, Proxies: []teardown.Proxy{{ID: "edge1", Kind: teardown.Kamailio, URL: "http://127.0.0.1:1/RPC"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opt.Teardown = td // and the teardown's, as with -proxy-control
 	var m bytes.Buffer
 	h.writeMetrics(&m)
 	for _, line := range strings.Split(m.String(), "\n") {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -59,6 +60,15 @@ type eventJSON struct {
 	To         json.RawMessage `json:"to"`
 	Time       json.RawMessage `json:"time"`
 	Duration   json.RawMessage `json:"duration"`
+	Proxy      json.RawMessage `json:"proxy"`
+	Dialog     *dialogJSON     `json:"dialog"`
+}
+
+// dialogJSON is how the proxy finds the call's dialog to end it.
+type dialogJSON struct {
+	FromTag json.RawMessage `json:"from_tag"`
+	ToTag   json.RawMessage `json:"to_tag"`
+	ID      json.RawMessage `json:"id"`
 }
 
 // EventResults is the answer to a batch of events.
@@ -114,7 +124,7 @@ func decodeEvents(body []byte, lim eventLimits) ([]velocity.Event, int, error) {
 
 // eventFields are the members of a call event, which like the check
 // fields may not be given twice.
-var eventFields = [...]string{"event", "call_id", "account", "subaccount", "to", "time", "duration"}
+var eventFields = [...]string{"event", "call_id", "account", "subaccount", "to", "time", "duration", "proxy", "dialog"}
 
 // repeatedMember returns the first of names that object b (valid JSON)
 // holds twice at its top level, "" if none: encoding/json would silently
@@ -250,6 +260,24 @@ func decodeEventFields(b []byte, prefix string) (velocity.Event, error) {
 			ev.Time = time.Unix(0, int64(secs*1e9)).UTC()
 		} else if ev.Time, err = time.Parse(time.RFC3339Nano, t); err != nil {
 			return ev, bad("time", "%q is neither unix seconds nor an RFC 3339 time", t)
+		}
+	}
+	if ev.Proxy, err = text("proxy", j.Proxy, false); err != nil {
+		return ev, err
+	}
+	if ev.Proxy != "" && !teardown.ValidID(ev.Proxy) {
+		// a name from tollgate's -proxy-control, never an address
+		return ev, bad("proxy", "%q is not a proxy id (1-%d of A-Z a-z 0-9 . _ -)", ev.Proxy, teardown.MaxIDLen)
+	}
+	if d := j.Dialog; d != nil {
+		if ev.Dialog.FromTag, err = text("dialog.from_tag", d.FromTag, false); err != nil {
+			return ev, err
+		}
+		if ev.Dialog.ToTag, err = text("dialog.to_tag", d.ToTag, false); err != nil {
+			return ev, err
+		}
+		if ev.Dialog.ID, err = text("dialog.id", d.ID, false); err != nil {
+			return ev, err
 		}
 	}
 	ev.Duration = -1

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -39,6 +40,18 @@ func TestDecodeEvents(t *testing.T) {
 	if evs, err := DecodeEvents([]byte(` {"event":"ended","call_id":"x","account":"a","duration":0} `)); err != nil || len(evs) != 1 || evs[0].Duration != 0 {
 		t.Errorf("single object: %+v %v", evs, err)
 	}
+	// the proxy and the dialog: what a teardown needs; unknown members
+	// (a control URL among them) are ignored, never used
+	evs, err = DecodeEvents([]byte(`{"event":"answered","call_id":"c9","account":"acme","proxy":"edge-1.lon",` +
+		`"dialog":{"from_tag":"ft9","to_tag":"tt9","id":1234,"url":"http://203.0.113.9/RPC"},"control_url":"http://203.0.113.9/RPC"}`))
+	wantD := velocity.Event{Kind: velocity.Answered, CallID: "c9", Account: "acme", Duration: -1, Proxy: "edge-1.lon",
+		Dialog: velocity.Dialog{FromTag: "ft9", ToTag: "tt9", ID: "1234"}}
+	if err != nil || len(evs) != 1 || !reflect.DeepEqual(evs[0], wantD) {
+		t.Errorf("proxy and dialog: %+v %v", evs, err)
+	}
+	if evs, err := DecodeEvents([]byte(`{"event":"answered","call_id":"c9","account":"acme","proxy":null,"dialog":null}`)); err != nil || evs[0].Proxy != "" || evs[0].Dialog != (velocity.Dialog{}) {
+		t.Errorf("null proxy and dialog: %+v %v", evs, err)
+	}
 	many := "[" + strings.Repeat(`{"event":"ended","call_id":"x","account":"a"},`, MaxEvents) + `{"event":"ended","call_id":"x","account":"a"}]`
 	for _, c := range []struct{ in, field, msg string }{
 		{``, "body", "empty"},
@@ -60,6 +73,15 @@ func TestDecodeEvents(t *testing.T) {
 		{`{"event":"ended","call_id":"x","account":"a","duration":{}}`, "duration", "number of seconds"},
 		{`[{"event":"ended","call_id":"x","account":"a"},{"event":1,"call_id":"x","account":"a"}]`, "events[1].event", `"1"`},
 		{`[{"event":"ended","call_id":"x","account":"a"},"no"]`, "events[1]", "expected"},
+		{`{"event":"answered","call_id":"x","account":"a","proxy":"http://203.0.113.9:5071/RPC"}`, "proxy", "not a proxy id"},
+		{`{"event":"answered","call_id":"x","account":"a","proxy":"edge 1"}`, "proxy", "not a proxy id"},
+		{`{"event":"answered","call_id":"x","account":"a","proxy":"edge1","proxy":"edge9"}`, "proxy", "more than once"},
+		{`{"event":"answered","call_id":"x","account":"a","dialog":{},"dialog":{"from_tag":"f"}}`, "dialog", "more than once"},
+		{`{"event":"answered","call_id":"x","account":"a","proxy":{"url":"http://x"}}`, "proxy", "must be a string"},
+		{`{"event":"answered","call_id":"x","account":"a","dialog":"ft;tt"}`, "dialog", "expected"},
+		{`{"event":"answered","call_id":"x","account":"a","dialog":{"from_tag":["a"]}}`, "dialog.from_tag", "must be a string"},
+		{`{"event":"answered","call_id":"x","account":"a","dialog":{"to_tag":"` + strings.Repeat("t", 257) + `"}}`, "dialog.to_tag", "longer than 256"},
+		{`[{"event":"ended","call_id":"x","account":"a"},{"event":"answered","call_id":"x","account":"a","dialog":{"id":true}}]`, "events[1].dialog.id", "must be a string"},
 	} {
 		evs, err := DecodeEvents([]byte(c.in))
 		var fe *policy.FieldError
@@ -84,6 +106,8 @@ func FuzzDecodeEvents(f *testing.F) {
 		`{"event":"answered","call_id":"c1","account":"acme","to":"+33142685300","time":1772445600}`,
 		`[{"event":"ended","call_id":"c1","account":1,"duration":"1.5","time":"2026-03-02T10:05:00Z"}]`,
 		`[]`, `{`, `[{"event":"ended"}]`, `{"event":"ended","call_id":"\u0000","account":"a","duration":1e3}`,
+		`{"event":"answered","call_id":"c1","account":"a","proxy":"edge1","dialog":{"from_tag":"f","to_tag":"t","id":"1"}}`,
+		`{"event":"answered","call_id":"c1","account":"a","proxy":"http://x/","dialog":{}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -101,11 +125,13 @@ func FuzzDecodeEvents(f *testing.F) {
 		var again []map[string]any
 		for _, ev := range evs {
 			if ev.CallID == "" || ev.Account == "" || len(ev.To) > MaxFieldLen || ev.Duration > maxEventDuration ||
-				(ev.Kind == velocity.Answered && ev.Duration != -1) {
+				(ev.Kind == velocity.Answered && ev.Duration != -1) || (ev.Proxy != "" && !teardown.ValidID(ev.Proxy)) ||
+				len(ev.Dialog.FromTag) > MaxFieldLen || len(ev.Dialog.ToTag) > MaxFieldLen || len(ev.Dialog.ID) > MaxFieldLen {
 				t.Fatalf("accepted %+v", ev)
 			}
 			m := map[string]any{"event": velocity.EventKindNames[ev.Kind], "call_id": ev.CallID, "account": ev.Account,
-				"subaccount": ev.Subaccount, "to": ev.To}
+				"subaccount": ev.Subaccount, "to": ev.To, "proxy": ev.Proxy,
+				"dialog": map[string]string{"from_tag": ev.Dialog.FromTag, "to_tag": ev.Dialog.ToTag, "id": ev.Dialog.ID}}
 			if !ev.Time.IsZero() {
 				m["time"] = ev.Time.Format(time.RFC3339Nano)
 			}
@@ -120,7 +146,8 @@ func FuzzDecodeEvents(f *testing.F) {
 			t.Fatalf("re-encoded events refused: %v\n%s", err, b2)
 		}
 		for i := range evs {
-			if evs[i].CallID != evs2[i].CallID || evs[i].Kind != evs2[i].Kind || !evs[i].Time.Equal(evs2[i].Time) {
+			if evs[i].CallID != evs2[i].CallID || evs[i].Kind != evs2[i].Kind || !evs[i].Time.Equal(evs2[i].Time) ||
+				evs[i].Proxy != evs2[i].Proxy || evs[i].Dialog != evs2[i].Dialog {
 				t.Fatalf("round trip changed %+v into %+v", evs[i], evs2[i])
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -77,6 +78,8 @@ type Options struct {
 	MaxCallDuration time.Duration
 	// Now is the clock events are judged by (time.Now if nil).
 	Now func() time.Time
+	// Teardown feeds /metrics (nil without -proxy-control).
+	Teardown *teardown.Teardown
 }
 
 // Handler holds the matcher, the service and the metrics shared by every

@@ -11,6 +11,7 @@ import (
 	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 )
 
@@ -245,6 +246,9 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 		gauge("tollgate_state_flush_seconds", "How long the last write of the fraud state took.", st.LastDuration.Seconds())
 		gauge("tollgate_state_pending_records", "Records queued for the next write of the fraud state (alerts, webhook deliveries).", float64(st.Pending))
 	}
+	if h.opt.Teardown != nil {
+		writeTeardownMetrics(b, h.opt.Teardown.Stats(), counterHead, gauge)
+	}
 
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")
@@ -403,11 +407,36 @@ func (h *Handler) writeAlertMetrics(b *bytes.Buffer, head func(name, help, typ s
 	gauge("tollgate_webhook_queue_length", "Alerts waiting for delivery, over all webhooks.", float64(st.Queued))
 }
 
+// writeTeardownMetrics writes the teardowns' counters: results and RPC
+// outcomes are closed sets; no account, call or proxy becomes a label.
+func writeTeardownMetrics(b *bytes.Buffer, st teardown.Stats, head func(name, help, typ string), gauge func(name, help string, v float64)) {
+	head("tollgate_teardown_triggers_total", "Lockdowns (and, with -teardown-on-spend, daily-spend criticals) that asked for the live international calls of a scope to be ended.", "counter")
+	b.WriteString("tollgate_teardown_triggers_total " + strconv.FormatUint(st.Triggers, 10) + "\n")
+	head("tollgate_teardown_calls_total", "Live calls a teardown looked at, by result: ended, not_found (the proxy had no such dialog), gone (its end arrived first), refused (the proxy answered with another error), failed (no answer after -teardown-attempts; alerted), no_proxy (the call's proxy id is not in -proxy-control), no_dialog (its events lacked the dialog's identifiers), domestic (left up), dropped (queue full).", "counter")
+	for r, name := range teardown.ResultNames {
+		b.WriteString(`tollgate_teardown_calls_total{result="`)
+		b.WriteString(name)
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(st.Calls[r], 10))
+		b.WriteByte('\n')
+	}
+	head("tollgate_teardown_rpcs_total", "Requests to the proxies' control interfaces, by result: ok, error (the proxy answered with an error), failed (no usable answer: refused, timeout, HTTP error).", "counter")
+	for r, name := range teardown.RPCResultNames {
+		b.WriteString(`tollgate_teardown_rpcs_total{result="`)
+		b.WriteString(name)
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(st.RPCs[r], 10))
+		b.WriteByte('\n')
+	}
+	gauge("tollgate_teardown_pending", "Calls queued for a teardown or in a request to their proxy.", float64(st.Pending))
+}
+
 // alertCombination reports whether an alert of kind can have level:
-// thresholds warn or are critical, lockdowns are critical, unlocks info.
+// thresholds warn or are critical, lockdowns and failed teardowns are
+// critical, unlocks info.
 func alertCombination(kind, level string) bool {
 	switch kind {
-	case alert.KindLockdown:
+	case alert.KindLockdown, alert.KindTeardown:
 		return level == alert.LevelCritical
 	case alert.KindUnlock, alert.KindUnconfirmedCall:
 		return level == alert.LevelInfo

@@ -97,7 +97,7 @@ func cfgPath(t *testing.T) (root, cfg string) {
 func TestConfigCheckEverySwitchCombination(t *testing.T) {
 	requireTools(t)
 	_, cfg := cfgPath(t)
-	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "FAIL_OPEN", "WITH_PROMETHEUS"}
+	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "FAIL_OPEN", "WITH_PROMETHEUS", "WITH_CONTROL"}
 	for mask := 0; mask < 1<<len(switches); mask++ {
 		var defs []string
 		for i, s := range switches {
@@ -278,6 +278,7 @@ type callOpts struct {
 	recvTO    int
 	timeout   int
 	noRetrans bool
+	scenario  string // file in kamailio/sipp; default uac.xml (uac_auth.xml with auth)
 }
 
 func (e *env) run(t *testing.T, k *siptest.Kamailio, o callOpts) *siptest.Result {
@@ -294,6 +295,9 @@ func (e *env) runE(k *siptest.Kamailio, o callOpts) (*siptest.Result, error) {
 	sc := filepath.Join(e.scenario, "uac.xml")
 	if o.auth[0] != "" {
 		sc = filepath.Join(e.scenario, "uac_auth.xml")
+	}
+	if o.scenario != "" {
+		sc = filepath.Join(e.scenario, o.scenario)
 	}
 	if o.recvTO == 0 {
 		o.recvTO = 3000

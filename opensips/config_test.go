@@ -36,7 +36,7 @@ import (
 )
 
 // switches are the -D switches of the config; every combination is expanded.
-var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY", "WITH_PROMETHEUS"}
+var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY", "WITH_PROMETHEUS", "WITH_CONTROL"}
 
 // contract is what the sidecar and the Kamailio config define, read from this
 // repository (never typed in here, so that renaming anything there is seen).
@@ -52,6 +52,8 @@ type contract struct {
 	eventsPath     string          // the HTTP path of call events
 	eventsToken    string          // the member of the authenticated events wrapper holding the token
 	eventsList     string          // the member of the wrapper holding the events
+	dialogFields   []string        // the members of an event's "dialog" the handler reads
+	teardown       string          // teardown/teardown.go: the RPCs tollgate sends the proxies
 }
 
 func readFile(t *testing.T, path string) string {
@@ -142,6 +144,14 @@ func loadContract(t *testing.T) contract {
 		t.Fatal("handler/events.go: the events wrapper (Token, Events) not found; update this test to where it lives now")
 	}
 	c.eventsToken, c.eventsList = wm[1], wm[2]
+	dm := regexp.MustCompile(`(?s)type dialogJSON struct \{(.*?)\n\}`).FindStringSubmatch(ev)
+	if dm == nil {
+		t.Fatal("handler/events.go: dialogJSON not found; update this test to where the dialog members live now")
+	}
+	for _, f := range regexp.MustCompile(`json:"([a-z_]+)"`).FindAllStringSubmatch(dm[1], -1) {
+		c.dialogFields = append(c.dialogFields, f[1])
+	}
+	c.teardown = readFile(t, filepath.Join("..", "teardown", "teardown.go"))
 
 	c.actions = map[string]int{}
 	for _, a := range []matcher.Action{matcher.Allow, matcher.Reject, matcher.Screen} {
@@ -388,6 +398,7 @@ var needs = map[string]struct{ mods, params []string }{
 	"auth_db":       {mods: []string{"auth", "db_text"}, params: []string{"db_url", "calculate_ha1", "use_domain"}},
 	"auth":          {mods: []string{"signaling"}},
 	"prometheus":    {mods: []string{"httpd", "statistics"}, params: []string{"script_route"}},
+	"mi_http":       {mods: []string{"httpd", "dialog"}, params: []string{"root"}},
 	"httpd":         {params: []string{"ip", "port"}},
 	"statistics":    {params: []string{"stat_groups"}},
 }
@@ -564,7 +575,9 @@ var (
 	reKam503    = regexp.MustCompile(`send_reply\("503",\s*"([^"]+)"\)`)
 	reOS503     = regexp.MustCompile(`send_reply\(503,\s*"([^"]+)"\)`)
 	reTGReason  = regexp.MustCompile(`X-Tollgate-Reason: ([a-z_]+)\\r\\n`)
-	reOSEvent   = regexp.MustCompile(`\$json\(tge/([a-z_]+)\)\s*=`)
+	reOSEvent   = regexp.MustCompile(`\$json\(tge/([a-z_]+)\)\s*:?=`)
+	reOSDialog  = regexp.MustCompile(`\$json\(tge/dialog/([a-z_]+)\)\s*=`)
+	reKamDialog = regexp.MustCompile(`\$xavp\(tgd(?:\[0\])?=>([a-z_]+)\)\s*=`)
 	reKamEvent  = regexp.MustCompile(`\$xavp\(tge(?:\[0\])?=>([a-z_]+)\)\s*=`)
 )
 
@@ -683,6 +696,9 @@ func checkContract(cfg string, ct contract) []string {
 		events[f] = true
 	}
 	osEv, kamEv := set(reOSEvent, cfg), set(reKamEvent, ct.kam)
+	if strings.Contains(ct.kam, `jansson_set("obj", "dialog", "$var(tg_dlg)", "$var(tg_ev)")`) {
+		kamEv["dialog"] = true
+	}
 	for f := range osEv {
 		if !events[f] {
 			p = append(p, fmt.Sprintf("call event member %q is not one the handler reads (%v)", f, ct.eventFields))
@@ -743,6 +759,51 @@ func checkContract(cfg string, ct contract) []string {
 		if !strings.Contains(cfg, `$var(tg_evkind) = `+v) {
 			p = append(p, "no "+v+" call event")
 		}
+	}
+
+	// teardowns: each call event names its proxy, and the dialog carries
+	// what tollgate's RPC to that kind of proxy needs (Kamailio:
+	// dlg.terminate_dlg Call-ID from-tag to-tag; OpenSIPS: dlg_end_dlg with
+	// the dialog id for a Call-ID that reads as one); with WITH_CONTROL the
+	// control interface is served where the README says
+	dlgFields := map[string]bool{}
+	for _, f := range ct.dialogFields {
+		dlgFields[f] = true
+	}
+	for name, got := range map[string]map[string]bool{"OpenSIPS": set(reOSDialog, cfg), "Kamailio": set(reKamDialog, ct.kam)} {
+		for f := range got {
+			if !dlgFields[f] {
+				p = append(p, fmt.Sprintf("%s: dialog member %q is not one the handler reads (%v)", name, f, ct.dialogFields))
+			}
+		}
+	}
+	if od := set(reOSDialog, cfg); !od["id"] || !strings.Contains(cfg, "$json(tge/dialog/id) = $DLG_did;") {
+		p = append(p, "call events do not carry the dialog id ($DLG_did) dlg_end_dlg needs")
+	}
+	if kd := set(reKamDialog, ct.kam); !kd["from_tag"] || !kd["to_tag"] {
+		p = append(p, "the Kamailio config no longer reports the dialog tags dlg.terminate_dlg needs: re-check this test")
+	}
+	if !strings.Contains(cfg, `$json(tge/proxy) = "PROXY_ID";`) || !strings.Contains(ct.kam, "$xavp(tge[0]=>proxy) = PROXY_ID;") {
+		p = append(p, "call events do not name the proxy (PROXY_ID) in both configs")
+	}
+	for _, m := range []string{`"dlg_end_dlg"`, `"dialog_id"`, `"dlg.terminate_dlg"`} {
+		if !strings.Contains(ct.teardown, m) {
+			p = append(p, "teardown/teardown.go no longer sends "+m+": re-check this test")
+		}
+	}
+	if ctl, err := expand(cfg, map[string]string{"WITH_CONTROL": ""}); err != nil {
+		p = append(p, "WITH_CONTROL: "+err.Error())
+	} else {
+		for _, need := range []string{`loadmodule "httpd.so"`, `loadmodule "mi_http.so"`, `loadmodule "dialog.so"`,
+			`modparam("mi_http", "root", "mi")`, `modparam("httpd", "ip", "127.0.0.1")`, `modparam("httpd", "port", 8888)`} {
+			if !strings.Contains(ctl, need) {
+				p = append(p, "WITH_CONTROL: no "+need)
+			}
+		}
+	}
+	if ctl, err := expand(cfg, map[string]string{"WITH_CONTROL": "", "WITH_PROMETHEUS": ""}); err == nil &&
+		(strings.Count(ctl, `modparam("httpd", "port"`) != 1 || !strings.Contains(ctl, `modparam("httpd", "port", 8888)`)) {
+		p = append(p, "WITH_CONTROL with WITH_PROMETHEUS: httpd must listen once, on the control socket")
 	}
 
 	// the proxy metrics deploy/prometheus/tollgate-alerts.yml reads, under
@@ -982,6 +1043,12 @@ func TestChecksCanFail(t *testing.T) {
 		"lock per scope":         {"get_dynamic_lock($avp(tg_acct));", "get_dynamic_lock($var(tg_scope));"},
 		"lock left held":         {"\t\t\t\trelease_dynamic_lock($avp(tg_acct));\n\t\t\t\txlog(\"L_NOTICE\", \"tollgate: account-wide", "\t\t\t\txlog(\"L_NOTICE\", \"tollgate: account-wide"},
 		"other default token":    {"[[EVENTS_TOKEN]], [[]]", "[[EVENTS_TOKEN]], [[changeme-0123456789]]"},
+		"renamed dialog member":  {"$json(tge/dialog/id)", "$json(tge/dialog/did)"},
+		"no dialog id":           {"$json(tge/dialog/id) = $DLG_did;", "$json(tge/dialog/id) = $ci;"},
+		"no proxy id":            {`$json(tge/proxy) = "PROXY_ID";`, `$json(tge/proxy_name) = "PROXY_ID";`},
+		"no MI over HTTP":        {`loadmodule "mi_http.so"`, `loadmodule "mi_fifo.so"`},
+		"MI elsewhere":           {`modparam("mi_http", "root", "mi")`, `modparam("mi_http", "root", "json")`},
+		"control on the metrics": {`modparam("httpd", "port", CONTROL_PORT)`, `modparam("httpd", "port", PROM_PORT)`},
 	}
 	for what, m := range contractMutations {
 		if !strings.Contains(cfg, m[0]) {

@@ -54,6 +54,36 @@ type Event struct {
 	// Duration is, for an end, how long the call was up; negative when
 	// the proxy did not say (then it is measured from the answer).
 	Duration time.Duration
+	// Proxy names the proxy that reported the call, as configured in
+	// tollgate (-proxy-control): a teardown goes to that proxy's control
+	// interface and nowhere else. Empty for configs that do not say.
+	Proxy string
+	// Dialog is how the proxy finds the call's dialog to end it.
+	Dialog Dialog
+}
+
+// Dialog identifies a call's dialog on the proxy that reported it. The
+// Call-ID is the event's; the tags complete RFC 3261's dialog identity, and
+// ID is the proxy's own dialog id (OpenSIPS $DLG_did), for the proxies that
+// can end a dialog by it. Any may be empty.
+type Dialog struct {
+	FromTag string `json:"from_tag,omitempty"`
+	ToTag   string `json:"to_tag,omitempty"`
+	ID      string `json:"id,omitempty"`
+}
+
+// LiveCall is a live call as a teardown sees it.
+type LiveCall struct {
+	CallID     string
+	Account    string
+	Subaccount string
+	// To is the resolved E.164 destination ("" when it did not resolve).
+	To string
+	// Home is the home country of the call's scope ("" when it has none).
+	Home     string
+	Answered time.Time
+	Proxy    string
+	Dialog   Dialog
 }
 
 // call is a live call, or the tombstone of an ended one that keeps its end
@@ -64,6 +94,8 @@ type call struct {
 	dest     matcher.Number
 	rate     int64 // millionths per minute; -1 when the deck does not price it
 	answered time.Time
+	proxy    string
+	dialog   Dialog
 	ended    bool      // under the shard's lock
 	endedAt  time.Time // under the shard's lock: when the end was known (the tombstone's age)
 	// heard is the last time an event told of the call (its answer, or a
@@ -124,6 +156,13 @@ func (e *Engine) Apply(ev Event) Result {
 	return r
 }
 
+// End books the end of a call that tollgate itself ended (a teardown),
+// like an ended event but without counting it among the proxies' events.
+func (e *Engine) End(ev Event) Result {
+	ev.Kind = Ended
+	return e.apply(ev)
+}
+
 func (e *Engine) apply(ev Event) Result {
 	s := e.lookup(ev.Account, ev.Subaccount)
 	if s == nil || ev.CallID == "" {
@@ -152,7 +191,7 @@ func (e *Engine) apply(ev Event) Result {
 	}
 	if c == nil {
 		dest, rate := e.price(ev)
-		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at, heard: at}
+		c = &call{id: ev.CallID, scope: s, dest: dest, rate: rate, answered: at, heard: at, proxy: ev.Proxy, dialog: ev.Dialog}
 		if ev.Kind == Ended {
 			dur := min(ev.Duration, e.opt.MaxCallDuration)
 			if dur < 0 {
@@ -167,6 +206,11 @@ func (e *Engine) apply(ev Event) Result {
 		if ev.Kind == Answered {
 			e.live.Add(1)
 			c.scope.addLive(c, now)
+			if e.opt.OnLockedAnswer != nil && s.IntlLocked() != matcher.LayerNone {
+				// ringing when the lock came: the teardown decides whether
+				// it is international
+				e.opt.OnLockedAnswer(s.account, s.sub)
+			}
 		} else {
 			c.scope.endCall(c, c.answered, at, now, false)
 		}
@@ -199,6 +243,41 @@ func (e *Engine) noteCall(sh *callShard, c *call) {
 	if e.opt.KeepState {
 		sh.dirty = append(sh.dirty, c)
 	}
+}
+
+// LiveCalls lists the calls up in a scope: for an account, its own and its
+// subaccounts'; for a subaccount, its own. ok is false when the scope does
+// not exist. A call may end while the list is used; its end is idempotent.
+func (e *Engine) LiveCalls(account, sub string) (calls []LiveCall, ok bool) {
+	s := e.exact(account, sub)
+	if s == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls = make([]LiveCall, 0, len(s.live))
+	for c := range s.live {
+		lc := LiveCall{CallID: c.id, Account: c.scope.account, Subaccount: c.scope.sub, Answered: c.answered,
+			Proxy: c.proxy, Dialog: c.dialog}
+		if c.dest != 0 {
+			lc.To = c.dest.String()
+		}
+		if cfg := c.scope.cfg.Load(); cfg != nil {
+			lc.Home = cfg.home
+		}
+		calls = append(calls, lc)
+	}
+	sort.Slice(calls, func(i, j int) bool { return calls[i].Answered.Before(calls[j].Answered) })
+	return calls, true
+}
+
+// Live reports whether a call is up (answered, not ended).
+func (e *Engine) Live(callID string) bool {
+	sh := e.calls.shard(callID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.m[callID]
+	return c != nil && !c.ended
 }
 
 // price resolves an event's destination and its rate.

@@ -68,6 +68,10 @@ type Options struct {
 	// OnLock is called (from the evaluating goroutine) after an automatic
 	// lockdown, so it can be made durable and audited.
 	OnLock func(Lock)
+	// OnLockedAnswer is called when a call of a locked scope is answered (it
+	// was let through before the lock and answered after it), so that the
+	// teardown can end it too. It must not block.
+	OnLockedAnswer func(account, sub string)
 	// Resolve turns what a call event says was dialled into E.164 ("" if
 	// it does not resolve); a "+digits" number is used as it is without it.
 	Resolve func(account, sub, to string) string
@@ -192,6 +196,10 @@ func New(opt Options) *Engine {
 
 // SetOnLock sets Options.OnLock; call it before Run.
 func (e *Engine) SetOnLock(f func(Lock)) { e.opt.OnLock = f }
+
+// SetOnLockedAnswer sets Options.OnLockedAnswer; call it before events
+// are applied.
+func (e *Engine) SetOnLockedAnswer(f func(account, sub string)) { e.opt.OnLockedAnswer = f }
 
 // Scope is a scope's live state; the matcher reaches it through
 // matcher.Velocity.

@@ -84,6 +84,10 @@ type callRec struct {
 	Unconfirmed bool                              `json:"unconfirmed,omitempty"`
 	Booked      int64                             `json:"booked,omitempty"` // nanoseconds, once ended
 	Levels      [2][policy.MaxVelocityRules]uint8 `json:"levels"`
+	// Proxy and Dialog, while the call is live: what a teardown needs to
+	// end it after a restart.
+	Proxy  string  `json:"proxy,omitempty"`
+	Dialog *Dialog `json:"dialog,omitempty"`
 }
 
 // empty reports whether the record holds nothing a restart would miss (a
@@ -339,6 +343,12 @@ func (e *Engine) collect() (scopes []keyedScope, calls []keyedCall, deletes []de
 				Answered: c.answered.UnixNano(), Heard: c.heard.UnixNano(), Unconfirmed: c.unconfirmed}
 			if c.ended {
 				r.Ended, r.Booked = c.endedAt.UnixNano(), int64(c.booked)
+			} else {
+				r.Proxy = c.proxy
+				if c.dialog != (Dialog{}) {
+					d := c.dialog
+					r.Dialog = &d
+				}
 			}
 			calls = append(calls, keyedCall{c.id, r})
 		}
@@ -499,7 +509,11 @@ func (e *Engine) RestoreCall(id string, val []byte) error {
 	}
 	now := e.opt.Now()
 	c := &call{id: id, scope: s, dest: matcher.Number(rec.Dest), rate: rec.Rate, answered: time.Unix(0, rec.Answered),
-		heard: time.Unix(0, rec.Heard), unconfirmed: rec.Unconfirmed, durLevel: rec.Levels, booked: time.Duration(rec.Booked)}
+		heard: time.Unix(0, rec.Heard), unconfirmed: rec.Unconfirmed, durLevel: rec.Levels, booked: time.Duration(rec.Booked),
+		proxy: rec.Proxy}
+	if rec.Dialog != nil {
+		c.dialog = *rec.Dialog
+	}
 	if rec.Ended != 0 {
 		c.ended, c.endedAt = true, time.Unix(0, rec.Ended)
 		if now.Sub(c.endedAt) > e.opt.MaxCallDuration {

@@ -32,6 +32,7 @@ import (
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
+	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/valyala/fasthttp"
 )
@@ -78,6 +79,10 @@ type config struct {
 	rpcIdleTimeout                time.Duration
 	initDataDir                   bool
 	quarantineDamaged             bool
+	proxies                       []teardown.Proxy
+	teardownTimeout               time.Duration
+	teardownAttempts              int
+	teardownOnSpend               bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -112,6 +117,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
 	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
 	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
+	proxyControl := fs.String("proxy-control", "", "control interfaces of the proxies, comma-separated id=kind:url (kind kamailio or opensips), e.g. edge1=kamailio:http://127.0.0.1:5071/RPC; a lockdown ends the live international calls through the proxy each call's events name (off when empty)")
+	fs.DurationVar(&c.teardownTimeout, "teardown-timeout", 2*time.Second, "how long one request to a proxy's control interface may take")
+	fs.IntVar(&c.teardownAttempts, "teardown-attempts", 4, "requests per call before a teardown is given up (and alerted)")
+	fs.BoolVar(&c.teardownOnSpend, "teardown-on-spend", false, "also end live international calls when a daily spend limit is reached with action \"alert\" (with \"lockdown\" they always are)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -148,6 +157,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.gcPercent < 10 || c.gcPercent > 1000 {
 		return nil, fmt.Errorf("-gc-percent %d: want between 10 and 1000", c.gcPercent)
+	}
+	var err error
+	if c.proxies, err = teardown.ParseProxies(*proxyControl); err != nil {
+		return nil, fmt.Errorf("-proxy-control: %w", err)
+	}
+	if c.teardownTimeout < 10*time.Millisecond || c.teardownTimeout > time.Minute {
+		return nil, fmt.Errorf("-teardown-timeout %v: want between 10ms and 1m", c.teardownTimeout)
+	}
+	if c.teardownAttempts < 1 || c.teardownAttempts > 20 {
+		return nil, fmt.Errorf("-teardown-attempts %d: want between 1 and 20", c.teardownAttempts)
 	}
 	return c, nil
 }
@@ -357,12 +376,15 @@ func serve(args []string) error {
 	}
 	plan := numplan.Default()
 	var m *matcher.Matcher
+	// the engine's alerts go to the dispatcher, through the teardown when
+	// proxies are configured (set below, before anything runs)
+	notify := &relay{next: alerts}
 	vel := velocity.New(velocity.Options{
 		MaxCallDuration: c.maxCallDuration,
 		UnconfirmedCap:  c.unconfirmedCap,
 		KeepState:       true,
 		Interval:        c.velocityInterval,
-		Notifier:        alerts,
+		Notifier:        notify,
 		Resolve: func(account, sub, to string) string {
 			e164, _ := m.Destination(&matcher.Query{To: to, Account: account, Subaccount: sub})
 			return e164
@@ -383,6 +405,29 @@ func serve(args []string) error {
 	}
 	orig := origin.NewChecker(geo, origin.NewState(origin.StateOptions{}))
 	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
+	var td *teardown.Teardown
+	if len(c.proxies) > 0 {
+		td, err = teardown.New(teardown.Options{Proxies: c.proxies, Calls: vel, Next: alerts, OnSpend: c.teardownOnSpend,
+			Timeout: c.teardownTimeout, Attempts: c.teardownAttempts, Logger: log,
+			Domestic: func(lc velocity.LiveCall) bool {
+				if lc.To == "" || lc.Home == "" {
+					return false
+				}
+				_, country := m.Destination(&matcher.Query{To: lc.To, Account: lc.Account, Subaccount: lc.Subaccount})
+				return country == lc.Home
+			}})
+		if err != nil {
+			return err
+		}
+		notify.next = td
+		// a call that was ringing when its account was locked is ended when
+		// its answer arrives
+		vel.SetOnLockedAnswer(func(account, sub string) { td.Trigger(account, sub, "answered_while_locked") })
+		td.Start() // closed below, before the alerts: its last alerts are delivered
+		for _, p := range c.proxies {
+			log.Info().Str("proxy", p.ID).Str("kind", p.Kind.String()).Str("url", p.URL).Msg("lockdowns end live international calls through this proxy")
+		}
+	}
 	svc := service.New(m, plan, st, service.Options{HighRiskFile: c.highRiskFile, RateDeckFile: c.rateDeckFile, Velocity: vel, Origin: orig, Logger: log,
 		FlushState: state.Flush})
 	if err := svc.Load(); err != nil {
@@ -421,7 +466,8 @@ func serve(args []string) error {
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
-		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout})
+		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
+		Teardown: td})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
@@ -451,6 +497,9 @@ func serve(args []string) error {
 		// after the listeners: no more decisions or events to evaluate
 		stopVelocity()
 		<-velDone
+		if td != nil {
+			td.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		defer cancel()
 		alerts.Close(ctx)
@@ -548,6 +597,12 @@ func logRestored(log zerolog.Logger, r fraudstate.Restored) {
 	}
 	ev.Msg("fraud state restored")
 }
+
+// relay hands alerts to next; next is set before anything raises one.
+type relay struct{ next alert.Notifier }
+
+// Notify implements alert.Notifier.
+func (r *relay) Notify(a alert.Alert) { r.next.Notify(a) }
 
 // logGeo logs a Geo-IP database reload: the table now in force, or why the
 // file was refused (the previous table keeps serving).

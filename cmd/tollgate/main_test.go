@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/teardown"
 )
 
 // binary is the tollgate binary built once for the process tests.
@@ -485,4 +488,33 @@ func TestGCPercentFlag(t *testing.T) {
 	f([]string{"-gc-percent", "100"}, 100, "")
 	f([]string{"-gc-percent", "5"}, 0, "-gc-percent 5")
 	f([]string{"-gc-percent", "5000"}, 0, "-gc-percent 5000")
+}
+
+// The teardown flags: the proxies' control interfaces parse into the
+// configuration; a bad one is refused naming the flag.
+func TestTeardownFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-proxy-control", "edge1=kamailio:http://127.0.0.1:5071/RPC,os1=opensips:http://10.0.0.2:8888/mi",
+		"-teardown-timeout", "500ms", "-teardown-attempts", "3", "-teardown-on-spend"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []teardown.Proxy{{ID: "edge1", Kind: teardown.Kamailio, URL: "http://127.0.0.1:5071/RPC"},
+		{ID: "os1", Kind: teardown.OpenSIPS, URL: "http://10.0.0.2:8888/mi"}}
+	if !reflect.DeepEqual(c.proxies, want) || c.teardownTimeout != 500*time.Millisecond || c.teardownAttempts != 3 || !c.teardownOnSpend {
+		t.Fatalf("%+v", c)
+	}
+	if c, err := parseFlags(nil, io.Discard); err != nil || c.proxies != nil || c.teardownAttempts != 4 || c.teardownTimeout != 2*time.Second {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	for _, args := range [][]string{
+		{"-proxy-control", "edge1=kamailio"},
+		{"-proxy-control", "edge1=asterisk:http://x/"},
+		{"-proxy-control", "e/1=kamailio:http://x/"},
+		{"-teardown-attempts", "0"},
+		{"-teardown-timeout", "1h"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
 }

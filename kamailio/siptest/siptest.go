@@ -529,10 +529,29 @@ type Response struct {
 	Headers map[string]string // lower-cased names, first value
 }
 
+// Request is a SIP request sipp received (a BYE from the network).
+type Request struct {
+	Method string
+	CSeq   int
+	// At is when sipp logged it (its -trace_msg timestamp, local time).
+	At time.Time
+}
+
 // CallResult is what one call (one Call-ID) received.
 type CallResult struct {
 	CallID    string
 	Responses []Response
+	Requests  []Request
+}
+
+// Received returns the first request of method the call received, if any.
+func (c *CallResult) Received(method string) (Request, bool) {
+	for _, r := range c.Requests {
+		if r.Method == method {
+			return r, true
+		}
+	}
+	return Request{}, false
 }
 
 // Final is the final response to the last INVITE of the call, or nil.
@@ -695,6 +714,25 @@ func (u UAC) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// ParseMessageLog reads the -trace_msg file of a sipp run (a UAC's, or a
+// UAS's MsgLog) into a Result.
+func ParseMessageLog(path string) (*Result, error) {
+	res := &Result{Calls: map[string]*CallResult{}, MsgLog: path}
+	return res, parseMessageLog(path, res)
+}
+
+// traceTime reads the timestamp sipp puts on the dashed line before each
+// message ("2026-12-04\t17:46:00.123456").
+func traceTime(line string) time.Time {
+	ts := strings.TrimSpace(strings.TrimLeft(line, "-"))
+	for _, layout := range []string{"2006-01-02\t15:04:05.999999", "2006-01-02 15:04:05.999999"} {
+		if t, err := time.ParseInLocation(layout, ts, time.Local); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
 // parseMessageLog reads a sipp -trace_msg file: entries separated by dashed
 // lines, each "UDP message sent|received ..." then the SIP message.
 func parseMessageLog(path string, res *Result) error {
@@ -704,6 +742,8 @@ func parseMessageLog(path string, res *Result) error {
 	}
 	defer f.Close()
 	var entries []string
+	var stamps []time.Time
+	var stamp time.Time
 	var cur strings.Builder
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -712,8 +752,10 @@ func parseMessageLog(path string, res *Result) error {
 		if strings.HasPrefix(line, "-----------------------------------------------") {
 			if cur.Len() > 0 {
 				entries = append(entries, cur.String())
+				stamps = append(stamps, stamp)
 			}
 			cur.Reset()
+			stamp = traceTime(line)
 			continue
 		}
 		cur.WriteString(line)
@@ -721,13 +763,14 @@ func parseMessageLog(path string, res *Result) error {
 	}
 	if cur.Len() > 0 {
 		entries = append(entries, cur.String())
+		stamps = append(stamps, stamp)
 	}
 	if err := sc.Err(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
 	invites := map[string]bool{}
-	for _, e := range entries {
+	for i, e := range entries {
 		first, rest, _ := strings.Cut(e, "\n")
 		received := strings.Contains(first, "received")
 		sent := strings.Contains(first, "sent")
@@ -783,6 +826,10 @@ func parseMessageLog(path string, res *Result) error {
 				reason = f[2]
 			}
 			cr.Responses = append(cr.Responses, Response{Code: code, Reason: reason, Method: cseqM, CSeq: cseqN, Headers: h})
+		} else if received {
+			if m, _, ok := strings.Cut(startLine, " "); ok && m != "" {
+				cr.Requests = append(cr.Requests, Request{Method: m, CSeq: cseqN, At: stamps[i]})
+			}
 		}
 	}
 	return nil
