@@ -345,6 +345,22 @@ func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, ty
 	gauge("tollgate_cps_cap_ratio_max", "Highest ratio, over accounts and subaccounts with max_cps, of the last complete second's call attempts to max_cps.", st.CPSCapRatioMax)
 	gauge("tollgate_channels_peak_ratio_max", "Highest ratio, over accounts and subaccounts, of live calls to the typical peak (the highest daily peak of the 7 days before today).", st.PeakRatioMax)
 	gauge("tollgate_velocity_evaluation_seconds", "How long the last evaluation of the velocity rules took.", float64(st.EvaluationNanos)/1e9)
+	head("tollgate_velocity_evaluation_duration_seconds", "How long the evaluations of the velocity rules took.", "histogram")
+	var cum uint64
+	for i, c := range st.EvaluationCounts {
+		cum += c
+		b.WriteString(`tollgate_velocity_evaluation_duration_seconds_bucket{le="`)
+		if i < len(velocity.EvalBuckets) {
+			b.WriteString(strconv.FormatFloat(velocity.EvalBuckets[i], 'g', -1, 64))
+		} else {
+			b.WriteString("+Inf")
+		}
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(cum, 10))
+		b.WriteByte('\n')
+	}
+	line("tollgate_velocity_evaluation_duration_seconds_sum", float64(st.EvaluationTotalNanos)/1e9)
+	line("tollgate_velocity_evaluation_duration_seconds_count", float64(cum))
 }
 
 // writeAlertMetrics writes the alert counters by kind and level (both
