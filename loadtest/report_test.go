@@ -36,7 +36,8 @@ func TestPassMeansObjectiveHeld(t *testing.T) {
 		failures []string
 	}{
 		{"issue 15", 158_000, 355 * time.Millisecond, th, false,
-			[]string{"exceeds the objective -slo-p99 1ms", "158000 requests (98.8%) went out behind schedule, above -max-behind-schedule 0.01"}},
+			[]string{"p99 355.00ms exceeds the objective -slo-p99 1ms",
+				"158000 requests (98.8%) went out behind schedule, above -max-behind-schedule 0.01: the client could not keep the rate"}},
 		{"slow only", 0, 2 * time.Millisecond, th, false, []string{"exceeds the objective -slo-p99 1ms"}},
 		{"behind only", 2000, 300 * time.Microsecond, th, false, []string{"2000 requests (1.2%) went out behind schedule"}},
 		{"objective held", 1000, 300 * time.Microsecond, th, true, nil},
