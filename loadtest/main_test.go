@@ -58,7 +58,7 @@ func TestFlagValidation(t *testing.T) {
 	for _, args := range [][]string{
 		{"-transport", "udp"}, {"-mode", "burst"}, {"-rate", "0"}, {"-conns", "-1"}, {"-duration", "0s"},
 		{"-timeout", "0s"}, {"-max-errors", "2"}, {"-min-rate-ratio", "-1"}, {"extra"}, {"-mix", "pizza=1"},
-		{"-accounts", "0"},
+		{"-accounts", "0"}, {"-slo-p99", "-1ms"}, {"-max-behind-schedule", "2"},
 	} {
 		if code := realMain(args, &bytes.Buffer{}, &bytes.Buffer{}); code != exitConfig {
 			t.Errorf("%v: exit %d, want %d", args, code, exitConfig)
