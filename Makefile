@@ -30,19 +30,25 @@ unit:
 # OpenSIPS config test runs m4 as OpenSIPS's -p preprocessor would: install
 # the Debian packages when they are missing (as root), or say how.
 SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-tester m4
+# deploy/ runs `promtool check rules` and `promtool test rules` on the alerting
+# rules; promtool ships in Debian's prometheus package (2.42 in bookworm). On a
+# host with systemd that package also enables a Prometheus service on :9090;
+# `systemctl disable --now prometheus` if you only wanted promtool.
+PROM_PACKAGES := prometheus
+TEST_PACKAGES := $(SIP_PACKAGES) $(PROM_PACKAGES)
 
 deps:
-	@missing=""; for p in $(SIP_PACKAGES); do \
+	@missing=""; for p in $(TEST_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "installing missing Debian packages:$$missing"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SIP_PACKAGES); \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(TEST_PACKAGES); \
 	else \
 		echo "missing Debian packages:$$missing"; \
 		echo "install them as root with:"; \
-		echo "    apt-get update && apt-get install -y $(SIP_PACKAGES)"; \
+		echo "    apt-get update && apt-get install -y $(TEST_PACKAGES)"; \
 		exit 1; \
 	fi
 

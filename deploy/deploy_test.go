@@ -122,7 +122,7 @@ func exprMetrics(expr string) []string {
 	bare = reBy.ReplaceAllString(bare, "")
 	for _, id := range reIdent.FindAllString(bare, -1) {
 		if strings.HasPrefix(id, "tollgate_") || strings.HasPrefix(id, "kamailio_") || strings.HasPrefix(id, "opensips_") ||
-			strings.HasPrefix(id, "process_") || strings.HasPrefix(id, "go_") {
+			strings.HasPrefix(id, "process_") || strings.HasPrefix(id, "go_") || id == "up" {
 			names = append(names, id)
 		}
 	}
@@ -146,6 +146,9 @@ func exprProblems(expr string, tg map[string]map[string]bool) []string {
 	}
 	labels := map[string]bool{"instance": true, "job": true, "le": true, "__name__": true}
 	for _, n := range names {
+		if n == "up" { // Prometheus's own, per target: labels job and instance
+			continue
+		}
 		if p, ok := proxyMetrics[n]; ok {
 			labels[p.label] = true
 			continue

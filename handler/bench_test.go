@@ -75,6 +75,14 @@ func BenchmarkCheckGETReject(b *testing.B) {
 	benchCtx(b, benchHandler(b), "GET", []byte("/v1/check?to=%2B5355512345&account=acme"), nil)
 }
 
+// BenchmarkCheckGETRejectSampled is the same flood with tollgate's default
+// log sampling: after the burst the line is counted, not written.
+func BenchmarkCheckGETRejectSampled(b *testing.B) {
+	h := benchHandler(b)
+	h.sampler = newLogSampler(DefaultLogBurst, DefaultLogInterval)
+	benchCtx(b, h, "GET", []byte("/v1/check?to=%2B5355512345&account=acme"), nil)
+}
+
 // BenchmarkCheckPOST is POST /v1/check with a JSON body.
 func BenchmarkCheckPOST(b *testing.B) {
 	benchCtx(b, benchHandler(b), "POST", []byte("/v1/check"),

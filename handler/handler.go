@@ -54,6 +54,12 @@ type Options struct {
 	// LogNumbers logs the full dialled number of a rejected call; by default
 	// only its country code and first digits are logged.
 	LogNumbers bool
+	// LogRejectBurst samples the refused-call lines: at most this many per
+	// (account, subaccount, reason) every LogRejectInterval (default 10 s),
+	// the rest counted in the key's next line and in a summary line. 0 logs
+	// every refused call (a flood then writes a line per call).
+	LogRejectBurst    int
+	LogRejectInterval time.Duration
 	// Tokens are the admin API's bearer tokens.
 	Tokens []Token
 	// RPCIdleTimeout closes a TCP connection with no request for this long
@@ -95,6 +101,7 @@ type Handler struct {
 	evTokens []tokenHash
 	vel      *velocity.Engine
 	alerts   *alert.Dispatcher
+	sampler  *logSampler // nil: every refused call logged
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,
@@ -110,6 +117,7 @@ func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 		opt.MaxCallDuration = 4 * time.Hour
 	}
 	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
+	h.sampler = newLogSampler(opt.LogRejectBurst, opt.LogRejectInterval)
 	for _, t := range opt.Tokens {
 		h.tokens = append(h.tokens, hashToken(t))
 	}
@@ -151,6 +159,21 @@ func (h *Handler) decide(q *matcher.Query, t transport) matcher.Verdict {
 // logVerdict writes the one line of a refused call: who, where to, why and
 // the rule, and the number only in part unless LogNumbers is set.
 func (h *Handler) logVerdict(q *matcher.Query, v *matcher.Verdict, t transport) {
+	if h.log.GetLevel() > zerolog.InfoLevel {
+		return
+	}
+	var suppressed uint64
+	if h.sampler != nil {
+		ok, supp, summary := h.sampler.allow(logKey(q.Account, q.Subaccount, v.Reason))
+		if summary > 0 {
+			h.log.Info().Uint64("suppressed", summary).Dur("interval", time.Duration(h.sampler.interval)).
+				Msg("refused-call log lines suppressed")
+		}
+		if !ok {
+			return
+		}
+		suppressed = supp
+	}
 	ev := h.log.Info()
 	if ev == nil {
 		return
@@ -179,8 +202,11 @@ func (h *Handler) logVerdict(q *matcher.Query, v *matcher.Verdict, t transport) 
 		Int("code", v.Reason.Info().Code).
 		Bytes("rule", v.AppendRule(rb[:0])).
 		Bytes("number", num).
-		Str("call_id", q.CallID).
-		Msg(msg)
+		Str("call_id", q.CallID)
+	if suppressed > 0 {
+		ev.Uint64("suppressed", suppressed)
+	}
+	ev.Msg(msg)
 }
 
 // maskNumber keeps the leading digits that say where a call went (country

@@ -373,6 +373,22 @@ func (h *Handler) writeVelocityMetrics(b *bytes.Buffer, head func(name, help, ty
 	line("tollgate_range_velocity_evicted_total", float64(st.RangesEvicted))
 	head("tollgate_range_blocks_total", "Number ranges blocked operator-wide by the range velocity's critical level (action block).", "counter")
 	line("tollgate_range_blocks_total", float64(st.RangeBlocks))
+	head("tollgate_velocity_evaluation_duration_seconds", "How long the evaluations of the velocity rules took.", "histogram")
+	var cum uint64
+	for i, c := range st.EvaluationCounts {
+		cum += c
+		b.WriteString(`tollgate_velocity_evaluation_duration_seconds_bucket{le="`)
+		if i < len(velocity.EvalBuckets) {
+			b.WriteString(strconv.FormatFloat(velocity.EvalBuckets[i], 'g', -1, 64))
+		} else {
+			b.WriteString("+Inf")
+		}
+		b.WriteString(`"} `)
+		b.WriteString(strconv.FormatUint(cum, 10))
+		b.WriteByte('\n')
+	}
+	line("tollgate_velocity_evaluation_duration_seconds_sum", float64(st.EvaluationTotalNanos)/1e9)
+	line("tollgate_velocity_evaluation_duration_seconds_count", float64(cum))
 }
 
 // writeAlertMetrics writes the alert counters by kind and level (both

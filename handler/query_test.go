@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -321,4 +323,52 @@ func TestRPCOverHTTP(t *testing.T) {
 	if r := e.q("GET", "/rpc", ""); r.status != 405 {
 		t.Fatalf("GET /rpc: %d", r.status)
 	}
+}
+
+// A flood of refused calls for one account writes a few lines and counts the
+// rest; another account's refusal still shows, and the next interval writes
+// again with the count of what was left out, plus one summary line.
+func TestRejectLogSampled(t *testing.T) {
+	e := newEnv(t, func(_ *serviceOptions, o *Options) { o.LogRejectBurst = 3; o.LogRejectInterval = time.Minute })
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	e.h.sampler.now = now.Load
+	e.h.sampler.sumAt.Store(now.Load() / int64(time.Minute))
+	e.mustA("PUT", "/v1/operator/countries/CU", "")
+	for i := 0; i < 1000; i++ {
+		if r := e.q("GET", "/v1/check?to=%2B5355512345&account=flood", ""); r.status != 403 {
+			t.Fatalf("call %d: %d %s", i, r.status, r.body)
+		}
+	}
+	e.q("GET", "/v1/check?to=%2B5355512345&account=other", "")
+	e.q("GET", "/v1/check?to=%2B5355512345&account=flood&subaccount=s1", "")
+	logs := e.logText()
+	if n := strings.Count(logs, `"account":"flood","subaccount":"","country":"CU","reason":"country_disabled"`); n != 3 {
+		t.Errorf("%d lines for account flood, want the burst of 3:\n%s", n, lastLines(logs, 6))
+	}
+	for _, w := range []string{`"account":"other"`, `"account":"flood","subaccount":"s1"`} {
+		if !strings.Contains(logs, w) {
+			t.Errorf("the refusal with %s is not logged", w)
+		}
+	}
+	now.Add(int64(time.Minute))
+	e.q("GET", "/v1/check?to=%2B5355512345&account=flood", "")
+	logs = e.logText()
+	if !strings.Contains(logs, `"suppressed":997,"interval":60000,"message":"refused-call log lines suppressed"`) {
+		t.Errorf("no summary of the 997 suppressed lines:\n%s", lastLines(logs, 3))
+	}
+	if !strings.Contains(logs, `"suppressed":997,"message":"call rejected"`) {
+		t.Errorf("the next line of account flood does not carry its 997 suppressed lines:\n%s", lastLines(logs, 3))
+	}
+	if n := strings.Count(logs, `"message":"call rejected"`); n != 6 {
+		t.Errorf("%d call lines in all, want 3+1+1+1", n)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }

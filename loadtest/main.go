@@ -43,6 +43,8 @@ type options struct {
 	quiet        bool
 	minRateRatio float64
 	maxErrors    float64
+	sloP99       time.Duration
+	maxBehind    float64
 	allowRemote  bool
 	printN       int
 }
@@ -115,7 +117,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	res := run(ctx, cfg, tr, wl)
-	sum := summarize(res, opt.transport, target, wl, thresholds{minRateRatio: opt.minRateRatio, maxErrors: opt.maxErrors})
+	sum := summarize(res, opt.transport, target, wl, thresholds{minRateRatio: opt.minRateRatio, maxErrors: opt.maxErrors, sloP99: opt.sloP99, maxBehind: opt.maxBehind})
 	if opt.json {
 		if err := sum.writeJSON(stdout); err != nil {
 			fmt.Fprintln(stderr, "tollgate-loadtest:", err)
@@ -163,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.Float64Var(&o.minRateRatio, "min-rate-ratio", 0.95, "open loop: fail (exit 1) when achieved/target rate is below this")
 	fs.Float64Var(&o.maxErrors, "max-errors", 0.001, "fail (exit 1) when the fraction of failed requests exceeds this")
+	fs.DurationVar(&o.sloP99, "slo-p99", time.Millisecond, "the latency objective: fail (exit 1) when the measured p99 exceeds it (0: not checked)")
+	fs.Float64Var(&o.maxBehind, "max-behind-schedule", 0.01, "open loop: fail (exit 1) when more than this fraction of requests went out behind schedule")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not loopback (127.0.0.0/8, ::1, localhost)")
 	fs.IntVar(&o.printN, "print-workload", 0, "print the first N requests of the workload and exit")
 	if err := fs.Parse(args); err != nil {
@@ -190,6 +194,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-min-rate-ratio %g: want 0…1", o.minRateRatio)
 	case !(o.maxErrors >= 0 && o.maxErrors <= 1):
 		return nil, fmt.Errorf("-max-errors %g: want 0…1", o.maxErrors)
+	case o.sloP99 < 0:
+		return nil, fmt.Errorf("-slo-p99 %v: want 0 (not checked) or more", o.sloP99)
+	case !(o.maxBehind >= 0 && o.maxBehind <= 1):
+		return nil, fmt.Errorf("-max-behind-schedule %g: want 0…1", o.maxBehind)
 	case o.printN < 0:
 		return nil, fmt.Errorf("-print-workload must not be negative")
 	}

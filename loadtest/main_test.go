@@ -58,7 +58,7 @@ func TestFlagValidation(t *testing.T) {
 	for _, args := range [][]string{
 		{"-transport", "udp"}, {"-mode", "burst"}, {"-rate", "0"}, {"-conns", "-1"}, {"-duration", "0s"},
 		{"-timeout", "0s"}, {"-max-errors", "2"}, {"-min-rate-ratio", "-1"}, {"extra"}, {"-mix", "pizza=1"},
-		{"-accounts", "0"},
+		{"-accounts", "0"}, {"-slo-p99", "-1ms"}, {"-max-behind-schedule", "2"},
 	} {
 		if code := realMain(args, &bytes.Buffer{}, &bytes.Buffer{}); code != exitConfig {
 			t.Errorf("%v: exit %d, want %d", args, code, exitConfig)
@@ -80,7 +80,7 @@ func TestRealMainJSON(t *testing.T) {
 	addr := fakeSidecarHTTP(t, nil)
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{"-addr", addr, "-transport", "http-get", "-rate", "400", "-duration", "500ms",
-		"-warmup", "100ms", "-mix", "domestic=50,barred=25,highrisk=25", "-pool", "40", "-json", "-quiet"}, &stdout, &stderr)
+		"-warmup", "100ms", "-mix", "domestic=50,barred=25,highrisk=25", "-pool", "40", "-json", "-quiet", "-slo-p99", "0", "-max-behind-schedule", "1"}, &stdout, &stderr)
 	var s Summary
 	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
 		t.Fatalf("exit %d, stderr %s, output not JSON: %v\n%s", code, stderr.String(), err, stdout.String())
@@ -109,7 +109,7 @@ func TestRealMainErrorThreshold(t *testing.T) {
 	var stdout bytes.Buffer
 	// A clean closed-loop run over plain TCP passes…
 	code := realMain([]string{"-transport", "rpc-tcp", "-rpc-addr", addr, "-mode", "closed", "-conns", "2",
-		"-requests", "50", "-duration", "2s", "-warmup", "0s", "-quiet"}, &stdout, &bytes.Buffer{})
+		"-requests", "50", "-duration", "2s", "-warmup", "0s", "-quiet", "-slo-p99", "0"}, &stdout, &bytes.Buffer{})
 	if code != exitPass || served.Load() < 50 {
 		t.Fatalf("exit %d, served %d:\n%s", code, served.Load(), stdout.String())
 	}

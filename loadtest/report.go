@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Summary is the result of a run; -json prints it as JSON.
@@ -116,6 +117,13 @@ func latencyOf(h *Histogram) Latency {
 type thresholds struct {
 	minRateRatio float64
 	maxErrors    float64
+	// sloP99 is the latency objective: the measured p99 must not exceed it
+	// (0: not checked).
+	sloP99 time.Duration
+	// maxBehind is the largest fraction of requests that may go out behind
+	// schedule in open loop: past it the client, not the server, set the
+	// pace, and the latencies no longer describe the target rate.
+	maxBehind float64
 }
 
 // summarize turns a run's result into a Summary and applies the thresholds.
@@ -188,6 +196,15 @@ func summarize(res *runResult, transportName, target string, wl *workload, th th
 	if res.cfg.mode == modeOpen && s.RateRatio < th.minRateRatio {
 		s.Failures = append(s.Failures, fmt.Sprintf("achieved %.1f req/s is %.1f%% of the target %g req/s, below -min-rate-ratio %g",
 			s.AchievedRate, 100*s.RateRatio, res.cfg.rate, th.minRateRatio))
+	}
+	if th.sloP99 > 0 && st.requests > 0 && s.Latency.P99 > float64(th.sloP99)/1e3 {
+		s.Failures = append(s.Failures, fmt.Sprintf("p99 %s exceeds the objective -slo-p99 %s", fmtUS(s.Latency.P99), th.sloP99))
+	}
+	if res.cfg.mode == modeOpen && st.requests > 0 {
+		if r := float64(s.BehindSchedule) / float64(st.requests); r > th.maxBehind {
+			s.Failures = append(s.Failures, fmt.Sprintf("%d requests (%.1f%%) went out behind schedule, above -max-behind-schedule %g: the client could not keep the rate",
+				s.BehindSchedule, 100*r, th.maxBehind))
+		}
 	}
 	s.Pass = len(s.Failures) == 0
 	return s

@@ -138,7 +138,7 @@ func TestOpenLoopAccountingAndWarmup(t *testing.T) {
 	if warm != 200 || res.stats.requests != 600 || res.expected != 600 || len(rec.obs) != 800 {
 		t.Fatalf("warm-up %d, measured %d, expected %d, total %d; want 200/600/600/800", warm, res.stats.requests, res.expected, len(rec.obs))
 	}
-	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{0.95, 0.001})
+	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{minRateRatio: 0.95, maxErrors: 0.001, maxBehind: 1})
 	if !s.Pass || s.RateRatio < 0.95 || s.RateRatio > 1.01 || s.Unsent != 0 {
 		t.Fatalf("summary: pass %v ratio %.3f unsent %d failures %v", s.Pass, s.RateRatio, s.Unsent, s.Failures)
 	}
@@ -164,7 +164,7 @@ func TestOpenLoopSlowTargetStopsAndFails(t *testing.T) {
 	if el := time.Since(start); el > 600*time.Millisecond {
 		t.Fatalf("run took %v, want it bounded by duration + timeout", el)
 	}
-	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{0.95, 0.001})
+	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{minRateRatio: 0.95, maxErrors: 0.001, maxBehind: 1})
 	if s.Pass || s.Unsent == 0 || s.RateRatio > 0.5 {
 		t.Fatalf("pass %v unsent %d ratio %.2f", s.Pass, s.Unsent, s.RateRatio)
 	}
@@ -186,7 +186,7 @@ func TestClosedLoopRequestCap(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("closed loop ignored the request cap")
 	}
-	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{0.95, 0.001})
+	s := summarize(res, "fake", "in-process", testWorkload(t), thresholds{minRateRatio: 0.95, maxErrors: 0.001, maxBehind: 1})
 	if !s.Pass || s.AchievedRate <= 0 || s.SendLag != nil {
 		t.Fatalf("closed-loop summary: %+v", s)
 	}

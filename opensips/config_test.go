@@ -820,6 +820,10 @@ func checkContract(cfg string, ct contract) []string {
 	// same switches and settings as Kamailio, same defaults where they mean the same
 	ksw, osw := set(reKamIfdef, ct.kam), set(reM4Ifdef, cfg)
 	delete(osw, "MPATH")
+	// Kamailio's own plumbing, no call behaviour: its ctl socket for kamcmd
+	// and whether its TCP processes run (kamailio/README.md)
+	delete(ksw, "CTL_SOCKET")
+	delete(ksw, "WITH_TCP")
 	if fmt.Sprint(keys(ksw)) != fmt.Sprint(keys(osw)) {
 		p = append(p, fmt.Sprintf("switches differ: Kamailio %v, OpenSIPS %v", keys(ksw), keys(osw)))
 	}

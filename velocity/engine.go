@@ -161,7 +161,17 @@ type Engine struct {
 	journal  atomic.Pointer[journals]
 	rangeCfg atomic.Pointer[rangeConfig]
 	ranges   rangeTable
+	// evalHist counts evaluations by duration (EvalBuckets, the last one
+	// +Inf), with their total, for the duration histogram of /metrics: the
+	// last evaluation alone hides the slow ones between two scrapes.
+	evalHist  [len(EvalBuckets) + 1]atomic.Uint64
+	evalTotal atomic.Int64
 }
+
+// EvalBuckets are the upper bounds, in seconds, of the evaluation duration
+// histogram: from a small table (0.1 ms) to a pass long enough to delay a
+// lockdown noticeably (0.25 s, the default -velocity-interval).
+var EvalBuckets = [...]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25}
 
 // table is an immutable index of the scopes by name.
 type table struct {
@@ -914,6 +924,11 @@ type Stats struct {
 	RangesTracked int64
 	RangesEvicted uint64
 	RangeBlocks   uint64
+	// EvaluationCounts are the evaluations by EvalBuckets bucket (not
+	// cumulative; the last is above every bound), EvaluationTotalNanos their
+	// summed duration.
+	EvaluationCounts     [len(EvalBuckets) + 1]uint64
+	EvaluationTotalNanos int64
 }
 
 // Stats returns the counters.
@@ -921,10 +936,13 @@ func (e *Engine) Stats() Stats {
 	st := Stats{LiveCalls: e.live.Load(), Expired: e.expired.Load(), LockdownsAuto: e.lockdowns[0].Load(),
 		LockdownsOp: e.lockdowns[1].Load(), Unlocks: e.unlocks.Load(), CPSOverCap: e.cpsOver.Load(),
 		CPSCapRatioMax: math.Float64frombits(e.cpsRatio.Load()), PeakRatioMax: math.Float64frombits(e.peakRatio.Load()),
-		EvaluationNanos: e.evalNanos.Load(), RangesTracked: e.ranges.tracked.Load(), RangesEvicted: e.ranges.evicted.Load(),
+		EvaluationNanos: e.evalNanos.Load(), EvaluationTotalNanos: e.evalTotal.Load(), RangesTracked: e.ranges.tracked.Load(), RangesEvicted: e.ranges.evicted.Load(),
 		RangeBlocks: e.ranges.blocks.Load()}
 	if js := e.journal.Load(); js != nil {
 		st.JournalDropped = js.dropped()
+	}
+	for i := range e.evalHist {
+		st.EvaluationCounts[i] = e.evalHist[i].Load()
 	}
 	for k := range e.events {
 		for r := range e.events[k] {

@@ -96,7 +96,14 @@ func (e *Engine) Evaluate() {
 	e.raiseRanges(ranges)
 	e.cpsRatio.Store(math.Float64bits(e.cpsRatioOf(uint32(now.Unix() - 1))))
 	e.peakRatio.Store(math.Float64bits(st.peakRatio))
-	e.evalNanos.Store(time.Since(start).Nanoseconds())
+	took := time.Since(start)
+	e.evalNanos.Store(took.Nanoseconds())
+	e.evalTotal.Add(took.Nanoseconds())
+	i := 0
+	for i < len(EvalBuckets) && took.Seconds() > EvalBuckets[i] {
+		i++
+	}
+	e.evalHist[i].Add(1)
 }
 
 // drainDirty moves the scopes with news to the evaluator's watch and to

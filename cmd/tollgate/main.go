@@ -73,6 +73,8 @@ type config struct {
 	gcPercent                     int
 	logFormat, logLevel           string
 	logNumbers                    bool
+	logRejectBurst                int
+	logRejectInterval             time.Duration
 	drainDelay, shutdownTimeout   time.Duration
 	maxConns, maxConnsPerSource   int
 	proxySources                  string
@@ -109,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
+	fs.IntVar(&c.logRejectBurst, "log-reject-burst", handler.DefaultLogBurst, "refused-call log lines per account, subaccount and reason every -log-reject-interval; the rest are counted (0: log every one)")
+	fs.DurationVar(&c.logRejectInterval, "log-reject-interval", handler.DefaultLogInterval, "the window of -log-reject-burst and of the suppressed-lines summary")
 	fs.DurationVar(&c.drainDelay, "drain-delay", time.Second, "on SIGTERM, how long /ready reports 503 before the listeners close")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 4096)")
@@ -167,6 +171,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.teardownAttempts < 1 || c.teardownAttempts > 20 {
 		return nil, fmt.Errorf("-teardown-attempts %d: want between 1 and 20", c.teardownAttempts)
+	}
+	if c.logRejectBurst < 0 {
+		return nil, fmt.Errorf("-log-reject-burst %d: want 0 (no sampling) or more", c.logRejectBurst)
+	}
+	if c.logRejectInterval < time.Second || c.logRejectInterval > time.Hour {
+		return nil, fmt.Errorf("-log-reject-interval %v: want between 1s and 1h", c.logRejectInterval)
 	}
 	return c, nil
 }
@@ -465,7 +475,7 @@ func serve(args []string) error {
 		log.Warn().Str("query_addr", c.queryAddr).Str("rpc_addr", c.rpcAddr).
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
-	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
+	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, LogRejectBurst: c.logRejectBurst, LogRejectInterval: c.logRejectInterval, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
 		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
 		Teardown: td})
 	velCtx, stopVelocity := context.WithCancel(context.Background())

@@ -19,6 +19,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -56,15 +57,12 @@ func main() {
 		}
 		rates = append(rates, r)
 	}
-	dir, err := os.MkdirTemp("", "tollgate-bench-sip-")
+	wd, err := newWorkDir(*keep)
 	if err != nil {
 		fatal(err)
 	}
-	if *keep {
-		fmt.Println("work directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer wd.close(os.Stdout)
+	dir := wd.dir
 
 	bin := *tgBin
 	if !filepath.IsAbs(bin) {
@@ -165,7 +163,7 @@ func main() {
 		}
 		k.Stop(5 * time.Second)
 		if n := strings.Count(k.Log(), " ERROR: "); n > 0 {
-			fmt.Printf("  kamailio logged %d ERROR lines (see %s)\n", n, k.LogPath)
+			fmt.Printf("  kamailio logged %d ERROR lines (see %s)\n", n, wd.point(k.LogPath))
 		}
 		results = append(results, res)
 		// let the upstream's transactions and dialogs drain
@@ -223,4 +221,39 @@ func statCounts(path string) (succ, failed int) {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench-sip:", err)
 	os.Exit(1)
+}
+
+// workDir is the benchmark's scratch directory. It is removed at the end
+// unless -keep was given or a printed line pointed into it (point): a report
+// must never send the reader to a log that is already gone.
+type workDir struct {
+	dir  string
+	keep bool
+}
+
+func newWorkDir(keep bool) (*workDir, error) {
+	dir, err := os.MkdirTemp("", "tollgate-bench-sip-")
+	if err != nil {
+		return nil, err
+	}
+	if keep {
+		fmt.Println("work directory:", dir)
+	}
+	return &workDir{dir: dir, keep: keep}, nil
+}
+
+// point marks path, a file in the directory, as shown to the reader, so the
+// directory is kept; it returns path.
+func (w *workDir) point(path string) string {
+	w.keep = true
+	return path
+}
+
+// close removes the directory, or says where it was kept.
+func (w *workDir) close(out io.Writer) {
+	if w.keep {
+		fmt.Fprintf(out, "logs kept in %s (remove it when done)\n", w.dir)
+		return
+	}
+	os.RemoveAll(w.dir)
 }
