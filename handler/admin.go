@@ -36,31 +36,6 @@ const (
 	MaxAdminBody = MaxHighRiskBody
 )
 
-// adminBodyLimit is the body limit of the route the raw request URI names.
-// A path spelled unusually gets the small limit; the limits matter only to
-// callers that passed the token check anyway.
-func adminBodyLimit(uri []byte) int {
-	p := b2s(uri)
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
-	}
-	switch p {
-	case "/v1/high-risk":
-		return MaxHighRiskBody
-	case "/v1/rate-deck":
-		return MaxRateDeckBody
-	case "/v1/operator":
-		return MaxPolicyBody
-	}
-	if rest, ok := strings.CutPrefix(p, "/v1/accounts/"); ok {
-		name, sub, hasSub := strings.Cut(rest, "/")
-		if name != "" && (!hasSub || strings.HasPrefix(sub, "subaccounts/") && strings.Count(sub, "/") == 1) {
-			return MaxPolicyBody
-		}
-	}
-	return MaxSmallBody
-}
-
 func isOpsPath(uri []byte) bool {
 	p := b2s(uri)
 	if i := strings.IndexByte(p, '?'); i >= 0 {
@@ -193,96 +168,14 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	actor := service.Actor{Name: who, Remote: ctx.RemoteIP().String()}
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) < 2 || seg[0] != "v1" {
-		h.adminError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
-		return
-	}
 	method := string(ctx.Method())
-	if h.originRoute(ctx, actor, method, seg) {
-		return
-	}
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	r, allowed := findRoute(method, segs)
 	switch {
-	case len(seg) == 2 && seg[1] == "accounts":
-		if h.allow(ctx, method, "GET") {
-			h.listAccounts(ctx)
-		}
-	case len(seg) == 3 && seg[1] == "accounts":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.account(ctx, actor, method, seg[2])
-		}
-	case len(seg) == 5 && seg[1] == "accounts" && seg[3] == "subaccounts":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.subaccount(ctx, actor, method, seg[2], seg[4])
-		}
-	case len(seg) == 2 && seg[1] == "operator":
-		if h.allow(ctx, method, "GET", "PUT") {
-			h.operator(ctx, actor, method)
-		}
-	case len(seg) == 4 && seg[1] == "operator" && seg[2] == "countries":
-		if h.allow(ctx, method, "PUT", "DELETE") {
-			h.operatorCountry(ctx, actor, method, seg[3])
-		}
-	case len(seg) == 3 && seg[1] == "operator" && seg[2] == "recommended-denies":
-		if h.allow(ctx, method, "PUT", "DELETE") {
-			h.operatorRecommendedDenies(ctx, actor, method)
-		}
-	case len(seg) == 2 && seg[1] == "recommended-denies":
-		if h.allow(ctx, method, "GET") {
-			h.recommendedDenies(ctx)
-		}
-	case len(seg) == 4 && seg[1] == "operator" && seg[2] == "prefixes":
-		if h.allow(ctx, method, "PUT", "DELETE") {
-			h.operatorPrefix(ctx, actor, method, seg[3])
-		}
-	case len(seg) == 2 && seg[1] == "high-risk":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.highRisk(ctx, actor, method)
-		}
-	case len(seg) == 2 && seg[1] == "countries":
-		if h.allow(ctx, method, "GET") {
-			h.countries(ctx)
-		}
-	case len(seg) == 2 && seg[1] == "audit":
-		if h.allow(ctx, method, "GET") {
-			h.audit(ctx)
-		}
-	case len(seg) == 2 && seg[1] == "reload":
-		if h.allow(ctx, method, "POST") {
-			h.reload(ctx)
-		}
-	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "velocity":
-		if h.allow(ctx, method, "GET", "DELETE") {
-			h.velocityState(ctx, actor, method, seg[2], "")
-		}
-	case len(seg) == 6 && seg[1] == "accounts" && seg[3] == "subaccounts" && seg[5] == "velocity":
-		if h.allow(ctx, method, "GET", "DELETE") {
-			h.velocityState(ctx, actor, method, seg[2], seg[4])
-		}
-	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "calls":
-		if h.allow(ctx, method, "GET") {
-			h.calls(ctx, seg[2])
-		}
-	case len(seg) == 4 && seg[1] == "accounts" && seg[3] == "lock":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.lock(ctx, actor, method, seg[2], "")
-		}
-	case len(seg) == 6 && seg[1] == "accounts" && seg[3] == "subaccounts" && seg[5] == "lock":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.lock(ctx, actor, method, seg[2], seg[4])
-		}
-	case len(seg) == 2 && seg[1] == "locks":
-		if h.allow(ctx, method, "GET") {
-			h.locks(ctx)
-		}
-	case len(seg) == 2 && seg[1] == "rate-deck":
-		if h.allow(ctx, method, "GET", "PUT", "DELETE") {
-			h.rateDeck(ctx, actor, method)
-		}
-	case len(seg) == 2 && seg[1] == "alerts":
-		if h.allow(ctx, method, "GET") {
-			h.recentAlerts(ctx)
-		}
+	case r != nil:
+		r.Serve(h, ctx, &adminReq{who: actor, method: method, route: r, vals: r.vals(segs)})
+	case len(allowed) > 0:
+		h.allow(ctx, method, allowed...)
 	default:
 		h.adminError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
 	}

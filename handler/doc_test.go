@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -52,27 +53,67 @@ func TestAPIDoc(t *testing.T) {
 			t.Errorf("metric %s is not documented", name)
 		}
 	}
-	for _, route := range []string{
-		"GET /v1/accounts", "GET /v1/accounts/{account}", "PUT /v1/accounts/{account}", "DELETE /v1/accounts/{account}",
-		"GET /v1/accounts/{account}/subaccounts/{sub}", "PUT /v1/accounts/{account}/subaccounts/{sub}",
-		"DELETE /v1/accounts/{account}/subaccounts/{sub}", "GET /v1/operator", "PUT /v1/operator",
-		"PUT /v1/operator/countries/{CC}", "DELETE /v1/operator/countries/{CC}", "PUT /v1/operator/prefixes/{prefix}",
-		"DELETE /v1/operator/prefixes/{prefix}", "GET /v1/recommended-denies", "PUT /v1/operator/recommended-denies",
-		"DELETE /v1/operator/recommended-denies", "GET /v1/high-risk", "PUT /v1/high-risk", "DELETE /v1/high-risk",
-		"POST /v1/reload", "GET /v1/countries", "GET /v1/audit", "GET /health", "GET /ready", "GET /metrics",
-		"GET /v1/check", "POST /v1/check", "POST /rpc", "POST /v1/events",
-		"GET /v1/accounts/{account}/velocity", "DELETE /v1/accounts/{account}/velocity",
-		"GET /v1/accounts/{account}/subaccounts/{sub}/velocity", "DELETE /v1/accounts/{account}/subaccounts/{sub}/velocity",
-		"GET /v1/accounts/{account}/lock", "PUT /v1/accounts/{account}/lock", "DELETE /v1/accounts/{account}/lock",
-		"DELETE /v1/accounts/{account}/subaccounts/{sub}/lock", "GET /v1/locks",
-		"GET /v1/rate-deck", "PUT /v1/rate-deck", "DELETE /v1/rate-deck", "GET /v1/alerts",
-		"GET /v1/accounts/{account}/origin", "POST /v1/accounts/{account}/screening", "DELETE /v1/accounts/{account}/quarantine",
-		"PUT /v1/accounts/{account}/home-origin", "DELETE /v1/accounts/{account}/home-origin",
-		"PUT /v1/accounts/{account}/unblock-code", "DELETE /v1/accounts/{account}/unblock-code",
-		"POST /v1/accounts/{account}/unblock-code/verify",
-	} {
-		if !strings.Contains(doc, route) {
-			t.Errorf("route %q is not documented", route)
+	for _, r := range AdminRoutes() {
+		if route := r.Method + " " + r.Pattern; !strings.Contains(doc, route) {
+			t.Errorf("admin route %q is not documented in docs/api.md", route)
 		}
+	}
+	for _, route := range append(append([]string{}, OpenRoutes...), QueryRoutes...) {
+		if !strings.Contains(doc, route) {
+			t.Errorf("route %q is not documented in docs/api.md", route)
+		}
+	}
+	for _, m := range docRoute.FindAllStringSubmatchIndex(doc, -1) {
+		method, path := doc[m[2]:m[3]], doc[m[4]:m[5]]
+		if strings.HasPrefix(doc[m[1]:], " HTTP/") {
+			continue // a request tollgate sends (a webhook), not one it serves
+		}
+		if !routeExists(method, path) {
+			t.Errorf("docs/api.md documents %s %s, which no route serves", method, path)
+		}
+	}
+}
+
+// docRoute finds "METHOD /path" in the docs; the path ends at a space, a
+// quote, a bracket or a query.
+var docRoute = regexp.MustCompile("\\b(GET|PUT|POST|DELETE|PATCH|HEAD) (/[^\\s`\"'()\\[\\]?,]*)")
+
+// routeExists reports whether a documented method and path is served: by
+// an admin route (a {placeholder} or a concrete value where the table has
+// a placeholder) or by the query and open routes.
+func routeExists(method, path string) bool {
+	for _, r := range append(append([]string{}, OpenRoutes...), QueryRoutes...) {
+		if r == method+" "+path {
+			return true
+		}
+	}
+	r, _ := findRoute(method, strings.Split(strings.TrimPrefix(path, "/"), "/"))
+	return r != nil
+}
+
+func TestRouteTable(t *testing.T) {
+	for _, tc := range []struct {
+		method, path, want string
+		allow              string
+	}{
+		{"GET", "/v1/accounts/acme", "GET /v1/accounts/{account}", ""},
+		{"GET", "/v1/accounts/acme/subaccounts/s1/unblock-code/verify", "", "POST"},
+		{"POST", "/v1/accounts/acme/subaccounts/s1/unblock-code/verify", "POST /v1/accounts/{account}/subaccounts/{sub}/unblock-code/verify", ""},
+		{"PATCH", "/v1/reload", "", "POST"},
+		{"GET", "/v1/accounts/acme/nothing", "", ""},
+		{"GET", "/v1/accounts/acme/subaccounts/s1/lock", "GET /v1/accounts/{account}/subaccounts/{sub}/lock", ""},
+		{"POST", "/v1/accounts/acme", "", "GET, PUT, DELETE"},
+	} {
+		r, allowed := findRoute(tc.method, strings.Split(strings.TrimPrefix(tc.path, "/"), "/"))
+		got := ""
+		if r != nil {
+			got = r.Method + " " + r.Pattern
+		}
+		if got != tc.want || strings.Join(allowed, ", ") != tc.allow {
+			t.Errorf("%s %s: route %q allow %q, want %q allow %q", tc.method, tc.path, got, allowed, tc.want, tc.allow)
+		}
+	}
+	if !routeExists("PUT", "/v1/operator/countries/KP") || routeExists("PUT", "/v1/nothing") {
+		t.Error("routeExists is wrong")
 	}
 }

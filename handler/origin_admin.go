@@ -35,47 +35,17 @@ type originStateJSON struct {
 	Origin     origin.Status `json:"origin"`
 }
 
-// originRoute serves the origin endpoints under /v1/accounts/{a}/ and
+// origin serves the origin endpoints under /v1/accounts/{a}/ and
 // /v1/accounts/{a}/subaccounts/{s}/: origin (GET), screening (POST, the
 // IVR's report), quarantine (DELETE), home-origin (PUT, DELETE),
-// unblock-code (PUT, DELETE) and unblock-code/verify (POST). A subaccount
-// with origin settings of its own has its own state; for any other the
-// subaccount paths reach its account's. It reports whether it handled the
-// path.
-func (h *Handler) originRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string, seg []string) bool {
-	if len(seg) < 4 || seg[1] != "accounts" {
-		return false
-	}
-	account, sub, rest := seg[2], "", seg[3:]
-	if len(seg) >= 6 && seg[3] == "subaccounts" {
-		sub, rest = seg[4], seg[5:]
-	}
-	what := rest[0]
-	if len(rest) == 2 && what == "unblock-code" && rest[1] == "verify" {
-		what = "unblock-code/verify"
-	} else if len(rest) != 1 {
-		return false
-	}
-	var allowed []string
-	switch what {
-	case "origin":
-		allowed = []string{"GET"}
-	case "screening", "unblock-code/verify":
-		allowed = []string{"POST"}
-	case "quarantine":
-		allowed = []string{"DELETE"}
-	case "home-origin", "unblock-code":
-		allowed = []string{"PUT", "DELETE"}
-	default:
-		return false
-	}
-	if !h.allow(ctx, method, allowed...) {
-		return true
-	}
+// unblock-code (PUT, DELETE) and unblock-code/verify (POST); what is the
+// path's tail. A subaccount with origin settings of its own has its own
+// state; for any other the subaccount paths reach its account's.
+func (h *Handler) origin(ctx *fasthttp.RequestCtx, who service.Actor, method, what, account, sub string) {
 	body, err := readOriginBody(ctx)
 	if err != nil {
 		h.fail(ctx, err)
-		return true
+		return
 	}
 	var st origin.Status
 	switch {
@@ -96,14 +66,13 @@ func (h *Handler) originRoute(ctx *fasthttp.RequestCtx, who service.Actor, metho
 	case what == "unblock-code/verify":
 		st, err = h.svc.VerifyUnblockCode(who, account, sub, body.Code)
 		h.writeVerify(ctx, account, sub, st, err)
-		return true
+		return
 	}
 	if err != nil {
 		h.fail(ctx, err)
-		return true
+		return
 	}
 	h.writeJSON(ctx, fasthttp.StatusOK, originStateJSON{Account: account, Subaccount: sub, Origin: st})
-	return true
 }
 
 // writeVerify answers an unblock code verification so an IVR can branch on
