@@ -119,7 +119,9 @@ const pages = { overview, accounts, account, operator, "high-risk": highRisk, tr
 async function route() {
   if (!S.csrf) return;
   if (S.timer) { clearInterval(S.timer); S.timer = null; }
-  const parts = (location.hash.replace(/^#\/?/, "") || "overview").split("/").map(decodeURIComponent);
+  // Parts stay percent-encoded: a page decodes its own (a name with
+  // decodeURIComponent, a query with URLSearchParams, which reads %2B as +).
+  const parts = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
   const page = pages[parts[0]] ? parts[0] : "overview";
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.dataset.page === page || (page === "account" && a.dataset.page === "accounts"));
@@ -321,7 +323,7 @@ function encodeCountries(def, allowed, cs, oldExcept) {
 }
 
 async function account(view, args) {
-  const name = args[0];
+  const name = decodeURIComponent(args[0] || "");
   const [a, cs, op] = await Promise.all([api("GET", "/v1/accounts/" + enc(name)), countries(), api("GET", "/v1/operator")]);
   const opDisabled = op.disabled_countries || {};
   view.replaceChildren(el("h1", {}, "Account ", el("code", {}, name)));
@@ -549,7 +551,7 @@ async function operator(view) {
 }
 
 // ---- high-risk list ----
-async function highRisk(view) {
+async function highRisk(view, args) {
   const r = await api("GET", "/v1/high-risk", undefined, true);
   if (!r.ok) throw new APIError(r.status, null);
   const text = await r.text();
@@ -570,8 +572,8 @@ async function highRisk(view) {
       const p = q.startsWith("+") ? q : "+" + q;
       m = entries.filter((e) => e.prefix.startsWith(p) || p.startsWith(e.prefix));
     }
-    out.replaceChildren(el("p", { class: "muted" }, m.length + " entr" + (m.length === 1 ? "y" : "ies") + (m.length > 500 ? ", the first 500 shown" : "")),
-      table(["prefix", "country", "category", "source"], m.slice(0, 500).map((e) =>
+    out.replaceChildren(el("p", { class: "muted" }, m.length + " entr" + (m.length === 1 ? "y" : "ies") + (m.length > 200 ? ", the first 200 shown" : "")),
+      table(["prefix", "country", "category", "source"], m.slice(0, 200).map((e) =>
         el("tr", {}, el("td", {}, e.prefix), el("td", {}, e.country), el("td", {}, e.category), el("td", {}, e.source))), "no entry matches"));
   };
   view.replaceChildren(el("h1", {}, "High-risk list"),
@@ -582,7 +584,7 @@ async function highRisk(view) {
     el("h3", {}, "Sources"), table(["source", "entries"], Object.entries(sources).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
       el("tr", {}, el("td", {}, k), el("td", { class: "num" }, n))))),
     el("div", { class: "card" }, el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); search(); } },
-      el("label", {}, "Prefix, number or country code", el("input", { id: "hr-q", placeholder: "+881 or CU" })), el("button", { type: "submit" }, "Search")), out));
+      el("label", {}, "Prefix, number or country code", el("input", { id: "hr-q", placeholder: "+881 or CU", value: new URLSearchParams(args[0] || "").get("q") || "" })), el("button", { type: "submit" }, "Search")), out));
   search();
 }
 

@@ -1,0 +1,324 @@
+package handler
+
+import (
+	"context"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// consoleShots, when set, is where TestConsolePages writes a screenshot of
+// every console page (docs/console.md):
+//
+//	go test ./handler -run TestConsolePages -console-shots ../docs/console
+var consoleShots = flag.String("console-shots", "", "write the console's page screenshots (PNG) into this directory")
+
+// chromiumPath is Debian's chromium, which `make deps` installs.
+func chromiumPath(t *testing.T) string {
+	p := os.Getenv("TOLLGATE_CHROMIUM")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the console tests drive a real headless Chromium: %v (install the Debian package chromium: `make deps` as root, or set TOLLGATE_CHROMIUM)", err)
+	}
+	return p
+}
+
+// serveConsole puts the env's admin server on a real 127.0.0.1 port, as a
+// browser needs one.
+func serveConsole(t *testing.T, e *env) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := e.h.AdminServer()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// newBrowser starts a headless Chromium with a fresh profile; it is killed
+// when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := chromiumPath(t)
+	dir, err := os.MkdirTemp("", "tollgate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Chromium's helpers may write in the profile for a moment after
+		// the browser is gone.
+		for i := 0; i < 50 && os.RemoveAll(dir) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() {
+		cancelTime()
+		cancelCtx()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	return ctx
+}
+
+func bdo(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// eventually polls cond until it holds, with a deadline generous enough for
+// a loaded machine; it never asserts on how long anything took.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, got := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s", what, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitText waits until the element's text contains want.
+func waitText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	eventually(t, sel+" to say "+want, func() (bool, string) {
+		got := evalJS[string](t, ctx, `(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`)
+		return strings.Contains(got, want), got
+	})
+}
+
+func jsString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// goPage switches the console to a page and waits until it is drawn.
+func goPage(t *testing.T, ctx context.Context, hash, page, ready string) {
+	t.Helper()
+	evalJS[string](t, ctx, `location.hash = `+jsString(hash))
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#view[data-page="`+page+`"] `+ready)))
+	if msg := evalJS[string](t, ctx, `(document.querySelector("#view > p.error") || {}).textContent || ""`); msg != "" {
+		t.Fatalf("page %s: %s", hash, msg)
+	}
+}
+
+func signInBrowser(t *testing.T, ctx context.Context, base, token string) {
+	t.Helper()
+	bdo(t, ctx, chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#signin-button")))
+}
+
+// TestConsoleBrowser drives the console in a real headless Chromium: a wrong
+// token is refused, a country denied in the grid changes GET /v1/check, a
+// lock and an unlock go through the admin API under the token's name, a
+// write without the CSRF token is refused, and sign-out ends the session.
+func TestConsoleBrowser(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"US","countries":{"default":"allow","except":["region:caribbean"]}}`)
+	const fr = "to=%2B33142685300&account=acme"
+	if s, reason := e.verdict(fr); s != 200 || reason != "ok" {
+		t.Fatalf("before: %d %s", s, reason)
+	}
+	base := serveConsole(t, e)
+	ctx := newBrowser(t)
+
+	before := e.h.met.authFail.Load()
+	signInBrowser(t, ctx, base, "wrong-token-0123456789")
+	waitText(t, ctx, "#signin-error", "Wrong token")
+	if n := e.h.met.authFail.Load(); n != before+1 {
+		t.Fatalf("auth failures %d→%d after a wrong token", before, n)
+	}
+	if evalJS[bool](t, ctx, `!document.querySelector("#nav").hidden`) {
+		t.Fatal("navigation shown after a wrong token")
+	}
+
+	signInBrowser(t, ctx, base, testToken)
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS("#nav")))
+	waitText(t, ctx, "#who-name", "ops")
+	if c := evalJS[string](t, ctx, `document.cookie`); c != "" {
+		t.Fatalf("the session cookie is readable from script: %q", c)
+	}
+
+	// Deny France in the grid and save.
+	goPage(t, ctx, "#/account/acme", "account", `button.cc[data-cc="FR"].allow`)
+	bdo(t, ctx, chromedp.Click(chromedp.CSS(`button.cc[data-cc="FR"]`)))
+	waitText(t, ctx, "#pending", "1 unsaved change")
+	if s, _ := e.verdict(fr); s != 200 {
+		t.Fatal("the grid changed the policy before Save")
+	}
+	bdo(t, ctx, chromedp.Click(chromedp.CSS("#save-countries")))
+	eventually(t, "GET /v1/check of FR to be refused", func() (bool, string) {
+		s, reason := e.verdict(fr)
+		return s == 403 && reason == "country_barred", reason
+	})
+	acct := string(e.mustA("GET", "/v1/accounts/acme", "").body)
+	if !strings.Contains(acct, `"countries":{"default":"allow","except":["FR","region:caribbean"]}`) {
+		t.Fatalf("stored countries: %s", acct)
+	}
+	last := func() map[string]any {
+		return e.mustA("GET", "/v1/audit?limit=1", "").json(t)["entries"].([]any)[0].(map[string]any)
+	}
+	if a := last(); a["who"] != "ops" || a["action"] != "account.put" || a["remote"] != "127.0.0.1" {
+		t.Fatalf("audit entry of the save: %v", a)
+	}
+	// The page is drawn again from the stored policy.
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS(`button.cc[data-cc="FR"].deny:not(.changed)`)))
+
+	// Lock and unlock with a reason.
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS("#lock-button")),
+		chromedp.SendKeys(chromedp.CSS("#lock-reason"), "console test: fraud suspected"),
+		chromedp.Click(chromedp.CSS("#lock-button")))
+	eventually(t, "acme locked", func() (bool, string) {
+		b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body)
+		return strings.Contains(b, `"locked":true`) && strings.Contains(b, `"by":"ops","reason":"console test: fraud suspected"`), b
+	})
+	if s, reason := e.verdict("to=%2B442071234567&account=acme"); s != 403 || reason != "international_locked" {
+		t.Fatalf("locked account's call: %d %s", s, reason)
+	}
+	waitText(t, ctx, "#lock-state", "locked")
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS("#unlock")),
+		chromedp.SendKeys(chromedp.CSS("#lock-reason"), "customer confirmed"),
+		chromedp.Click(chromedp.CSS("#unlock")))
+	eventually(t, "acme unlocked", func() (bool, string) {
+		b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body)
+		return strings.Contains(b, `"locked":false`), b
+	})
+	if a := last(); a["who"] != "ops" || a["action"] != "unlock" {
+		t.Fatalf("audit entry of the unlock: %v", a)
+	}
+
+	// A write from the page without the CSRF header (as a forged form or a
+	// script without the token would send it) is refused.
+	for _, js := range []string{
+		`fetch("/v1/accounts/acme/lock", {method: "PUT", credentials: "same-origin"}).then(r => r.status)`,
+		`fetch("/v1/accounts/acme/lock", {method: "PUT", credentials: "same-origin", headers: {"X-CSRF-Token": "forged"}}).then(r => r.status)`,
+	} {
+		if st := evalJS[int](t, ctx, js); st != 403 {
+			t.Fatalf("%s: %d, want 403", js, st)
+		}
+	}
+	if b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body); !strings.Contains(b, `"locked":false`) {
+		t.Fatalf("a write without the CSRF token went through: %s", b)
+	}
+
+	// Try a call shows the verdict and its rule.
+	goPage(t, ctx, "#/try", "try", "#try-form")
+	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#account"), "acme"), chromedp.SendKeys(chromedp.CSS("#to"), "+33142685300"),
+		chromedp.Click(chromedp.CSS(`#try-form button[type="submit"]`)))
+	waitText(t, ctx, "#try-rule", "account acme: countries allow-all-except; FR listed")
+
+	// Sign out: the cookie no longer opens the API.
+	bdo(t, ctx, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if st := evalJS[int](t, ctx, `fetch("/v1/accounts", {credentials: "same-origin"}).then(r => r.status)`); st != 401 {
+		t.Fatalf("API after sign-out: %d", st)
+	}
+}
+
+// TestConsolePages opens every console page on a populated sidecar and checks
+// each draws its data without an error; with -console-shots it also writes
+// the screenshots docs/console.md shows.
+func TestConsolePages(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/operator/countries/KP", `{"reason":"sanctions"}`)
+	e.mustA("PUT", "/v1/operator/prefixes/+88213", `{"reason":"satellite IRSF ticket 4711"}`)
+	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"US","countries":{"default":"deny","except":["CA","US","continent:EU"]},"high_risk":"block",`+
+		`"max_channels":160,"max_cps":20,"velocity":{"daily_spend":{"warning":50,"limit":100},"rules":[`+
+		`{"name":"burst","calls_per_minute":{"warning":20,"critical":40},"blocked_attempts":{"warning":5,"critical":10}},`+
+		`{"name":"satellite","prefix":"+881","concurrent_calls":{"critical":2}}]}}`)
+	e.mustA("PUT", "/v1/accounts/acme/subaccounts/sales", `{"countries":{"default":"allow","except":["region:caribbean"]},"max_cps":5}`)
+	e.mustA("PUT", "/v1/accounts/acme/subaccounts/support", `{"high_risk":"allow"}`)
+	e.mustA("PUT", "/v1/accounts/globex", `{"home_country":"GB","countries":{"default":"allow","except":["CU","region:melanesia"]}}`)
+	e.mustA("PUT", "/v1/accounts/initech", `{"home_country":"DE","max_channels":30}`)
+	e.mustA("PUT", "/v1/accounts/globex/lock", `{"reason":"blocked attempts to +53 (ticket 4712)"}`)
+	for _, q := range []string{"to=%2B14155550123&account=acme", "to=%2B5355512345&account=acme", "to=%2B442071234567&account=acme",
+		"to=%2B5355512345&account=globex", "to=%2B8503123456&account=initech", "to=%2B4930123456&account=initech", "to=%2B882130000001&account=initech"} {
+		e.q("GET", "/v1/check?"+q, "")
+	}
+	base := serveConsole(t, e)
+	ctx := newBrowser(t)
+	signInBrowser(t, ctx, base, testToken)
+	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS("#nav")))
+
+	for _, p := range []struct{ file, hash, page, ready string }{
+		{"overview", "#/overview", "overview", `#decisions td[data-rate]`},
+		{"accounts", "#/accounts", "accounts", `tr[data-account="initech"]`},
+		{"account", "#/account/acme", "account", `#subaccounts tr[data-field="max_cps"]`},
+		{"operator", "#/operator", "operator", `#recommended table`},
+		{"high-risk", "#/high-risk/q=%2B88", "high-risk", `#hr-results table`},
+		{"try", "#/try/account=acme&to=%2B5355512345", "try", `#try-form`},
+		{"audit", "#/audit", "audit", `#audit-list table`},
+	} {
+		goPage(t, ctx, p.hash, p.page, p.ready)
+		if p.page == "try" {
+			bdo(t, ctx, chromedp.Click(chromedp.CSS(`#try-form button[type="submit"]`)))
+			waitText(t, ctx, "#try-rule", "CU not listed")
+		}
+		if p.page == "overview" {
+			waitText(t, ctx, "#locked", "globex")
+			waitText(t, ctx, "#stats", "GET /v1/stats")
+		}
+		if *consoleShots == "" {
+			continue
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(*consoleShots, p.file+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sign-in page, last.
+	if *consoleShots != "" {
+		bdo(t, ctx, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(*consoleShots, "signin.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
