@@ -230,7 +230,7 @@ func (h *Handler) consoleRoute(ctx *fasthttp.RequestCtx) bool {
 	if rest == "" {
 		rest = "index.html"
 	}
-	b, err := fs.ReadFile(consoleFiles, path.Join("console", path.Clean("/" + rest)))
+	b, err := fs.ReadFile(consoleFiles, path.Join("console", path.Clean("/"+rest)))
 	if err != nil {
 		h.adminError(ctx, fasthttp.StatusNotFound, "no such console file", "")
 		return true
