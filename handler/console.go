@@ -40,6 +40,10 @@ const (
 	maxConsoleSessions = 1024
 )
 
+// ConsoleRoutes are the console's own routes on the admin listener, served
+// before the admin credentials are checked (docs/console.md).
+var ConsoleRoutes = []string{"GET /console/", "POST /console/session", "GET /console/session", "DELETE /console/session"}
+
 // consoleSession is one signed-in browser.
 type consoleSession struct {
 	name    string // the admin token's name: the audit log's "who"

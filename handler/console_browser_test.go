@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -241,6 +242,51 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	if b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body); !strings.Contains(b, `"locked":false`) {
 		t.Fatalf("a write without the CSRF token went through: %s", b)
+	}
+
+	// Paging and search over the list API: 120 more accounts, 50 a page.
+	for i := 0; i < 120; i++ {
+		e.mustA("PUT", fmt.Sprintf("/v1/accounts/n%03d", i), `{}`)
+	}
+	e.mustA("PUT", "/v1/accounts/n077/lock", `{"reason":"paging test"}`)
+	rows := func() string {
+		return evalJS[string](t, ctx, `[...document.querySelectorAll("#account-list tr[data-account]")].map(r => r.dataset.account).join(" ")`)
+	}
+	names := func(from, to int) string {
+		var b []string
+		for i := from; i <= to; i++ {
+			b = append(b, fmt.Sprintf("n%03d", i))
+		}
+		return strings.Join(b, " ")
+	}
+	goPage(t, ctx, "#/accounts", "accounts", `tr[data-account="acme"]`)
+	if got, want := rows(), "acme "+names(0, 48); got != want {
+		t.Fatalf("first page:\n got %s\nwant %s", got, want)
+	}
+	for _, want := range []string{names(49, 98), names(99, 119)} {
+		bdo(t, ctx, chromedp.Click(chromedp.CSS("#next-page")))
+		eventually(t, "next page", func() (bool, string) { got := rows(); return got == want, got })
+	}
+	if evalJS[bool](t, ctx, `!!document.querySelector("#next-page")`) {
+		t.Fatal("a next page after the last")
+	}
+	bdo(t, ctx, chromedp.Click(chromedp.CSS("#prev-page")))
+	eventually(t, "previous page", func() (bool, string) { got := rows(); return got == names(49, 98), got })
+	// A name search pages within the prefix: n0 is 100 names, two pages.
+	evalJS[string](t, ctx, `document.querySelector("#q").value = "n0"; document.querySelector("#account-search button").click(); ""`)
+	eventually(t, "search n0", func() (bool, string) { got := rows(); return got == names(0, 49), got })
+	bdo(t, ctx, chromedp.Click(chromedp.CSS("#next-page")))
+	eventually(t, "search n0, page 2", func() (bool, string) { got := rows(); return got == names(50, 99), got })
+	if evalJS[bool](t, ctx, `!!document.querySelector("#next-page")`) {
+		t.Fatal("a next page after the prefix's last name")
+	}
+	goPage(t, ctx, "#/accounts/q=n&filter=locked", "accounts", `tr[data-account="n077"]`)
+	if got := rows(); got != "n077" {
+		t.Fatalf("locked filter: %s", got)
+	}
+	goPage(t, ctx, "#/accounts/filter=alerting", "accounts", `tr[data-account="n077"]`)
+	if got := rows(); got != "n077 acme" && got != "acme n077" {
+		t.Fatalf("alerting filter: %s", got)
 	}
 
 	// Try a call shows the verdict and its rule.

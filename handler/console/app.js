@@ -233,7 +233,8 @@ async function accounts(view, args) {
   } },
   el("label", {}, "Name starts with", el("input", { id: "q", value: search, placeholder: "acme" })),
   el("label", {}, "Show", el("select", { id: "filter" },
-    ["all", "locked", "alerting"].map((f) => el("option", { value: f, selected: f === filter }, f)))),
+    [["all", "all"], ["locked", "locked"], ["alerting", "alerting (warning or critical among the last 200 alerts)"]].map(([f, t]) =>
+      el("option", { value: f, selected: f === filter }, t)))),
   el("button", { type: "submit" }, "Search"));
   const create = el("form", { class: "inline", onsubmit: async (e) => {
     e.preventDefault();
@@ -284,17 +285,20 @@ async function accounts(view, args) {
   // name may hold) and stops at the first name without it.
   let start = after;
   if (!start && search) start = search.slice(0, -1) + String.fromCharCode(search.charCodeAt(search.length - 1) - 1) + "~";
-  const r = await api("GET", "/v1/accounts?limit=" + PAGE + (start ? "&after=" + enc(start) : ""));
+  // One more than a page is asked for: whether it exists (and has the
+  // prefix) says whether there is a next page.
+  const r = await api("GET", "/v1/accounts?limit=" + (PAGE + 1) + (start ? "&after=" + enc(start) : ""));
   const list = r.accounts.filter((a) => a.name.startsWith(search));
-  const more = r.next && list.length === r.accounts.length;
-  card.append(el("p", { class: "muted" }, r.total + " accounts in all" + (search ? "; names starting with \"" + search + "\":" : "")),
-    table(heads, list.map((a) => row(a)), "no account matches"));
+  const more = list.length > PAGE;
+  const shown = list.slice(0, PAGE);
+  card.append(el("p", { class: "muted", id: "account-count" }, r.total + " accounts in all" + (search ? "; names starting with \"" + search + "\":" : "")),
+    table(heads, shown.map((a) => row(a)), "no account matches"));
   const pager = el("div", { class: "pager" });
   if (after) pager.append(el("button", { type: "button", id: "prev-page", onclick: () => {
     const p = prev.slice(0, -1); go({ q: search, filter, after: prev[prev.length - 1] || "", prev: p.join(",") });
   } }, "← Previous"));
   if (more) pager.append(el("button", { type: "button", id: "next-page", onclick: () =>
-    go({ q: search, filter, after: r.next, prev: [...prev, after].join(",") }) }, "Next →"));
+    go({ q: search, filter, after: shown[shown.length - 1].name, prev: [...prev, after].join(",") }) }, "Next →"));
   card.append(pager);
 }
 
