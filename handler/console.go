@@ -138,10 +138,16 @@ func (s *consoleSessions) remove(id string) {
 
 // sessionAuth returns the name of the token whose console session the
 // request's cookie holds, or "" and, when the session is live but the
-// request may not use it, why. A GET or HEAD needs the cookie only (the
-// cookie is SameSite=Strict and no response is readable cross-origin); any
-// other method also needs the session's CSRF token in X-CSRF-Token and an
-// Origin header naming this listener.
+// request may not use it, why.
+//
+// SameSite=Strict keeps the cookie from other sites, but a page on another
+// port of the same host is the same site, so it is not all: a request a
+// browser marks as coming from elsewhere (Sec-Fetch-Site other than
+// same-origin or none) is refused whatever its method; a GET or HEAD then
+// needs the cookie only (no other origin can read the answer), except the
+// admin listener's GET /v1/check, which counts in the velocity counters;
+// that GET and every other method need the session's CSRF token in
+// X-CSRF-Token, and the writes an Origin header naming this listener.
 func (h *Handler) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string) {
 	id := string(hdr.Cookie(ConsoleCookie))
 	if id == "" {
@@ -151,17 +157,30 @@ func (h *Handler) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string
 	if !ok {
 		return "", ""
 	}
+	if site := string(hdr.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+		return "", "a console session's requests are accepted from the console's own pages only (Sec-Fetch-Site: " + site + ")"
+	}
 	m := string(hdr.Method())
-	if m == "GET" || m == "HEAD" {
+	read := m == "GET" || m == "HEAD"
+	if read && !isAdminCheck(hdr.RequestURI()) {
 		return sess.name, ""
 	}
 	if tok := hdr.Peek(ConsoleCSRFHeader); len(tok) == 0 || subtle.ConstantTimeCompare(tok, []byte(sess.csrf)) != 1 {
 		return "", "missing or wrong CSRF token (" + ConsoleCSRFHeader + "): a console session's writes carry the token GET /console/session answers"
 	}
-	if !sameOrigin(hdr) {
+	if !read && !sameOrigin(hdr) {
 		return "", "the Origin header is missing or is not this listener: console writes are accepted from the console's own pages only"
 	}
 	return sess.name, ""
+}
+
+// isAdminCheck says whether a request URI is GET /v1/check's.
+func isAdminCheck(uri []byte) bool {
+	p := b2s(uri)
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p == "/v1/check"
 }
 
 // sameOrigin says whether the request's Origin is the listener it was sent
@@ -324,7 +343,8 @@ func (h *Handler) consoleSession(ctx *fasthttp.RequestCtx) {
 
 // setSessionCookie sets (or, with clear, deletes) the session cookie:
 // HttpOnly so no script reads it, SameSite=Strict so no other site's page
-// sends it, Secure when the request came over TLS. It carries no expiry: the
+// sends it, Secure when the request came over TLS or through a TLS proxy
+// (X-Forwarded-Proto: https). It carries no expiry: the
 // session's expiry is kept on the server.
 func (h *Handler) setSessionCookie(ctx *fasthttp.RequestCtx, id string, clear bool) {
 	c := fasthttp.AcquireCookie()
@@ -334,7 +354,10 @@ func (h *Handler) setSessionCookie(ctx *fasthttp.RequestCtx, id string, clear bo
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
 	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
-	c.SetSecure(ctx.IsTLS())
+	// Behind a TLS reverse proxy the browser speaks HTTPS. A client that
+	// claims it falsely only gets a cookie its browser will not send back
+	// over plain HTTP.
+	c.SetSecure(ctx.IsTLS() || strings.EqualFold(string(ctx.Request.Header.Peek("X-Forwarded-Proto")), "https"))
 	if clear {
 		c.SetExpire(fasthttp.CookieExpireDelete)
 	}

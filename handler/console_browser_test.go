@@ -243,6 +243,10 @@ func TestConsoleBrowser(t *testing.T) {
 	if b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body); !strings.Contains(b, `"locked":false`) {
 		t.Fatalf("a write without the CSRF token went through: %s", b)
 	}
+	// So is the admin listener's GET /v1/check, which counts as a call.
+	if b := evalJS[string](t, ctx, `fetch("/v1/check?to=%2B33142685300&account=acme", {credentials: "same-origin"}).then(r => r.text())`); !strings.Contains(b, "CSRF token") {
+		t.Fatalf("GET /v1/check without the CSRF token: %s", b)
+	}
 
 	// Paging and search over the list API: 120 more accounts, 50 a page.
 	for i := 0; i < 120; i++ {

@@ -102,13 +102,26 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	if strings.Contains(set, "secure") || strings.Contains(set, "expires") {
 		t.Errorf("Set-Cookie %q over plain HTTP: no Secure, no expiry", set)
 	}
+	r = consoleReq(t, e, "POST", "/console/session", map[string]string{"Authorization": "Bearer " + testToken, "X-Forwarded-Proto": "https"}, "")
+	if r.status != 200 || !strings.Contains(r.hdr["Set-Cookie"], "; secure") {
+		t.Fatalf("sign-in behind a TLS proxy: %d %q", r.status, r.hdr["Set-Cookie"])
+	}
 	ck := ConsoleCookie + "=" + cookie
 	if r := consoleReq(t, e, "GET", "/console/session", map[string]string{"Cookie": ck}, ""); r.status != 200 || !strings.Contains(string(r.body), csrf) {
 		t.Fatalf("GET session: %d %s", r.status, r.body)
 	}
-	// Reads need the cookie only.
-	if r := consoleReq(t, e, "GET", "/v1/accounts/acme", map[string]string{"Cookie": ck}, ""); r.status != 200 {
-		t.Fatalf("GET with cookie: %d %s", r.status, r.body)
+	// Reads need the cookie only, from the console's own origin.
+	for _, tc := range []struct {
+		site   string
+		status int
+	}{{"", 200}, {"same-origin", 200}, {"none", 200}, {"same-site", 403}, {"cross-site", 403}} {
+		h := map[string]string{"Cookie": ck}
+		if tc.site != "" {
+			h["Sec-Fetch-Site"] = tc.site
+		}
+		if r := consoleReq(t, e, "GET", "/v1/accounts/acme", h, ""); r.status != tc.status {
+			t.Fatalf("GET with cookie, Sec-Fetch-Site %q: %d %s", tc.site, r.status, r.body)
+		}
 	}
 
 	lock := "/v1/accounts/acme/lock"
@@ -126,6 +139,7 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 		{"foreign Origin", "", map[string]string{"Origin": "http://evil.example"}, 403, "Origin header"},
 		{"Origin on another port", "", map[string]string{"Origin": "http://tollgate:8081"}, 403, "Origin header"},
 		{"unknown session", "", map[string]string{"Cookie": ConsoleCookie + "=" + strings.Repeat("A", 43)}, 401, "missing or wrong bearer token"},
+		{"from another port of the host", "", map[string]string{"Sec-Fetch-Site": "same-site"}, 403, "Sec-Fetch-Site: same-site"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := map[string]string{}
@@ -170,7 +184,12 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	if r := consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", nil, ""); r.status != 401 {
 		t.Fatalf("check without credentials: %d", r.status)
 	}
-	r = consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck}, "")
+	// With a session it needs the CSRF token too: it counts in the velocity
+	// counters, so a page elsewhere must not be able to make it.
+	if r := consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck}, ""); r.status != 403 {
+		t.Fatalf("check with the cookie alone: %d %s", r.status, r.body)
+	}
+	r = consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck, ConsoleCSRFHeader: csrf}, "")
 	q := e.q("GET", "/v1/check?to=%2B442071234567&account=acme", "")
 	if r.status != q.status || string(r.body) != string(q.body) || r.status != 403 {
 		t.Fatalf("admin check %d %s, query check %d %s", r.status, r.body, q.status, q.body)

@@ -59,7 +59,7 @@ class APIError extends Error {
 }
 async function api(method, path, body, raw) {
   const opt = { method, credentials: "same-origin", headers: {} };
-  if (method !== "GET" && method !== "HEAD") opt.headers["X-CSRF-Token"] = S.csrf;
+  opt.headers["X-CSRF-Token"] = S.csrf; // needed by writes and by GET /v1/check
   if (body !== undefined) { opt.headers["Content-Type"] = "application/json"; opt.body = JSON.stringify(body); }
   const r = await fetch(path, opt);
   if (raw) return r;
@@ -89,6 +89,7 @@ async function countries() {
 // ---- sign-in ----
 function showSignIn(msg) {
   S.name = ""; S.csrf = "";
+  if (S.timer) { clearInterval(S.timer); S.timer = null; }
   $("#signin").hidden = false; $("#nav").hidden = true; $("#who").hidden = true;
   $("#view").replaceChildren(); $("#flash").replaceChildren();
   $("#signin-error").textContent = msg || "";
