@@ -89,8 +89,11 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// bdo runs browser steps; a wait that never ends fails after a minute.
 func bdo(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +141,8 @@ func jsString(s string) string {
 // goPage switches the console to a page and waits until it is drawn.
 func goPage(t *testing.T, ctx context.Context, hash, page, ready string) {
 	t.Helper()
-	evalJS[string](t, ctx, `location.hash = `+jsString(hash))
+	// The same hash again fires no hashchange: draw the page anew.
+	evalJS[string](t, ctx, `if (location.hash === `+jsString(hash)+`) { route(); } else { location.hash = `+jsString(hash)+` }; ""`)
 	bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#view[data-page="`+page+`"] `+ready)))
 	if msg := evalJS[string](t, ctx, `(document.querySelector("#view > p.error") || {}).textContent || ""`); msg != "" {
 		t.Fatalf("page %s: %s", hash, msg)
@@ -229,6 +233,27 @@ func TestConsoleBrowser(t *testing.T) {
 	if a := last(); a["who"] != "ops" || a["action"] != "unlock" {
 		t.Fatalf("audit entry of the unlock: %v", a)
 	}
+
+	// A subaccount's override removed, and the subaccount locked, from
+	// the account page.
+	e.mustA("PUT", "/v1/accounts/acme/subaccounts/sales", `{"max_cps":5,"high_risk":"allow"}`)
+	goPage(t, ctx, "#/account/acme", "account", `#subaccounts tr[data-field="max_cps"] button.remove-override`)
+	bdo(t, ctx, chromedp.Click(chromedp.CSS(`#subaccounts tr[data-field="max_cps"] button.remove-override`)))
+	eventually(t, "override removed", func() (bool, string) {
+		b := string(e.mustA("GET", "/v1/accounts/acme/subaccounts/sales", "").body)
+		return b == `{"account":"acme","subaccount":"sales","high_risk":"allow"}`+"\n", b
+	})
+	bdo(t, ctx, chromedp.WaitNotPresent(chromedp.CSS(`#subaccounts tr[data-field="max_cps"]`)),
+		chromedp.SendKeys(chromedp.CSS("#subaccounts .sub-reason"), "sales line abused"),
+		chromedp.Click(chromedp.CSS("#subaccounts button.sub-lock")))
+	eventually(t, "sales locked", func() (bool, string) {
+		b := string(e.mustA("GET", "/v1/accounts/acme/subaccounts/sales/lock", "").body)
+		return strings.Contains(b, `"locked":true`) && strings.Contains(b, `"reason":"sales line abused"`), b
+	})
+	if b := string(e.mustA("GET", "/v1/accounts/acme/lock", "").body); !strings.Contains(b, `"locked":false`) {
+		t.Fatalf("the subaccount's lock locked the account: %s", b)
+	}
+	waitText(t, ctx, `#subaccounts h3[data-sub="sales"]`, "locked")
 
 	// A write from the page without the CSRF header (as a forged form or a
 	// script without the token would send it) is refused.

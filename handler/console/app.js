@@ -128,6 +128,7 @@ async function route() {
     a.classList.toggle("active", a.dataset.page === page || (page === "account" && a.dataset.page === "accounts"));
   }
   const view = $("#view");
+  view.dataset.page = ""; // set again once the page is drawn
   view.replaceChildren(el("p", { class: "muted" }, "loading…"));
   try {
     await pages[page](view, parts.slice(1));
@@ -444,8 +445,9 @@ async function account(view, args) {
   const velCard = el("div", { class: "card", id: "velocity" });
   const origCard = el("div", { class: "card", id: "origin" });
   view.append(el("div", { class: "grid2" }, setCard, velCard), origCard);
+  let vel = null;
   try {
-    const v = await api("GET", "/v1/accounts/" + enc(name) + "/velocity");
+    const v = vel = await api("GET", "/v1/accounts/" + enc(name) + "/velocity");
     const rows = [];
     for (const r of v.rules || []) {
       for (const [m, x] of Object.entries(r.measures || {})) {
@@ -479,9 +481,19 @@ async function account(view, args) {
     el("p", { class: "muted" }, "Each field below overrides the account's; \"remove override\" lets the subaccount inherit it again."));
   for (const [sub, p] of Object.entries(subs).sort()) {
     const path = "/v1/accounts/" + enc(name) + "/subaccounts/" + enc(sub);
-    subCard.append(el("h3", {}, sub, " ", el("button", { type: "button", class: "danger", onclick: async () => {
-      if (confirm("Delete subaccount " + sub + "?") && await write("Delete subaccount " + sub, () => api("DELETE", path))) route();
-    } }, "delete subaccount")),
+    const sv = vel && (vel.subaccounts || []).find((x) => x.subaccount === sub);
+    const lk = sv && sv.lock;
+    const why = el("input", { class: "sub-reason", placeholder: "reason", size: 24 });
+    subCard.append(el("h3", { "data-sub": sub }, sub, " ", lk ? tag("locked", "locked") : tag("ok", "open"), " ",
+      el("button", { type: "button", class: "danger", onclick: async () => {
+        if (confirm("Delete subaccount " + sub + "?") && await write("Delete subaccount " + sub, () => api("DELETE", path))) route();
+      } }, "delete subaccount")),
+    el("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = why.value ? { reason: why.value } : undefined;
+      if (await write((lk ? "Unlock " : "Lock ") + name + "/" + sub, () => api(lk ? "DELETE" : "PUT", path + "/lock", body))) route();
+    } }, lk ? el("span", { class: "muted" }, "locked " + when(lk.time) + " by " + lk.by + (lk.reason ? ": " + lk.reason : "")) : "", why,
+    el("button", { type: "submit", class: "sub-lock" }, lk ? "Unlock subaccount" : "Lock subaccount")),
     table(["field", "override", ""], Object.entries(p).map(([k, v]) => el("tr", { "data-field": k },
       el("td", {}, k), el("td", {}, el("code", {}, fmt(v))), el("td", {}, el("button", { type: "button", class: "remove-override", onclick: async () => {
         const cur = await api("GET", path);
