@@ -157,8 +157,8 @@ func (h *Handler) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string
 	if !ok {
 		return "", ""
 	}
-	if site := string(hdr.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
-		return "", "a console session's requests are accepted from the console's own pages only (Sec-Fetch-Site: " + site + ")"
+	if why := foreignFetch(hdr); why != "" {
+		return "", why
 	}
 	m := string(hdr.Method())
 	read := m == "GET" || m == "HEAD"
@@ -172,6 +172,16 @@ func (h *Handler) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string
 		return "", "the Origin header is missing or is not this listener: console writes are accepted from the console's own pages only"
 	}
 	return sess.name, ""
+}
+
+// foreignFetch says why a request the browser marks as sent from another
+// origin (Sec-Fetch-Site other than same-origin, or none for one the user
+// typed) may not use a console session, or "".
+func foreignFetch(hdr *fasthttp.RequestHeader) string {
+	if site := string(hdr.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+		return "a console session's requests are accepted from the console's own pages only (Sec-Fetch-Site: " + site + ")"
+	}
+	return ""
 }
 
 // isAdminCheck says whether a request URI is GET /v1/check's.
@@ -311,6 +321,10 @@ func (h *Handler) consoleSession(ctx *fasthttp.RequestCtx) {
 		h.log.Info().Str("who", name).Str("remote", ctx.RemoteIP().String()).Msg("console sign-in")
 		h.writeJSON(ctx, fasthttp.StatusOK, consoleSessionJSON{Name: sess.name, CSRF: sess.csrf, Expires: sess.expires().UTC()})
 	case "GET":
+		if why := foreignFetch(hdr); why != "" {
+			h.adminError(ctx, fasthttp.StatusForbidden, why, "")
+			return
+		}
 		sess, ok := h.console.get(string(hdr.Cookie(ConsoleCookie)), now)
 		if !ok {
 			h.adminError(ctx, fasthttp.StatusUnauthorized, "not signed in", "")

@@ -110,6 +110,9 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	if r := consoleReq(t, e, "GET", "/console/session", map[string]string{"Cookie": ck}, ""); r.status != 200 || !strings.Contains(string(r.body), csrf) {
 		t.Fatalf("GET session: %d %s", r.status, r.body)
 	}
+	if r := consoleReq(t, e, "GET", "/console/session", map[string]string{"Cookie": ck, "Sec-Fetch-Site": "same-site"}, ""); r.status != 403 || strings.Contains(string(r.body), csrf) {
+		t.Fatalf("GET session from another port of the host: %d %s", r.status, r.body)
+	}
 	// Reads need the cookie only, from the console's own origin.
 	for _, tc := range []struct {
 		site   string
