@@ -318,6 +318,11 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("alerting filter: %s", got)
 	}
 
+	// A name from a crafted link never reaches a path: the server decodes
+	// %2F, so it would name another route.
+	evalJS[string](t, ctx, `location.hash = "#/account/acme%2Fsubaccounts%2Fsales"; ""`)
+	waitText(t, ctx, "#view", "Not an account name")
+
 	// Try a call shows the verdict and its rule.
 	goPage(t, ctx, "#/try", "try", "#try-form")
 	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#account"), "acme"), chromedp.SendKeys(chromedp.CSS("#to"), "+33142685300"),

@@ -241,6 +241,7 @@ async function accounts(view, args) {
   const create = el("form", { class: "inline", onsubmit: async (e) => {
     e.preventDefault();
     const n = $("#new-account").value.trim();
+    if (!validName(n)) { flash("Not an account name: 1-64 letters, digits and ._-@+: (not . or ..).", false); return; }
     if (await write("Create account " + n, () => api("PUT", "/v1/accounts/" + enc(n), {}))) location.hash = "#/account/" + enc(n);
   } }, el("label", {}, "New account", el("input", { id: "new-account", required: true, placeholder: "name" })),
   el("button", { type: "submit" }, "Create"));
@@ -328,8 +329,18 @@ function encodeCountries(def, allowed, cs, oldExcept) {
   return { default: def, except: except.concat([...differ].sort()) };
 }
 
+// validName is the admin API's rule for account and subaccount names: a
+// name from a link is checked before it goes into a path (the server
+// decodes %2F, so "a/../../x" would name another route).
+const validName = (n) => /^[A-Za-z0-9._@+:-]{1,64}$/.test(n) && n !== "." && n !== "..";
+
 async function account(view, args) {
-  const name = decodeURIComponent(args[0] || "");
+  let name;
+  try { name = decodeURIComponent(args[0] || ""); } catch (_) { name = ""; }
+  if (!validName(name)) {
+    view.replaceChildren(el("p", { class: "error" }, "Not an account name: 1-64 letters, digits and ._-@+: (not . or ..)."));
+    return;
+  }
   const [a, cs, op] = await Promise.all([api("GET", "/v1/accounts/" + enc(name)), countries(), api("GET", "/v1/operator")]);
   const opDisabled = op.disabled_countries || {};
   view.replaceChildren(el("h1", {}, "Account ", el("code", {}, name)));
@@ -504,6 +515,7 @@ async function account(view, args) {
   subCard.append(el("form", { class: "inline", onsubmit: async (e) => {
     e.preventDefault();
     const n = $("#new-sub").value.trim();
+    if (!validName(n)) { flash("Not a subaccount name: 1-64 letters, digits and ._-@+: (not . or ..).", false); return; }
     if (await write("Create subaccount " + n, () => api("PUT", "/v1/accounts/" + enc(name) + "/subaccounts/" + enc(n), {}))) route();
   } }, el("label", {}, "New subaccount", el("input", { id: "new-sub", required: true })), el("button", { type: "submit" }, "Add")));
   view.append(subCard);
