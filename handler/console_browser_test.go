@@ -390,6 +390,27 @@ func TestConsolePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The operator page's forms: disable a country, block a prefix.
+	goPage(t, ctx, "#/operator", "operator", "#dis-cc")
+	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#dis-cc"), "cu"), chromedp.SendKeys(chromedp.CSS("#dis-reason"), "ops ticket 4713"),
+		chromedp.Click(chromedp.CSS(`#disabled-countries button[type="submit"]`)))
+	eventually(t, "CU disabled", func() (bool, string) {
+		s, reason := e.verdict("to=%2B5355512345&account=globex")
+		return reason == "country_disabled", fmt.Sprint(s, reason)
+	})
+	goPage(t, ctx, "#/operator", "operator", "#blk-prefix")
+	if _, reason := e.verdict("to=%2B4930123456&account=initech"); reason != "ok" {
+		t.Fatalf("+4930 before the block: %s", reason)
+	}
+	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#blk-prefix"), "+4930"), chromedp.Click(chromedp.CSS(`#blocked-prefixes button[type="submit"]`)))
+	eventually(t, "+4930 blocked", func() (bool, string) {
+		_, reason := e.verdict("to=%2B4930123456&account=initech")
+		return reason == "number_barred", reason
+	})
+	if a := e.mustA("GET", "/v1/audit?limit=2", "").json(t)["entries"].([]any); a[0].(map[string]any)["action"] != "prefix.block" || a[1].(map[string]any)["action"] != "country.disable" || a[0].(map[string]any)["who"] != "ops" {
+		t.Fatalf("audit: %v", a)
+	}
+
 	// The sign-in page, last.
 	if *consoleShots != "" {
 		bdo(t, ctx, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")))
