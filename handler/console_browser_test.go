@@ -318,6 +318,16 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("alerting filter: %s", got)
 	}
 
+	// The policy as JSON: a mistake is refused naming the field, and
+	// nothing changes.
+	goPage(t, ctx, "#/account/acme", "account", "#account-json")
+	stored := string(e.mustA("GET", "/v1/accounts/acme", "").body)
+	evalJS[string](t, ctx, `document.querySelector("#account-json").value = '{"max_channels":"lots"}'; document.querySelector("#save-json").click(); ""`)
+	waitText(t, ctx, "#flash", "field max_channels")
+	if after := string(e.mustA("GET", "/v1/accounts/acme", "").body); after != stored {
+		t.Fatalf("a refused save changed the account:\n%s\n%s", stored, after)
+	}
+
 	// A name from a crafted link never reaches a path: the server decodes
 	// %2F, so it would name another route.
 	evalJS[string](t, ctx, `location.hash = "#/account/acme%2Fsubaccounts%2Fsales"; ""`)

@@ -485,6 +485,21 @@ async function account(view, args) {
       } }, "Lift quarantine") : "");
   } catch (e) { origCard.append(el("h2", {}, "Origin state"), el("p", { class: "muted" }, e.message)); }
 
+  // Everything else (prefixes, velocity rules, origin settings): the
+  // account's policy as the API takes it.
+  const doc = Object.assign({}, a);
+  delete doc.name; delete doc.subaccounts;
+  const ta = el("textarea", { id: "account-json", spellcheck: "false" }, JSON.stringify(doc, null, 2));
+  view.append(el("div", { class: "card", id: "policy-json" }, el("h2", {}, "Policy as JSON"),
+    el("p", { class: "muted" }, "Allow and block prefixes, velocity rules, origin settings and the rest, as PUT /v1/accounts/" + name +
+      " takes them (subaccounts are kept). A mistake is refused naming the field, and nothing is changed."),
+    el("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      let body;
+      try { body = JSON.parse(ta.value); } catch (err) { flash("Not JSON: " + err.message, false); return; }
+      if (await write("Save policy of " + name, () => api("PUT", "/v1/accounts/" + enc(name), body))) route();
+    } }, ta, el("button", { type: "submit", class: "primary", id: "save-json" }, "Save policy"))));
+
   // Subaccounts with their overrides.
   const subCard = el("div", { class: "card", id: "subaccounts" });
   const subs = a.subaccounts || {};
