@@ -400,6 +400,10 @@ func TestConsolePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A source with commas in quotes is one field (RFC 4180).
+	goPage(t, ctx, "#/high-risk/q=%2B4470", "high-risk", "#hr-results table")
+	waitText(t, ctx, "#hr-results td:last-child", "will help protect callers from fraudsters, https://")
+
 	// The operator page's forms: disable a country, block a prefix.
 	goPage(t, ctx, "#/operator", "operator", "#dis-cc")
 	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#dis-cc"), "cu"), chromedp.SendKeys(chromedp.CSS("#dis-reason"), "ops ticket 4713"),

@@ -595,6 +595,31 @@ async function operator(view) {
 }
 
 // ---- high-risk list ----
+// csvLine splits one RFC 4180 line: fields in double quotes may hold
+// commas, and "" is a quote.
+function csvLine(line) {
+  const out = [];
+  let i = 0;
+  while (i <= line.length) {
+    if (line[i] === '"') {
+      let v = "";
+      i++;
+      while (i < line.length) {
+        if (line[i] === '"' && line[i + 1] === '"') { v += '"'; i += 2; }
+        else if (line[i] === '"') { i++; break; }
+        else v += line[i++];
+      }
+      out.push(v);
+      i = line.indexOf(",", i) + 1 || line.length + 1;
+    } else {
+      let j = line.indexOf(",", i);
+      if (j < 0) j = line.length;
+      out.push(line.slice(i, j));
+      i = j + 1;
+    }
+  }
+  return out;
+}
 async function highRisk(view, args) {
   const r = await api("GET", "/v1/high-risk", undefined, true);
   if (!r.ok) throw new APIError(r.status, null);
@@ -602,8 +627,8 @@ async function highRisk(view, args) {
   const entries = [];
   for (const line of text.split("\n")) {
     if (!line || line.startsWith("#") || line.startsWith("prefix,")) continue;
-    const [prefix, country, category, ...src] = line.split(",");
-    entries.push({ prefix, country, category, source: src.join(",") });
+    const [prefix, country, category, source] = csvLine(line);
+    entries.push({ prefix, country, category, source: source || "" });
   }
   const sources = {};
   for (const e of entries) { const k = e.source.split(" ").slice(0, 2).join(" "); sources[k] = (sources[k] || 0) + 1; }
@@ -625,7 +650,7 @@ async function highRisk(view, args) {
       entries: r.headers.get("X-Tollgate-High-Risk-Entries") }),
     el("p", {}, el("a", { href: "/v1/high-risk", download: "high-risk.csv", id: "hr-export" }, "Export the list in force (CSV)"),
       el("span", { class: "muted" }, " — the format PUT /v1/high-risk takes back.")),
-    el("h3", {}, "Sources"), table(["source", "entries"], Object.entries(sources).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
+    el("h3", {}, "Sources"), table(["source (its first two words)", "entries"], Object.entries(sources).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
       el("tr", {}, el("td", {}, k), el("td", { class: "num" }, n))))),
     el("div", { class: "card" }, el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); search(); } },
       el("label", {}, "Prefix, number or country code", el("input", { id: "hr-q", placeholder: "+881 or CU", value: new URLSearchParams(args[0] || "").get("q") || "" })), el("button", { type: "submit" }, "Search")), out));
