@@ -187,7 +187,8 @@ async function overview(view) {
       el("td", {}, when(a.time)), el("td", {}, tag(a.level, a.level)),
       el("td", {}, a.account ? el("a", { href: "#/account/" + enc(a.account) }, a.account) : "—"), el("td", {}, a.message))), "no alerts"));
 
-  stats.append(el("h2", {}, "Top rejected countries, prefixes and accounts"));
+  stats.append(el("h2", {}, "Top rejected countries, prefixes and accounts"),
+    el("p", { class: "muted" }, "From GET /v1/stats?window=1h and ?window=24h."));
   for (const w of ["1h", "24h"]) {
     const r = await fetch("/v1/stats?window=" + w, { credentials: "same-origin" });
     if (!r.ok) {
@@ -197,7 +198,7 @@ async function overview(view) {
         "This section fills in by itself once the admin API serves GET /v1/stats; the decision counts above are from /metrics."));
       break;
     }
-    stats.append(el("h3", {}, "Last " + w), renderAny(await r.json()));
+    stats.append(el("h3", { class: "stats-window" }, "Last " + w), renderAny(await r.json()));
   }
 }
 // renderAny shows a JSON document of unknown shape: lists of objects as
