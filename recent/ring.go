@@ -87,13 +87,14 @@ type slot [words]atomic.Uint64 // [0] sequence (index+1, 0 while written), [1] u
 
 // New returns a ring of size records that forgets records older than
 // maxAge (0: only the size bounds it). size <= 0 returns nil: no ring.
-// The array is allocated at once but pointer-free, so untouched pages cost
-// no resident memory and the collector never scans it.
+// The array (RecordBytes per record) is mapped at once outside the Go heap
+// and never freed: a daemon has one ring for its lifetime; pages no record
+// reached yet cost no resident memory.
 func New(size int, maxAge time.Duration) *Ring {
 	if size <= 0 {
 		return nil
 	}
-	return &Ring{slots: make([]slot, size), maxAge: maxAge}
+	return &Ring{slots: allocSlots(size), maxAge: maxAge}
 }
 
 // Size is the ring's capacity in records.

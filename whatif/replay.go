@@ -47,7 +47,7 @@ type Replayer struct {
 	lastEval   int64
 	opt        Options
 	rep        *Report
-	byAccount  map[string]int
+	byAccount  map[string]*int
 	byCountry  map[string]int
 	byReason   map[string]int
 	trans      map[transKey]int
@@ -77,7 +77,7 @@ func New(m *matcher.Matcher, base Side, next *Side, opt Options) (*Replayer, err
 	if opt.Top <= 0 {
 		opt.Top = 50
 	}
-	r := &Replayer{m: m, opt: opt, rep: &Report{}, byAccount: map[string]int{}, byCountry: map[string]int{},
+	r := &Replayer{m: m, opt: opt, rep: &Report{}, byAccount: map[string]*int{}, byCountry: map[string]int{},
 		byReason: map[string]int{}, trans: map[transKey]int{}, start: time.Now()}
 	var err error
 	if r.base, err = r.side(base); err != nil {
@@ -171,10 +171,12 @@ func (r *Replayer) Add(c *recent.Call) *Verdicts {
 	}
 	rep.Changed++
 	r.trans[transKey{v.Base.Action, v.Base.Reason, v.Next.Action, v.Next.Reason}]++
-	if n, ok := r.byAccount[c.Account]; ok {
-		r.byAccount[c.Account] = n + 1
+	// c's bytes are reused, and assigning to a map key stores the key
+	// again: the count is updated through a pointer instead
+	if n := r.byAccount[c.Account]; n != nil {
+		*n++
 	} else {
-		r.byAccount[strings.Clone(c.Account)] = 1 // c's bytes are reused
+		r.byAccount[strings.Clone(c.Account)] = &[]int{1}[0]
 	}
 	country := v.Next.Country
 	if country == "" {
@@ -280,7 +282,11 @@ func (r *Replayer) Report() *Report {
 		return cmp.Compare(a.From+a.To, b.From+b.To)
 	})
 	rep.Accounts, rep.Countries = len(r.byAccount), len(r.byCountry)
-	rep.ByAccount = top(r.byAccount, r.opt.Top)
+	accounts := make(map[string]int, len(r.byAccount))
+	for k, n := range r.byAccount {
+		accounts[k] = *n
+	}
+	rep.ByAccount = top(accounts, r.opt.Top)
 	rep.ByCountry = top(r.byCountry, r.opt.Top)
 	rep.ByReason = top(r.byReason, r.opt.Top)
 	if rep.Examples == nil {
