@@ -420,3 +420,20 @@ func (s *Service) ApplyEdits(who Actor, action string, edits []Edit) error {
 	}
 	return s.apply(top, ch, who, nil)
 }
+
+// Current is the policy in force: a private copy of the set (its Accounts
+// map is the caller's) and the snapshot compiled from it, for a replay
+// against it alone.
+func (s *Service) Current() (*policy.Set, *matcher.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return nil, nil, err
+	}
+	set := s.topSet()
+	set.Accounts = make(map[string]policy.Account, len(s.set.Accounts))
+	for k, v := range s.set.Accounts {
+		set.Accounts[k] = v
+	}
+	return set, s.m.Snapshot(), nil
+}

@@ -47,6 +47,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && (os.Args[1] == "replay" || os.Args[1] == "what-if") {
+		os.Exit(runWhatIfCmd(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "import" {
 		os.Exit(runImport(os.Args[2:], os.Stdout, os.Stderr))
 	}
