@@ -79,9 +79,12 @@ func (s *Shadow) Stale(live *matcher.Snapshot) bool {
 // for its origin (a stateful check the shadow does not run) agrees when
 // the candidate allows its destination.
 func (s *Shadow) Observe(m *matcher.Matcher, vel matcher.Velocity, q *matcher.Query, live *matcher.Verdict) {
-	sv := m.DecideWith(s.snap, vel, false, q)
 	st := s.stats
 	st.Decisions.Add(1)
+	if s.snap.SameFor(m.Snapshot(), q) {
+		return // an account the candidate does not change
+	}
+	sv := m.DecideWith(s.snap, vel, false, q)
 	if sv.Action == live.Action && sv.Reason == live.Reason {
 		return
 	}
