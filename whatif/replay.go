@@ -94,7 +94,7 @@ func New(m *matcher.Matcher, base Side, next *Side, opt Options) (*Replayer, err
 func (r *Replayer) side(s Side) (side, error) {
 	out := side{snap: s.Snap}
 	if s.Set != nil {
-		out.vel = velocity.New(velocity.Options{Now: func() time.Time { return r.clock }})
+		out.vel = velocity.New(velocity.Options{Now: func() time.Time { return r.clock }, Offline: true})
 		if err := out.vel.Sync(s.Set); err != nil {
 			return out, err
 		}

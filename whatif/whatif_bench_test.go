@@ -103,7 +103,10 @@ func benchShadow(b *testing.B, m *matcher.Matcher, bs, ns *matcher.Snapshot) {
 // the whole replay.
 func BenchmarkWhatIf2M(b *testing.B) {
 	base, next, bs, ns, m := benchSets(b)
-	const n = 2_000_000
+	n := 2_000_000
+	if testing.Short() {
+		n = 200_000
+	}
 	ring := recent.New(n, 24*time.Hour)
 	t0 := time.Now().Add(-23 * time.Hour)
 	for i := 0; i < n; i++ {
