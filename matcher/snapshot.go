@@ -299,7 +299,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		return nil, fmt.Errorf("operator: %w", err)
 	}
 	s := &Snapshot{
-		top: new(topMark),
+		top:           new(topMark),
 		plan:          plan,
 		rejectUnknown: set.Operator.UnknownAccounts == policy.UnknownReject,
 	}
