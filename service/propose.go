@@ -408,8 +408,22 @@ func (s *Service) ApplyEdits(who Actor, action string, edits []Edit) error {
 	if err != nil {
 		return err
 	}
+	// before and after hold every object the change writes, as the
+	// account and operator audit entries do, and the edits that made them
+	before, after := map[string]any{}, map[string]any{"edits": edits}
+	for name, a := range p.accounts {
+		if old, ok := s.set.Accounts[name]; ok {
+			before["accounts/"+name] = old
+		} else {
+			before["accounts/"+name] = nil
+		}
+		after["accounts/"+name] = a // nil: deleted
+	}
+	if p.operator != nil {
+		before["operator"], after["operator"] = s.set.Operator, p.operator
+	}
 	ch := &store.Change{
-		Audit:    store.AuditEntry{Action: action, Object: "policy", After: mustJSON(edits)},
+		Audit:    store.AuditEntry{Action: action, Object: "policy", Before: mustJSON(before), After: mustJSON(after)},
 		Accounts: p.accounts,
 		Operator: p.operator,
 	}
