@@ -36,6 +36,9 @@ type Options struct {
 	// Top bounds the by-account, by-country and by-reason lists (default
 	// 50); the totals count every one.
 	Top int
+	// Unrecorded: the calls carry no verdict of their own (a CDR file),
+	// so BaseDiffers is not counted.
+	Unrecorded bool
 }
 
 // Replayer decides calls in time order against a base policy and, when
@@ -54,6 +57,7 @@ type Replayer struct {
 	start      time.Time
 	ruleBuf    []byte
 	last       Verdicts
+	verdicts   [2][3]int // base, next by action
 }
 
 type side struct {
@@ -163,8 +167,14 @@ func (r *Replayer) Add(c *recent.Call) *Verdicts {
 	v := &r.last
 	r.Decide(c, v)
 	rep.Replayed++
-	if uint8(v.Base.Action) != c.Action || uint8(v.Base.Reason) != c.Reason {
+	if !r.opt.Unrecorded && (uint8(v.Base.Action) != c.Action || uint8(v.Base.Reason) != c.Reason) {
 		rep.BaseDiffers++
+	}
+	if int(v.Base.Action) < 3 {
+		r.verdicts[0][v.Base.Action]++
+	}
+	if r.next.snap != nil && int(v.Next.Action) < 3 {
+		r.verdicts[1][v.Next.Action]++
 	}
 	if !v.Changed {
 		return v
@@ -220,8 +230,13 @@ type Report struct {
 	// otherwise than was answered at the time: the policy changed since,
 	// or the verdict came from state a replay does not have (origin
 	// checks, velocity counters older than the replayed window, locks).
-	BaseDiffers int          `json:"base_differs_from_recorded"`
-	Transitions []Transition `json:"transitions"`
+	BaseDiffers int `json:"base_differs_from_recorded,omitempty"`
+	// Verdicts counts the replayed calls by the action of the policy in
+	// force; ProposedVerdicts by the proposed policy's (absent without
+	// one).
+	Verdicts         map[string]int `json:"verdicts"`
+	ProposedVerdicts map[string]int `json:"proposed_verdicts,omitempty"`
+	Transitions      []Transition   `json:"transitions"`
 	// Accounts and Countries count the distinct accounts and countries
 	// with a changed call; ByAccount and ByCountry are the top ones.
 	Accounts  int       `json:"accounts"`
@@ -281,6 +296,16 @@ func (r *Replayer) Report() *Report {
 		}
 		return cmp.Compare(a.From+a.To, b.From+b.To)
 	})
+	rep.Verdicts = map[string]int{}
+	for a, n := range r.verdicts[0] {
+		rep.Verdicts[matcher.Action(a).String()] = n
+	}
+	if r.next.snap != nil {
+		rep.ProposedVerdicts = map[string]int{}
+		for a, n := range r.verdicts[1] {
+			rep.ProposedVerdicts[matcher.Action(a).String()] = n
+		}
+	}
 	rep.Accounts, rep.Countries = len(r.byAccount), len(r.byCountry)
 	accounts := make(map[string]int, len(r.byAccount))
 	for k, n := range r.byAccount {

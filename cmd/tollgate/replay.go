@@ -250,7 +250,7 @@ func replay(path, dataDir, hrFile, rdFile string, edits []service.Edit, cols map
 	if err != nil {
 		return err
 	}
-	rp, err := whatif.New(m, base, next, whatif.Options{Examples: 1000})
+	rp, err := whatif.New(m, base, next, whatif.Options{Examples: 1000, Unrecorded: true})
 	if err != nil {
 		return err
 	}
@@ -314,9 +314,9 @@ func printReport(w io.Writer, rep *whatif.Report, proposed bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "calls\t%d\n", rep.Calls)
 	fmt.Fprintf(tw, "replayed\t%d\n", rep.Replayed)
-	if !proposed {
-		fmt.Fprintf(tw, "decided otherwise than recorded\t%d\n", rep.BaseDiffers)
-	} else {
+	fmt.Fprintf(tw, "allow / reject / screen\t%d / %d / %d\n", rep.Verdicts["allow"], rep.Verdicts["reject"], rep.Verdicts["screen"])
+	if proposed {
+		fmt.Fprintf(tw, "proposed: allow / reject / screen\t%d / %d / %d\n", rep.ProposedVerdicts["allow"], rep.ProposedVerdicts["reject"], rep.ProposedVerdicts["screen"])
 		fmt.Fprintf(tw, "changed by the proposal\t%d\n", rep.Changed)
 		fmt.Fprintf(tw, "accounts with a change\t%d\n", rep.Accounts)
 		fmt.Fprintf(tw, "countries with a change\t%d\n", rep.Countries)
