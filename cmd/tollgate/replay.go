@@ -326,8 +326,9 @@ func printReport(w io.Writer, rep *whatif.Report, proposed bool) {
 	if !proposed || rep.Changed == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nfrom\tto\tcalls")
+	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "from\tto\tcalls")
 	for _, t := range rep.Transitions {
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", t.From, t.To, t.Calls)
 	}
@@ -336,8 +337,9 @@ func printReport(w io.Writer, rep *whatif.Report, proposed bool) {
 		name string
 		c    []whatif.Count
 	}{{"country", rep.ByCountry}, {"account", rep.ByAccount}, {"reason", rep.ByReason}} {
-		fmt.Fprintf(w, "\n%s\tcalls\n", l.name)
+		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "%s\tcalls\n", l.name)
 		for i, c := range l.c {
 			if i == 10 {
 				fmt.Fprintf(tw, "(%d more)\t\n", len(l.c)-10)
