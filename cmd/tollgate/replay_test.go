@@ -164,3 +164,19 @@ func TestReplayChange(t *testing.T) {
 		t.Errorf("missing column: exit %d: %s", code, stderr.String())
 	}
 }
+
+// FuzzReplayParsers: the -columns flag and the time column never panic,
+// and a mapping that parses names every field.
+func FuzzReplayParsers(f *testing.F) {
+	f.Add("to=CLD,account=i_account", "2026-12-04 10:00:00")
+	f.Add("time=x,,=", "1796378402.5")
+	f.Add("", "2026-12-04T10:00:00.123+01:00")
+	f.Fuzz(func(t *testing.T, cols, ts string) {
+		if m, err := parseColumns(cols); err == nil && len(m) != len(replayColumns) {
+			t.Fatalf("%q: %v", cols, m)
+		}
+		if tm, err := parseCDRTime(ts); err == nil && tm.IsZero() {
+			t.Fatalf("%q: zero time", ts)
+		}
+	})
+}
