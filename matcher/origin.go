@@ -3,6 +3,7 @@ package matcher
 import (
 	"errors"
 	"reflect"
+	"strings"
 
 	"github.com/tollgate/tollgate/origin"
 	"github.com/tollgate/tollgate/policy"
@@ -55,7 +56,12 @@ func compileOriginOperator(op *policy.Operator) (*origin.Operator, error) {
 // originRules compiles one layer's merged origin settings; field prefixes
 // error field names.
 func (c *compiler) originRules(e policy.OriginEffective, field string) (*origin.Rules, error) {
-	r, err := c.originOp.Account(originSpec(e))
+	spec := originSpec(e)
+	k := originKeyOf(spec)
+	if r, ok := c.originCache[k]; ok {
+		return r, nil
+	}
+	r, err := c.originOp.Account(spec)
 	if err != nil {
 		var fe *origin.FieldError
 		if errors.As(err, &fe) {
@@ -63,7 +69,31 @@ func (c *compiler) originRules(e policy.OriginEffective, field string) (*origin.
 		}
 		return nil, err
 	}
+	if c.originCache == nil {
+		c.originCache = map[originKey]*origin.Rules{}
+	}
+	c.originCache[k] = r
 	return r, nil
+}
+
+// originKey identifies an origin.AccountSpec: accounts with the same
+// settings share one compiled *origin.Rules (immutable), so 100,000
+// accounts on a handful of settings hold a handful of Rules, and the
+// decision path reads rules that stay in cache. TestOriginKeyFields fails
+// when AccountSpec gains a field this key does not cover.
+type originKey struct {
+	profile, mobility, home, changeBy     string
+	assignHome                            bool
+	changeMinutes, passMinutes, maxFailed int
+	trusted                               string // TrustedSources joined by NUL
+}
+
+func originKeyOf(s origin.AccountSpec) originKey {
+	return originKey{
+		profile: s.Profile, mobility: s.Mobility, home: s.Home, changeBy: s.ChangeBy, assignHome: s.AssignHome,
+		changeMinutes: s.ChangeMinutes, passMinutes: s.PassMinutes, maxFailed: s.MaxFailed,
+		trusted: strings.Join(s.TrustedSources, "\x00"),
+	}
 }
 
 // sameOriginOperator reports whether the operator's origin settings are

@@ -170,6 +170,9 @@ type compiler struct {
 	selectors map[string]*countrySet
 	prefixes  int
 	originOp  *origin.Operator
+	// originCache shares compiled origin rules between layers with the
+	// same settings (see originKey).
+	originCache map[originKey]*origin.Rules
 }
 
 func (c *compiler) selectorSet(sel string) *countrySet {

@@ -259,13 +259,13 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	}
 
 	// A subaccount with state of its own is still held by its account's
-	// quarantine (read first, under the account's lock alone).
+	// quarantine.
 	parentQ, parentFailed := false, 0
 	if in.Parent != "" {
 		if p := c.st.get(in.Parent); p != nil {
-			p.mu.Lock()
-			parentQ, parentFailed = p.quarantined, p.failed
-			p.mu.Unlock()
+			var pv hotView
+			p.load(&pv)
+			parentQ, parentFailed = pv.quarantined, pv.failed
 		}
 	}
 
@@ -279,15 +279,13 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	}
 	// The clock is read only for an account with state: its history and
 	// pass window are all that need the time (and a clock read costs tens
-	// of nanoseconds on some virtual machines).
+	// of nanoseconds on some virtual machines). The account is read without
+	// a lock; its lock is taken only to change it.
 	var now int64
-	var s acct // a's fields, or zero
+	var s hotView // a's fields, or zero
 	if a != nil {
 		now = c.st.o.Now().UnixNano()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		s.ccAt, s.lastCC, s.ipAt, s.lastIP = a.ccAt, a.lastCC, a.ipAt, a.lastIP
-		s.home, s.passUntil, s.failed, s.quarantined = a.home, a.passUntil, a.failed, a.quarantined
+		a.load(&s)
 	}
 	home := r.home
 	if home == 0 {
@@ -313,7 +311,11 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			return o, false, ""
 		}
 		o.Rule = RuleTrusted
-		c.record(a, now, origin, ip, ipOK)
+		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
+			a.mu.Lock()
+			record(a, now, origin, ip, ipOK)
+			a.unlock()
+		}
 		return o, false, ""
 	}
 
@@ -399,20 +401,37 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		} else {
 			o.Action, o.Kind, o.Rule = Screen, KindScreen, screen
 			if a != nil {
-				// Its origin becomes the last call only if the screening passes.
+				// Its origin becomes the last call only if the screening
+				// passes (pend is not among the fields Check reads: no
+				// publish).
+				a.mu.Lock()
 				a.pendAt, a.pendCC, a.pendIP = now, origin, netip.Addr{}
 				if ipOK {
 					a.pendIP = ip
 				}
+				a.mu.Unlock()
 			}
 			return o, false, ""
 		}
 	}
-	c.record(a, now, origin, ip, ipOK)
 	if assign {
-		a.home, a.homeAuto = origin, true
-		o.Home = o.Country
-		return o, true, in.Account
+		a.mu.Lock()
+		assigned := a.home == 0 // no other call or the operator set one meanwhile
+		if assigned {
+			a.home, a.homeAuto = origin, true
+		}
+		record(a, now, origin, ip, ipOK)
+		a.unlock()
+		if assigned {
+			o.Home = o.Country
+			return o, true, in.Account
+		}
+		return o, false, ""
+	}
+	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
+		a.mu.Lock()
+		record(a, now, origin, ip, ipOK)
+		a.unlock()
 	}
 	return o, false, ""
 }
@@ -427,18 +446,33 @@ func within(now, at, period int64) bool {
 // Check never returns for an account with rules.
 const ruleNone = RuleOff
 
+// recordGrain is how stale the last call's time may be left: a call from
+// the same origin and address as the last, less than recordGrain after it,
+// does not rewrite the account (so a busy account's calls do not all take
+// its lock). The location-change period is minutes; a time up to a second
+// old shortens it by at most that second.
+const recordGrain = int64(time.Second)
+
+// needRecord reports whether an allowed call changes the account's last
+// call as read in s.
+func needRecord(s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) bool {
+	if origin != 0 && (origin != s.lastCC || now-s.ccAt >= recordGrain || now < s.ccAt) {
+		return true
+	}
+	return ipOK && (ip != s.lastIP || now-s.ipAt >= recordGrain || now < s.ipAt)
+}
+
 // record makes an allowed call the account's last: its country when known,
 // its source address when readable; an unknown origin leaves the last
 // country (and its time) as they were, so it can neither erase a location
-// history nor restart a location-change period. Caller holds a.mu.
-func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
-	if a == nil {
-		return
-	}
-	if origin != 0 {
+// history nor restart a location-change period. A call older than the last
+// one recorded (two calls of the account raced) leaves it. Caller holds
+// a.mu and publishes.
+func record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	if origin != 0 && now >= a.ccAt {
 		a.lastCC, a.ccAt = origin, now
 	}
-	if ipOK {
+	if ipOK && now >= a.ipAt {
 		a.lastIP, a.ipAt = ip, now
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,13 +60,16 @@ const DefaultCodeIterations = 100_000
 // State is every account's mutable origin state: the last call (when,
 // country, source IP), the home country assigned at the first call or set by
 // the operator, the screening pass window, failed screenings, quarantine and
-// the unblock code. Accounts are spread over 64 shards, each a map behind a
-// read-write lock taken only to find an account (and, once per account, to
-// add it); an account's own fields sit behind its own mutex, so calls of
-// different accounts never contend. Check allocates nothing once an account
-// is known.
+// the unblock code. Accounts are spread over 64 shards, each a hash table
+// read without a lock (a mutex serialises only adding an account, once per
+// account, and Prune). An account's fields are written under its own mutex
+// and mirrored in a sequence lock that Check reads without taking any lock,
+// so Check on a known account takes a lock only when it changes the
+// account's state (a new last call, a pending screen, an assigned home),
+// never to read it, and allocates nothing.
 type State struct {
 	shards [numShards]stateShard
+	seed   maphash.Seed
 	n      atomic.Int64
 	o      StateOptions
 
@@ -92,12 +97,22 @@ func (s *State) Counters() Counters {
 }
 
 type stateShard struct {
-	mu sync.RWMutex
-	m  map[string]*acct
-	_  [40]byte // keep shards on separate cache lines
+	// mu serialises the shard's writers (adding an account, Prune); the
+	// table is read without it.
+	mu sync.Mutex
+	t  atomic.Pointer[table]
+	_  [48]byte // keep shards on separate cache lines
 }
 
 type acct struct {
+	key  string // the state key (immutable)
+	hash uint64 // its hash (immutable)
+
+	// hot mirrors the fields Check reads, for its lock-free read (see
+	// hotState); writers update the fields below under mu and then
+	// publish.
+	hot hotState
+
 	mu sync.Mutex
 
 	// The last allowed call (or screened call whose screening then passed):
@@ -129,6 +144,161 @@ type acct struct {
 	codeBusy   int   // verifications in flight
 }
 
+// hotState is a sequence lock over the account fields Check reads: a writer
+// (holding acct.mu, so one at a time) makes seq odd, stores, makes it even
+// again; Check reads seq, the fields, and seq again, and reads once more if
+// a writer was in between. Check thus takes no lock and writes no shared
+// memory to read an account. Every field is an atomic, so the race
+// detector sees no race.
+type hotState struct {
+	seq                   atomic.Uint32
+	ccAt, ipAt, passUntil atomic.Int64
+	ipHi, ipLo            atomic.Uint64
+	// meta packs lastCC (bits 0-15), home (16-31), failed (32-47),
+	// quarantined (48) and the last address's kind (49-50: 0 none, 1
+	// IPv4, 2 IPv6).
+	meta atomic.Uint64
+}
+
+// hotView is a consistent copy of an account's hot fields.
+type hotView struct {
+	ccAt, ipAt, passUntil int64
+	lastCC, home          cc
+	failed                int
+	quarantined           bool
+	lastIP                netip.Addr
+}
+
+// unlock publishes a's fields to its hot state and releases a.mu: every
+// writer of the fields Check reads unlocks through it.
+func (a *acct) unlock() {
+	a.publish()
+	a.mu.Unlock()
+}
+
+// publish copies a's fields to its hot state. Caller holds a.mu.
+func (a *acct) publish() {
+	h := &a.hot
+	meta := uint64(a.lastCC) | uint64(a.home)<<16 | uint64(uint16(a.failed))<<32
+	if a.quarantined {
+		meta |= 1 << 48
+	}
+	var hi, lo uint64
+	switch {
+	case a.lastIP.Is4():
+		meta |= 1 << 49
+		b := a.lastIP.As16()
+		hi, lo = beUint64(b[:8]), beUint64(b[8:])
+	case a.lastIP.Is6():
+		meta |= 2 << 49
+		b := a.lastIP.As16()
+		hi, lo = beUint64(b[:8]), beUint64(b[8:])
+	}
+	h.seq.Add(1)
+	h.ccAt.Store(a.ccAt)
+	h.ipAt.Store(a.ipAt)
+	h.passUntil.Store(a.passUntil)
+	h.ipHi.Store(hi)
+	h.ipLo.Store(lo)
+	h.meta.Store(meta)
+	h.seq.Add(1)
+}
+
+// load reads a's hot fields without a lock (see hotState).
+func (a *acct) load(v *hotView) {
+	h := &a.hot
+	for spins := 0; ; spins++ {
+		q := h.seq.Load()
+		if q&1 == 0 {
+			v.ccAt, v.ipAt, v.passUntil = h.ccAt.Load(), h.ipAt.Load(), h.passUntil.Load()
+			hi, lo, meta := h.ipHi.Load(), h.ipLo.Load(), h.meta.Load()
+			if h.seq.Load() == q {
+				v.lastCC, v.home = cc(meta), cc(meta>>16)
+				v.failed, v.quarantined = int(uint16(meta>>32)), meta&(1<<48) != 0
+				v.lastIP = netip.Addr{}
+				if k := meta >> 49 & 3; k != 0 {
+					var b [16]byte
+					bePutUint64(b[:8], hi)
+					bePutUint64(b[8:], lo)
+					v.lastIP = netip.AddrFrom16(b)
+					if k == 1 {
+						v.lastIP = v.lastIP.Unmap()
+					}
+				}
+				return
+			}
+		}
+		if spins > 16 {
+			runtime.Gosched() // a writer was descheduled mid-update
+		}
+	}
+}
+
+func beUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+func bePutUint64(b []byte, v uint64) {
+	_ = b[7]
+	b[0], b[1], b[2], b[3] = byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32)
+	b[4], b[5], b[6], b[7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
+
+// table is one shard's accounts: open addressing with linear probing over
+// atomic pointers, so lookups take no lock. Slots are only ever filled
+// (under the shard's mu); growing or pruning builds a new table and swaps
+// it in, and a reader still on the old one sees a valid, older set.
+type table struct {
+	slots []atomic.Pointer[acct]
+	n     int // accounts in the table (written under the shard's mu)
+}
+
+const minTableSlots = 16
+
+func newTable(n int) *table {
+	size := minTableSlots
+	for size*3 < n*4+4 {
+		size *= 2
+	}
+	return &table{slots: make([]atomic.Pointer[acct], size)}
+}
+
+func (t *table) find(h uint64, key string) *acct {
+	mask := uint64(len(t.slots) - 1)
+	for i := (h >> 6) & mask; ; i = (i + 1) & mask {
+		a := t.slots[i].Load()
+		if a == nil {
+			return nil
+		}
+		if a.hash == h && a.key == key {
+			return a
+		}
+	}
+}
+
+// put adds a (not in t); t has room. Caller holds the shard's mu.
+func (t *table) put(a *acct) {
+	mask := uint64(len(t.slots) - 1)
+	for i := (a.hash >> 6) & mask; ; i = (i + 1) & mask {
+		if t.slots[i].Load() == nil {
+			t.slots[i].Store(a)
+			t.n++
+			return
+		}
+	}
+}
+
+// each calls f for every account of t.
+func (t *table) each(f func(a *acct)) {
+	for i := range t.slots {
+		if a := t.slots[i].Load(); a != nil {
+			f(a)
+		}
+	}
+}
+
 // NewState returns an empty State.
 func NewState(o StateOptions) *State {
 	if o.Now == nil {
@@ -146,9 +316,9 @@ func NewState(o StateOptions) *State {
 	if o.CodeLockout <= 0 {
 		o.CodeLockout = 15 * time.Minute
 	}
-	s := &State{o: o}
+	s := &State{o: o, seed: maphash.MakeSeed()}
 	for i := range s.shards {
-		s.shards[i].m = map[string]*acct{}
+		s.shards[i].t.Store(newTable(0))
 	}
 	return s
 }
@@ -162,41 +332,39 @@ func (s *State) Now() time.Time { return s.o.Now() }
 // Len is how many accounts have state.
 func (s *State) Len() int { return int(s.n.Load()) }
 
-func (s *State) shard(account string) *stateShard {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(account); i++ {
-		h ^= uint32(account[i])
-		h *= 16777619
-	}
-	return &s.shards[h%numShards]
-}
+func (s *State) hash(account string) uint64 { return maphash.String(s.seed, account) }
 
-// get finds an account's state; nil when it has none.
+// get finds an account's state; nil when it has none. It takes no lock.
 func (s *State) get(account string) *acct {
-	sh := s.shard(account)
-	sh.mu.RLock()
-	a := sh.m[account]
-	sh.mu.RUnlock()
-	return a
+	h := s.hash(account)
+	return s.shards[h%numShards].t.Load().find(h, account)
 }
 
 // getOrCreate finds or adds an account's state; nil when the State is full
 // and force is false. The key is copied: callers pass request memory.
 func (s *State) getOrCreate(account string, force bool) *acct {
-	if a := s.get(account); a != nil {
+	h := s.hash(account)
+	sh := &s.shards[h%numShards]
+	if a := sh.t.Load().find(h, account); a != nil {
 		return a
 	}
 	if !force && s.n.Load() >= int64(s.o.MaxAccounts) {
 		return nil
 	}
-	sh := s.shard(account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if a := sh.m[account]; a != nil {
+	t := sh.t.Load()
+	if a := t.find(h, account); a != nil {
 		return a
 	}
-	a := &acct{}
-	sh.m[strings.Clone(account)] = a
+	if (t.n+1)*4 > len(t.slots)*3 {
+		g := &table{slots: make([]atomic.Pointer[acct], 2*len(t.slots))}
+		t.each(g.put)
+		sh.t.Store(g)
+		t = g
+	}
+	a := &acct{key: strings.Clone(account), hash: h}
+	t.put(a)
 	s.n.Add(1)
 	return a
 }
@@ -209,15 +377,25 @@ func (s *State) Prune(age time.Duration) int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, a := range sh.m {
+		t := sh.t.Load()
+		var keep []*acct
+		t.each(func(a *acct) {
 			a.mu.Lock()
 			idle := max(a.ccAt, a.ipAt, a.pendAt) < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0
 			a.mu.Unlock()
 			if idle {
-				delete(sh.m, k)
-				s.n.Add(-1)
 				removed++
+				s.n.Add(-1)
+			} else {
+				keep = append(keep, a)
 			}
+		})
+		if len(keep) < t.n {
+			nt := newTable(len(keep))
+			for _, a := range keep {
+				nt.put(a)
+			}
+			sh.t.Store(nt)
 		}
 		sh.mu.Unlock()
 	}
@@ -290,17 +468,14 @@ func (s *State) Export() map[string]Durable {
 	now := s.o.Now()
 	out := map[string]Durable{}
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for k, a := range sh.m {
+		s.shards[i].t.Load().each(func(a *acct) {
 			a.mu.Lock()
 			d := a.durable(now)
 			a.mu.Unlock()
 			if !d.zero() {
-				out[k] = d
+				out[a.key] = d
 			}
-		}
-		sh.mu.RUnlock()
+		})
 	}
 	return out
 }
@@ -361,7 +536,7 @@ func (s *State) Restore(m map[string]Durable) error {
 				a.codeLocked = d.CodeLockedUntil.UnixNano()
 			}
 		}
-		a.mu.Unlock()
+		a.unlock()
 	}
 	return nil
 }
@@ -480,7 +655,7 @@ func (s *State) update(account string, f func(a *acct, now int64) error) (Status
 	a.mu.Lock()
 	err := f(a, now.UnixNano())
 	st := a.status(now.UnixNano())
-	a.mu.Unlock()
+	a.unlock()
 	return st, err
 }
 
