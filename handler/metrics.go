@@ -202,7 +202,7 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 		gauge("tollgate_reload_last_success_timestamp_seconds", "When the last successful load or reload happened.", last)
 		counterHead("tollgate_store_errors_total", "Admin writes that failed in storage (answered 500, nothing applied).", "counter")
 		line("tollgate_store_errors_total", float64(st.StoreErrors))
-		if _, info, err := h.svc.HighRisk(); err == nil {
+		if info, err := h.svc.HighRiskInfo(); err == nil {
 			counterHead("tollgate_high_risk_list", "Entries of the high-risk list in force, labelled by where it comes from (file, stored, builtin).", "gauge")
 			b.WriteString(`tollgate_high_risk_list{origin="`)
 			b.WriteString(info.Origin)

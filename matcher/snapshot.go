@@ -1,12 +1,14 @@
 package matcher
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"weak"
 
 	"github.com/tollgate/tollgate/cow"
 	"github.com/tollgate/tollgate/numplan"
@@ -47,33 +49,24 @@ func (s *countrySet) has(i int) bool {
 type account struct {
 	name, sub string
 
-	home      string
-	homeInfo  *numplan.RegionInfo // the plan's facts of home (nil without one): no lookup per call
-	homeLayer Layer
+	home     string
+	homeInfo *numplan.RegionInfo // the plan's facts of home (nil without one): no lookup per call
 
-	defaultAllow   bool       // countries.default == allow
-	except         countrySet // countries covered by countries.except
-	exceptSel      []exceptSel
-	countriesLayer Layer
+	except    countrySet // countries covered by countries.except
+	exceptSel []exceptSel
 
-	highRiskBlock bool
-	highRiskLayer Layer
-
-	allow, block           *prefixSet
-	allowLayer, blockLayer Layer
+	allow, block *prefixSet
 
 	maxChannels, maxCPS int
-	// the account-wide caps (account and every subaccount together), and
-	// whether a subaccount name the account lacks is refused
+	// the account-wide caps (account and every subaccount together)
 	acctMaxChannels, acctMaxCPS int
-	rejectUnknownSubs           bool
 
-	maxRate      int64 // max_destination_rate in millionths per minute, -1 = none
-	maxRateLayer Layer
+	maxRate int64 // max_destination_rate in millionths per minute, -1 = none
 
-	originEff   policy.OriginEffective
-	origin      *origin.Rules // nil: origin checks off
-	originLayer Layer
+	// originEff is the merged origin settings (nil: none), shared with the
+	// parent layer when this one sets none.
+	originEff *policy.OriginEffective
+	origin    *origin.Rules // nil: origin checks off
 	// originKey is the origin state key of a subaccount with origin
 	// settings of its own ("account/sub"); "" for the account's state.
 	originKey string
@@ -83,6 +76,14 @@ type account struct {
 	// src is what an account (not a subaccount) was compiled from, so
 	// CompileFrom can reuse it while the source is the very same objects.
 	src policy.Account
+
+	// The one-byte fields last, together: 100,000 accounts pay no padding.
+	homeLayer, countriesLayer, highRiskLayer, allowLayer, blockLayer Layer
+	maxRateLayer, originLayer                                        Layer
+	defaultAllow                                                     bool // countries.default == allow
+	highRiskBlock                                                    bool
+	// whether a subaccount name the account lacks is refused
+	rejectUnknownSubs bool
 	// quarantined: the account's stored records were damaged at start;
 	// every call but an emergency call is refused (account_quarantined).
 	quarantined bool
@@ -132,7 +133,7 @@ type Snapshot struct {
 	// part whose source is the very same object (the admin path shares
 	// unchanged accounts and the high-risk list between successive sets).
 	srcDefault  policy.Policy
-	srcHighRisk []policy.HighRiskEntry
+	srcHighRisk hrSource
 	srcRates    *policy.RateDeck
 	srcOperator policy.Operator
 
@@ -264,8 +265,13 @@ func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field strin
 		a.maxRate, a.maxRateLayer = policy.Micro(*p.MaxDestinationRate), l
 	}
 	if p.Origin != nil {
-		a.originEff, a.originLayer = policy.MergeOrigin(a.originEff, p.Origin), l
-		if a.origin, err = c.originRules(a.originEff, field); err != nil {
+		var base policy.OriginEffective
+		if a.originEff != nil {
+			base = *a.originEff
+		}
+		eff := policy.MergeOrigin(base, p.Origin)
+		a.originEff, a.originLayer = &eff, l
+		if a.origin, err = c.originRules(eff, field); err != nil {
 			return nil, err
 		}
 	}
@@ -289,7 +295,24 @@ func Compile(set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 // It walks every account of set: for a change of a few accounts,
 // WithAccounts costs a shard instead.
 func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
+	return compileFrom(prev, set, plan, false)
+}
+
+// CompileKeepHighRisk is CompileFrom taking prev's compiled high-risk list
+// whatever set.HighRisk holds: for a caller that keeps the list it compiled
+// in a form of its own (the service keeps it packed, 18 bytes an entry
+// instead of the decoded list's 80) rather than holding the decoded slice
+// for CompileFrom to recognise. prev must not be nil.
+func CompileKeepHighRisk(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
+	if prev == nil {
+		return nil, errors.New("CompileKeepHighRisk without a previous snapshot")
+	}
+	return compileFrom(prev, set, plan, true)
+}
+
+func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR bool) (*Snapshot, error) {
 	start := time.Now()
+	hrPrev := prev // the high-risk list does not inherit from the default
 	if prev != nil && (prev.plan != plan || !samePolicy(prev.srcDefault, set.Operator.Default) || !sameOriginOperator(&prev.srcOperator, &set.Operator)) {
 		prev = nil // everything inherits from the default: rebuild
 	}
@@ -315,7 +338,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	}
 	if len(set.Operator.GeoProfiles) > 0 || set.Operator.SourceBlocklist != nil {
 		// The blocklist applies to every call, whatever the account sets.
-		if base.origin, err = c.originRules(base.originEff, "operator.default."); err != nil {
+		if base.origin, err = c.originRules(policy.OriginEffective{}, "operator.default."); err != nil {
 			return nil, err
 		}
 	}
@@ -345,8 +368,9 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		s.opBlocked = newPrefixSet(keys, vals)
 	}
 
-	if prev != nil && sameHighRisk(prev.srcHighRisk, set.HighRisk) {
-		s.highRisk, s.highRiskDetail = prev.highRisk, prev.highRiskDetail
+	hrSrc := newHRSource(set.HighRisk)
+	if hrPrev != nil && (keepHR || sameHighRisk(hrPrev.srcHighRisk, set.HighRisk)) {
+		s.highRisk, s.highRiskDetail, hrSrc = hrPrev.highRisk, hrPrev.highRiskDetail, hrPrev.srcHighRisk
 	} else if err := s.compileHighRisk(set.HighRisk); err != nil {
 		return nil, err
 	}
@@ -405,7 +429,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 	}
 	s.accounts = b.Map()
 	s.originOp = c.originOp
-	s.srcDefault, s.srcHighRisk, s.srcRates = set.Operator.Default, set.HighRisk, set.Rates
+	s.srcDefault, s.srcHighRisk, s.srcRates = set.Operator.Default, hrSrc, set.Rates
 	s.srcOperator = set.Operator
 	subs, prefixes := 0, deflt.allow.len()+deflt.block.len()
 	for _, a := range s.accounts.All() {
@@ -582,8 +606,26 @@ func sameAccount(a, b policy.Account) bool {
 	return len(a.Subaccounts) == 0 || reflect.ValueOf(a.Subaccounts).UnsafePointer() == reflect.ValueOf(b.Subaccounts).UnsafePointer()
 }
 
-func sameHighRisk(a, b []policy.HighRiskEntry) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+// hrSource identifies the high-risk list a snapshot was compiled from
+// without keeping it alive: a weak pointer to its first entry and its
+// length. Holding the slice itself would pin 80 bytes an entry (76 MiB for
+// 1,000,000 prefixes) that the compiled set does not need.
+type hrSource struct {
+	first weak.Pointer[policy.HighRiskEntry]
+	n     int
+}
+
+func newHRSource(l []policy.HighRiskEntry) hrSource {
+	if len(l) == 0 {
+		return hrSource{}
+	}
+	return hrSource{first: weak.Make(&l[0]), n: len(l)}
+}
+
+// sameHighRisk reports whether l is the very slice src was made from (and
+// still alive).
+func sameHighRisk(src hrSource, l []policy.HighRiskEntry) bool {
+	return src.n == len(l) && (len(l) == 0 || src.first.Value() == &l[0])
 }
 
 func (s *Snapshot) compileHighRisk(list []policy.HighRiskEntry) error {

@@ -84,11 +84,12 @@ func (e *Engine) Evaluate() {
 		e.lastSweep = now
 	}
 	var st evalState
-	n := 0
+	n, dropped := 0, 0
 	for s := range e.watch {
 		keep, changed := s.evaluate(now, &st)
 		if !keep {
 			delete(e.watch, s)
+			dropped++
 		}
 		if changed {
 			e.persist[s] = struct{}{}
@@ -99,6 +100,17 @@ func (e *Engine) Evaluate() {
 		if n++; n%yieldEvery == 0 && !e.opt.Offline {
 			yield()
 		}
+	}
+	if dropped > 1024 && len(e.watch) < dropped {
+		// A Go map keeps the room it once needed: after the pass over
+		// every scope that follows a start or a full sync, keep the few
+		// still watched in a map their size.
+		// (maps.Clone would copy the room too.)
+		w := make(map[*Scope]struct{}, len(e.watch))
+		for s := range e.watch {
+			w[s] = struct{}{}
+		}
+		e.watch = w
 	}
 	e.raiseRanges(ranges)
 	e.cpsRatio.Store(math.Float64bits(e.cpsRatioOf(uint32(now.Unix() - 1))))
@@ -185,6 +197,9 @@ func (s *Scope) evaluate(now time.Time, st *evalState) (keep, changed bool) {
 			lvl, prev := levelOf(v[m], r.th[m]), s.fired[key]
 			switch {
 			case lvl > prev:
+				if s.fired == nil {
+					s.fired = map[alertKey]uint8{}
+				}
 				s.fired[key] = lvl
 				fire = append(fire, s.thresholdAlert(now, r, m, lvl, v[m], ""))
 			case lvl == lvlNone && prev != lvlNone:
@@ -312,11 +327,14 @@ func carries(o, r *rule, m int) bool {
 // a measure keeps its level when its rule counts the same calls (paired by
 // pairRules) with the same threshold and the same critical action. Called
 // with s.mu held.
+//
+// It returns nil when no level carries (a scope without raised levels holds
+// no map: every account's scope is evaluated once after a start).
 func rearm(fired map[alertKey]uint8, old, cfg *scopeConfig) map[alertKey]uint8 {
-	out := map[alertKey]uint8{}
 	if old == nil || len(fired) == 0 {
-		return out
+		return nil
 	}
+	out := map[alertKey]uint8{}
 	pair := pairRules(old, cfg)
 	for i := range cfg.rules {
 		j := pair[i]

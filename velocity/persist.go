@@ -325,6 +325,9 @@ func (e *Engine) collect() (scopes []keyedScope, calls []keyedCall, deletes []de
 		}
 		delete(e.persist, s)
 	}
+	if len(scopes)+len(deletes) > 1024 {
+		e.persist = map[*Scope]struct{}{} // drop the room of a big collection
+	}
 	for i := range e.calls.shards {
 		sh := &e.calls.shards[i]
 		sh.mu.Lock()
@@ -477,6 +480,9 @@ func (e *Engine) RestoreScope(key string, val []byte) error {
 			if rr.Levels == ls {
 				for m := 0; m < numMeasures; m++ {
 					if l := rr.Fired[policy.MeasureNames[m]]; l != lvlNone && r.has[m] {
+						if s.fired == nil {
+							s.fired = map[alertKey]uint8{}
+						}
 						s.fired[alertKey{uint8(i), uint8(m)}] = min(l, lvlCritical)
 					}
 					if at, ok := rr.Relock[policy.MeasureNames[m]]; ok && g != nil {

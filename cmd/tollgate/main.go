@@ -580,7 +580,7 @@ func serve(args []string) error {
 		log.Warn().Err(err).Msg("could not write the run file; `tollgate check` will not find this daemon")
 	}
 	defer os.Remove(filepath.Join(c.dataDir, runFile))
-	_, hr, _ := svc.HighRisk()
+	hr, _ := svc.HighRiskInfo()
 	_, rd, _ := svc.RateDeck()
 	snap := m.Snapshot().Stats()
 	log.Info().Str("query_addr", ri.QueryAddr).Str("admin_addr", ri.AdminAddr).Str("rpc_addr", ri.RPCAddr).
