@@ -159,14 +159,16 @@ type Service struct {
 	// edited in place by apply, under mu, once a change is committed and
 	// swapped in (the snapshot keeps its own compiled copy, so nothing
 	// outside mu ever reads the map).
-	set *policy.Set
-	// hrList is the high-risk list in force: set.HighRisk is nil once the
-	// set is in force (see keepHighRisk).
-	hrList *packedHighRisk
-	hr     HighRiskInfo
+	set  *policy.Set
+	hr   HighRiskInfo
 	rd   RateDeckInfo
 	vel  *velocity.Engine
 	orig *origin.Checker
+
+	// hrList is the high-risk list in force: set.HighRisk is nil once the
+	// set is in force (see keepHighRisk).
+	hrList *packedHighRisk
+
 	// originPending counts persistOrigin goroutines not yet done (Flush).
 	originPending sync.WaitGroup
 	// remote is set, under mu, while a change another node made is
