@@ -52,6 +52,8 @@ type Options struct {
 	NginxWorkers              int
 	ReadyTimeout              time.Duration
 	RSSStored                 bool
+	Soak                      time.Duration
+	RSSStartMax, RSSSoakMax   float64
 	QuietMax                  float64
 	QuietWait, QuietBudget    time.Duration
 	Out                       string
@@ -90,6 +92,9 @@ func parseOptions(args []string) (*Options, error) {
 	fs.StringVar(&o.ClientCPUs, "client-cpus", "1", "CPUs (taskset -c list) for the load tester; empty: no pinning")
 	fs.IntVar(&o.NginxWorkers, "nginx-workers", 0, "nginx worker_processes (0: as many as -server-cpus lists, else the CPU count)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 3*time.Minute, "how long tollgate may take to load and answer /ready")
+	fs.DurationVar(&o.Soak, "soak", 0, "after the rounds, hold -rate open-loop http-get checks on tollgate this long, then read its RSS (0: no soak)")
+	fs.Float64Var(&o.RSSStartMax, "rss-start-max", 200, "the RSS-after-start check: VmRSS after start must stay under this many MB (10^6 bytes)")
+	fs.Float64Var(&o.RSSSoakMax, "rss-soak-max", 250, "the RSS-after-soak check: VmRSS after -soak must stay under this many MB")
 	fs.BoolVar(&o.RSSStored, "rss-stored", true, "also measure RSS after start with the high-risk list stored in the data file instead of -high-risk-file")
 	fs.Float64Var(&o.QuietMax, "quiet-max", 0.3, "before each run, wait until other processes use at most this many cores (the machine is shared)")
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
@@ -547,6 +552,19 @@ func runLoad(r *report, o *Options) (err error) {
 		}
 	}
 	rssEnd, hwmEnd, _ := ProcStatus(tg.proc.Pid())
+	var soak *runResult
+	var rssSoak, hwmSoak int64
+	if o.Soak > 0 {
+		so := *o
+		so.OpenDur = o.Soak
+		t := target{server: "tollgate", transport: "http-get", addr: tg.queryAddr, rpcAddr: tg.rpcAddr}
+		logf("soak: open loop %.0f/s %s for %s", o.Rate, t, o.Soak)
+		if soak, err = runLoadtest(&so, t, "open", tgSrv, gen.NumbersFile); err != nil {
+			return err
+		}
+		rssSoak, hwmSoak, _ = ProcStatus(tg.proc.Pid())
+		logf("  %.0f req/s, errors %d, server %.2f CPU; VmRSS %s", soak.AchievedRate, soak.Errors, soak.serverCPU, mib(rssSoak))
+	}
 	ng.proc.Stop(syscall.SIGQUIT, 10*time.Second)
 	tg.proc.Stop(syscall.SIGTERM, 20*time.Second)
 	if err := tg.proc.Wait(); err != nil {
@@ -566,10 +584,14 @@ func runLoad(r *report, o *Options) (err error) {
 	r.printf("## tollgate memory\n\n| when | VmRSS | VmHWM (peak) |\n|---|---:|---:|\n")
 	r.printf("| after start (ready, %d accounts, %d high-risk prefixes) | %s | %s |\n", tg.accounts, tg.hrEntries, mib(tg.rssStartKB), mib(tg.hwmStartKB))
 	r.printf("| after the load | %s | %s |\n", mib(rssEnd), mib(hwmEnd))
+	if soak != nil {
+		r.printf("| after a soak of %s at %.0f checks/s (http-get, %.0f achieved, %d errors) | %s | %s |\n", o.Soak, o.Rate, soak.AchievedRate, soak.Errors, mib(rssSoak), mib(hwmSoak))
+	}
 	if stored != nil {
 		r.printf("| after start, the same list stored in the data file (`PUT /v1/high-risk`) instead of `-high-risk-file` | %s | %s |\n", mib(stored.rssStartKB), mib(stored.hwmStartKB))
 	}
 	r.printf("\n")
+	writeRatioLines(r, o, closed, tg.rssStartKB, rssSoak)
 
 	if rs := closed["tollgate http-get"]; len(rs) > 0 {
 		writeVerdicts(r, rs[0])
@@ -995,4 +1017,41 @@ func writeVerdicts(r *report, x *runResult) {
 		rs = append(rs, fmt.Sprintf("%s %.1f%%", k, 100*float64(x.Reasons[k])/float64(total)))
 	}
 	r.printf("- verdicts: %s\n- reasons: %s\n\n", strings.Join(v, ", "), strings.Join(rs, ", "))
+}
+
+// writeRatioLines ends the load report with one line per headline figure,
+// "ratio:" for the comparisons with nginx and "check:" for the memory
+// limits, so `make bench` output can be read (and grepped) at a glance.
+func writeRatioLines(r *report, o *Options, closed map[string][]*runResult, rssStartKB, rssSoakKB int64) {
+	ng := closed["nginx http-get"]
+	for _, tr := range []string{"http-get", "rpc-netstring"} {
+		rs := closed["tollgate "+tr]
+		var cpu, thr []float64
+		for i := range rs {
+			if i < len(ng) && cpuPerReq(ng[i]) > 0 && ng[i].AchievedRate > 0 {
+				cpu = append(cpu, cpuPerReq(rs[i])/cpuPerReq(ng[i]))
+				thr = append(thr, rs[i].AchievedRate/ng[i].AchievedRate)
+			}
+		}
+		if len(cpu) == 0 {
+			continue
+		}
+		mc, lc, hc := median(cpu)
+		mt, lt, ht := median(thr)
+		r.printf("ratio: server CPU per request, tollgate %s / nginx: %.2f [%.2f–%.2f] (target ≤ 1.00)\n", tr, mc, lc, hc)
+		r.printf("ratio: closed-loop throughput, tollgate %s / nginx: %.2f [%.2f–%.2f]\n", tr, mt, lt, ht)
+	}
+	check := func(what string, kb int64, maxMB float64) {
+		mb := float64(kb) * 1024 / 1e6
+		verdict := "met"
+		if mb >= maxMB {
+			verdict = "NOT MET"
+		}
+		r.printf("check: VmRSS %s %.0f MB (%s), limit %.0f MB: %s\n", what, mb, mib(kb), maxMB, verdict)
+	}
+	check("after start", rssStartKB, o.RSSStartMax)
+	if o.Soak > 0 {
+		check(fmt.Sprintf("after a %s soak at %.0f/s", o.Soak, o.Rate), rssSoakKB, o.RSSSoakMax)
+	}
+	r.printf("\n")
 }

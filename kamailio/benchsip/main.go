@@ -39,6 +39,11 @@ func main() {
 	retries := flag.Int("retries", 1, "re-runs of a failed step before a case stops (noise on a shared machine)")
 	keep := flag.Bool("keep", false, "keep the work directory with every log")
 	shm := flag.Int("shm", 512, "Kamailio shared memory, MB")
+	var co cpuOptions
+	flag.IntVar(&co.rate, "cpu-rate", 0, "CPU mode: measure CPU seconds per 1,000 calls at this fixed call rate instead of the highest rate (see cpu.go)")
+	flag.IntVar(&co.calls, "cpu-calls", 3000, "CPU mode: calls measured per case and round")
+	flag.IntVar(&co.warmup, "cpu-warmup", 200, "CPU mode: unmeasured calls before each measurement")
+	flag.IntVar(&co.rounds, "cpu-rounds", 5, "CPU mode: rounds (cases interleaved, order rotating)")
 	flag.Parse()
 	siptest.ShmMB, siptest.PkgMB = *shm, 16
 
@@ -109,8 +114,7 @@ func main() {
 		best  int
 		steps []string
 	}
-	var results []result
-	for _, c := range strings.Split(*cases, ",") {
+	caseDefs := func(c string) []string {
 		var defs []string
 		switch c {
 		case "relay":
@@ -121,9 +125,31 @@ func main() {
 		default:
 			fail(fmt.Errorf("unknown case %q", c))
 		}
-		defs = append(defs, "WITH_IPAUTH", "CHILDREN="+strconv.Itoa(*children), "DEBUG_LEVEL=1",
+		return append(defs, "WITH_IPAUTH", "CHILDREN="+strconv.Itoa(*children), "DEBUG_LEVEL=1",
 			fmt.Sprintf(`TOLLGATE_URL="%s"`, tg.QueryURL()), fmt.Sprintf(`TOLLGATE_RPC="%s"`, tg.RPCAddr),
 			uas.Define("UPSTREAM"), fmt.Sprintf(`ADDRESS_FILE="%s"`, addrFile))
+	}
+	if co.rate > 0 {
+		cs := strings.Split(*cases, ",")
+		res := map[string][]cpuCase{}
+		for round := 0; round < co.rounds; round++ {
+			for i := range cs {
+				c := cs[(i+round)%len(cs)]
+				r, err := runCPUCase(c, caseDefs(c), cfg, dir, scen, trunkIP, tg.Pid(), co, round)
+				if err != nil {
+					fail(err)
+				}
+				fmt.Printf("  round %d %-6s Kamailio %.0f ms, tollgate %.0f ms CPU per 1,000 calls, all calls ok: %v\n", round+1, c, r.kamMS, r.tgMS, r.ok)
+				res[c] = append(res[c], r)
+				time.Sleep(time.Second) // the upstream's transactions drain
+			}
+		}
+		reportCPU(cs, res, co, *children)
+		return
+	}
+	var results []result
+	for _, c := range strings.Split(*cases, ",") {
+		defs := caseDefs(c)
 		k, err := siptest.StartKamailio("bench-"+c, cfg, dir, defs...)
 		if err != nil {
 			fail(err)
