@@ -426,6 +426,10 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			o.Home = o.Country
 			return o, true, in.Account
 		}
+		// Another call of the account (or the operator) set a home
+		// between the read and the lock: this call is allowed as read,
+		// without claiming it assigned one.
+		o.Rule = RuleAllowed
 		return o, false, ""
 	}
 	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
