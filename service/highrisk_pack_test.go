@@ -99,3 +99,22 @@ func TestHighRiskKeptAcrossChanges(t *testing.T) {
 	f = open(t, dir, Options{})
 	check("restart")
 }
+
+// TestProposeKeepsHighRisk: a proposed operator change is compiled with the
+// high-risk list in force, although the set in force holds it packed only.
+func TestProposeKeepsHighRisk(t *testing.T) {
+	f := open(t, t.TempDir(), Options{})
+	want := f.m.Snapshot().Stats().HighRisk
+	if want == 0 {
+		t.Fatal("the shipped list is empty")
+	}
+	op := f.svc.set.Operator.Clone()
+	op.BlockedPrefixes = append(op.BlockedPrefixes, policy.BlockedPrefix{Prefix: "+999", Reason: "test"})
+	p, err := f.svc.Propose([]Edit{{Method: "PUT", Path: "/v1/operator", Body: mustJSON(op)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.NextSnap.Stats().HighRisk; n != want {
+		t.Fatalf("proposed snapshot has %d high-risk prefixes, the one in force %d", n, want)
+	}
+}

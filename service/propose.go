@@ -75,7 +75,7 @@ func (s *Service) proposeLocked(edits []Edit, sets bool) (*Proposal, error) {
 	next := s.topSet()
 	if p.operator != nil {
 		next.Operator = *p.operator
-		if snap, err = matcher.CompileFrom(snap, next, s.plan); err != nil {
+		if snap, err = s.compile(snap, next); err != nil {
 			return nil, &InvalidError{Err: err}
 		}
 	}
