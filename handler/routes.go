@@ -49,13 +49,16 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/accounts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listAccounts(ctx) }},
 	{Method: "GET", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
+	{Method: "PATCH", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "GET", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
+	{Method: "PATCH", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 
 	{Method: "GET", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
 	{Method: "PUT", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
+	{Method: "PATCH", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
 	{Method: "PUT", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
 	{Method: "DELETE", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
 	{Method: "PUT", Pattern: "/v1/operator/recommended-denies", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
