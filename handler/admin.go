@@ -334,7 +334,15 @@ func (h *Handler) listAccounts(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	after := string(args.Peek("after"))
-	list, total, err := h.svc.Accounts(after, limit)
+	var (
+		list  []service.NamedAccount
+		total int
+	)
+	if tag := string(args.Peek("tag")); tag != "" {
+		list, total, err = h.svc.AccountsTagged(tag, after, limit)
+	} else {
+		list, total, err = h.svc.Accounts(after, limit)
+	}
 	if err != nil {
 		h.fail(ctx, err)
 		return

@@ -47,6 +47,7 @@ type adminRoute struct {
 // path's methods in row order. Add a row to add a route.
 var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/accounts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listAccounts(ctx) }},
+	{Method: "PATCH", Pattern: "/v1/accounts", Body: MaxPolicyBody, Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.bulkPatch(ctx, r.who) }},
 	{Method: "GET", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PATCH", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
