@@ -67,7 +67,7 @@ func decodePatchValue(b []byte) (any, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	v, err := patchValue(dec, "")
+	v, err := patchValue(dec, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -77,10 +77,13 @@ func decodePatchValue(b []byte) (any, error) {
 	return v, nil
 }
 
-func patchValue(dec *json.Decoder, path string) (any, error) {
+func patchValue(dec *json.Decoder, path string, depth int) (any, error) {
 	field := path
 	if field == "" {
 		field = "body"
+	}
+	if depth > strictMaxDepth {
+		return nil, &FieldError{Field: field, Msg: fmt.Sprintf("nested deeper than %d levels", strictMaxDepth)}
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -108,7 +111,7 @@ func patchValue(dec *json.Decoder, path string) (any, error) {
 				if _, dup := m[k]; dup {
 					return nil, &FieldError{Field: kp, Msg: "repeated key"}
 				}
-				v, err := patchValue(dec, kp)
+				v, err := patchValue(dec, kp, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -121,7 +124,7 @@ func patchValue(dec *json.Decoder, path string) (any, error) {
 		case '[':
 			a := []any{}
 			for dec.More() {
-				v, err := patchValue(dec, fmt.Sprintf("%s[%d]", path, len(a)))
+				v, err := patchValue(dec, fmt.Sprintf("%s[%d]", path, len(a)), depth+1)
 				if err != nil {
 					return nil, err
 				}

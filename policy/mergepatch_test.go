@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"strings"
 	"encoding/json"
 	"testing"
 )
@@ -40,6 +41,7 @@ func TestMergePatchRefusals(t *testing.T) {
 		{`{"a":{"b":1,"b":2}}`, "a.b"},
 		{`{"a":1} {}`, "body"},
 		{`{"a":[1,}`, "a[1]"},
+		{`{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, "a" + strings.Repeat("[0]", 64)},
 	} {
 		_, err := MergePatch([]byte(`{}`), []byte(tc.patch))
 		fe, ok := err.(*FieldError)
