@@ -2,8 +2,8 @@ package policy
 
 import (
 	"bytes"
-	"strings"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
