@@ -28,6 +28,7 @@ type adminCmd struct {
 	flags                func(fs *flag.FlagSet) // its own flags, beside the common ones
 	need                 []string               // names of its positional arguments, for "missing NAME"
 	run                  func(c *adminClient, pos []string) error
+	api                  string // the admin route it calls, a row of handler.AdminRoutes
 }
 
 // adminClient is what every admin command shares: where the daemon is, the
@@ -59,36 +60,36 @@ func init() {
 	}
 	adminCmds = []adminCmd{
 		{"accounts list", "[-tag T] [-limit N]", "list accounts (all of them, a page at a time)",
-			both(str("tag", "", "only accounts with this tag"), str("limit", "0", "at most this many (0: all)")), nil, adminAccountsList},
-		{"accounts get", "NAME", "print one account", nil, []string{"NAME (the account)"}, adminAccountsGet},
+			both(str("tag", "", "only accounts with this tag"), str("limit", "0", "at most this many (0: all)")), nil, adminAccountsList, "GET /v1/accounts"},
+		{"accounts get", "NAME", "print one account", nil, []string{"NAME (the account)"}, adminAccountsGet, "GET /v1/accounts/{account}"},
 		{"accounts set", "NAME POLICY", "create or replace an account (PUT: what POLICY leaves out is gone); POLICY is JSON, @FILE or - (stdin)",
-			nil, []string{"NAME (the account)", "POLICY (JSON, @FILE or -)"}, adminAccountsSet},
+			nil, []string{"NAME (the account)", "POLICY (JSON, @FILE or -)"}, adminAccountsSet, "PUT /v1/accounts/{account}"},
 		{"accounts patch", "NAME PATCH [-if-match REV]", "change some fields of an account (a JSON merge patch: null removes a field)",
-			str("if-match", "", "apply only if the account's revision (its ETag) is still this"), []string{"NAME (the account)", "PATCH (JSON, @FILE or -)"}, adminAccountsPatch},
-		{"accounts delete", "NAME", "delete an account", nil, []string{"NAME (the account)"}, adminAccountsDelete},
+			str("if-match", "", "apply only if the account's revision (its ETag) is still this"), []string{"NAME (the account)", "PATCH (JSON, @FILE or -)"}, adminAccountsPatch, "PATCH /v1/accounts/{account}"},
+		{"accounts delete", "NAME", "delete an account", nil, []string{"NAME (the account)"}, adminAccountsDelete, "DELETE /v1/accounts/{account}"},
 		{"bulk", "(-tag T | -all | -accounts A,B | -accounts-file F) [-dry-run] PATCH", "apply one merge patch to many accounts, all or nothing, in one audited change",
 			both(str("tag", "", "every account with this tag"), boolf("all", "every account"), str("accounts", "", "comma-separated account names"),
 				str("accounts-file", "", "file of account names, one a line"), boolf("dry-run", "validate and report; change nothing")),
-			[]string{"PATCH (JSON, @FILE or -)"}, adminBulk},
+			[]string{"PATCH (JSON, @FILE or -)"}, adminBulk, "PATCH /v1/accounts"},
 		{"lock", "ACCOUNT [-sub S] [-reason R]", "lock an account's (or subaccount's) international calls",
-			both(str("sub", "", "the subaccount"), str("reason", "", "why (audited)")), []string{"ACCOUNT"}, adminLock},
+			both(str("sub", "", "the subaccount"), str("reason", "", "why (audited)")), []string{"ACCOUNT"}, adminLock, "PUT /v1/accounts/{account}/lock"},
 		{"unlock", "ACCOUNT [-sub S] [-reason R] [-until T]", "lift a lock",
 			both(str("sub", "", "the subaccount"), str("reason", "", "why (audited)"), str("until", "", "RFC 3339 time or \"midnight\": when the unlock lapses")),
-			[]string{"ACCOUNT"}, adminUnlock},
-		{"locks", "", "list the locks in force", nil, nil, adminLocks},
-		{"alerts", "[-limit N]", "recent alerts, newest first", str("limit", "20", "how many"), nil, adminAlerts},
+			[]string{"ACCOUNT"}, adminUnlock, "DELETE /v1/accounts/{account}/lock"},
+		{"locks", "", "list the locks in force", nil, nil, adminLocks, "GET /v1/locks"},
+		{"alerts", "[-limit N]", "recent alerts, newest first", str("limit", "20", "how many"), nil, adminAlerts, "GET /v1/alerts"},
 		{"audit", "[-limit N] [-before ID]", "the audit log, newest first",
-			both(str("limit", "20", "how many"), str("before", "", "entries before this id")), nil, adminAudit},
-		{"stats", "[-window 1h|24h]", "what is being decided and blocked", str("window", "1h", "1h or 24h"), nil, adminStats},
-		{"high-risk export", "[-o FILE]", "write the high-risk list in force (CSV)", str("o", "", "file to write (default: standard output)"), nil, adminHighRiskExport},
-		{"high-risk import", "FILE", "replace the high-risk list with FILE (CSV; - for stdin)", nil, []string{"FILE (a high-risk CSV, or -)"}, adminHighRiskImport},
+			both(str("limit", "20", "how many"), str("before", "", "entries before this id")), nil, adminAudit, "GET /v1/audit"},
+		{"stats", "[-window 1h|24h]", "what is being decided and blocked", str("window", "1h", "1h or 24h"), nil, adminStats, "GET /v1/stats"},
+		{"high-risk export", "[-o FILE]", "write the high-risk list in force (CSV)", str("o", "", "file to write (default: standard output)"), nil, adminHighRiskExport, "GET /v1/high-risk"},
+		{"high-risk import", "FILE", "replace the high-risk list with FILE (CSV; - for stdin)", nil, []string{"FILE (a high-risk CSV, or -)"}, adminHighRiskImport, "PUT /v1/high-risk"},
 	}
 }
 
 func adminUsage(w io.Writer) {
 	fmt.Fprintf(w, "usage: tollgate admin COMMAND [ARGS] [flags]\n\ncommands:\n")
 	for _, c := range adminCmds {
-		fmt.Fprintf(w, "  %s %s\n      %s\n", c.words, c.args, c.summary)
+		fmt.Fprintf(w, "  %s %s\n      %s (%s)\n", c.words, c.args, c.summary, c.api)
 	}
 	fmt.Fprintf(w, `
 Flags go before or after the arguments. Every command takes:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/tollgate/tollgate/handler"
 	"io"
 	"os"
 	"os/exec"
@@ -197,5 +198,20 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(f, []byte(`{"account":"acme","policy":{"max_cps":3}}`+"\n"), 0o644)
 	if c, out := run("import", f, "-data-dir", filepath.Join(dir, "d"), "-dry-run"); c != 0 || !strings.Contains(out, "dry run") {
 		t.Errorf("import with flags after the file: %d %s", c, out)
+	}
+}
+
+// TestAdminCLIRoutes: every admin command calls a route of the admin
+// API's table (handler.AdminRoutes), which the docs test checks against
+// docs/api.md.
+func TestAdminCLIRoutes(t *testing.T) {
+	routes := map[string]bool{}
+	for _, r := range handler.AdminRoutes() {
+		routes[r.Method+" "+r.Pattern] = true
+	}
+	for _, c := range adminCmds {
+		if !routes[c.api] {
+			t.Errorf("tollgate admin %s calls %q, which is not an admin route", c.words, c.api)
+		}
 	}
 }
