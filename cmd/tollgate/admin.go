@@ -898,6 +898,7 @@ type progress struct {
 	mu      sync.Mutex
 	n, tot  int64
 	stop    chan struct{}
+	exited  chan struct{} // closed when the drawing goroutine has returned
 	stopped sync.Once
 	drawn   bool
 }
@@ -914,12 +915,13 @@ var isTerminal = func(w io.Writer) bool {
 }
 
 func newProgress(w io.Writer, what string) *progress {
-	p := &progress{w: w, what: what, start: time.Now(), tot: -1, stop: make(chan struct{})}
+	p := &progress{w: w, what: what, start: time.Now(), tot: -1, stop: make(chan struct{}), exited: make(chan struct{})}
 	if !isTerminal(w) {
 		p.stopped.Do(func() {})
 		return p
 	}
 	go func() {
+		defer close(p.exited)
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -965,6 +967,7 @@ func (p *progress) draw() {
 func (p *progress) done() {
 	p.stopped.Do(func() {
 		close(p.stop)
+		<-p.exited // no draw after this one
 		p.draw()
 		p.mu.Lock()
 		if p.drawn {

@@ -87,6 +87,7 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 	}
 	name := pos[0]
 	var in io.Reader = os.Stdin
+	size := int64(-1)
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -95,12 +96,18 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 		}
 		defer f.Close()
 		in = f
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
 	} else {
 		name = "stdin"
 	}
 	start := time.Now()
 	h := sha256.New()
+	prog := newProgress(stderr, "reading "+name) // drawn only on a terminal
+	in = &progressReader{r: in, p: prog, total: size}
 	accounts, err := parseImport(io.TeeReader(in, h), name)
+	prog.done()
 	if err != nil {
 		fmt.Fprintln(stderr, "tollgate import: nothing was written:", err)
 		return exitError
