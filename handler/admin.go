@@ -231,6 +231,8 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 		fe  *policy.FieldError
 		nf  *service.NotFoundError
 		cf  *service.ConflictError
+		pe  *service.PreconditionError
+		um  *unsupportedMediaError
 		se  *service.StoreError
 		rc  *service.RevisionConflictError
 		un  *service.UnavailableError
@@ -250,6 +252,10 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &un):
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		h.adminError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
+	case errors.As(err, &um):
+		h.adminError(ctx, fasthttp.StatusUnsupportedMediaType, err.Error(), "Content-Type")
+	case errors.As(err, &pe):
+		h.adminError(ctx, fasthttp.StatusPreconditionFailed, err.Error(), "If-Match")
 	case errors.As(err, &se):
 		h.adminError(ctx, fasthttp.StatusInternalServerError, err.Error()+" (nothing was changed)", "")
 	case !h.svc.Ready():
@@ -341,7 +347,15 @@ func (h *Handler) listAccounts(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	after := string(args.Peek("after"))
-	list, total, err := h.svc.Accounts(after, limit)
+	var (
+		list  []service.NamedAccount
+		total int
+	)
+	if tag := string(args.Peek("tag")); tag != "" {
+		list, total, err = h.svc.AccountsTagged(tag, after, limit)
+	} else {
+		list, total, err = h.svc.Accounts(after, limit)
+	}
 	if err != nil {
 		h.fail(ctx, err)
 		return
@@ -380,6 +394,7 @@ func (h *Handler) account(ctx *fasthttp.RequestCtx, who service.Actor, method, n
 			h.fail(ctx, err)
 			return
 		}
+		setRevision(ctx, a)
 		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
 	case "PUT":
 		var a policy.Account
@@ -392,6 +407,20 @@ func (h *Handler) account(ctx *fasthttp.RequestCtx, who service.Actor, method, n
 			h.fail(ctx, err)
 			return
 		}
+		setRevision(ctx, a)
+		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
+	case "PATCH":
+		patch, err := mergePatchBody(ctx)
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		a, err := h.svc.PatchAccount(who, name, patch, ifMatch(ctx))
+		if err != nil {
+			h.fail(ctx, err)
+			return
+		}
+		setRevision(ctx, a)
 		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
 	case "DELETE":
 		a, err := h.svc.DeleteAccount(who, name)
@@ -415,6 +444,11 @@ func (h *Handler) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method
 		if err = decodeBody(ctx.PostBody(), &p); err == nil {
 			p, err = h.svc.PutSubaccount(who, account, sub, p)
 		}
+	case "PATCH":
+		var patch []byte
+		if patch, err = mergePatchBody(ctx); err == nil {
+			p, err = h.svc.PatchSubaccount(who, account, sub, patch, ifMatch(ctx))
+		}
 	case "DELETE":
 		p, err = h.svc.DeleteSubaccount(who, account, sub)
 		if err == nil {
@@ -426,6 +460,7 @@ func (h *Handler) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method
 		h.fail(ctx, err)
 		return
 	}
+	setRevision(ctx, p)
 	h.writeJSON(ctx, fasthttp.StatusOK, subaccountJSON{Account: account, Subaccount: sub, Policy: p})
 }
 
@@ -434,15 +469,24 @@ func (h *Handler) operator(ctx *fasthttp.RequestCtx, who service.Actor, method s
 		op  policy.Operator
 		err error
 	)
-	if method == "GET" {
+	switch method {
+	case "GET":
 		op, err = h.svc.Operator()
-	} else if err = decodeBody(ctx.PostBody(), &op); err == nil {
-		op, err = h.svc.PutOperator(who, op)
+	case "PATCH":
+		var patch []byte
+		if patch, err = mergePatchBody(ctx); err == nil {
+			op, err = h.svc.PatchOperator(who, patch, ifMatch(ctx))
+		}
+	default:
+		if err = decodeBody(ctx.PostBody(), &op); err == nil {
+			op, err = h.svc.PutOperator(who, op)
+		}
 	}
 	if err != nil {
 		h.fail(ctx, err)
 		return
 	}
+	setRevision(ctx, op)
 	h.writeJSON(ctx, fasthttp.StatusOK, op)
 }
 

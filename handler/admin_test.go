@@ -137,7 +137,7 @@ func TestAccounts(t *testing.T) {
 	if r := e.a("DELETE", "/v1/accounts/acme", ""); r.status != 404 {
 		t.Fatalf("second DELETE: %d", r.status)
 	}
-	if r := e.a("POST", "/v1/accounts/acme", "{}"); r.status != 405 || r.hdr["Allow"] != "GET, PUT, DELETE" {
+	if r := e.a("POST", "/v1/accounts/acme", "{}"); r.status != 405 || r.hdr["Allow"] != "GET, PUT, PATCH, DELETE" {
 		t.Fatalf("POST: %d %v", r.status, r.hdr)
 	}
 }

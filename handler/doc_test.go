@@ -102,7 +102,7 @@ func TestRouteTable(t *testing.T) {
 		{"PATCH", "/v1/reload", "", "POST"},
 		{"GET", "/v1/accounts/acme/nothing", "", ""},
 		{"GET", "/v1/accounts/acme/subaccounts/s1/lock", "GET /v1/accounts/{account}/subaccounts/{sub}/lock", ""},
-		{"POST", "/v1/accounts/acme", "", "GET, PUT, DELETE"},
+		{"POST", "/v1/accounts/acme", "", "GET, PUT, PATCH, DELETE"},
 	} {
 		r, allowed := findRoute(tc.method, strings.Split(strings.TrimPrefix(tc.path, "/"), "/"))
 		got := ""

@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/recent"
 	"github.com/tollgate/tollgate/service"
+	"github.com/tollgate/tollgate/stats"
 	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
 	"github.com/tollgate/tollgate/whatif"
@@ -114,6 +115,7 @@ type Handler struct {
 	console  consoleSessions
 	shadow   atomic.Pointer[whatif.Shadow]
 	wi       whatIfState
+	stats    *stats.Stats
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,
@@ -130,6 +132,8 @@ func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 	}
 	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
 	h.sampler = newLogSampler(opt.LogRejectBurst, opt.LogRejectInterval)
+	h.stats = stats.New(time.Now())
+	go h.stats.Run(nil) // for the process's life: a tick a second
 	for _, t := range opt.Tokens {
 		h.tokens = append(h.tokens, hashToken(t))
 	}
@@ -163,6 +167,7 @@ func (h *Handler) decide(q *matcher.Query, t transport) matcher.Verdict {
 	v := h.m.Decide(q)
 	h.met.decision(t, &v)
 	h.observe(q, &v)
+	h.stats.Record(q.Account, &v)
 	if v.Action != matcher.Allow {
 		h.logVerdict(q, &v, t)
 	}

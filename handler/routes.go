@@ -47,15 +47,19 @@ type adminRoute struct {
 // path's methods in row order. Add a row to add a route.
 var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/accounts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listAccounts(ctx) }},
+	{Method: "PATCH", Pattern: "/v1/accounts", Body: MaxPolicyBody, Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.bulkPatch(ctx, r.who) }},
 	{Method: "GET", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
+	{Method: "PATCH", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "GET", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
+	{Method: "PATCH", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/subaccounts/{sub}", Body: MaxPolicyBody, Serve: serveSubaccount},
 
 	{Method: "GET", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
 	{Method: "PUT", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
+	{Method: "PATCH", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
 	{Method: "PUT", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
 	{Method: "DELETE", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
 	{Method: "PUT", Pattern: "/v1/operator/recommended-denies", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
@@ -97,6 +101,7 @@ var adminRoutes = compileRoutes([]adminRoute{
 	// The query API's GET /v1/check behind the admin credentials, for the
 	// console's "try a call" (the query listener is another origin).
 	{Method: "GET", Pattern: "/v1/check", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.check(ctx) }},
+	{Method: "GET", Pattern: "/v1/stats", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.statsReport(ctx) }},
 
 	{Method: "GET", Pattern: "/v1/accounts/{account}/origin", Serve: serveOrigin},
 	{Method: "POST", Pattern: "/v1/accounts/{account}/screening", Serve: serveOrigin},

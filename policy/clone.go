@@ -68,6 +68,7 @@ func (p Policy) Clone() Policy {
 func (a Account) Clone() Account {
 	out := a
 	out.Policy = a.Policy.Clone()
+	out.Tags = slices.Clone(a.Tags)
 	if a.Subaccounts != nil {
 		out.Subaccounts = make(map[string]Policy, len(a.Subaccounts))
 		for k, v := range a.Subaccounts {

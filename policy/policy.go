@@ -7,6 +7,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,7 +97,13 @@ type Account struct {
 	AccountMaxChannels int               `json:"account_max_channels,omitempty"`
 	AccountMaxCPS      int               `json:"account_max_cps,omitempty"`
 	Subaccounts        map[string]Policy `json:"subaccounts,omitempty"`
+	// Tags group accounts for people and tools (a bulk change to every
+	// account tagged "wholesale", a console filter); no decision reads them.
+	Tags []string `json:"tags,omitempty"`
 }
+
+// MaxTags is the most tags an account may have.
+const MaxTags = 32
 
 // DisabledCountry records why the operator switched a destination off for
 // everyone; no account setting can turn it back on.
@@ -405,6 +412,9 @@ func (a *Account) Validate() error {
 			return fieldErr(c.name, "%d is outside 0..%d (0 = no cap)", c.v, MaxCapValue)
 		}
 	}
+	if err := a.validateTags(); err != nil {
+		return err
+	}
 	names := make([]string, 0, len(a.Subaccounts))
 	for name := range a.Subaccounts {
 		names = append(names, name)
@@ -616,4 +626,29 @@ func sortedUnique(in []string) []string {
 		}
 	}
 	return out
+}
+
+// validateTags checks the tags (names, at most MaxTags) and sorts them, so
+// the same set is stored the same way; a repeated tag is dropped.
+func (a *Account) validateTags() error {
+	if len(a.Tags) > MaxTags {
+		return fieldErr("tags", "%d tags, more than the %d an account may have", len(a.Tags), MaxTags)
+	}
+	for i, t := range a.Tags {
+		if err := ValidName(t); err != nil {
+			return fieldErr(fmt.Sprintf("tags[%d]", i), "bad tag %q: %v", t, err)
+		}
+	}
+	if len(a.Tags) == 0 {
+		a.Tags = nil
+		return nil
+	}
+	sort.Strings(a.Tags)
+	a.Tags = slices.Compact(a.Tags)
+	return nil
+}
+
+// HasTag reports whether the account carries the tag.
+func (a *Account) HasTag(tag string) bool {
+	return slices.Contains(a.Tags, tag)
 }

@@ -586,6 +586,13 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 			a.Subaccounts[k] = v.Clone() // Validate canonicalises in place
 		}
 	}
+	return s.putAccountLocked(who, name, a, "account.put")
+}
+
+// putAccountLocked validates the whole account a and applies it, audited
+// as action with the account before and after. Called with s.mu held.
+func (s *Service) putAccountLocked(who Actor, name string, a policy.Account, action string) (policy.Account, error) {
+	old, existed := s.set.Accounts[name]
 	if err := a.CheckSize(); err != nil { // first: it only counts
 		return a, &InvalidError{Err: err}
 	}
@@ -593,7 +600,7 @@ func (s *Service) PutAccount(who Actor, name string, a policy.Account) (policy.A
 		return a, &InvalidError{Err: err}
 	}
 	ch := &store.Change{
-		Audit:    store.AuditEntry{Action: "account.put", Object: "accounts/" + name, After: mustJSON(a)},
+		Audit:    store.AuditEntry{Action: action, Object: "accounts/" + name, After: mustJSON(a)},
 		Accounts: map[string]*policy.Account{name: &a},
 	}
 	if existed {
@@ -648,6 +655,12 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 	if err := s.loaded(); err != nil {
 		return p, err
 	}
+	return s.putSubaccountLocked(who, account, sub, p, "subaccount.put")
+}
+
+// putSubaccountLocked applies the validated subaccount p, audited as
+// action. Called with s.mu held.
+func (s *Service) putSubaccountLocked(who Actor, account, sub string, p policy.Policy, action string) (policy.Policy, error) {
 	old, ok := s.set.Accounts[account]
 	if !ok {
 		return p, &NotFoundError{What: fmt.Sprintf("account %q", account)}
@@ -662,7 +675,7 @@ func (s *Service) PutSubaccount(who Actor, account, sub string, p policy.Policy)
 		return p, &InvalidError{Err: err}
 	}
 	ch := &store.Change{
-		Audit:    store.AuditEntry{Action: "subaccount.put", Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
+		Audit:    store.AuditEntry{Action: action, Object: "accounts/" + account + "/subaccounts/" + sub, After: mustJSON(p)},
 		Accounts: map[string]*policy.Account{account: &na},
 	}
 	if before, existed := old.Subaccounts[sub]; existed {

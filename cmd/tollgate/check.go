@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -103,11 +104,21 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			*p = v
 		}
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(stderr, "tollgate check: missing NUMBER (the dialled number, e.g. +4930123456)")
+		return exitUsage
+	case len(pos) > 1:
+		fmt.Fprintf(stderr, "tollgate check: unexpected argument %q: one NUMBER only\n", pos[1])
 		return exitUsage
 	}
 	q.To = pos[0]
+	if q.SrcIP != "" {
+		if _, err := netip.ParseAddr(q.SrcIP); err != nil {
+			fmt.Fprintf(stderr, "tollgate check: --src-ip %q: not an IP address (e.g. 203.0.113.7 or 2001:db8::1)\n", q.SrcIP)
+			return exitUsage
+		}
+	}
 	for _, f := range []struct{ flag, v string }{{"--account", q.Account}, {"--subaccount", q.Subaccount}} {
 		if f.v != "" {
 			if err := policy.ValidName(f.v); err != nil {

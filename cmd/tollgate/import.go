@@ -64,7 +64,8 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 			"TOLLGATE_DATA_DIR applies as for the daemon.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterleaved(fs, args) // flags before or after FILE
+	if err != nil {
 		return exitUsage
 	}
 	set := map[string]bool{}
@@ -72,16 +73,21 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 	if v, ok := os.LookupEnv(envName("data-dir")); ok && !set["data-dir"] {
 		dataDir = v
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(stderr, "tollgate import: missing FILE (the accounts, one JSON object a line; - for standard input)")
+		return exitUsage
+	case len(pos) > 1:
+		fmt.Fprintf(stderr, "tollgate import: unexpected argument %q: one FILE only\n", pos[1])
 		return exitUsage
 	}
 	if err := policy.ValidName(who); err != nil {
 		fmt.Fprintf(stderr, "tollgate import: -who %q: %v\n", who, err)
 		return exitUsage
 	}
-	name := fs.Arg(0)
+	name := pos[0]
 	var in io.Reader = os.Stdin
+	size := int64(-1)
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -90,12 +96,18 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 		}
 		defer f.Close()
 		in = f
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
 	} else {
 		name = "stdin"
 	}
 	start := time.Now()
 	h := sha256.New()
+	prog := newProgress(stderr, "reading "+name) // drawn only on a terminal
+	in = &progressReader{r: in, p: prog, total: size}
 	accounts, err := parseImport(io.TeeReader(in, h), name)
+	prog.done()
 	if err != nil {
 		fmt.Fprintln(stderr, "tollgate import: nothing was written:", err)
 		return exitError

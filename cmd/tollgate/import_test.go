@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,4 +212,17 @@ func manySubs(n int) string {
 		fmt.Fprintf(&b, `"s%d":{}`, i)
 	}
 	return b.String()
+}
+
+// TestImportProgress: on a terminal, reading the file draws a bar to 100%;
+// elsewhere (the other tests) nothing is drawn.
+func TestImportProgress(t *testing.T) {
+	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(io.Writer) bool { return true }
+	dir := t.TempDir()
+	f := writeFile(t, dir, "a.ndjson", `{"account":"acme","policy":{"max_cps":3}}`+"\n")
+	code, out, errs := runImportArgs("-data-dir", filepath.Join(dir, "d"), f)
+	if code != 0 || !strings.Contains(errs, "reading "+f+" [##############################] 100%") {
+		t.Fatalf("%d\n%s\n%s", code, out, errs)
+	}
 }

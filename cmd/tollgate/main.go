@@ -45,14 +45,13 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "check" {
-		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	if c := findCommand(os.Args[1:]); c != nil {
+		os.Exit(c.run(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "replay" || os.Args[1] == "what-if") {
-		os.Exit(runWhatIfCmd(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "import" {
-		os.Exit(runImport(os.Args[2:], os.Stdout, os.Stderr))
+	for _, a := range os.Args[1:] {
+		if a == "-version" || a == "--version" {
+			os.Exit(runVersion(nil, os.Stdout, os.Stderr))
+		}
 	}
 	if len(os.Args) > 1 && os.Args[1] == "fleet" {
 		os.Exit(runFleet(os.Args[2:], os.Stdout, os.Stderr))
@@ -132,20 +131,22 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
 	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
 	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
+	fs.Bool("version", false, "print the version and exit (also `tollgate version`)")
 	proxyControl := fs.String("proxy-control", "", "control interfaces of the proxies, comma-separated id=kind:url (kind kamailio or opensips), e.g. edge1=kamailio:http://127.0.0.1:5071/RPC; a lockdown ends the live international calls through the proxy each call's events name (off when empty)")
 	fs.DurationVar(&c.teardownTimeout, "teardown-timeout", 2*time.Second, "how long one request to a proxy's control interface may take")
 	fs.IntVar(&c.teardownAttempts, "teardown-attempts", 4, "requests per call before a teardown is given up (and alerted)")
 	fs.BoolVar(&c.teardownOnSpend, "teardown-on-spend", false, "also end live international calls when a daily spend limit is reached with action \"alert\" (with \"lockdown\" they always are)")
 	c.fleet.RegisterFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
+		commandsUsage(stderr)
+		fmt.Fprintf(stderr, "\ndaemon flags (every flag can also be set as TOLLGATE_<NAME>, e.g. TOLLGATE_QUERY_ADDR; a flag on the command line wins):\n\n")
 		fs.PrintDefaults()
 	}
 	if err := parseWithEnv(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (did you mean `tollgate check`?)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q: not a command (%s; see tollgate -h)", fs.Arg(0), commandNames())
 	}
 	if c.maxCallDuration < time.Minute || c.maxCallDuration > 7*24*time.Hour {
 		return nil, fmt.Errorf("-max-call-duration %v: want between 1m and 168h", c.maxCallDuration)

@@ -53,3 +53,45 @@ func TestREADMEQuickStart(t *testing.T) {
 		t.Fatalf("the quick start printed\n%s\nthe README shows\n%s", out, want)
 	}
 }
+
+// TestREADMECLI runs the README's command-line block against a daemon
+// whose data dir is ./data, the binary in ./bin as `make build` puts it.
+func TestREADMECLI(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "The same from the command line")
+	if i < 0 {
+		t.Fatal("README.md: no command-line block")
+	}
+	s := readme[i:]
+	s = s[strings.Index(s, "```sh\n")+6:]
+	script := s[:strings.Index(s, "```")]
+	dir := t.TempDir()
+	bin := tollgateBinary(t)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(dir, "bin", "tollgate")); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, filepath.Join(dir, "data"))
+	if c, body := d.admin("PUT", "/v1/accounts/acme", `{"home_country":"US","countries":{"default":"deny","except":["US","CA"]}}`); c != 200 {
+		t.Fatal(c, body)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = dir
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		// check exits 1 for a rejected call, as documented.
+		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 1 && strings.Contains(line, " check ")) {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		if !strings.Contains(string(out), "acme") && !strings.Contains(string(out), "CU") {
+			t.Errorf("%s printed nothing about acme:\n%s", line, out)
+		}
+	}
+}
