@@ -112,6 +112,11 @@ func (m *Matcher) Decide(q *Query) Verdict {
 	if v.Reason == ReasonOK && m.origin != nil && a.origin != nil {
 		m.checkOrigin(&v, a, q)
 	}
+	if v.Action != Reject && v.Reason != ReasonEmergency && sc != nil {
+		if fs, ok := sc.(FleetScope); ok {
+			shareCaps(&v, fs)
+		}
+	}
 	if sc != nil && v.Reason != ReasonEmergency {
 		var dest Number
 		if v.e164n > 1 && v.e164[0] == '+' {
