@@ -66,8 +66,8 @@ type batch struct {
 	// Snap is non-zero on the parts of a full snapshot; Last marks its
 	// final part, after which the receiver forgets the scopes of the node
 	// the snapshot did not carry.
-	Snap   uint64             `json:"snap,omitempty"`
-	Last   bool               `json:"last,omitempty"`
+	Snap   uint64            `json:"snap,omitempty"`
+	Last   bool              `json:"last,omitempty"`
 	Scopes []velocity.Counts `json:"scopes,omitempty"`
 }
 
