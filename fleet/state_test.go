@@ -1,0 +1,94 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/velocity"
+)
+
+// burstAccount locks at 30 calls a minute, warns at 20.
+var burstAccount = map[string]string{"acme": `{"home_country":"GB","velocity":{"rules":[{"name":"burst",` +
+	`"calls_per_minute":{"warning":20,"critical":30}}]}}`}
+
+// fullNode is a node with fleet counters and fleet alerts.
+func fullNode(t *testing.T, srv *server.Server, name string, accounts map[string]string) *stateNode {
+	t.Helper()
+	n := &notes{}
+	a := startAlerts(t, srv, name, n)
+	nd := newStateNode(t, name, accounts, velocity.Options{Notifier: a})
+	nd.n = n
+	nc, _ := stateConn(t, srv)
+	c, err := StartCounters(CountersOptions{NC: nc, Node: name, Engine: nd.e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go nd.e.Run(ctx)
+	return nd
+}
+
+// A burst split over three nodes, 12 calls each (under the threshold on
+// every node alone), locks the account on every node at the fleet's 30,
+// with one webhook per alert for the fleet.
+func TestFleetBurstLocksOnce(t *testing.T) {
+	srv := stateServer(t)
+	var nodes []*stateNode
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, fullNode(t, srv, fmt.Sprintf("n%d", i), burstAccount))
+	}
+	for i := 0; i < 36; i++ {
+		nd := nodes[i%3]
+		if v := nd.call("acme", numFR); v.Reason != matcher.ReasonOK {
+			// a node may already have locked from the others' counts
+			if v.Reason != matcher.ReasonInternationalLocked || i < 30 {
+				t.Fatalf("call %d on %s: %s", i, nd.name, v.Reason)
+			}
+		}
+	}
+	for _, nd := range nodes {
+		eventually(t, nd.name+" locked", func() bool { return nd.call("acme", numFR).Reason == matcher.ReasonInternationalLocked })
+	}
+	count := func() map[string]int {
+		m := map[string]int{}
+		for _, nd := range nodes {
+			for _, a := range nd.n.all() {
+				m[a.Type+"/"+a.Level+"/"+a.Kind]++
+			}
+		}
+		return m
+	}
+	// the warning comes only if some node evaluated while the sum it knew
+	// was between 20 and 29: the counts may arrive in one batch
+	eventually(t, "the critical and the lockdown", func() bool {
+		c := count()
+		return c["threshold/critical/calls_per_minute"] > 0 && c["lockdown/critical/lockdown"] > 0
+	})
+	time.Sleep(300 * time.Millisecond) // a second delivery would come within this
+	got := count()
+	if got["threshold/critical/calls_per_minute"] != 1 || got["lockdown/critical/lockdown"] != 1 ||
+		got["threshold/warning/calls_per_minute"] > 1 || len(got) > 3 {
+		t.Fatalf("deliveries %v, want one of each", got)
+	}
+	for _, nd := range nodes {
+		if l, ok := nd.e.LockOf("acme", ""); !ok || !l.Automatic {
+			t.Fatalf("%s: lock %+v %v", nd.name, l, ok)
+		}
+	}
+	// a node alone would not have locked: 12 < 30
+	solo := newStateNode(t, "solo", burstAccount, velocity.Options{})
+	for i := 0; i < 12; i++ {
+		solo.call("acme", numFR)
+	}
+	solo.e.Evaluate()
+	if _, ok := solo.e.LockOf("acme", ""); ok {
+		t.Fatal("12 calls locked a lone node")
+	}
+}
