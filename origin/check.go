@@ -441,6 +441,7 @@ func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool
 	if ipOK {
 		a.lastIP, a.ipAt = ip, now
 	}
+	c.st.noteMove(a)
 }
 
 // AppendText appends the sentence that says which origin rule applied, for

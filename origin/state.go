@@ -70,6 +70,10 @@ type State struct {
 
 	passed, failed, quarantines, released atomic.Uint64
 	verified, wrongCode, lockedOut        atomic.Uint64
+
+	// fleet mode (fleet.go): the accounts whose location moved
+	exporting atomic.Bool
+	moved     atomic.Pointer[acct]
 }
 
 // Counters are the State's event counts since it was made, for metrics.
@@ -127,6 +131,9 @@ type acct struct {
 	codeLocked int64 // unix nanoseconds until which verification is locked out
 	lockouts   int   // lock-outs since the last right or new code (doubles the next)
 	codeBusy   int   // verifications in flight
+
+	name   string      // the account, for the fleet's export
+	export exportState // fleet mode (fleet.go)
 }
 
 // NewState returns an empty State.
@@ -195,8 +202,8 @@ func (s *State) getOrCreate(account string, force bool) *acct {
 	if a := sh.m[account]; a != nil {
 		return a
 	}
-	a := &acct{}
-	sh.m[strings.Clone(account)] = a
+	a := &acct{name: strings.Clone(account)}
+	sh.m[a.name] = a
 	s.n.Add(1)
 	return a
 }
@@ -498,6 +505,7 @@ func (s *State) ScreeningPassed(account string, r *Rules) (Status, error) {
 		a.passUntil = now + pass
 		a.failed = 0
 		a.promote(now)
+		s.noteMove(a)
 		return nil
 	})
 }
@@ -686,6 +694,7 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		a.passUntil = now + pass
 		a.failed, a.quarantined = 0, false
 		a.promote(now)
+		s.noteMove(a)
 		return nil
 	})
 	st := s.Status(account)
