@@ -18,13 +18,14 @@ import (
 )
 
 // CountsSubject carries every node's counts batches (core NATS: the counts
-// are absolute and re-sent in full every CountersOptions.Snapshot, so a lost
-// message costs at most one snapshot interval, and nothing is kept).
+// are absolute, so nothing needs keeping; a receiver that sees a gap in a
+// node's sequence asks that node for a full snapshot at once, and every
+// node sends one every CountersOptions.Snapshot anyway).
 const CountsSubject = "tollgate.fleet.counts"
 
-// CountsSyncSubject asks every node for a full snapshot now: a node that
-// starts sends it so that it knows the fleet's sums within a round trip,
-// not a snapshot interval.
+// CountsSyncSubject asks for a full snapshot now (syncRequest): a node
+// that starts asks every node, so that it knows the fleet's sums within a
+// round trip; a receiver that missed a message asks its sender.
 const CountsSyncSubject = "tollgate.fleet.counts.sync"
 
 // maxBatchBytes bounds one message (NATS' default max_payload is 1 MB).
@@ -43,10 +44,13 @@ type CountersOptions struct {
 	// the batching part of the staleness bound.
 	Interval time.Duration
 	// Snapshot is how often every non-zero scope is published whatever
-	// changed (default 5 s); it also serves as the heartbeat.
+	// changed (default 30 s): the repair of last resort.
 	Snapshot time.Duration
+	// Heartbeat is how often a node with nothing to say says so (default
+	// 1 s), so that the others know it is alive and see any gap.
+	Heartbeat time.Duration
 	// Timeout is how long a node may stay silent before its counts drop
-	// out of the sums (default 3 × Snapshot + 1 s).
+	// out of the sums (default 5 × Heartbeat).
 	Timeout time.Duration
 	Logger  zerolog.Logger
 	// Now is the clock (tests); time.Now if nil.
@@ -100,7 +104,7 @@ type Counters struct {
 
 	published, publishedBytes, publishErrs atomic.Uint64
 	received, receivedBytes, stale         atomic.Uint64
-	dropped, badMsgs                       atomic.Uint64
+	dropped, badMsgs, gaps, resyncs        atomic.Uint64
 }
 
 // CountersStats are the counters' figures, for /metrics and /v1/fleet.
@@ -112,6 +116,9 @@ type CountersStats struct {
 	// NodesDropped counts nodes whose counts dropped out after Timeout.
 	NodesDropped uint64
 	BadMessages  uint64
+	// Gaps counts messages found missing (each asks for a snapshot);
+	// SnapshotRequests counts the snapshots this node asked for.
+	Gaps, SnapshotRequests uint64
 	// Nodes are the other nodes heard from, by name.
 	Nodes []NodeCounts
 }
@@ -140,10 +147,13 @@ func StartCounters(opt CountersOptions) (*Counters, error) {
 		opt.Interval = 100 * time.Millisecond
 	}
 	if opt.Snapshot <= 0 {
-		opt.Snapshot = 5 * time.Second
+		opt.Snapshot = 30 * time.Second
+	}
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = time.Second
 	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 3*opt.Snapshot + time.Second
+		opt.Timeout = 5 * opt.Heartbeat
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -157,7 +167,8 @@ func StartCounters(opt CountersOptions) (*Counters, error) {
 	sub.SetPendingLimits(-1, 64<<20)
 	c.subs = append(c.subs, sub)
 	sub, err = opt.NC.Subscribe(CountsSyncSubject, func(m *nats.Msg) {
-		if string(m.Data) != opt.Node {
+		var rq syncRequest
+		if json.Unmarshal(m.Data, &rq) == nil && rq.From != opt.Node && (rq.To == "" || rq.To == opt.Node) {
 			c.syncRq.Store(true)
 		}
 	})
@@ -166,7 +177,7 @@ func StartCounters(opt CountersOptions) (*Counters, error) {
 		return nil, fmt.Errorf("fleet counters: subscribe: %w", err)
 	}
 	c.subs = append(c.subs, sub)
-	_ = opt.NC.Publish(CountsSyncSubject, []byte(opt.Node))
+	c.askSnapshot("")
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.run(ctx)
@@ -191,7 +202,7 @@ func (c *Counters) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.opt.Interval)
 	defer t.Stop()
-	lastFull := time.Time{}
+	lastFull, lastSent := time.Time{}, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -203,7 +214,9 @@ func (c *Counters) run(ctx context.Context) {
 		if full {
 			lastFull = now
 		}
-		c.publish(full)
+		if c.publish(full, now.Sub(lastSent) >= c.opt.Heartbeat) {
+			lastSent = now
+		}
 		c.expire(now)
 	}
 }
@@ -211,13 +224,15 @@ func (c *Counters) run(ctx context.Context) {
 // Publish sends this node's changed scopes now (all of them when full).
 // The run loop calls it every Interval; tests and benchmarks call it
 // directly.
-func (c *Counters) Publish(full bool) { c.publish(full) }
+func (c *Counters) Publish(full bool) { c.publish(full, true) }
 
-func (c *Counters) publish(full bool) {
+// publish sends the changed scopes (all when full); with nothing to send
+// it sends an empty batch only when beat. It reports whether it sent.
+func (c *Counters) publish(full, beat bool) bool {
 	var scopes []velocity.Counts
 	c.opt.Engine.ExportCounts(full, func(ct velocity.Counts) { scopes = append(scopes, ct) })
-	if len(scopes) == 0 && !full {
-		return
+	if len(scopes) == 0 && !full && !beat {
+		return false
 	}
 	snap := uint64(0)
 	if full {
@@ -249,6 +264,20 @@ func (c *Counters) publish(full bool) {
 	if start < len(scopes) || len(scopes) == 0 {
 		send(scopes[start:], true)
 	}
+	return true
+}
+
+// syncRequest asks node To (every node when empty) for a full snapshot.
+type syncRequest struct {
+	From string `json:"from"`
+	To   string `json:"to,omitempty"`
+}
+
+func (c *Counters) askSnapshot(to string) {
+	data, _ := json.Marshal(syncRequest{From: c.opt.Node, To: to})
+	if err := c.opt.NC.Publish(CountsSyncSubject, data); err == nil {
+		c.resyncs.Add(1)
+	}
 }
 
 func (c *Counters) onBatch(m *nats.Msg) {
@@ -278,6 +307,13 @@ func (c *Counters) onBatch(m *nats.Msg) {
 	case b.Seq <= n.seq:
 		c.stale.Add(1)
 		return
+	case b.Seq != n.seq+1 && b.Snap == 0:
+		// a message of that node was lost: what it said is repaired by a
+		// full snapshot, asked for now rather than at its next
+		c.gaps.Add(1)
+		if c.opt.NC != nil {
+			go c.askSnapshot(b.Node)
+		}
 	}
 	n.seq, n.heard, n.lagNanos = b.Seq, now, now.UnixNano()-b.At
 	dirty := map[scopeKey]struct{}{}
@@ -347,7 +383,7 @@ func (c *Counters) expire(now time.Time) {
 func (c *Counters) Stats() CountersStats {
 	st := CountersStats{Published: c.published.Load(), PublishedBytes: c.publishedBytes.Load(), PublishErrors: c.publishErrs.Load(),
 		Received: c.received.Load(), ReceivedBytes: c.receivedBytes.Load(), Stale: c.stale.Load(), NodesDropped: c.dropped.Load(),
-		BadMessages: c.badMsgs.Load()}
+		BadMessages: c.badMsgs.Load(), Gaps: c.gaps.Load(), SnapshotRequests: c.resyncs.Load()}
 	c.mu.Lock()
 	for name, n := range c.nodes {
 		st.Nodes = append(st.Nodes, NodeCounts{Node: name, Heard: n.heard, Scopes: len(n.scopes), LagSeconds: float64(n.lagNanos) / 1e9})

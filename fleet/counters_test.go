@@ -101,7 +101,7 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 	srv := stateServer(t)
 	nd := newStateNode(t, "n1", acc, velocity.Options{})
 	nc, _ := stateConn(t, srv)
-	c, err := StartCounters(CountersOptions{NC: nc, Node: "n1", Engine: nd.e, Snapshot: 200 * time.Millisecond, Timeout: 700 * time.Millisecond})
+	c, err := StartCounters(CountersOptions{NC: nc, Node: "n1", Engine: nd.e, Snapshot: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond, Timeout: 700 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +130,21 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 	eventually(t, "remote 0 after a snapshot", func() bool { return own() == 0 })
 	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 4, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
 	eventually(t, "remote 5", func() bool { return own() == 5 })
+	// a gap in x's sequence: n1 asks x for a snapshot at once
+	asks, err := x.SubscribeSync(CountsSyncSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Flush()
+	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 9, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
+	m, err := asks.NextMsg(15 * time.Second)
+	if err != nil {
+		t.Fatal("no snapshot request after a gap:", err)
+	}
+	var rq syncRequest
+	if json.Unmarshal(m.Data, &rq) != nil || rq.From != "n1" || rq.To != "x" {
+		t.Fatalf("snapshot request %s", m.Data)
+	}
 	// x goes silent: it drops out after the timeout
 	eventually(t, "x dropped", func() bool { return own() == 0 && c.Stats().NodesDropped == 1 })
 }

@@ -93,7 +93,9 @@ func newStateNode(t testing.TB, name string, accounts map[string]string, opt vel
 	if opt.Notifier == nil {
 		opt.Notifier = nd.n
 	}
-	opt.Interval = 20 * time.Millisecond
+	if opt.Interval == 0 {
+		opt.Interval = 20 * time.Millisecond
+	}
 	nd.e = velocity.New(opt)
 	nd.m = matcher.New(statePlan, matcher.Options{Velocity: nd.e})
 	snap, err := matcher.CompileFrom(nd.m.Snapshot(), set, statePlan)

@@ -1,0 +1,182 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/velocity"
+)
+
+// benchAccounts are n accounts with a velocity rule and a channel cap.
+func benchAccounts(n int) map[string]string {
+	m := make(map[string]string, n)
+	for i := 0; i < n; i++ {
+		m[fmt.Sprintf("acc%06d", i)] = `{"home_country":"GB","max_channels":50,"velocity":{"rules":[{"name":"r",` +
+			`"calls_per_minute":{"warning":1000000},"calls_per_window":{"warning":1000000},"concurrent_calls":{"warning":1000}}]}}`
+	}
+	return m
+}
+
+// BenchmarkDecideFleet is Decide on node 1 of a fleet while nodes 2 and 3
+// call the same accounts as fast as they can and every node syncs its
+// counts (fleet), against a lone node (solo). Decide must stay
+// allocation-free: the fleet's part is one atomic load and a type check.
+func BenchmarkDecideFleet(b *testing.B) {
+	acc := benchAccounts(1000)
+	q := &matcher.Query{To: numFR, Account: "acc000007"}
+	b.Run("solo", func(b *testing.B) {
+		nd := newStateNode(b, "solo", acc, velocity.Options{Interval: 250 * time.Millisecond})
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if nd.m.Decide(q).Reason != matcher.ReasonOK {
+				b.Fatal("refused")
+			}
+		}
+	})
+	// remote sums installed, no network: what the fleet adds to Decide
+	// itself (B/op here is Decide's alone)
+	b.Run("remote", func(b *testing.B) {
+		nd := newStateNode(b, "n1", acc, velocity.Options{Interval: 250 * time.Millisecond})
+		rem := velocity.SumCounts([]velocity.Counts{{Account: "acc000007", Live: 2, Own: 2,
+			Rules: []velocity.RuleCounts{{Name: "r"}}}})
+		if !nd.e.SetRemote("acc000007", "", rem) {
+			b.Fatal("no scope")
+		}
+		if v := nd.m.Decide(q); v.MaxChannels != 48 {
+			b.Fatalf("share %d", v.MaxChannels)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if nd.m.Decide(q).Reason != matcher.ReasonOK {
+				b.Fatal("refused")
+			}
+		}
+	})
+	// B/op here is the whole process's: the other nodes' traffic and the
+	// sync goroutines allocate beside Decide (allocs/op stays 0)
+	b.Run("fleet", func(b *testing.B) {
+		srv := stateServer(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var nodes []*stateNode
+		for i := 1; i <= 3; i++ {
+			nd := newStateNode(b, fmt.Sprintf("n%d", i), acc, velocity.Options{Interval: 250 * time.Millisecond})
+			nc, _ := stateConn(b, srv)
+			c, err := StartCounters(CountersOptions{NC: nc, Node: nd.name, Engine: nd.e})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			go nd.e.Run(ctx)
+			nodes = append(nodes, nd)
+		}
+		// nodes 2 and 3 hold a live call of the account and keep calling
+		// every account: node 1 has remote sums to read
+		for _, nd := range nodes[1:] {
+			nd.e.Apply(velocity.Event{Kind: velocity.Answered, CallID: nd.name, Account: "acc000007", To: numFR})
+		}
+		var wg sync.WaitGroup
+		for _, nd := range nodes[1:] {
+			wg.Add(1)
+			go func(nd *stateNode) {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					nd.call(fmt.Sprintf("acc%06d", i%1000), numFR)
+					if i%1000 == 0 {
+						time.Sleep(time.Millisecond) // leave the benchmark a core
+					}
+				}
+			}(nd)
+		}
+		eventually(b, "remote channels on node 1", func() bool { return nodes[0].m.Decide(q).MaxChannels == 48 })
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if v := nodes[0].m.Decide(q); v.Reason != matcher.ReasonOK {
+				b.Fatalf("refused: %s %s", v.Reason, v.RuleString())
+			}
+		}
+		b.StopTimer()
+		cancel()
+		wg.Wait()
+	})
+}
+
+// BenchmarkCountersExport is the publishing side per changed scope:
+// finding it, reading its counts and encoding it (ns/op is per scope).
+func BenchmarkCountersExport(b *testing.B) {
+	const n = 1000
+	nd := newStateNode(b, "n1", benchAccounts(n), velocity.Options{})
+	nd.e.EnableExport()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("acc%06d", i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	scopes := 0
+	for i := 0; i < b.N; i += n {
+		b.StopTimer()
+		for _, a := range names {
+			nd.call(a, numFR)
+		}
+		b.StartTimer()
+		var out []velocity.Counts
+		nd.e.ExportCounts(false, func(c velocity.Counts) { out = append(out, c) })
+		data, err := json.Marshal(&batch{Node: "n1", Seq: uint64(i), Scopes: out})
+		if err != nil || len(data) == 0 {
+			b.Fatal(err)
+		}
+		scopes += len(out)
+	}
+	if scopes < b.N {
+		b.Fatalf("exported %d scopes for %d", scopes, b.N)
+	}
+}
+
+// BenchmarkCountersReceive is the receiving side per scope: decoding,
+// replacing the node's counts and installing the sum (ns/op is per scope).
+func BenchmarkCountersReceive(b *testing.B) {
+	const n = 1000
+	acc := benchAccounts(n)
+	src := newStateNode(b, "src", acc, velocity.Options{})
+	src.e.EnableExport()
+	for a := range acc {
+		src.call(a, numFR)
+	}
+	var out []velocity.Counts
+	src.e.ExportCounts(true, func(c velocity.Counts) { out = append(out, c) })
+	dst := newStateNode(b, "dst", acc, velocity.Options{})
+	c := &Counters{opt: CountersOptions{Node: "dst", Engine: dst.e, Now: time.Now}, nodes: map[string]*nodeState{}}
+	msgs := make([][]byte, 0, 64)
+	for s := uint64(1); s <= 64; s++ {
+		data, _ := json.Marshal(&batch{Node: "src", Epoch: 1, Seq: s, Scopes: out})
+		msgs = append(msgs, data)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	seq := 0
+	for i := 0; i < b.N; i += n {
+		if seq == len(msgs) {
+			b.StopTimer()
+			c.nodes = map[string]*nodeState{}
+			seq = 0
+			b.StartTimer()
+		}
+		c.onBatch(&nats.Msg{Data: msgs[seq]})
+		seq++
+	}
+	b.StopTimer()
+	if dst.e.RemoteOf("acc000001", "") == nil {
+		b.Fatal("nothing installed")
+	}
+}
