@@ -267,6 +267,9 @@ func (c *Counters) publish(full, beat bool) bool {
 	return true
 }
 
+// Resync asks every node for a full snapshot (after a reconnection).
+func (c *Counters) Resync() { c.askSnapshot("") }
+
 // syncRequest asks node To (every node when empty) for a full snapshot.
 type syncRequest struct {
 	From string `json:"from"`

@@ -3,10 +3,15 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/origin"
 
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/velocity"
@@ -146,4 +151,50 @@ func TestFleetOvershoot(t *testing.T) {
 	if allowed >= 3*threshold {
 		t.Fatalf("%d calls allowed: the fleet let through 3x the threshold", allowed)
 	}
+}
+
+// A node that starts while NATS is down starts: its alerts go out locally
+// with their fleet key, and once a server answers the streams are set up
+// and alerts go through the fleet again.
+func TestStateStartsWithNATSDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	conn, err := NewConn(nc, "n1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notes{}
+	nd := newStateNode(t, "n1", burstAccount, velocity.Options{})
+	st, err := StartState(StateOptions{Conn: conn, Engine: nd.e, Origin: origin.NewState(origin.StateOptions{}), Deliver: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lock := alert.Alert{Type: alert.TypeLockdown, Level: alert.LevelCritical, Kind: alert.KindLockdown, Account: "acme", By: "tollgate"}
+	st.Notify(lock)
+	if got := n.all(); len(got) != 1 || got[0].IdempotencyKey != AlertKey(lock) {
+		t.Fatalf("local delivery %+v", got)
+	}
+	if s := st.Stats(); s.Streams || s.Alerts.Local != 1 {
+		t.Fatalf("stats before NATS %+v", s)
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	eventually(t, "streams set up", func() bool { return st.Stats().Streams })
+	st.Notify(alert.Alert{Type: alert.TypeUnlock, Level: alert.LevelInfo, Kind: alert.KindUnlock, Account: "acme", By: "ops", Reason: "checked"})
+	eventually(t, "a fleet delivery", func() bool { return st.Stats().Alerts.Delivered == 1 && len(n.all()) == 2 })
 }
