@@ -25,7 +25,7 @@ func seedDir(t *testing.T, dir string) string {
 	if err := os.WriteFile(f, []byte(`{"account":"acme","policy":`+acmeUS+"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(fleettest.Tollgate(t), "import", "-data-dir", d, f).CombinedOutput(); err != nil {
+	if out, err := execTollgate(t, "import", "-data-dir", d, f); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	return d
@@ -224,4 +224,9 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func execTollgate(tb testing.TB, args ...string) (string, error) {
+	out, err := exec.Command(fleettest.Tollgate(tb), args...).CombinedOutput()
+	return string(out), err
 }
