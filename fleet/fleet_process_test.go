@@ -128,6 +128,29 @@ func TestFleetPolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("high-risk list through the Object Store", func(t *testing.T) {
+		csv := "# version: fleet-test-1\nprefix,country,category,source\n+4470,GB,premium_rate,fleet test\n"
+		if st, body, _ := n3.Do("PUT", "/v1/high-risk?wait=all", csv); st != 200 {
+			t.Fatalf("PUT /v1/high-risk: %d %s", st, body)
+		}
+		for _, n := range nodes {
+			fleettest.Eventually(t, 2*time.Second, n.Name+" has the list", func() bool {
+				st, _, _ := n.Check("to=%2B447012345678&account=acme")
+				_, meta, _ := n.Do("GET", "/metrics", "")
+				return st == 403 && strings.Contains(meta, `tollgate_high_risk_list{origin="stored"} 1`)
+			})
+		}
+		if st, body, _ := n1.Do("DELETE", "/v1/high-risk", ""); st != 200 {
+			t.Fatalf("DELETE /v1/high-risk: %d %s", st, body)
+		}
+		for _, n := range nodes {
+			fleettest.Eventually(t, 2*time.Second, n.Name+" back on the shipped list", func() bool {
+				_, meta, _ := n.Do("GET", "/metrics", "")
+				return strings.Contains(meta, `tollgate_high_risk_list{origin="builtin"}`)
+			})
+		}
+	})
+
 	t.Run("lock on n1 holds on n2, unlock on n3 lifts it everywhere", func(t *testing.T) {
 		if st, body, _ := n1.Do("PUT", "/v1/accounts/acme/lock", `{"reason":"fraud burst"}`); st != 200 {
 			t.Fatalf("lock: %d %s", st, body)

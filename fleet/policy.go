@@ -247,6 +247,13 @@ func (p *Policy) handle(e jetstream.KeyValueEntry) {
 		p.setRev(key, rev)
 		return
 	}
+	if want := keyOf(&r); want != "" && want != key {
+		// a record whose name is not its key's: written by hand, or
+		// aimed at another record than the key CAS protects
+		p.applyErrs.Add(1)
+		p.log.Error().Str("key", key).Str("name", r.Name).Uint64("revision", rev).Msg("policy record under the wrong key skipped; the policy in force stays")
+		return
+	}
 	p.mu.Lock()
 	mine := r.ID != "" && p.own[r.ID]
 	if mine {
@@ -323,6 +330,37 @@ func (p *Policy) reconcile(seen map[string]bool) {
 	if n > 0 {
 		p.log.Warn().Int("records", n).Msg("dropped records this node held that the fleet's bucket does not")
 	}
+}
+
+// keyOf is the key a record belongs under ("" for kinds this node does
+// not know).
+func keyOf(r *record) string {
+	switch r.Kind {
+	case kindAccount:
+		return accountKey(r.Name)
+	case kindLock:
+		return lockKey(r.Name)
+	case kindOrigin:
+		return originKey(r.Name)
+	case kindOperator:
+		return keyOperator
+	case kindHighRisk:
+		return keyHighRisk
+	case kindRateDeck:
+		return keyRateDeck
+	}
+	return ""
+}
+
+// Leave removes this node from tollgate_nodes at shutdown, so ?wait=all
+// on the others stops waiting for it at once.
+func (p *Policy) Leave() {
+	if !p.ready.Load() || !p.c.Connected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.nodes.Delete(ctx, p.c.Node)
 }
 
 // Replicate is the service's write path in fleet mode (service.Replicator).

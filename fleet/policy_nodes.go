@@ -73,6 +73,14 @@ func (v *nodeView) set(s NodeStatus) {
 	v.cond.Broadcast()
 }
 
+func (v *nodeView) drop(node string) {
+	v.mu.Lock()
+	delete(v.nodes, node)
+	delete(v.heard, node)
+	v.mu.Unlock()
+	v.cond.Broadcast()
+}
+
 // signal asks the publisher to send this node's status now.
 func (p *Policy) signal() {
 	select {
@@ -102,11 +110,15 @@ func (p *Policy) publishLoop(ctx context.Context) {
 				w, updates = nil, nil
 				continue
 			}
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
+			switch {
+			case e == nil:
+			case e.Operation() == jetstream.KeyValuePut:
 				var s NodeStatus
 				if json.Unmarshal(e.Value(), &s) == nil && s.Node != "" {
 					p.view.set(s)
 				}
+			default: // a node left
+				p.view.drop(e.Key())
 			}
 			continue
 		}

@@ -145,8 +145,12 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 
 // Admin serves the admin listener.
 func (h *Handler) Admin(ctx *fasthttp.RequestCtx) {
+	var rev0 uint64
+	if h.opt.Fleet != nil {
+		rev0 = h.opt.Fleet.LastWritten()
+	}
 	h.admin(ctx)
-	h.fleetWait(ctx, string(ctx.Method()))
+	h.fleetWait(ctx, string(ctx.Method()), rev0)
 	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
 		h.met.adminReqs[c].Add(1)
 	}

@@ -34,19 +34,20 @@ func isWrite(method string) bool {
 	return method == "PUT" || method == "POST" || method == "DELETE" || method == "PATCH"
 }
 
-// fleetWait runs after an admin write that succeeded: it names the
+// fleetWait runs after an admin write that succeeded and wrote to the
+// fleet (the node's last written revision moved past rev0): it names the
 // fleet revision of the write in Tollgate-Fleet-Revision and, with
 // ?wait=all, holds the answer until every live node has applied it (or
 // wait_timeout passed: then 202, with the nodes that had not applied it in
 // Tollgate-Fleet-Pending).
-func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string) {
+func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64) {
 	f := h.opt.Fleet
 	if f == nil || !isWrite(method) || ctx.Response.StatusCode() >= 300 {
 		return
 	}
 	rev := f.LastWritten()
-	if rev == 0 {
-		return
+	if rev <= rev0 {
+		return // nothing of this request went to the fleet (a reload, a read)
 	}
 	ctx.Response.Header.Set("Tollgate-Fleet-Revision", strconv.FormatUint(rev, 10))
 	args := ctx.QueryArgs()

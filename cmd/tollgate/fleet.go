@@ -99,5 +99,5 @@ func startFleet(cfg fleet.Config, svc *service.Service, log zerolog.Logger) (*fl
 	p.Start(ctx)
 	log.Info().Str("node", c.Node).Str("nats", cfg.URLs).Int("replicas", cfg.Replicas).
 		Msg("fleet mode: the policy lives in the fleet's bucket; this node serves its cached copy until in step")
-	return p, func() { cancel(); c.Close() }, nil
+	return p, func() { p.Leave(); cancel(); c.Close() }, nil
 }
