@@ -145,7 +145,12 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 
 // Admin serves the admin listener.
 func (h *Handler) Admin(ctx *fasthttp.RequestCtx) {
+	var rev0 uint64
+	if h.opt.Fleet != nil {
+		rev0 = h.opt.Fleet.LastWritten()
+	}
 	h.admin(ctx)
+	h.fleetWait(ctx, string(ctx.Method()), rev0)
 	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
 		h.met.adminReqs[c].Add(1)
 	}
@@ -227,6 +232,8 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 		nf  *service.NotFoundError
 		cf  *service.ConflictError
 		se  *service.StoreError
+		rc  *service.RevisionConflictError
+		un  *service.UnavailableError
 	)
 	switch {
 	case errors.As(err, &inv):
@@ -237,6 +244,12 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
 		h.adminError(ctx, fasthttp.StatusNotFound, err.Error(), "")
 	case errors.As(err, &cf):
 		h.adminError(ctx, fasthttp.StatusConflict, err.Error(), "")
+	case errors.As(err, &rc):
+		ctx.Response.Header.Set("Tollgate-Fleet-Revision", strconv.FormatUint(rc.Current, 10))
+		h.adminError(ctx, fasthttp.StatusConflict, err.Error(), "")
+	case errors.As(err, &un):
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		h.adminError(ctx, fasthttp.StatusServiceUnavailable, err.Error(), "")
 	case errors.As(err, &se):
 		h.adminError(ctx, fasthttp.StatusInternalServerError, err.Error()+" (nothing was changed)", "")
 	case !h.svc.Ready():

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/fleet"
 	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/service"
@@ -86,6 +87,9 @@ type Options struct {
 	Now func() time.Time
 	// Teardown feeds /metrics (nil without -proxy-control).
 	Teardown *teardown.Teardown
+	// Fleet is fleet mode's policy (nil without -nats): GET /v1/fleet,
+	// ?wait=all, the fleet metrics and /ready detail (fleet.go).
+	Fleet *fleet.Policy
 }
 
 // Handler holds the matcher, the service and the metrics shared by every
@@ -302,15 +306,29 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	degraded := h.originDegraded()
+	fleetDetail := h.fleetDegraded()
 	setBody(ctx, func(b []byte) []byte {
 		b = append(b, `{"ready":true,`...)
-		if degraded {
+		if degraded || fleetDetail != "" {
 			// Still 200: the proxies fail closed on 503, which would refuse
 			// every call of every account, while the origin checks without
 			// a database already hold back what they cannot place (each
-			// account's unknown action). Monitoring alerts on this member
-			// and on tollgate_origin_degraded.
-			b = append(b, `"degraded":{"origin":"no Geo-IP database (-geoip-db): every origin is unknown and gets the geo profile's unknown action"},`...)
+			// account's unknown action), and a node away from its fleet
+			// serves its last applied policy. Monitoring alerts on this
+			// member, tollgate_origin_degraded and
+			// tollgate_policy_stale_seconds.
+			b = append(b, `"degraded":{`...)
+			if degraded {
+				b = append(b, `"origin":"no Geo-IP database (-geoip-db): every origin is unknown and gets the geo profile's unknown action"`...)
+			}
+			if fleetDetail != "" {
+				if degraded {
+					b = append(b, ',')
+				}
+				b = append(b, `"fleet":`...)
+				b = appendJSONString(b, fleetDetail)
+			}
+			b = append(b, `},`...)
 		}
 		b = append(b, `"canary":`...)
 		b = AppendVerdict(b, &v)

@@ -249,6 +249,7 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	if h.opt.Teardown != nil {
 		writeTeardownMetrics(b, h.opt.Teardown.Stats(), counterHead, gauge)
 	}
+	h.writeFleetMetrics(b, gauge, counterHead, line)
 
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")

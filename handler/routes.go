@@ -73,6 +73,7 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "DELETE", Pattern: "/v1/high-risk", Body: MaxHighRiskBody, Serve: serveHighRisk},
 	{Method: "GET", Pattern: "/v1/countries", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.countries(ctx) }},
 	{Method: "GET", Pattern: "/v1/audit", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.audit(ctx) }},
+	{Method: "GET", Pattern: "/v1/fleet", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.fleetInfo(ctx) }},
 	{Method: "POST", Pattern: "/v1/reload", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.reload(ctx) }},
 
 	{Method: "GET", Pattern: "/v1/accounts/{account}/velocity", Serve: serveVelocity},

@@ -118,7 +118,7 @@ func (s *Service) originChange(who Actor, action, account, sub string, detail an
 	}
 	audit := store.AuditEntry{Action: action, Object: object, Before: auditOf(before), After: mustJSON(body),
 		Who: who.Name, Remote: who.Remote, Time: s.opt.Now()}
-	if _, cerr := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{key: durableJSON(after)}}); cerr != nil {
+	if _, cerr := s.commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{key: durableJSON(after)}}); cerr != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(cerr).Str("account", account).Str("action", action).Msg("origin state not stored: it holds until this process ends")
 		if err == nil {
@@ -147,7 +147,7 @@ func (s *Service) persistOrigin(account string, d origin.Durable) {
 		}
 		audit := store.AuditEntry{Action: "home_assigned", Object: object, Before: auditOf(before),
 			After: auditOf(d), Who: "tollgate", Time: s.opt.Now()}
-		if _, err := s.st.Commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}); err != nil {
+		if _, err := s.commit(&store.Change{Audit: audit, Origin: map[string]json.RawMessage{account: durableJSON(d)}}); err != nil {
 			s.storeErrs.Add(1)
 			s.log.Error().Err(err).Str("account", account).Msg("assigned home country not stored: it holds until this process ends")
 		}
@@ -280,7 +280,7 @@ func (s *Service) VerifyUnblockCode(who Actor, account, sub, code string) (origi
 	// Stored whatever the result: a right code lifts quarantine, a wrong
 	// one may start a lock-out that a restart must not lift.
 	ch := &store.Change{Audit: audit, Origin: map[string]json.RawMessage{key: durableJSON(d)}}
-	if _, err := s.st.Commit(ch); err != nil {
+	if _, err := s.commit(ch); err != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(err).Str("account", account).Msg("unblock code verification not stored")
 	}

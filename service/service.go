@@ -139,6 +139,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock (tests); time.Now if nil.
 	Now func() time.Time
+	// Replicator, when set (fleet mode), gets every change before the
+	// local store: the fleet's source of truth first, this node's cache
+	// second (see SetReplicator and remote.go).
+	Replicator Replicator
 }
 
 // Service is the single writer of policy. Create it with New, then Load.
@@ -162,6 +166,9 @@ type Service struct {
 	orig *origin.Checker
 	// originPending counts persistOrigin goroutines not yet done (Flush).
 	originPending sync.WaitGroup
+	// remote is set, under mu, while a change another node made is
+	// applied: it is not replicated again.
+	remote bool
 
 	reloadOK, reloadFail, storeErrs atomic.Uint64
 	lastOK                          atomic.Bool
@@ -416,8 +423,11 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 		}
 	}
 	ch.Audit.Who, ch.Audit.Remote, ch.Audit.Time = who.Name, who.Remote, s.opt.Now()
-	id, err := s.st.Commit(ch)
+	id, err := s.commit(ch)
 	if err != nil {
+		if isFleetError(err) {
+			return err
+		}
 		s.storeErrs.Add(1)
 		s.log.Error().Err(err).Str("action", ch.Audit.Action).Str("object", ch.Audit.Object).Msg("store write failed; change not applied")
 		return &StoreError{Err: err}

@@ -75,7 +75,7 @@ func (s *Service) Lock(who Actor, account, sub, reason string) (velocity.Lock, e
 	if before, ok := s.vel.LockOf(account, sub); ok {
 		audit.Before = mustJSON(before)
 	}
-	if _, err := s.st.Commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{l.Key(): body}}); err != nil {
+	if _, err := s.commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{l.Key(): body}}); err != nil {
 		s.storeErrs.Add(1)
 		return l, &StoreError{Err: err}
 	}
@@ -167,7 +167,7 @@ func (s *Service) unlockLocked(who Actor, account, sub, reason, until string, at
 	}{true, who.Name, reason, at.UTC()}
 	audit := store.AuditEntry{Action: "unlock", Object: lockObject(account, sub), Before: mustJSON(before), After: mustJSON(after),
 		Who: who.Name, Remote: who.Remote, Time: now}
-	if _, err := s.st.Commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{before.Key(): nil}}); err != nil {
+	if _, err := s.commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{before.Key(): nil}}); err != nil {
 		s.storeErrs.Add(1)
 		return before, &StoreError{Err: err}
 	}
@@ -189,7 +189,7 @@ func (s *Service) persistAutoLock(l velocity.Lock) {
 	body := mustJSON(l)
 	audit := store.AuditEntry{Action: "lock", Object: lockObject(l.Account, l.Subaccount), Before: json.RawMessage("null"),
 		After: body, Who: velocity.AutomaticBy, Time: l.Time}
-	if _, err := s.st.Commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{l.Key(): body}}); err != nil {
+	if _, err := s.commit(&store.Change{Audit: audit, Locks: map[string]json.RawMessage{l.Key(): body}}); err != nil {
 		s.storeErrs.Add(1)
 		s.log.Error().Err(err).Str("scope", l.Key()).Msg("automatic lockdown not stored: it holds until this process ends")
 	}
@@ -265,7 +265,7 @@ func (s *Service) ResetVelocity(who Actor, account, sub string) error {
 	if st, err := s.vel.State(account); err == nil {
 		audit.Before = mustJSON(st)
 	}
-	if _, err := s.st.Commit(&store.Change{Audit: audit}); err != nil {
+	if _, err := s.commit(&store.Change{Audit: audit}); err != nil {
 		s.storeErrs.Add(1)
 		return &StoreError{Err: err}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/alert"
+	"github.com/tollgate/tollgate/fleet"
 	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/matcher"
@@ -49,6 +50,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "import" {
 		os.Exit(runImport(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "fleet" {
+		os.Exit(runFleet(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	if err := serve(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "tollgate:", err)
@@ -85,6 +89,7 @@ type config struct {
 	teardownTimeout               time.Duration
 	teardownAttempts              int
 	teardownOnSpend               bool
+	fleet                         fleet.Config
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -125,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.teardownTimeout, "teardown-timeout", 2*time.Second, "how long one request to a proxy's control interface may take")
 	fs.IntVar(&c.teardownAttempts, "teardown-attempts", 4, "requests per call before a teardown is given up (and alerted)")
 	fs.BoolVar(&c.teardownOnSpend, "teardown-on-spend", false, "also end live international calls when a daily spend limit is reached with action \"alert\" (with \"lockdown\" they always are)")
+	c.fleet.RegisterFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tollgate [flags]\n       tollgate check --account A [--subaccount S] [--from F] [--src-ip IP] NUMBER\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_QUERY_ADDR); a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
@@ -177,6 +183,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.logRejectInterval < time.Second || c.logRejectInterval > time.Hour {
 		return nil, fmt.Errorf("-log-reject-interval %v: want between 1s and 1h", c.logRejectInterval)
+	}
+	if err := c.fleet.Check(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -451,6 +460,11 @@ func serve(args []string) error {
 	}
 	state.AddSource(vel)
 	logRestored(log, restored)
+	fleetPolicy, stopFleet, err := startFleet(c.fleet, svc, log)
+	if err != nil {
+		return err
+	}
+	defer stopFleet()
 	defer svc.Flush() // before the store closes: assigned home countries are stored
 	if orig.Degraded(m.Snapshot().OriginNeedsGeo()) {
 		log.Error().Msg("origin rules read the origin country but there is no Geo-IP database (-geoip-db): every origin is unknown and gets " +
@@ -477,7 +491,7 @@ func serve(args []string) error {
 	}
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, LogRejectBurst: c.logRejectBurst, LogRejectInterval: c.logRejectInterval, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
 		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
-		Teardown: td})
+		Teardown: td, Fleet: fleetPolicy})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()

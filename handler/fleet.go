@@ -1,0 +1,112 @@
+package handler
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Fleet mode's admin surface (docs/fleet.md): GET /v1/fleet, ?wait=all on
+// admin writes, the fleet metrics and the /ready detail. Without -nats
+// (Options.Fleet nil) none of it exists and nothing changes.
+
+// DefaultWaitAll and MaxWaitAll bound ?wait=all (wait_timeout changes the
+// default, up to the maximum).
+const (
+	DefaultWaitAll = 5 * time.Second
+	MaxWaitAll     = 30 * time.Second
+)
+
+// fleetInfo serves GET /v1/fleet.
+func (h *Handler) fleetInfo(ctx *fasthttp.RequestCtx) {
+	if h.opt.Fleet == nil {
+		h.adminError(ctx, fasthttp.StatusNotFound, "fleet mode is off (start tollgate with -nats)", "")
+		return
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, h.opt.Fleet.Info())
+}
+
+// isWrite reports whether an admin method changes something.
+func isWrite(method string) bool {
+	return method == "PUT" || method == "POST" || method == "DELETE" || method == "PATCH"
+}
+
+// fleetWait runs after an admin write that succeeded and wrote to the
+// fleet (the node's last written revision moved past rev0): it names the
+// fleet revision of the write in Tollgate-Fleet-Revision and, with
+// ?wait=all, holds the answer until every live node has applied it (or
+// wait_timeout passed: then 202, with the nodes that had not applied it in
+// Tollgate-Fleet-Pending).
+func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64) {
+	f := h.opt.Fleet
+	if f == nil || !isWrite(method) || ctx.Response.StatusCode() >= 300 {
+		return
+	}
+	rev := f.LastWritten()
+	if rev <= rev0 {
+		return // nothing of this request went to the fleet (a reload, a read)
+	}
+	ctx.Response.Header.Set("Tollgate-Fleet-Revision", strconv.FormatUint(rev, 10))
+	args := ctx.QueryArgs()
+	if string(args.Peek("wait")) != "all" {
+		return
+	}
+	timeout := DefaultWaitAll
+	if v := args.Peek("wait_timeout"); len(v) > 0 {
+		d, err := time.ParseDuration(string(v))
+		if err != nil || d <= 0 {
+			// the write is done: say so, and why the wait was not
+			ctx.Response.Header.Set("Tollgate-Fleet-Wait", "bad wait_timeout (want e.g. 2s); not waited")
+			return
+		}
+		timeout = min(d, MaxWaitAll)
+	}
+	done, pending := f.WaitAll(rev, timeout)
+	ctx.Response.Header.Set("Tollgate-Fleet-Applied", strings.Join(done, ","))
+	if len(pending) > 0 {
+		ctx.Response.Header.Set("Tollgate-Fleet-Pending", strings.Join(pending, ","))
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+	}
+}
+
+// writeFleetMetrics adds the fleet's lines to /metrics.
+func (h *Handler) writeFleetMetrics(b *bytes.Buffer, gauge func(name, help string, v float64), head func(name, help, typ string), line func(name string, v float64)) {
+	f := h.opt.Fleet
+	if f == nil {
+		return
+	}
+	gauge("tollgate_policy_stale_seconds", "Fleet mode: how long this node's policy may have been behind the fleet's bucket (0 while it watches it).", f.Stale().Seconds())
+	gauge("tollgate_fleet_connected", "Fleet mode: 1 while a NATS server is reachable.", b2f(f.Connected()))
+	gauge("tollgate_fleet_synced", "Fleet mode: 1 while this node watches the policy bucket and has applied its current values.", b2f(f.Synced()))
+	gauge("tollgate_fleet_applied_revision", "Fleet mode: the policy bucket revision this node has applied.", float64(f.Applied()))
+	st := f.Counters()
+	head("tollgate_fleet_changes_applied_total", "Fleet mode: changes made on other nodes applied here.", "counter")
+	line("tollgate_fleet_changes_applied_total", float64(st.Applied))
+	head("tollgate_fleet_apply_errors_total", "Fleet mode: bucket records refused here (unreadable or invalid); the policy in force stayed.", "counter")
+	line("tollgate_fleet_apply_errors_total", float64(st.Errors))
+	gauge("tollgate_fleet_pending_changes", "Fleet mode: locks and origin state changed here while NATS was away, not yet sent.", float64(st.Pending))
+}
+
+// fleetDegraded is the /ready detail of a node out of step with the fleet
+// ("" when in step or not in fleet mode). /ready stays 200: the node
+// serves its last applied policy, which is what the proxies need.
+func (h *Handler) fleetDegraded() string {
+	f := h.opt.Fleet
+	if f == nil {
+		return ""
+	}
+	if err := f.Writable(); err != nil {
+		return err.Error() + "; policy stale for " + f.Stale().Round(time.Second).String()
+	}
+	return ""
+}
+
+func b2f(x bool) float64 {
+	if x {
+		return 1
+	}
+	return 0
+}
