@@ -20,7 +20,7 @@ import (
 // CountsSubject carries every node's counts batches (core NATS: the counts
 // are absolute, so nothing needs keeping; a receiver that sees a gap in a
 // node's sequence asks that node for a full snapshot at once, and every
-// node sends one every CountersOptions.Snapshot anyway).
+// node sends one every CountSyncOptions.Snapshot anyway).
 const CountsSubject = "tollgate.fleet.counts"
 
 // CountsSyncSubject asks for a full snapshot now (syncRequest): a node
@@ -31,8 +31,8 @@ const CountsSyncSubject = "tollgate.fleet.counts.sync"
 // maxBatchBytes bounds one message (NATS' default max_payload is 1 MB).
 const maxBatchBytes = 256 << 10
 
-// CountersOptions configure fleet-wide counters.
-type CountersOptions struct {
+// CountSyncOptions configure fleet-wide counters.
+type CountSyncOptions struct {
 	// NC is the fleet connection; Node names this tollgate (unique in the
 	// fleet).
 	NC   *nats.Conn
@@ -87,10 +87,10 @@ type nodeState struct {
 	snapSeen map[scopeKey]struct{}
 }
 
-// Counters publishes this node's velocity counts and installs the other
-// nodes' sums in the engine. Create it with StartCounters.
-type Counters struct {
-	opt   CountersOptions
+// CountSync publishes this node's velocity counts and installs the other
+// nodes' sums in the engine. Create it with StartCountSync.
+type CountSync struct {
+	opt   CountSyncOptions
 	epoch uint64
 	seq   atomic.Uint64
 
@@ -107,8 +107,8 @@ type Counters struct {
 	dropped, badMsgs, gaps, resyncs        atomic.Uint64
 }
 
-// CountersStats are the counters' figures, for /metrics and /v1/fleet.
-type CountersStats struct {
+// CountSyncStats are the counters' figures, for /metrics and /v1/fleet.
+type CountSyncStats struct {
 	Published, PublishedBytes, PublishErrors uint64
 	Received, ReceivedBytes                  uint64
 	// Stale counts messages dropped as older than one applied.
@@ -133,10 +133,10 @@ type NodeCounts struct {
 	LagSeconds float64 `json:"lag_seconds"`
 }
 
-// StartCounters subscribes to the other nodes' counts, asks them for a
+// StartCountSync subscribes to the other nodes' counts, asks them for a
 // snapshot and starts publishing this node's. The engine's export is
 // enabled.
-func StartCounters(opt CountersOptions) (*Counters, error) {
+func StartCountSync(opt CountSyncOptions) (*CountSync, error) {
 	if opt.NC == nil || opt.Engine == nil {
 		return nil, errors.New("fleet counters: a connection and an engine are required")
 	}
@@ -158,7 +158,7 @@ func StartCounters(opt CountersOptions) (*Counters, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	c := &Counters{opt: opt, epoch: rand.Uint64() | 1, nodes: map[string]*nodeState{}, done: make(chan struct{})}
+	c := &CountSync{opt: opt, epoch: rand.Uint64() | 1, nodes: map[string]*nodeState{}, done: make(chan struct{})}
 	opt.Engine.EnableExport()
 	sub, err := opt.NC.Subscribe(CountsSubject, c.onBatch)
 	if err != nil {
@@ -184,7 +184,7 @@ func StartCounters(opt CountersOptions) (*Counters, error) {
 	return c, nil
 }
 
-func (c *Counters) unsubscribe() {
+func (c *CountSync) unsubscribe() {
 	for _, s := range c.subs {
 		_ = s.Unsubscribe()
 	}
@@ -192,13 +192,13 @@ func (c *Counters) unsubscribe() {
 
 // Close stops publishing and receiving; the installed sums stay until the
 // engine is dropped.
-func (c *Counters) Close() {
+func (c *CountSync) Close() {
 	c.cancel()
 	<-c.done
 	c.unsubscribe()
 }
 
-func (c *Counters) run(ctx context.Context) {
+func (c *CountSync) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.opt.Interval)
 	defer t.Stop()
@@ -224,11 +224,11 @@ func (c *Counters) run(ctx context.Context) {
 // Publish sends this node's changed scopes now (all of them when full).
 // The run loop calls it every Interval; tests and benchmarks call it
 // directly.
-func (c *Counters) Publish(full bool) { c.publish(full, true) }
+func (c *CountSync) Publish(full bool) { c.publish(full, true) }
 
 // publish sends the changed scopes (all when full); with nothing to send
 // it sends an empty batch only when beat. It reports whether it sent.
-func (c *Counters) publish(full, beat bool) bool {
+func (c *CountSync) publish(full, beat bool) bool {
 	var scopes []velocity.Counts
 	c.opt.Engine.ExportCounts(full, func(ct velocity.Counts) { scopes = append(scopes, ct) })
 	if len(scopes) == 0 && !full && !beat {
@@ -268,7 +268,7 @@ func (c *Counters) publish(full, beat bool) bool {
 }
 
 // Resync asks every node for a full snapshot (after a reconnection).
-func (c *Counters) Resync() { c.askSnapshot("") }
+func (c *CountSync) Resync() { c.askSnapshot("") }
 
 // syncRequest asks node To (every node when empty) for a full snapshot.
 type syncRequest struct {
@@ -276,14 +276,14 @@ type syncRequest struct {
 	To   string `json:"to,omitempty"`
 }
 
-func (c *Counters) askSnapshot(to string) {
+func (c *CountSync) askSnapshot(to string) {
 	data, _ := json.Marshal(syncRequest{From: c.opt.Node, To: to})
 	if err := c.opt.NC.Publish(CountsSyncSubject, data); err == nil {
 		c.resyncs.Add(1)
 	}
 }
 
-func (c *Counters) onBatch(m *nats.Msg) {
+func (c *CountSync) onBatch(m *nats.Msg) {
 	var b batch
 	if err := json.Unmarshal(m.Data, &b); err != nil || b.Node == "" {
 		c.badMsgs.Add(1)
@@ -349,7 +349,7 @@ func (c *Counters) onBatch(m *nats.Msg) {
 
 // install recomputes the sums of the dirty scopes and installs them.
 // Called with mu held.
-func (c *Counters) install(dirty map[scopeKey]struct{}) {
+func (c *CountSync) install(dirty map[scopeKey]struct{}) {
 	var cs []velocity.Counts
 	for k := range dirty {
 		cs = cs[:0]
@@ -363,7 +363,7 @@ func (c *Counters) install(dirty map[scopeKey]struct{}) {
 }
 
 // expire drops the nodes silent for longer than Timeout.
-func (c *Counters) expire(now time.Time) {
+func (c *CountSync) expire(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, n := range c.nodes {
@@ -383,8 +383,8 @@ func (c *Counters) expire(now time.Time) {
 }
 
 // Stats returns the figures.
-func (c *Counters) Stats() CountersStats {
-	st := CountersStats{Published: c.published.Load(), PublishedBytes: c.publishedBytes.Load(), PublishErrors: c.publishErrs.Load(),
+func (c *CountSync) Stats() CountSyncStats {
+	st := CountSyncStats{Published: c.published.Load(), PublishedBytes: c.publishedBytes.Load(), PublishErrors: c.publishErrs.Load(),
 		Received: c.received.Load(), ReceivedBytes: c.receivedBytes.Load(), Stale: c.stale.Load(), NodesDropped: c.dropped.Load(),
 		BadMessages: c.badMsgs.Load(), Gaps: c.gaps.Load(), SnapshotRequests: c.resyncs.Load()}
 	c.mu.Lock()

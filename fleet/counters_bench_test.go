@@ -73,7 +73,7 @@ func BenchmarkDecideFleet(b *testing.B) {
 		for i := 1; i <= 3; i++ {
 			nd := newStateNode(b, fmt.Sprintf("n%d", i), acc, velocity.Options{Interval: 250 * time.Millisecond})
 			nc, _ := stateConn(b, srv)
-			c, err := StartCounters(CountersOptions{NC: nc, Node: nd.name, Engine: nd.e})
+			c, err := StartCountSync(CountSyncOptions{NC: nc, Node: nd.name, Engine: nd.e})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func BenchmarkCountersReceive(b *testing.B) {
 	var out []velocity.Counts
 	src.e.ExportCounts(true, func(c velocity.Counts) { out = append(out, c) })
 	dst := newStateNode(b, "dst", acc, velocity.Options{})
-	c := &Counters{opt: CountersOptions{Node: "dst", Engine: dst.e, Now: time.Now}, nodes: map[string]*nodeState{}}
+	c := &CountSync{opt: CountSyncOptions{Node: "dst", Engine: dst.e, Now: time.Now}, nodes: map[string]*nodeState{}}
 	msgs := make([][]byte, 0, 64)
 	for s := uint64(1); s <= 64; s++ {
 		data, _ := json.Marshal(&batch{Node: "src", Epoch: 1, Seq: s, Scopes: out})

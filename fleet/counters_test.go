@@ -20,19 +20,19 @@ const (
 
 // fleetOf starts n nodes with the accounts, each publishing its counts on
 // its own connection to s and evaluating its rules.
-func fleetOf(t *testing.T, n int, accounts map[string]string, copt CountersOptions) ([]*stateNode, []*Counters) {
+func fleetOf(t *testing.T, n int, accounts map[string]string, copt CountSyncOptions) ([]*stateNode, []*CountSync) {
 	t.Helper()
 	srv := stateServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	var nodes []*stateNode
-	var cs []*Counters
+	var cs []*CountSync
 	for i := 0; i < n; i++ {
 		nd := newStateNode(t, fmt.Sprintf("n%d", i+1), accounts, velocity.Options{})
 		nc, _ := stateConn(t, srv)
 		o := copt
 		o.NC, o.Node, o.Engine = nc, nd.name, nd.e
-		c, err := StartCounters(o)
+		c, err := StartCountSync(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestCountersFleetSum(t *testing.T) {
 	acc := map[string]string{"acme": `{"home_country":"GB","velocity":{"rules":[{"name":"all",` +
 		`"calls_per_minute":{"warning":1000,"critical":2000},"calls_per_window":{"warning":1000},` +
 		`"blocked_attempts":{"warning":1000},"concurrent_calls":{"warning":1000}}]}}`}
-	nodes, _ := fleetOf(t, 3, acc, CountersOptions{})
+	nodes, _ := fleetOf(t, 3, acc, CountSyncOptions{})
 	for i, nd := range nodes {
 		for k := 0; k <= i; k++ { // 1, 2 and 3 calls: a sum of 6
 			if v := nd.call("acme", numFR); v.Reason != matcher.ReasonOK {
@@ -101,7 +101,7 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 	srv := stateServer(t)
 	nd := newStateNode(t, "n1", acc, velocity.Options{})
 	nc, _ := stateConn(t, srv)
-	c, err := StartCounters(CountersOptions{NC: nc, Node: "n1", Engine: nd.e, Snapshot: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond, Timeout: 700 * time.Millisecond})
+	c, err := StartCountSync(CountSyncOptions{NC: nc, Node: "n1", Engine: nd.e, Snapshot: 200 * time.Millisecond, Heartbeat: 100 * time.Millisecond, Timeout: 700 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 // channels never exceed the cap once the counts have arrived.
 func TestCountersChannelShare(t *testing.T) {
 	acc := map[string]string{"acme": `{"home_country":"GB","max_channels":2,"account_max_channels":3,"subaccounts":{"s1":{}}}`}
-	nodes, _ := fleetOf(t, 2, acc, CountersOptions{})
+	nodes, _ := fleetOf(t, 2, acc, CountSyncOptions{})
 	a, b := nodes[0], nodes[1]
 	if v := b.call("acme", numFR); v.Reason != matcher.ReasonOK || v.MaxChannels != 2 || v.AccountMaxChannels != 3 {
 		t.Fatalf("before: %s max_channels %d account %d", v.Reason, v.MaxChannels, v.AccountMaxChannels)

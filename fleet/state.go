@@ -30,7 +30,7 @@ type StateOptions struct {
 	Deliver alert.Notifier
 	// Counters tunes the counts' intervals (its connection fields are
 	// filled from Conn).
-	Counters CountersOptions
+	Counters CountSyncOptions
 	Logger   zerolog.Logger
 }
 
@@ -39,7 +39,7 @@ type StateOptions struct {
 // must see every lockdown on every node).
 type State struct {
 	opt      StateOptions
-	Counters *Counters
+	Counters *CountSync
 
 	mu     sync.Mutex
 	alerts atomic.Pointer[Alerts]
@@ -53,7 +53,7 @@ type State struct {
 
 // StateStats are the figures of every part, for /metrics and /v1/fleet.
 type StateStats struct {
-	Counters CountersStats
+	Counters CountSyncStats
 	Alerts   AlertsStats
 	Origin   OriginStats
 	// Streams is true once the alert and origin streams are set up.
@@ -73,7 +73,7 @@ func StartState(opt StateOptions) (*State, error) {
 	co := opt.Counters
 	co.NC, co.Node, co.Engine, co.Logger = opt.Conn.NC, opt.Conn.Node, opt.Engine, opt.Logger
 	var err error
-	if s.Counters, err = StartCounters(co); err != nil {
+	if s.Counters, err = StartCountSync(co); err != nil {
 		return nil, err
 	}
 	// back from an outage: ask every node for its counts now

@@ -29,7 +29,7 @@ func fullNode(t *testing.T, srv *server.Server, name string, accounts map[string
 	nd := newStateNode(t, name, accounts, velocity.Options{Notifier: a})
 	nd.n = n
 	nc, _ := stateConn(t, srv)
-	c, err := StartCounters(CountersOptions{NC: nc, Node: name, Engine: nd.e})
+	c, err := StartCountSync(CountSyncOptions{NC: nc, Node: name, Engine: nd.e})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestFleetOvershoot(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		nd := newStateNode(t, fmt.Sprintf("n%d", i), acc, velocity.Options{Interval: 250 * time.Millisecond})
 		nc, _ := stateConn(t, srv)
-		c, err := StartCounters(CountersOptions{NC: nc, Node: nd.name, Engine: nd.e})
+		c, err := StartCountSync(CountSyncOptions{NC: nc, Node: nd.name, Engine: nd.e})
 		if err != nil {
 			t.Fatal(err)
 		}
