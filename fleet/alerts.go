@@ -63,7 +63,7 @@ type Alerts struct {
 	mu      sync.RWMutex
 	stopped bool
 
-	published, duplicates, local, delivered atomic.Uint64
+	published, duplicates, local, delivered, retries atomic.Uint64
 }
 
 // AlertsStats are the figures of fleet alerts, for /metrics.
@@ -77,6 +77,8 @@ type AlertsStats struct {
 	// Delivered counts fleet alerts this node's dispatcher took from the
 	// shared consumer.
 	Delivered uint64
+	// Retries counts publishes tried again (the stream slow to answer).
+	Retries uint64
 }
 
 // StartAlerts creates (or updates) the stream and the shared consumer and
@@ -170,11 +172,7 @@ func (a *Alerts) run() {
 			continue
 		}
 		subj := AlertsSubject + "." + strings.ReplaceAll(al.Type, ".", "_")
-		m := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{}}
-		m.Header.Set("Tollgate-Node", a.opt.Node)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ack, err := a.opt.JS.PublishMsg(ctx, m, jetstream.WithMsgID(key))
-		cancel()
+		ack, err := a.publish(subj, body, key)
 		switch {
 		case err != nil:
 			// nothing fails open silently: the alert goes out from this
@@ -187,6 +185,27 @@ func (a *Alerts) run() {
 		default:
 			a.published.Add(1)
 		}
+	}
+}
+
+// publish stores one alert, retrying while the connection is up for up to
+// 15 s: the Msg-Id makes a retry of a publish that did land harmless, and
+// a local delivery is the last resort, for NATS being away.
+func (a *Alerts) publish(subj string, body []byte, key string) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	wait := 100 * time.Millisecond
+	for {
+		m := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{}}
+		m.Header.Set("Tollgate-Node", a.opt.Node)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ack, err := a.opt.JS.PublishMsg(ctx, m, jetstream.WithMsgID(key))
+		cancel()
+		if err == nil || time.Now().After(deadline) || !a.opt.JS.Conn().IsConnected() {
+			return ack, err
+		}
+		a.retries.Add(1)
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 
@@ -230,7 +249,7 @@ func (a *Alerts) Recent(ctx context.Context, n int) ([]alert.Alert, error) {
 // Stats returns the figures.
 func (a *Alerts) Stats() AlertsStats {
 	return AlertsStats{Published: a.published.Load(), Duplicates: a.duplicates.Load(), Local: a.local.Load(),
-		Delivered: a.delivered.Load()}
+		Delivered: a.delivered.Load(), Retries: a.retries.Load()}
 }
 
 // Close stops taking deliveries and publishes what is queued (each with

@@ -191,3 +191,24 @@ func (s *State) Close() {
 		a.Close()
 	}
 }
+
+// Conn is the fleet connection the policy runs on, for the fraud state to
+// share it.
+func (p *Policy) Conn() *Conn { return p.c }
+
+// Switch is an alert.Notifier whose target can change while alerts flow:
+// the daemon points it at the local dispatcher, then, in fleet mode, at the
+// fleet's State once that has started.
+type Switch struct{ to atomic.Pointer[notifierBox] }
+
+type notifierBox struct{ n alert.Notifier }
+
+// Set makes n the target.
+func (s *Switch) Set(n alert.Notifier) { s.to.Store(&notifierBox{n}) }
+
+// Notify implements alert.Notifier.
+func (s *Switch) Notify(a alert.Alert) {
+	if b := s.to.Load(); b != nil {
+		b.n.Notify(a)
+	}
+}
