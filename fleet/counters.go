@@ -104,7 +104,7 @@ type CountSync struct {
 
 	published, publishedBytes, publishErrs atomic.Uint64
 	received, receivedBytes, stale         atomic.Uint64
-	dropped, badMsgs, gaps, resyncs        atomic.Uint64
+	dropped, badMsgs, gaps, resyncs, clash atomic.Uint64
 }
 
 // CountSyncStats are the counters' figures, for /metrics and /v1/fleet.
@@ -119,6 +119,9 @@ type CountSyncStats struct {
 	// Gaps counts messages found missing (each asks for a snapshot);
 	// SnapshotRequests counts the snapshots this node asked for.
 	Gaps, SnapshotRequests uint64
+	// NameClashes counts messages from another process using this node's
+	// name (a misconfiguration that hides both nodes' counts).
+	NameClashes uint64
 	// Nodes are the other nodes heard from, by name.
 	Nodes []NodeCounts
 }
@@ -290,7 +293,21 @@ func (c *CountSync) onBatch(m *nats.Msg) {
 		return
 	}
 	if b.Node == c.opt.Node {
+		if b.Epoch != c.epoch {
+			// another process calls itself by this node's name: each
+			// would take the other's counts for its own echo and drop
+			// them, and the fleet would count neither's
+			c.clash.Add(1)
+			c.opt.Logger.Error().Str("node", b.Node).Msg("fleet counters: another tollgate uses this node's -node name: its counts are ignored; give every tollgate its own name")
+		}
 		return
+	}
+	for i := range b.Scopes {
+		if !b.Scopes[i].Valid() {
+			c.badMsgs.Add(1)
+			c.opt.Logger.Warn().Str("node", b.Node).Msg("fleet counters: a batch with negative counts dropped")
+			return
+		}
 	}
 	c.received.Add(1)
 	c.receivedBytes.Add(uint64(len(m.Data)))
@@ -386,7 +403,8 @@ func (c *CountSync) expire(now time.Time) {
 func (c *CountSync) Stats() CountSyncStats {
 	st := CountSyncStats{Published: c.published.Load(), PublishedBytes: c.publishedBytes.Load(), PublishErrors: c.publishErrs.Load(),
 		Received: c.received.Load(), ReceivedBytes: c.receivedBytes.Load(), Stale: c.stale.Load(), NodesDropped: c.dropped.Load(),
-		BadMessages: c.badMsgs.Load(), Gaps: c.gaps.Load(), SnapshotRequests: c.resyncs.Load()}
+		BadMessages: c.badMsgs.Load(), Gaps: c.gaps.Load(), SnapshotRequests: c.resyncs.Load(),
+		NameClashes: c.clash.Load()}
 	c.mu.Lock()
 	for name, n := range c.nodes {
 		st.Nodes = append(st.Nodes, NodeCounts{Node: name, Heard: n.heard, Scopes: len(n.scopes), LagSeconds: float64(n.lagNanos) / 1e9})

@@ -125,6 +125,15 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 	if v := nd.call("acme", numFR); v.MaxChannels != 7 {
 		t.Fatalf("max_channels share %d, want 10-3", v.MaxChannels)
 	}
+	// forged negative counts are refused whole
+	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 3, Scopes: []velocity.Counts{{Account: "acme", Live: -50, Own: -50}}})
+	eventually(t, "a bad message counted", func() bool { return c.Stats().BadMessages == 1 })
+	if got := own(); got != 3 {
+		t.Fatalf("remote channels %d after negative counts, want 3", got)
+	}
+	// another process using n1's name is reported
+	publishBatch(t, x, batch{Node: "n1", Epoch: 99, Seq: 1})
+	eventually(t, "a name clash counted", func() bool { return c.Stats().NameClashes == 1 })
 	// a full snapshot without the scope forgets it
 	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 3, Snap: 3, Last: true})
 	eventually(t, "remote 0 after a snapshot", func() bool { return own() == 0 })

@@ -73,4 +73,7 @@ func TestOriginLocationAcrossNodes(t *testing.T) {
 	if err := a.st.MergeLocation(origin.Location{Account: "acme", Country: "XYZ"}); err == nil {
 		t.Fatal("a bad country was merged")
 	}
+	if err := a.st.MergeLocation(origin.Location{Account: "acme", IP: "198.51.100.7", IPAt: time.Now().Add(time.Hour)}); err == nil {
+		t.Fatal("a location an hour ahead was merged")
+	}
 }

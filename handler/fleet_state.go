@@ -36,6 +36,8 @@ func (h *Handler) writeFleetStateMetrics(b *bytes.Buffer, gauge func(name, help 
 	counter("tollgate_fleet_state_publish_errors_total", "Fleet mode: velocity count messages that could not be sent (the next snapshot repeats them).", c.PublishErrors)
 	counter("tollgate_fleet_state_gaps_total", "Fleet mode: messages of another node found missing; each asks that node for a snapshot.", c.Gaps)
 	counter("tollgate_fleet_state_stale_messages_total", "Fleet mode: messages dropped as older than one already applied.", c.Stale)
+	counter("tollgate_fleet_state_name_clashes_total", "Fleet mode: count messages from another tollgate using this node's -node name (both nodes' counts are lost: rename one).", c.NameClashes)
+	counter("tollgate_fleet_state_bad_messages_total", "Fleet mode: count messages refused (undecodable, or negative counts).", c.BadMessages)
 	counter("tollgate_fleet_state_nodes_dropped_total", "Fleet mode: nodes whose counts dropped out of the sums after falling silent.", c.NodesDropped)
 	a := st.Alerts
 	head("tollgate_fleet_alerts_total", "Fleet mode: alerts by what became of them: published to the fleet's stream, duplicate (another node published it first), local (delivered by this node alone, the stream unreachable), delivered (this node's share of the stream's alerts), retried (publishes tried again).", "counter")

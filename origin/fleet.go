@@ -23,6 +23,11 @@ import (
 // end this much early on other nodes.
 const LocationRefresh = 30 * time.Second
 
+// MaxLocationSkew is how far ahead of this node's clock a shared location's
+// time may be; a later one is refused (a clock that far off, or a forged
+// message, would pin the history).
+const MaxLocationSkew = time.Minute
+
 // Location is an account's last call as the fleet shares it.
 type Location struct {
 	Account   string    `json:"account"`
@@ -109,6 +114,11 @@ func (s *State) MergeLocation(l Location) error {
 		if ip, err = netip.ParseAddr(l.IP); err != nil {
 			return fmt.Errorf("ip: %w", err)
 		}
+	}
+	// a time ahead of this node's clock by more than any sane skew would
+	// pin the history: refused
+	if lim := s.o.Now().Add(MaxLocationSkew); l.CountryAt.After(lim) || l.IPAt.After(lim) {
+		return fmt.Errorf("country_at/ip_at: more than %v ahead of this node's clock", MaxLocationSkew)
 	}
 	a := s.getOrCreate(l.Account, false)
 	if a == nil {

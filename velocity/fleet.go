@@ -71,6 +71,22 @@ func (c *Counts) Zero() bool {
 	return true
 }
 
+// Valid reports whether the counts could come from an engine: nothing
+// negative (a forged negative count would lower the fleet's sums).
+func (c *Counts) Valid() bool {
+	if c.Live < 0 || c.Own < 0 || c.CPS < 0 || c.Spend < 0 || c.Own > c.Live {
+		return false
+	}
+	for i := range c.Rules {
+		for _, v := range c.Rules[i].V {
+			if v < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (c *Counts) equal(o *Counts) bool {
 	if c.Account != o.Account || c.Sub != o.Sub || c.Live != o.Live || c.Own != o.Own || c.CPS != o.CPS ||
 		c.Spend != o.Spend || c.Day != o.Day || len(c.Rules) != len(o.Rules) {
