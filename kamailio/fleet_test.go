@@ -69,7 +69,7 @@ func TestFleetChannelCapTwoProxies(t *testing.T) {
 	// A's counts over NATS)
 	fleettest.Eventually(t, 6*time.Second, "tollgate b refuses chan2 with channel_limit", func() bool {
 		_, body, err := tgB.Check(q)
-		return err == nil && strings.Contains(body, `"reason":"channel_limit"`)
+		return err == nil && strings.Contains(body, `"reason":"fleet_channel_limit"`)
 	})
 	over := e.one(t, kB, ipChan, siptest.Call{Number: numAllowed, From: "pbx"})
 	wg.Wait()
@@ -82,7 +82,7 @@ func TestFleetChannelCapTwoProxies(t *testing.T) {
 		}
 		expectAnswered(t, kA, r.Calls[r.Order[0]])
 	}
-	expectReject(t, kB, over, 503, "Channel Limit Reached", map[string]string{"X-Tollgate-Reason": "channel_limit", "X-Tollgate-Code": "2080"})
+	expectReject(t, kB, over, 503, "Channel Limit Reached", map[string]string{"X-Tollgate-Reason": "fleet_channel_limit", "X-Tollgate-Code": "2080"})
 	// the held calls ended: B's share is the whole cap again
 	fleettest.Eventually(t, 6*time.Second, "tollgate b's share back to 2", func() bool {
 		_, body, err := tgB.Check(q)

@@ -29,8 +29,8 @@ type VelocityScope interface {
 // scope's max_channels and of its account's account_max_channels (from
 // their call events), and their attempts in the last second against its
 // max_cps. The caps in a verdict are then this node's share: the cap minus
-// the others' use; a share of nothing refuses the call (channel_limit,
-// account_channel_limit, cps_limit), since 0 in a verdict means no cap.
+// the others' use; a share of nothing refuses the call (fleet_channel_limit,
+// fleet_account_channel_limit, fleet_cps_limit), since 0 in a verdict means no cap.
 // RemoteUse must not block, lock or allocate.
 type FleetScope interface {
 	RemoteUse() (channels, accountChannels, cps int)

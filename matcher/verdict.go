@@ -101,11 +101,11 @@ var Reasons = [numReasons]ReasonInfo{
 		"The account accepts only its known subaccounts, and this one is not among them"},
 	ReasonAccountQuarantined: {"account_quarantined", 2074, 403, "Account Quarantined",
 		"The account's stored policy was found damaged at start and is quarantined: every call but an emergency call is refused until the account is written again"},
-	ReasonChannelLimit: {"channel_limit", 2080, 503, "Channel Limit Reached",
+	ReasonChannelLimit: {"fleet_channel_limit", 2080, 503, "Channel Limit Reached",
 		"Fleet mode: the other tollgates' proxies hold every channel of the max_channels cap"},
-	ReasonAccountChannelLimit: {"account_channel_limit", 2081, 503, "Channel Limit Reached",
+	ReasonAccountChannelLimit: {"fleet_account_channel_limit", 2081, 503, "Channel Limit Reached",
 		"Fleet mode: the other tollgates' proxies hold every channel of the account_max_channels cap"},
-	ReasonCPSLimit: {"cps_limit", 2082, 503, "CPS Limit Exceeded",
+	ReasonCPSLimit: {"fleet_cps_limit", 2082, 503, "CPS Limit Exceeded",
 		"Fleet mode: the other tollgates' proxies used the whole max_cps cap in the last second"},
 }
 
