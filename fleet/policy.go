@@ -483,6 +483,14 @@ func (p *Policy) flushPending(ctx context.Context) {
 	p.mu.Unlock()
 	for key, val := range pend {
 		cctx, cancel := context.WithTimeout(ctx, opTimeout)
+		if newer, _ := p.fleetNewer(cctx, key, val); newer {
+			// another node changed this record later than this node did
+			// while away (a lock after this node's unlock): the later
+			// change wins, not the later arrival
+			cancel()
+			p.log.Warn().Str("key", key).Msg("change held while NATS was away dropped: the fleet changed the record later")
+			continue
+		}
 		_, err := p.kv.Put(cctx, key, val)
 		cancel()
 		if err != nil {
@@ -503,6 +511,20 @@ func (p *Policy) flushPending(ctx context.Context) {
 			break
 		}
 	}
+}
+
+// fleetNewer reports whether the bucket's record under key was written
+// after the held record val (by their audit times).
+func (p *Policy) fleetNewer(ctx context.Context, key string, val []byte) (bool, error) {
+	e, err := p.kv.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	var cur, mine record
+	if json.Unmarshal(e.Value(), &cur) != nil || json.Unmarshal(val, &mine) != nil || cur.Audit == nil || mine.Audit == nil {
+		return false, nil
+	}
+	return cur.Audit.Time.After(mine.Audit.Time), nil
 }
 
 // Writable says whether policy writes are taken now, and if not, why
