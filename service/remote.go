@@ -181,7 +181,8 @@ func (s *Service) ApplyRemote(ch *store.Change, unlocks map[string]RemoteUnlock)
 			if u.By == "" {
 				u.By = who.Name
 			}
-			s.vel.UnlockUntil(account, sub, u.By, u.Reason, u.Until)
+			// quiet: the node that unlocked raised the alert
+			s.vel.UnlockQuiet(account, sub, u.By, u.Reason, u.Until)
 			s.log.Warn().Str("who", u.By).Str("scope", key).Str("from", "fleet").Msg("international calls unlocked")
 			continue
 		}
