@@ -64,9 +64,21 @@ func TestFleetPolicy(t *testing.T) {
 	if out, err := fleettest.Seed(t, sd, urls); err == nil || !strings.Contains(out, "not empty") {
 		t.Fatalf("second seed not refused: %v\n%s", err, out)
 	}
+	// n2 ran alone before: its cache holds an account the fleet does not
+	stray := filepath.Join(dir, "stray.ndjson")
+	if err := os.WriteFile(stray, []byte(`{"account":"stray","policy":`+acmeUS+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := execTollgate(t, "import", "-data-dir", filepath.Join(dir, "n2", "tollgate-data"), stray); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
 	n2 := fleettest.StartNode(t, dir, "n2", urls)
 	n3 := fleettest.StartNode(t, dir, "n3", urls)
 	nodes := []*fleettest.Node{n1, n2, n3}
+	fleettest.Eventually(t, 20*time.Second, "n2 dropped the account the fleet does not hold", func() bool {
+		st, _, _ := n2.Do("GET", "/v1/accounts/stray", "")
+		return st == 404
+	})
 	for _, n := range nodes {
 		fleettest.Eventually(t, 20*time.Second, n.Name+" has the seeded acme", func() bool { return checkStatus(n, toGB) == 403 })
 	}

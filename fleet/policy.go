@@ -173,6 +173,7 @@ func (p *Policy) watch(ctx context.Context) error {
 	defer p.setSynced(false)
 	initial := true
 	seen := map[string]bool{}
+	b := newBatch()
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,6 +188,7 @@ func (p *Policy) watch(ctx context.Context) error {
 			}
 			if e == nil { // the current values are all in
 				if initial {
+					p.flush(b)
 					initial = false
 					if p.seeded.Load() {
 						p.reconcile(seen)
@@ -201,9 +203,94 @@ func (p *Policy) watch(ctx context.Context) error {
 			if seen != nil {
 				seen[e.Key()] = true
 			}
+			if initial && p.batchAccount(e, b) {
+				if len(b.accounts) >= maxBatch {
+					p.flush(b)
+				}
+				continue
+			}
 			p.handle(e)
 		}
 	}
+}
+
+// maxBatch is how many accounts a node catching up compiles and writes
+// in one transaction.
+const maxBatch = 5000
+
+// batch is accounts read from the bucket's current values, applied
+// together: a node joining a fleet of 100,000 accounts writes 20
+// transactions, not 100,000.
+type batch struct {
+	accounts map[string]*policy.Account
+	revs     map[string]uint64
+	single   []jetstream.KeyValueEntry // to apply one by one if the batch is refused
+}
+
+func newBatch() *batch {
+	return &batch{accounts: map[string]*policy.Account{}, revs: map[string]uint64{}}
+}
+
+// batchAccount adds an account record another node wrote to b; false
+// for any other entry (handle takes it).
+func (p *Policy) batchAccount(e jetstream.KeyValueEntry, b *batch) bool {
+	if e.Operation() != jetstream.KeyValuePut {
+		return false
+	}
+	var r record
+	if json.Unmarshal(e.Value(), &r) != nil || r.Kind != kindAccount || keyOf(&r) != e.Key() {
+		return false
+	}
+	p.mu.Lock()
+	skip := (r.ID != "" && p.own[r.ID]) || p.revs[e.Key()] >= e.Revision()
+	p.mu.Unlock()
+	if skip {
+		return false
+	}
+	ch, _, err := changeOf(&r, nil)
+	if err != nil {
+		return false // handle logs and counts it
+	}
+	for name, a := range ch.Accounts {
+		b.accounts[name] = a
+	}
+	b.revs[e.Key()] = e.Revision()
+	b.single = append(b.single, e)
+	if e.Revision() > p.head.Load() {
+		p.head.Store(e.Revision())
+	}
+	return true
+}
+
+// flush applies a batch in one change; if it is refused (one account
+// does not validate), each record is applied on its own.
+func (p *Policy) flush(b *batch) {
+	if len(b.single) == 0 {
+		return
+	}
+	n := len(b.accounts)
+	ch := &store.Change{Accounts: b.accounts, Audit: store.AuditEntry{Action: "fleet.sync", Object: "accounts", Who: "fleet",
+		Time: time.Now(), Before: json.RawMessage("null"), After: json.RawMessage(fmt.Sprintf(`{"accounts_read":%d}`, n))}}
+	did, err := p.svc.ApplyRemote(ch, nil)
+	if err != nil {
+		p.log.Warn().Err(err).Int("accounts", n).Msg("catching up: the batch was refused; applying its accounts one by one")
+		for _, e := range b.single {
+			p.handle(e)
+		}
+	} else {
+		if did {
+			p.appliedN.Add(uint64(len(ch.Accounts)))
+			p.log.Info().Int("read", n).Int("changed", len(ch.Accounts)).Msg("catching up: accounts applied from the fleet")
+		}
+		for key, rev := range b.revs {
+			p.setRev(key, rev)
+			if rev > p.applied.Load() {
+				p.applied.Store(rev)
+			}
+		}
+		p.signal()
+	}
+	*b = *newBatch()
 }
 
 func (p *Policy) setSynced(v bool) {
@@ -483,6 +570,14 @@ func (p *Policy) flushPending(ctx context.Context) {
 	p.mu.Unlock()
 	for key, val := range pend {
 		cctx, cancel := context.WithTimeout(ctx, opTimeout)
+		if newer, _ := p.fleetNewer(cctx, key, val); newer {
+			// another node changed this record later than this node did
+			// while away (a lock after this node's unlock): the later
+			// change wins, not the later arrival
+			cancel()
+			p.log.Warn().Str("key", key).Msg("change held while NATS was away dropped: the fleet changed the record later")
+			continue
+		}
 		_, err := p.kv.Put(cctx, key, val)
 		cancel()
 		if err != nil {
@@ -503,6 +598,20 @@ func (p *Policy) flushPending(ctx context.Context) {
 			break
 		}
 	}
+}
+
+// fleetNewer reports whether the bucket's record under key was written
+// after the held record val (by their audit times).
+func (p *Policy) fleetNewer(ctx context.Context, key string, val []byte) (bool, error) {
+	e, err := p.kv.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	var cur, mine record
+	if json.Unmarshal(e.Value(), &cur) != nil || json.Unmarshal(val, &mine) != nil || cur.Audit == nil || mine.Audit == nil {
+		return false, nil
+	}
+	return cur.Audit.Time.After(mine.Audit.Time), nil
 }
 
 // Writable says whether policy writes are taken now, and if not, why

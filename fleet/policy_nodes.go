@@ -131,7 +131,12 @@ func (p *Policy) publishLoop(ctx context.Context) {
 				updates = w.Updates()
 			}
 		}
-		s := NodeStatus{Node: p.c.Node, Applied: p.applied.Load(), Synced: p.Synced(), Time: time.Now().UTC(), Started: p.started.UTC()}
+		// a node catching up reports 0: it holds ?wait=all up until it
+		// is in step, rather than claim a revision half applied
+		s := NodeStatus{Node: p.c.Node, Synced: p.Synced(), Time: time.Now().UTC(), Started: p.started.UTC()}
+		if s.Synced {
+			s.Applied = p.applied.Load()
+		}
 		b, _ := json.Marshal(s)
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := p.nodes.Put(cctx, p.c.Node, b)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,14 +88,48 @@ func Seed(ctx context.Context, c *Conn, st *store.Store, from string, force bool
 				return res, fmt.Errorf("storing %s: %w", r.rec.Doc, err)
 			}
 		}
-		val, _ := json.Marshal(r.rec)
-		rev, err := p.kv.Put(ctx, r.key, val)
-		if err != nil {
-			return res, fmt.Errorf("writing %s: %w", r.key, err)
-		}
 		delete(existing, r.key)
-		res.Records++
-		res.Revision = rev
+	}
+	// the records go in parallel (each Put waits for its quorum): the
+	// order does not matter, nodes take writes only after meta.seeded
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan outRecord)
+	)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range next {
+				val, _ := json.Marshal(r.rec)
+				rev, err := p.kv.Put(ctx, r.key, val)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("writing %s: %w", r.key, err)
+				}
+				if err == nil {
+					res.Records++
+					res.Revision = max(res.Revision, rev)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, r := range recs {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- r
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return res, firstErr
 	}
 	delete(existing, keySeeded)
 	for key := range existing {

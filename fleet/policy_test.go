@@ -201,3 +201,55 @@ func TestReplicateConflict(t *testing.T) {
 		t.Fatalf("pending %d, want the lock held", p.Counters().Pending)
 	}
 }
+
+// TestSeedForce: seeding a bucket that holds a policy is refused; with
+// force, the file's records replace the bucket's and the others become
+// tombstones.
+func TestSeedForce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a nats-server")
+	}
+	cl := fleettest.StartCluster(t, t.TempDir(), 1)
+	nc, err := nats.Connect(cl.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, _ := NewConn(nc, "seeder", 1)
+	open := func(accounts ...string) *store.Store {
+		st, err := store.Open(t.TempDir(), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		ch := &store.Change{Accounts: map[string]*policy.Account{}, Audit: store.AuditEntry{Action: "account.put"}}
+		for _, a := range accounts {
+			ch.Accounts[a] = &policy.Account{AccountMaxChannels: 2}
+		}
+		if _, err := st.Commit(ch); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	ctx := context.Background()
+	res, err := Seed(ctx, c, open("acme", "beta"), "one", false)
+	if err != nil || res.Records != 3 { // operator + 2 accounts
+		t.Fatalf("first seed: %+v %v", res, err)
+	}
+	if _, err := Seed(ctx, c, open("acme"), "two", false); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("second seed: %v, want ErrNotEmpty", err)
+	}
+	res, err = Seed(ctx, c, open("acme"), "two", true)
+	if err != nil || res.Records != 2 || res.Tombstones != 1 {
+		t.Fatalf("forced seed: %+v %v", res, err)
+	}
+	kv, _ := c.JS.KeyValue(ctx, PolicyBucket)
+	e, err := kv.Get(ctx, accountKey("beta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r record
+	if json.Unmarshal(e.Value(), &r) != nil || r.Data != nil || r.Kind != kindAccount {
+		t.Fatalf("beta after the forced seed is not a tombstone: %s", e.Value())
+	}
+}

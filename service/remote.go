@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +111,15 @@ func (s *Service) ApplyRemote(ch *store.Change, unlocks map[string]RemoteUnlock)
 	if who.Name == "" {
 		who.Name = "fleet"
 	}
+	if len(ch.Accounts) > 1 {
+		// a batch (a node catching up): only the accounts that change
+		// are compiled and written
+		for name, a := range ch.Accounts {
+			if !s.accountChanges(name, a) {
+				delete(ch.Accounts, name)
+			}
+		}
+	}
 	if !s.remoteChanges(ch) {
 		return false, nil
 	}
@@ -181,7 +191,8 @@ func (s *Service) ApplyRemote(ch *store.Change, unlocks map[string]RemoteUnlock)
 			if u.By == "" {
 				u.By = who.Name
 			}
-			s.vel.UnlockUntil(account, sub, u.By, u.Reason, u.Until)
+			// quiet: the node that unlocked raised the alert
+			s.vel.UnlockQuiet(account, sub, u.By, u.Reason, u.Until)
 			s.log.Warn().Str("who", u.By).Str("scope", key).Str("from", "fleet").Msg("international calls unlocked")
 			continue
 		}
@@ -215,14 +226,7 @@ func (s *Service) ApplyRemote(ch *store.Change, unlocks map[string]RemoteUnlock)
 // with s.mu held.
 func (s *Service) remoteChanges(ch *store.Change) bool {
 	for name, a := range ch.Accounts {
-		old, ok := s.set.Accounts[name]
-		if a == nil {
-			if ok {
-				return true
-			}
-			continue
-		}
-		if _, q := s.set.Quarantined[name]; q || !ok || !jsonEqual(old, a) {
+		if s.accountChanges(name, a) {
 			return true
 		}
 	}
@@ -273,6 +277,18 @@ func (s *Service) remoteChanges(ch *store.Change) bool {
 		}
 	}
 	return false
+}
+
+// accountChanges reports whether writing a (nil: deleting) would change
+// the account in force. Called with s.mu held.
+func (s *Service) accountChanges(name string, a *policy.Account) bool {
+	old, ok := s.set.Accounts[name]
+	if a == nil {
+		return ok
+	}
+	_, q := s.set.Quarantined[name]
+	// both typed: encoding/json writes the same bytes for equal accounts
+	return q || !ok || !bytes.Equal(mustJSON(old), mustJSON(a))
 }
 
 // jsonEqual compares a value with another value or raw JSON by their

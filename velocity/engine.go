@@ -807,6 +807,16 @@ func (e *Engine) Unlock(account, sub, by, reason string) (Lock, bool) {
 // unlock lapses then: a measure still at its critical level raises a new
 // critical and locks again.
 func (e *Engine) UnlockUntil(account, sub, by, reason string, until time.Time) (Lock, bool) {
+	return e.unlockUntil(account, sub, by, reason, until, true)
+}
+
+// UnlockQuiet is UnlockUntil without the alert: an unlock another fleet
+// node made (and alerted) applied here, so the fleet raises one alert.
+func (e *Engine) UnlockQuiet(account, sub, by, reason string, until time.Time) (Lock, bool) {
+	return e.unlockUntil(account, sub, by, reason, until, false)
+}
+
+func (e *Engine) unlockUntil(account, sub, by, reason string, until time.Time, alerts bool) (Lock, bool) {
 	key := scopeKey(account, sub)
 	e.mu.Lock()
 	l, ok := e.locks[key]
@@ -832,8 +842,10 @@ func (e *Engine) UnlockUntil(account, sub, by, reason string, until time.Time) (
 		}
 	}
 	e.unlocks.Add(1)
-	e.notify(alert.Alert{Type: alert.TypeUnlock, Level: alert.LevelInfo, Kind: alert.KindUnlock,
-		Account: account, Subaccount: sub, By: by, Reason: reason, Message: msg})
+	if alerts {
+		e.notify(alert.Alert{Type: alert.TypeUnlock, Level: alert.LevelInfo, Kind: alert.KindUnlock,
+			Account: account, Subaccount: sub, By: by, Reason: reason, Message: msg})
+	}
 	return l, true
 }
 
