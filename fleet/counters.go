@@ -57,8 +57,8 @@ type CountSyncOptions struct {
 	Now func() time.Time
 }
 
-// batch is one counts message.
-type batch struct {
+// countsBatch is one counts message.
+type countsBatch struct {
 	Node string `json:"node"`
 	// Epoch identifies the sending process, Seq orders its messages: a
 	// message older than one already applied is dropped.
@@ -242,7 +242,7 @@ func (c *CountSync) publish(full, beat bool) bool {
 		snap = c.seq.Load() + 1
 	}
 	send := func(part []velocity.Counts, last bool) {
-		b := batch{Node: c.opt.Node, Epoch: c.epoch, Seq: c.seq.Add(1), At: c.opt.Now().UnixNano(), Snap: snap, Last: last && full, Scopes: part}
+		b := countsBatch{Node: c.opt.Node, Epoch: c.epoch, Seq: c.seq.Add(1), At: c.opt.Now().UnixNano(), Snap: snap, Last: last && full, Scopes: part}
 		data, err := json.Marshal(&b)
 		if err == nil {
 			err = c.opt.NC.Publish(CountsSubject, data)
@@ -287,7 +287,7 @@ func (c *CountSync) askSnapshot(to string) {
 }
 
 func (c *CountSync) onBatch(m *nats.Msg) {
-	var b batch
+	var b countsBatch
 	if err := json.Unmarshal(m.Data, &b); err != nil || b.Node == "" {
 		c.badMsgs.Add(1)
 		return

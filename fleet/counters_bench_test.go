@@ -143,7 +143,7 @@ func BenchmarkCountersExport(b *testing.B) {
 		b.StartTimer()
 		var out []velocity.Counts
 		nd.e.ExportCounts(false, func(c velocity.Counts) { out = append(out, c) })
-		data, err := json.Marshal(&batch{Node: "n1", Seq: uint64(i), Scopes: out})
+		data, err := json.Marshal(&countsBatch{Node: "n1", Seq: uint64(i), Scopes: out})
 		if err != nil || len(data) == 0 {
 			b.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func BenchmarkCountersReceive(b *testing.B) {
 	c := &CountSync{opt: CountSyncOptions{Node: "dst", Engine: dst.e, Now: time.Now}, nodes: map[string]*nodeState{}}
 	msgs := make([][]byte, 0, 64)
 	for s := uint64(1); s <= 64; s++ {
-		data, _ := json.Marshal(&batch{Node: "src", Epoch: 1, Seq: s, Scopes: out})
+		data, _ := json.Marshal(&countsBatch{Node: "src", Epoch: 1, Seq: s, Scopes: out})
 		msgs = append(msgs, data)
 	}
 	b.ReportAllocs()

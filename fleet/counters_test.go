@@ -80,7 +80,7 @@ func TestCountersFleetSum(t *testing.T) {
 }
 
 // publishBatch sends a hand-made batch as node "x" would.
-func publishBatch(t *testing.T, nc *nats.Conn, b batch) {
+func publishBatch(t *testing.T, nc *nats.Conn, b countsBatch) {
 	t.Helper()
 	data, err := json.Marshal(&b)
 	if err != nil {
@@ -108,7 +108,7 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 	defer c.Close()
 	x, _ := stateConn(t, srv)
 	own := func() int { ch, _, _ := nd.e.Scope("acme", "").(matcher.FleetScope).RemoteUse(); return ch }
-	four := batch{Node: "x", Epoch: 7, Seq: 1, Scopes: []velocity.Counts{{Account: "acme", Live: 4, Own: 4}}}
+	four := countsBatch{Node: "x", Epoch: 7, Seq: 1, Scopes: []velocity.Counts{{Account: "acme", Live: 4, Own: 4}}}
 	for i := 0; i < 3; i++ { // the same message three times
 		publishBatch(t, x, four)
 	}
@@ -126,18 +126,18 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 		t.Fatalf("max_channels share %d, want 10-3", v.MaxChannels)
 	}
 	// forged negative counts are refused whole
-	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 3, Scopes: []velocity.Counts{{Account: "acme", Live: -50, Own: -50}}})
+	publishBatch(t, x, countsBatch{Node: "x", Epoch: 7, Seq: 3, Scopes: []velocity.Counts{{Account: "acme", Live: -50, Own: -50}}})
 	eventually(t, "a bad message counted", func() bool { return c.Stats().BadMessages == 1 })
 	if got := own(); got != 3 {
 		t.Fatalf("remote channels %d after negative counts, want 3", got)
 	}
 	// another process using n1's name is reported
-	publishBatch(t, x, batch{Node: "n1", Epoch: 99, Seq: 1})
+	publishBatch(t, x, countsBatch{Node: "n1", Epoch: 99, Seq: 1})
 	eventually(t, "a name clash counted", func() bool { return c.Stats().NameClashes == 1 })
 	// a full snapshot without the scope forgets it
-	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 3, Snap: 3, Last: true})
+	publishBatch(t, x, countsBatch{Node: "x", Epoch: 7, Seq: 3, Snap: 3, Last: true})
 	eventually(t, "remote 0 after a snapshot", func() bool { return own() == 0 })
-	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 4, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
+	publishBatch(t, x, countsBatch{Node: "x", Epoch: 7, Seq: 4, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
 	eventually(t, "remote 5", func() bool { return own() == 5 })
 	// a gap in x's sequence: n1 asks x for a snapshot at once
 	asks, err := x.SubscribeSync(CountsSyncSubject)
@@ -145,7 +145,7 @@ func TestCountersReplaceNotAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.Flush()
-	publishBatch(t, x, batch{Node: "x", Epoch: 7, Seq: 9, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
+	publishBatch(t, x, countsBatch{Node: "x", Epoch: 7, Seq: 9, Scopes: []velocity.Counts{{Account: "acme", Live: 5, Own: 5}}})
 	m, err := asks.NextMsg(15 * time.Second)
 	if err != nil {
 		t.Fatal("no snapshot request after a gap:", err)
