@@ -35,7 +35,9 @@ SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-teste
 # host with systemd that package also enables a Prometheus service on :9090;
 # `systemctl disable --now prometheus` if you only wanted promtool.
 PROM_PACKAGES := prometheus
-TEST_PACKAGES := $(SIP_PACKAGES) $(PROM_PACKAGES)
+# handler/'s console tests drive a real headless Chromium (docs/console.md).
+BROWSER_PACKAGES := chromium
+TEST_PACKAGES := $(SIP_PACKAGES) $(PROM_PACKAGES) $(BROWSER_PACKAGES)
 
 deps:
 	@missing=""; for p in $(TEST_PACKAGES); do \

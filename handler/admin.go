@@ -55,7 +55,7 @@ func (h *Handler) adminHeader(hdr *fasthttp.RequestHeader) fasthttp.RequestConfi
 	limit := adminBodyLimit(uri)
 	cl := hdr.ContentLength()
 	switch {
-	case (cl > 0 || cl == -1) && !isOpsPath(uri) && h.authName(hdr.Peek(fasthttp.HeaderAuthorization)) == "":
+	case (cl > 0 || cl == -1) && !isOpsPath(uri) && h.authHeader(hdr) == "":
 		hdr.Del(fasthttp.HeaderExpect)
 		hdr.SetContentLength(2) // drops Transfer-Encoding: nothing of the body is read
 		limit = 1
@@ -76,9 +76,7 @@ func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
 		// the limit: the route is no longer known.
 		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than this endpoint's limit", "body")
 	case h.authorize(ctx) == "":
-		h.met.authFail.Add(1)
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="tollgate"`)
-		h.adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token>); the body was not read", "")
+		h.refuseAuth(ctx, "; the body was not read")
 	default:
 		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+itoa(adminBodyLimit(hdr.RequestURI()))+" bytes, this endpoint's limit", "body")
 	}
@@ -98,11 +96,12 @@ func hashToken(t Token) tokenHash {
 	return tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))}
 }
 
-// authorize returns the name of the token the request carries, or "".
+// authorize returns the name of the token the request carries, or of the
+// token that signed in the console session its cookie holds, or "".
 // Every configured token is compared, whichever matches, so the time taken
 // does not say which one was close.
 func (h *Handler) authorize(ctx *fasthttp.RequestCtx) string {
-	return h.authName(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	return h.authHeader(&ctx.Request.Header)
 }
 
 // authName returns the name of the token an Authorization header value
@@ -161,11 +160,12 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 	if h.ops(ctx, ctx.Path()) {
 		return
 	}
+	if h.consoleRoute(ctx) {
+		return
+	}
 	who := h.authorize(ctx)
 	if who == "" {
-		h.met.authFail.Add(1)
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="tollgate"`)
-		h.adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)", "")
+		h.refuseAuth(ctx, "")
 		return
 	}
 	if h.svc == nil {

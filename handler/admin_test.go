@@ -38,8 +38,8 @@ func TestAdminAuth(t *testing.T) {
 			}
 		})
 	}
-	// Every admin endpoint is behind the token; the query API is not on
-	// the admin listener at all.
+	// Every admin endpoint is behind the token, the admin listener's
+	// GET /v1/check (the console's "try a call") too.
 	for _, p := range []string{"/v1/accounts/acme", "/v1/operator", "/v1/high-risk", "/v1/countries", "/v1/audit", "/v1/check?to=1"} {
 		if r := do(t, e.admin, "GET", p, "", nil); r.status != 401 {
 			t.Errorf("GET %s without token: %d", p, r.status)

@@ -58,7 +58,7 @@ func TestAPIDoc(t *testing.T) {
 			t.Errorf("admin route %q is not documented in docs/api.md", route)
 		}
 	}
-	for _, route := range append(append([]string{}, OpenRoutes...), QueryRoutes...) {
+	for _, route := range append(append(append([]string{}, OpenRoutes...), QueryRoutes...), ConsoleRoutes...) {
 		if !strings.Contains(doc, route) {
 			t.Errorf("route %q is not documented in docs/api.md", route)
 		}
@@ -82,7 +82,7 @@ var docRoute = regexp.MustCompile("\\b(GET|PUT|POST|DELETE|PATCH|HEAD) (/[^\\s`\
 // an admin route (a {placeholder} or a concrete value where the table has
 // a placeholder) or by the query and open routes.
 func routeExists(method, path string) bool {
-	for _, r := range append(append([]string{}, OpenRoutes...), QueryRoutes...) {
+	for _, r := range append(append(append([]string{}, OpenRoutes...), QueryRoutes...), ConsoleRoutes...) {
 		if r == method+" "+path {
 			return true
 		}

@@ -109,6 +109,7 @@ type Handler struct {
 	vel      *velocity.Engine
 	alerts   *alert.Dispatcher
 	sampler  *logSampler // nil: every refused call logged
+	console  consoleSessions
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,

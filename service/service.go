@@ -531,16 +531,7 @@ func (s *Service) Accounts(after string, limit int) (list []NamedAccount, total 
 	if err := s.loaded(); err != nil {
 		return nil, 0, err
 	}
-	names := make([]string, 0, len(s.set.Accounts))
-	for n := range s.set.Accounts {
-		if n > after {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	if limit > 0 && len(names) > limit {
-		names = names[:limit]
-	}
+	names := firstAfter(s.set.Accounts, after, limit)
 	list = make([]NamedAccount, len(names))
 	for i, n := range names {
 		list[i] = NamedAccount{Name: n, Account: s.set.Accounts[n].Clone()}
