@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,4 +192,83 @@ func BenchmarkCountersReceive(b *testing.B) {
 	if dst.e.RemoteOf("acc000001", "") == nil {
 		b.Fatal("nothing installed")
 	}
+}
+
+// BenchmarkSyncCPU is the sync's cost at 3 nodes: 100,000 accounts on each
+// node, 20,000 checks a second spread round-robin over the nodes and the
+// accounts, for one second per iteration, with the counts synced (sync) or
+// not (off). cpu-ms/s is the process's CPU (user + system, all three
+// nodes, the in-process nats-server and the traffic generator) per second;
+// msgs/s the count messages the three nodes published. -benchtime 3x.
+func BenchmarkSyncCPU(b *testing.B) {
+	const accounts, rate = 100_000, 20_000
+	acc := benchAccounts(accounts)
+	names := make([]string, accounts)
+	for i := range names {
+		names[i] = fmt.Sprintf("acc%06d", i)
+	}
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "sync"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := stateServer(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var nodes []*stateNode
+			var cs []*CountSync
+			for i := 1; i <= 3; i++ {
+				nd := newStateNode(b, fmt.Sprintf("n%d", i), acc, velocity.Options{Interval: 250 * time.Millisecond})
+				if on {
+					nc, _ := stateConn(b, srv)
+					c, err := StartCountSync(CountSyncOptions{NC: nc, Node: nd.name, Engine: nd.e})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					cs = append(cs, c)
+				}
+				go nd.e.Run(ctx)
+				nodes = append(nodes, nd)
+			}
+			b.ResetTimer()
+			var cpu time.Duration
+			var msgs uint64
+			k := 0
+			for it := 0; it < b.N; it++ {
+				var m0 uint64
+				for _, c := range cs {
+					m0 += c.Stats().Published
+				}
+				c0 := processCPU()
+				start := time.Now()
+				next := start
+				for time.Since(start) < time.Second {
+					for j := 0; j < rate/100; j++ { // 200 checks every 10 ms
+						nodes[k%3].call(names[k%accounts], numFR)
+						k++
+					}
+					next = next.Add(10 * time.Millisecond)
+					time.Sleep(time.Until(next))
+				}
+				cpu += processCPU() - c0
+				for _, c := range cs {
+					msgs += c.Stats().Published
+				}
+				msgs -= m0
+			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/s")
+			b.ReportMetric(float64(msgs)/float64(b.N), "msgs/s")
+		})
+	}
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
