@@ -49,6 +49,10 @@ type CountSyncOptions struct {
 	// Heartbeat is how often a node with nothing to say says so (default
 	// 1 s), so that the others know it is alive and see any gap.
 	Heartbeat time.Duration
+	// Recheck is how often the scopes without news are looked at again
+	// for counts that changed by themselves, windows rolling over (default
+	// 1 s, the finest bucket).
+	Recheck time.Duration
 	// Timeout is how long a node may stay silent before its counts drop
 	// out of the sums (default 5 × Heartbeat).
 	Timeout time.Duration
@@ -155,6 +159,9 @@ func StartCountSync(opt CountSyncOptions) (*CountSync, error) {
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = time.Second
 	}
+	if opt.Recheck <= 0 {
+		opt.Recheck = time.Second
+	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * opt.Heartbeat
 	}
@@ -205,7 +212,7 @@ func (c *CountSync) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.opt.Interval)
 	defer t.Stop()
-	lastFull, lastSent := time.Time{}, time.Time{}
+	lastFull, lastSent, lastCheck := time.Time{}, time.Time{}, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -217,7 +224,11 @@ func (c *CountSync) run(ctx context.Context) {
 		if full {
 			lastFull = now
 		}
-		if c.publish(full, now.Sub(lastSent) >= c.opt.Heartbeat) {
+		recheck := now.Sub(lastCheck) >= c.opt.Recheck
+		if recheck {
+			lastCheck = now
+		}
+		if c.publish(full, recheck, now.Sub(lastSent) >= c.opt.Heartbeat) {
 			lastSent = now
 		}
 		c.expire(now)
@@ -227,13 +238,14 @@ func (c *CountSync) run(ctx context.Context) {
 // Publish sends this node's changed scopes now (all of them when full).
 // The run loop calls it every Interval; tests and benchmarks call it
 // directly.
-func (c *CountSync) Publish(full bool) { c.publish(full, true) }
+func (c *CountSync) Publish(full bool) { c.publish(full, true, true) }
 
-// publish sends the changed scopes (all when full); with nothing to send
-// it sends an empty batch only when beat. It reports whether it sent.
-func (c *CountSync) publish(full, beat bool) bool {
+// publish sends the changed scopes (all when full; those without news
+// looked at too with recheck); with nothing to send it sends an empty
+// batch only when beat. It reports whether it sent.
+func (c *CountSync) publish(full, recheck, beat bool) bool {
 	var scopes []velocity.Counts
-	c.opt.Engine.ExportCounts(full, func(ct velocity.Counts) { scopes = append(scopes, ct) })
+	c.opt.Engine.ExportCounts(full, recheck, func(ct velocity.Counts) { scopes = append(scopes, ct) })
 	if len(scopes) == 0 && !full && !beat {
 		return false
 	}

@@ -167,11 +167,14 @@ type Engine struct {
 	evalHist  [len(EvalBuckets) + 1]atomic.Uint64
 	evalTotal atomic.Int64
 
-	// export holds, for fleet mode (fleet.go), the scopes whose counts
-	// may differ from their last export (under evalMu; nil until
-	// EnableExport); exporting says it is on.
+	// export holds, for fleet mode (fleet.go), the scopes with news since
+	// their last export (under evalMu; nil until EnableExport); exporting
+	// says it is on.
 	export    map[*Scope]struct{}
 	exporting atomic.Bool
+	// exportedSet holds the scopes whose last export was non-zero (under
+	// evalMu).
+	exportedSet map[*Scope]struct{}
 }
 
 // EvalBuckets are the upper bounds, in seconds, of the evaluation duration

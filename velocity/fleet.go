@@ -225,44 +225,48 @@ func (e *Engine) EnableExport() {
 	e.exporting.Store(true)
 }
 
-// ExportCounts calls f with the counts of every scope whose local state
-// changed since its last export (all non-zero scopes when full), a scope
-// that went back to zero once more with zero counts. Counts are absolute:
-// a receiver replaces what it held of this node and scope.
-func (e *Engine) ExportCounts(full bool, f func(Counts)) {
+// ExportCounts calls f with the counts of every scope with news (calls,
+// events, a new config) since the last export whose counts differ from
+// what was last exported; with recheck, also of every scope last exported
+// non-zero whose counts changed by themselves (windows roll over); with
+// full, of every non-zero scope whatever it last said. A scope that went
+// back to zero is exported once more with zero counts. Counts are
+// absolute: a receiver replaces what it held of this node and scope.
+func (e *Engine) ExportCounts(full, recheck bool, f func(Counts)) {
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
 	if e.export == nil {
 		e.export = map[*Scope]struct{}{}
 	}
+	if e.exportedSet == nil {
+		e.exportedSet = map[*Scope]struct{}{}
+	}
 	e.drainDirty()
-	for s := range e.watch {
-		e.export[s] = struct{}{}
+	if full || recheck {
+		for s := range e.exportedSet {
+			e.export[s] = struct{}{}
+		}
 	}
 	now := e.opt.Now()
 	for s := range e.export {
+		delete(e.export, s)
 		var c Counts
 		if !s.gone.Load() {
 			c = s.counts(now)
 		}
 		c.Account, c.Sub = s.account, s.sub
 		zero := c.Zero()
-		if prev := s.exported; prev == nil && zero {
-			delete(e.export, s)
-			continue
-		} else if prev != nil && prev.equal(&c) && !full {
-			if zero {
-				delete(e.export, s)
-				s.exported = nil
-			}
+		prev := s.exported
+		if (prev == nil && zero) || (prev != nil && !full && prev.equal(&c)) {
 			continue
 		}
 		f(c)
 		if zero {
-			delete(e.export, s)
 			s.exported = nil
+			delete(e.exportedSet, s)
 		} else {
 			s.exported = &c
+			e.exportedSet[s] = struct{}{}
 		}
 	}
 }
