@@ -187,6 +187,11 @@ func StartCountSync(opt CountSyncOptions) (*CountSync, error) {
 		return nil, fmt.Errorf("fleet counters: subscribe: %w", err)
 	}
 	c.subs = append(c.subs, sub)
+	// the subscriptions reach the server before anything is asked (no
+	// wait when NATS is down: they are sent on connect)
+	if opt.NC.IsConnected() {
+		_ = opt.NC.FlushTimeout(2 * time.Second)
+	}
 	c.askSnapshot("")
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
