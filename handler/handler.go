@@ -19,9 +19,11 @@ import (
 	"github.com/tollgate/tollgate/fleet"
 	"github.com/tollgate/tollgate/fraudstate"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/recent"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
+	"github.com/tollgate/tollgate/whatif"
 	"github.com/valyala/fasthttp"
 )
 
@@ -93,6 +95,9 @@ type Options struct {
 	// FleetState is fleet mode's shared fraud state (nil without -nats):
 	// its metrics (fleet_state.go).
 	FleetState *fleet.State
+	// Recent, when set, records every check query for POST /v1/what-if
+	// (nil: -recent-size 0).
+	Recent *recent.Ring
 }
 
 // Handler holds the matcher, the service and the metrics shared by every
@@ -110,6 +115,8 @@ type Handler struct {
 	alerts   *alert.Dispatcher
 	sampler  *logSampler // nil: every refused call logged
 	console  consoleSessions
+	shadow   atomic.Pointer[whatif.Shadow]
+	wi       whatIfState
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,
@@ -158,6 +165,7 @@ func (h *Handler) svcReady() bool {
 func (h *Handler) decide(q *matcher.Query, t transport) matcher.Verdict {
 	v := h.m.Decide(q)
 	h.met.decision(t, &v)
+	h.observe(q, &v)
 	if v.Action != matcher.Allow {
 		h.logVerdict(q, &v, t)
 	}

@@ -114,6 +114,13 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "PUT", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/unblock-code", Serve: serveOrigin},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/unblock-code", Serve: serveOrigin},
 	{Method: "POST", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/unblock-code/verify", Serve: serveOrigin},
+
+	// issue #16 (whatif.go)
+	{Method: "POST", Pattern: "/v1/what-if", Body: MaxPolicyBody, Serve: serveWhatIf},
+	{Method: "GET", Pattern: "/v1/shadow", Body: MaxPolicyBody, Serve: serveShadow},
+	{Method: "PUT", Pattern: "/v1/shadow", Body: MaxPolicyBody, Serve: serveShadow},
+	{Method: "DELETE", Pattern: "/v1/shadow", Body: MaxPolicyBody, Serve: serveShadow},
+	{Method: "POST", Pattern: "/v1/shadow/promote", Serve: serveShadow},
 })
 
 // OpenRoutes are served on both listeners without a token.

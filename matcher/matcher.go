@@ -97,34 +97,51 @@ func (m *Matcher) Decide(q *Query) Verdict {
 	if s == nil {
 		s = m.empty
 	}
+	var v Verdict
+	m.decideIn(&v, s, m.vel, true, m.origin != nil, q)
+	return v
+}
+
+// DecideWith decides q against s instead of the snapshot in force, for a
+// shadow policy and what-if replays. vel (nil for none) is consulted for
+// international locks, and counted into only when count is set: a shadow
+// reads the live counters without adding to them, a replay counts into an
+// engine of its own. Origin checks are never run: they keep state (the
+// calling history a location change is judged by) that a second decision
+// must not touch. It allocates nothing, as Decide.
+func (m *Matcher) DecideWith(s *Snapshot, vel Velocity, count bool, q *Query) Verdict {
+	var v Verdict
+	m.decideIn(&v, s, vel, count, false, q)
+	return v
+}
+
+func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin bool, q *Query) {
 	a, known, sub := s.lookup(q)
 	var sc VelocityScope
-	if m.vel != nil && (known || q.Account != "" && !s.rejectUnknown) {
+	if vel != nil && (known || q.Account != "" && !s.rejectUnknown) {
 		// an unknown account served by choice is counted (and can be
 		// locked) under a scope of its own name
-		sc = m.vel.Scope(q.Account, sub)
+		sc = vel.Scope(q.Account, sub)
 	}
-	var v Verdict
-	m.decide(&v, s, a, known, sub, q, q.To, sc)
+	m.decide(v, s, a, known, sub, q, q.To, sc)
 	if rn, n := routingNumber(q.To); n > 0 {
-		m.decideRN(&v, s, a, known, sub, q, rn, n, sc)
+		m.decideRN(v, s, a, known, sub, q, rn, n, sc)
 	}
-	if v.Reason == ReasonOK && m.origin != nil && a.origin != nil {
-		m.checkOrigin(&v, a, q)
+	if origin && v.Reason == ReasonOK && a.origin != nil {
+		m.checkOrigin(v, a, q)
 	}
 	if v.Action != Reject && v.Reason != ReasonEmergency && sc != nil {
 		if fs, ok := sc.(FleetScope); ok {
-			shareCaps(&v, fs)
+			shareCaps(v, fs)
 		}
 	}
-	if sc != nil && v.Reason != ReasonEmergency {
+	if count && sc != nil && v.Reason != ReasonEmergency {
 		var dest Number
 		if v.e164n > 1 && v.e164[0] == '+' {
 			dest = Number(pack(v.e164[1:v.e164n]))
 		}
-		sc.Record(dest, PackCountry(v.Country), OutcomeOf(&v))
+		sc.Record(dest, PackCountry(v.Country), OutcomeOf(v))
 	}
-	return v
 }
 
 // decideRN decides a call whose dialled string carries a routing number

@@ -135,6 +135,30 @@ type Snapshot struct {
 	srcHighRisk []policy.HighRiskEntry
 	srcRates    *policy.RateDeck
 	srcOperator policy.Operator
+
+	// top is new with every compile of the top level and kept by
+	// WithAccounts: two snapshots with the same top differ at most in
+	// their accounts (SameFor).
+	top *topMark
+}
+
+type topMark struct{ _ byte } // not zero-sized: each new one is distinct
+
+// SameFor reports, without deciding, whether s and o decide q alike: o
+// derives from s (or s from o) by account changes alone, and q's account
+// compiles to the very same policy in both. A shadow policy that changes a
+// few accounts skips the others' second decision this way. False means
+// only "maybe not".
+func (s *Snapshot) SameFor(o *Snapshot, q *Query) bool {
+	if s == nil || o == nil || s.top == nil || s.top != o.top {
+		return false
+	}
+	if q.Account == "" {
+		return true
+	}
+	a, okA := s.accounts.Get(q.Account)
+	b, okB := o.accounts.Get(q.Account)
+	return okA == okB && a == b
 }
 
 // Stats describes the snapshot.
@@ -275,6 +299,7 @@ func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot
 		return nil, fmt.Errorf("operator: %w", err)
 	}
 	s := &Snapshot{
+		top:           new(topMark),
 		plan:          plan,
 		rejectUnknown: set.Operator.UnknownAccounts == policy.UnknownReject,
 	}

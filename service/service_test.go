@@ -26,7 +26,7 @@ type fixture struct {
 	svc *Service
 }
 
-func open(t *testing.T, dir string, opt Options) *fixture {
+func open(t testing.TB, dir string, opt Options) *fixture {
 	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {

@@ -79,6 +79,11 @@ type Options struct {
 	Price func(e164 string) (int64, bool)
 	// Currency names the rate deck's currency for alerts.
 	Currency func() string
+	// Offline marks an engine a replay drives from one goroutine with a
+	// clock of its own (package whatif): Evaluate never yields to query
+	// goroutines, as there are none to wait, and evaluates only the
+	// scopes with new attempts.
+	Offline bool
 	// OnRangeBlock blocks a number range operator-wide when the range
 	// velocity's critical level asks for it (called from the evaluating
 	// goroutine; the service makes it an audited operator prefix block).

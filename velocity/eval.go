@@ -61,6 +61,13 @@ func (e *Engine) Evaluate() {
 	defer e.evalMu.Unlock()
 	start := time.Now()
 	now := e.opt.Now()
+	if e.opt.Offline {
+		// a replay has no live calls and no unlocks: a level is reached
+		// only by a scope's own new attempts, so only scopes with news
+		// are evaluated (a replay of a day evaluates once a second)
+		clear(e.watch)
+		clear(e.persist)
+	}
 	e.drainDirty()
 	e.ranges.configure(e.rangeCfg.Load())
 	if js := e.journal.Load(); js != nil {
@@ -89,7 +96,7 @@ func (e *Engine) Evaluate() {
 		// A pass over tens of thousands of scopes takes milliseconds; on
 		// one P (GOMAXPROCS=1, a pinned sidecar) it would hold every query
 		// behind it that long. Let them run between slices of the pass.
-		if n++; n%yieldEvery == 0 {
+		if n++; n%yieldEvery == 0 && !e.opt.Offline {
 			yield()
 		}
 	}

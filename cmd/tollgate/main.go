@@ -48,6 +48,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && (os.Args[1] == "replay" || os.Args[1] == "what-if") {
+		os.Exit(runWhatIfCmd(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "import" {
 		os.Exit(runImport(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -75,6 +78,8 @@ type config struct {
 	velocityInterval              time.Duration
 	stateInterval                 time.Duration
 	gcPercent                     int
+	recentSize                    int
+	recentMaxAge, recentFlush     time.Duration
 	logFormat, logLevel           string
 	logNumbers                    bool
 	logRejectBurst                int
@@ -110,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Tollgate-Signature header of webhook POSTs (required with -webhook-url)")
 	fs.DurationVar(&c.maxCallDuration, "max-call-duration", 4*time.Hour, "a call with no end event is taken as ended after this long")
 	fs.DurationVar(&c.unconfirmedCap, "unconfirmed-call-cap", 0, "a call whose end never came is booked from its answer to when it was last heard of, or for at least this long (0: only what was heard; at most -max-call-duration)")
+	recentFlags(fs, c)
 	fs.DurationVar(&c.stateInterval, "state-flush-interval", time.Second, "how often the fraud state (counters, spend, live calls, alerts, webhook queue) is written to the data file: what a kill -9 can lose")
 	fs.DurationVar(&c.velocityInterval, "velocity-interval", 250*time.Millisecond, "how often the velocity rules are evaluated (the delay of an automatic lockdown)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 25, "once the policy is loaded, the garbage collector's GOGC: how far (in percent of the live heap) the heap may grow before a collection")
@@ -158,6 +164,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.unconfirmedCap < 0 || c.unconfirmedCap > c.maxCallDuration {
 		return nil, fmt.Errorf("-unconfirmed-call-cap %v: want between 0 and -max-call-duration (%v)", c.unconfirmedCap, c.maxCallDuration)
+	}
+	if err := c.checkRecent(); err != nil {
+		return nil, err
 	}
 	if c.stateInterval < 10*time.Millisecond || c.stateInterval > time.Minute {
 		return nil, fmt.Errorf("-state-flush-interval %v: want between 10ms and 1m", c.stateInterval)
@@ -498,9 +507,11 @@ func serve(args []string) error {
 		log.Warn().Str("query_addr", c.queryAddr).Str("rpc_addr", c.rpcAddr).
 			Msg("no -events-token: call events from proxies off the loopback are refused; set -events-token and EVENTS_TOKEN in the proxy config")
 	}
+	ring, stopRecent := startRecent(c, log)
+	defer stopRecent() // after the listeners (deferred later, run earlier)
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, LogRejectBurst: c.logRejectBurst, LogRejectInterval: c.logRejectInterval, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
 		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
-		Teardown: td, Fleet: fleetPolicy, FleetState: fleetState})
+		Teardown: td, Fleet: fleetPolicy, FleetState: fleetState, Recent: ring})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
