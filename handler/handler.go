@@ -89,15 +89,15 @@ type Options struct {
 	Now func() time.Time
 	// Teardown feeds /metrics (nil without -proxy-control).
 	Teardown *teardown.Teardown
+	// Recent, when set, records every check query for POST /v1/what-if
+	// (nil: -recent-size 0).
+	Recent *recent.Ring
 	// Fleet is fleet mode's policy (nil without -nats): GET /v1/fleet,
 	// ?wait=all, the fleet metrics and /ready detail (fleet.go).
 	Fleet *fleet.Policy
 	// FleetState is fleet mode's shared fraud state (nil without -nats):
 	// its metrics (fleet_state.go).
 	FleetState *fleet.State
-	// Recent, when set, records every check query for POST /v1/what-if
-	// (nil: -recent-size 0).
-	Recent *recent.Ring
 }
 
 // Handler holds the matcher, the service and the metrics shared by every

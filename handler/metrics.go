@@ -249,9 +249,9 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	if h.opt.Teardown != nil {
 		writeTeardownMetrics(b, h.opt.Teardown.Stats(), counterHead, gauge)
 	}
+	h.writeWhatIfMetrics(b)
 	h.writeFleetMetrics(b, gauge, counterHead, line)
 	h.writeFleetStateMetrics(b, gauge, counterHead, line)
-	h.writeWhatIfMetrics(b)
 
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")

@@ -511,7 +511,7 @@ func serve(args []string) error {
 	defer stopRecent() // after the listeners (deferred later, run earlier)
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, LogRejectBurst: c.logRejectBurst, LogRejectInterval: c.logRejectInterval, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
 		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
-		Teardown: td, Fleet: fleetPolicy, FleetState: fleetState, Recent: ring})
+		Teardown: td, Recent: ring, Fleet: fleetPolicy, FleetState: fleetState})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
