@@ -96,6 +96,9 @@ type Options struct {
 	// Fleet is fleet mode's policy (nil without -nats): GET /v1/fleet,
 	// ?wait=all, the fleet metrics and /ready detail (fleet.go).
 	Fleet *fleet.Policy
+	// FleetState is fleet mode's shared fraud state (nil without -nats):
+	// its metrics (fleet_state.go).
+	FleetState *fleet.State
 }
 
 // Handler holds the matcher, the service and the metrics shared by every
@@ -320,7 +323,7 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	degraded := h.originDegraded()
-	fleetDetail := h.fleetDegraded()
+	fleetDetail := joinDetail(h.fleetDegraded(), h.fleetStateDegraded())
 	setBody(ctx, func(b []byte) []byte {
 		b = append(b, `{"ready":true,`...)
 		if degraded || fleetDetail != "" {

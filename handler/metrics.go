@@ -251,6 +251,7 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 	}
 	h.writeWhatIfMetrics(b)
 	h.writeFleetMetrics(b, gauge, counterHead, line)
+	h.writeFleetStateMetrics(b, gauge, counterHead, line)
 
 	hits, misses := h.m.CacheStats()
 	counterHead("tollgate_national_cache_hits_total", "National-format resolutions answered from the cache.", "counter")

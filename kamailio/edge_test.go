@@ -250,10 +250,17 @@ func setup(t *testing.T, tollgateFlags ...string) *env {
 // kamailio starts the shipped config with the common site defines plus extra.
 func (e *env) kamailio(t *testing.T, name string, extra ...string) *siptest.Kamailio {
 	t.Helper()
+	return e.kamailioAt(t, e.tg, name, extra...)
+}
+
+// kamailioAt is kamailio with tg as its tollgate (fleet tests: one
+// tollgate per proxy).
+func (e *env) kamailioAt(t *testing.T, tg *siptest.Tollgate, name string, extra ...string) *siptest.Kamailio {
+	t.Helper()
 	defs := []string{
 		"CHILDREN=4",
-		fmt.Sprintf(`TOLLGATE_URL="%s"`, e.tg.QueryURL()),
-		fmt.Sprintf(`TOLLGATE_RPC="%s"`, e.tg.RPCAddr),
+		fmt.Sprintf(`TOLLGATE_URL="%s"`, tg.QueryURL()),
+		fmt.Sprintf(`TOLLGATE_RPC="%s"`, tg.RPCAddr),
 		e.upstream.Define("UPSTREAM"),
 		e.screen.Define("SCREEN_URI"),
 		fmt.Sprintf(`ADDRESS_FILE="%s"`, e.addrFile),

@@ -130,6 +130,11 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 	if origin && v.Reason == ReasonOK && a.origin != nil {
 		m.checkOrigin(v, a, q)
 	}
+	if v.Action != Reject && v.Reason != ReasonEmergency && sc != nil {
+		if fs, ok := sc.(FleetScope); ok {
+			shareCaps(v, fs)
+		}
+	}
 	if count && sc != nil && v.Reason != ReasonEmergency {
 		var dest Number
 		if v.e164n > 1 && v.e164[0] == '+' {

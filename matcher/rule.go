@@ -58,6 +58,11 @@ func (v *Verdict) appendRule(dst []byte) []byte {
 		dst = append(dst, ": unknown subaccount \""...)
 		dst = append(dst, v.Detail...)
 		return append(dst, "\" refused (unknown_subaccounts=reject)"...)
+	case RuleFleetCap:
+		dst = v.appendLayer(dst)
+		dst = append(dst, ": "...)
+		dst = append(dst, v.Reason.String()...)
+		return append(dst, ": the fleet's other tollgates use the whole cap"...)
 	case RuleQuarantined:
 		dst = append(dst, "operator: account \""...)
 		dst = append(dst, v.Account...)

@@ -24,6 +24,43 @@ type VelocityScope interface {
 	Record(dest Number, country Country, o Outcome)
 }
 
+// FleetScope is a VelocityScope that knows, in fleet mode, how much of its
+// caps the other tollgates of the fleet use: the channels they hold of the
+// scope's max_channels and of its account's account_max_channels (from
+// their call events), and their attempts in the last second against its
+// max_cps. The caps in a verdict are then this node's share: the cap minus
+// the others' use; a share of nothing refuses the call (fleet_channel_limit,
+// fleet_account_channel_limit, fleet_cps_limit), since 0 in a verdict means no cap.
+// RemoteUse must not block, lock or allocate.
+type FleetScope interface {
+	RemoteUse() (channels, accountChannels, cps int)
+}
+
+// shareCaps turns the verdict's caps into this node's share of them.
+func shareCaps(v *Verdict, fs FleetScope) {
+	ch, ach, cps := fs.RemoteUse()
+	if ch|ach|cps == 0 {
+		return
+	}
+	share := func(c *int, used int, r Reason) bool {
+		if *c <= 0 || used <= 0 {
+			return true
+		}
+		if *c -= used; *c <= 0 {
+			*c = 0
+			v.Action, v.Reason, v.Layer, v.Rule = Reject, r, LayerAccount, RuleFleetCap
+			if r != ReasonAccountChannelLimit && v.Subaccount != "" {
+				v.Layer = LayerSubaccount
+			}
+			return false
+		}
+		return true
+	}
+	_ = share(&v.AccountMaxChannels, ach, ReasonAccountChannelLimit) &&
+		share(&v.MaxChannels, ch, ReasonChannelLimit) &&
+		share(&v.MaxCPS, cps, ReasonCPSLimit)
+}
+
 // Outcome classifies a decided attempt for the velocity counters.
 type Outcome uint8
 

@@ -57,6 +57,9 @@ const (
 	ReasonQuarantined
 	ReasonUnknownSubaccount
 	ReasonAccountQuarantined
+	ReasonChannelLimit
+	ReasonAccountChannelLimit
+	ReasonCPSLimit
 	numReasons
 )
 
@@ -98,6 +101,12 @@ var Reasons = [numReasons]ReasonInfo{
 		"The account accepts only its known subaccounts, and this one is not among them"},
 	ReasonAccountQuarantined: {"account_quarantined", 2074, 403, "Account Quarantined",
 		"The account's stored policy was found damaged at start and is quarantined: every call but an emergency call is refused until the account is written again"},
+	ReasonChannelLimit: {"fleet_channel_limit", 2080, 503, "Channel Limit Reached",
+		"Fleet mode: the other tollgates' proxies hold every channel of the max_channels cap"},
+	ReasonAccountChannelLimit: {"fleet_account_channel_limit", 2081, 503, "Channel Limit Reached",
+		"Fleet mode: the other tollgates' proxies hold every channel of the account_max_channels cap"},
+	ReasonCPSLimit: {"fleet_cps_limit", 2082, 503, "CPS Limit Exceeded",
+		"Fleet mode: the other tollgates' proxies used the whole max_cps cap in the last second"},
 }
 
 // Verdict is the action a reason stands for: screen for origin_screen,
@@ -180,6 +189,7 @@ const (
 	RuleOrigin         // an origin check (see Verdict.Origin)
 	RuleUnknownSub     // a subaccount the account does not have (unknown_subaccounts=reject)
 	RuleQuarantined    // the account's stored records were damaged (-quarantine-damaged)
+	RuleFleetCap       // fleet mode: the other nodes use the whole cap
 )
 
 // Verdict is the answer to one Query. It is a plain value: no pointers into

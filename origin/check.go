@@ -313,7 +313,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		o.Rule = RuleTrusted
 		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 			a.mu.Lock()
-			record(a, now, origin, ip, ipOK)
+			c.record(a, now, origin, ip, ipOK)
 			a.unlock()
 		}
 		return o, false, ""
@@ -420,7 +420,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		if assigned {
 			a.home, a.homeAuto = origin, true
 		}
-		record(a, now, origin, ip, ipOK)
+		c.record(a, now, origin, ip, ipOK)
 		a.unlock()
 		if assigned {
 			o.Home = o.Country
@@ -434,7 +434,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	}
 	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 		a.mu.Lock()
-		record(a, now, origin, ip, ipOK)
+		c.record(a, now, origin, ip, ipOK)
 		a.unlock()
 	}
 	return o, false, ""
@@ -472,13 +472,14 @@ func needRecord(s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) bool
 // history nor restart a location-change period. A call older than the last
 // one recorded (two calls of the account raced) leaves it. Caller holds
 // a.mu and publishes.
-func record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
 	if origin != 0 && now >= a.ccAt {
 		a.lastCC, a.ccAt = origin, now
 	}
 	if ipOK && now >= a.ipAt {
 		a.lastIP, a.ipAt = ip, now
 	}
+	c.st.noteMove(a)
 }
 
 // AppendText appends the sentence that says which origin rule applied, for

@@ -75,6 +75,10 @@ type State struct {
 
 	passed, failed, quarantines, released atomic.Uint64
 	verified, wrongCode, lockedOut        atomic.Uint64
+
+	// fleet mode (fleet.go): the accounts whose location moved
+	exporting atomic.Bool
+	moved     atomic.Pointer[acct]
 }
 
 // Counters are the State's event counts since it was made, for metrics.
@@ -142,6 +146,8 @@ type acct struct {
 	codeLocked int64 // unix nanoseconds until which verification is locked out
 	lockouts   int   // lock-outs since the last right or new code (doubles the next)
 	codeBusy   int   // verifications in flight
+
+	export exportState // fleet mode (fleet.go)
 }
 
 // hotState is a sequence lock over the account fields Check reads: a writer
@@ -673,6 +679,7 @@ func (s *State) ScreeningPassed(account string, r *Rules) (Status, error) {
 		a.passUntil = now + pass
 		a.failed = 0
 		a.promote(now)
+		s.noteMove(a)
 		return nil
 	})
 }
@@ -861,6 +868,7 @@ func (s *State) VerifyUnblockCode(account string, r *Rules, code string) (Status
 		a.passUntil = now + pass
 		a.failed, a.quarantined = 0, false
 		a.promote(now)
+		s.noteMove(a)
 		return nil
 	})
 	st := s.Status(account)

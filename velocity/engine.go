@@ -171,6 +171,15 @@ type Engine struct {
 	// last evaluation alone hides the slow ones between two scrapes.
 	evalHist  [len(EvalBuckets) + 1]atomic.Uint64
 	evalTotal atomic.Int64
+
+	// export holds, for fleet mode (fleet.go), the scopes with news since
+	// their last export (under evalMu; nil until EnableExport); exporting
+	// says it is on.
+	export    map[*Scope]struct{}
+	exporting atomic.Bool
+	// exportedSet holds the scopes whose last export was non-zero (under
+	// evalMu).
+	exportedSet map[*Scope]struct{}
 }
 
 // EvalBuckets are the upper bounds, in seconds, of the evaluation duration
@@ -254,6 +263,12 @@ type Scope struct {
 	// unconfirmed counts today's calls whose end never came.
 	unconfirmedDay int64
 	unconfirmed    int
+
+	// remote is the other nodes' sum in fleet mode (nil: none); exported
+	// is what this node last published of the scope (under the engine's
+	// evalMu).
+	remote   atomic.Pointer[Remote]
+	exported *Counts
 }
 
 type dayPeak struct {
@@ -376,6 +391,9 @@ func (s *Scope) record(now time.Time, dest matcher.Number, o matcher.Outcome) (d
 			s.e.cpsOver.Add(1)
 		}
 		s.e.noteCPS(uint32(sec), n, cfg.maxCPS)
+		if n == 1 && s.e.exporting.Load() {
+			news = true // a fleet's other nodes learn of this second
+		}
 	}
 	if len(cfg.rules) > 0 && o != matcher.OutcomeOther {
 		minute := uint32(sec / 60)

@@ -134,6 +134,9 @@ func (e *Engine) drainDirty() {
 		s.dirtyFlag.Store(false)
 		e.watch[s] = struct{}{}
 		e.persist[s] = struct{}{}
+		if e.export != nil {
+			e.export[s] = struct{}{}
+		}
 		s = next
 	}
 }
@@ -165,10 +168,12 @@ func (s *Scope) evaluate(now time.Time, st *evalState) (keep, changed bool) {
 	}
 	lapsed := g.lapsed(now)
 	local := now.In(cfg.loc)
+	rem := s.remote.Load()
 	for i := range cfg.rules {
 		r := &cfg.rules[i]
 		var v [numMeasures]int
 		r.values(sec, &v)
+		r.addRemote(rem, &v)
 		if r.active(local) && (r.has[mConcurrent] || r.has[mDuration]) {
 			for c := range s.live {
 				if !r.matches(c.dest) {
@@ -225,12 +230,12 @@ func (s *Scope) evaluate(now time.Time, st *evalState) (keep, changed bool) {
 			}
 		}
 	}
-	if len(s.fired) > 0 || s.grace != nil {
+	if len(s.fired) > 0 || s.grace != nil || rem != nil {
 		keep = true
 	}
 	if cfg.spendWarn > 0 || cfg.spendLimit > 0 {
 		s.rollDay(now, cfg)
-		spent := s.spent + s.running(now, cfg)
+		spent := s.spent + s.running(now, cfg) + rem.spend(s.spendDay)
 		lvl := lvlNone
 		switch {
 		case cfg.spendLimit > 0 && spent >= cfg.spendLimit:

@@ -31,9 +31,11 @@ func relockAt(v, critical int, margin float64) int {
 }
 
 // values reads a rule's measures as the evaluator does: its counters and,
-// while the rule is active, its live calls. Called with s.mu held.
+// while the rule is active, its live calls, with the other nodes' in fleet
+// mode. Called with s.mu held.
 func (s *Scope) values(now time.Time, local time.Time, r *rule, v *[numMeasures]int) {
 	r.values(now.Unix(), v)
+	r.addRemote(s.remote.Load(), v)
 	if r.active(local) && r.has[mConcurrent] {
 		for c := range s.live {
 			if r.matches(c.dest) {
@@ -68,7 +70,7 @@ func (s *Scope) startGrace(now, until time.Time, by string) {
 		}
 		if s.spendFired == lvlCritical && cfg.spendAction == policy.ActionLockdown && cfg.spendLimit > 0 {
 			s.rollDay(now, cfg)
-			spent := max(s.spent+s.running(now, cfg), cfg.spendLimit)
+			spent := max(s.spent+s.running(now, cfg)+s.remote.Load().spend(s.spendDay), cfg.spendLimit)
 			g.spend = spent + int64(math.Ceil(cfg.relockMargin*float64(cfg.spendLimit)))
 		}
 	}

@@ -156,7 +156,7 @@ func (s *Scope) state(now time.Time) ScopeState {
 		}
 		st.Unlock = u
 	}
-	running := s.running(now, cfg)
+	running := s.running(now, cfg) + s.remote.Load().spend(s.spendDay)
 	st.Spend = SpendState{Day: local.Format("2006-01-02"), Spent: micro(s.spent + running), Booked: micro(s.spent), Running: micro(running)}
 	if s.e.opt.Currency != nil {
 		st.Spend.Currency = s.e.opt.Currency()
@@ -188,6 +188,7 @@ func (s *Scope) state(now time.Time) ScopeState {
 		}
 		var v [numMeasures]int
 		r.values(sec, &v)
+		r.addRemote(s.remote.Load(), &v)
 		for c := range s.live {
 			if r.matches(c.dest) {
 				v[mConcurrent]++

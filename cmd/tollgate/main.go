@@ -407,7 +407,11 @@ func serve(args []string) error {
 	var m *matcher.Matcher
 	// the engine's alerts go to the dispatcher, through the teardown when
 	// proxies are configured (set below, before anything runs)
-	notify := &relay{next: alerts}
+	// toAlerts is where alerts end: the dispatcher, or in fleet mode the
+	// fleet's stream (startFleetState)
+	toAlerts := &fleet.Switch{}
+	toAlerts.Set(alerts)
+	notify := &relay{next: toAlerts}
 	vel := velocity.New(velocity.Options{
 		MaxCallDuration: c.maxCallDuration,
 		UnconfirmedCap:  c.unconfirmedCap,
@@ -436,7 +440,7 @@ func serve(args []string) error {
 	m = matcher.New(plan, matcher.Options{Velocity: vel, Origin: orig})
 	var td *teardown.Teardown
 	if len(c.proxies) > 0 {
-		td, err = teardown.New(teardown.Options{Proxies: c.proxies, Calls: vel, Next: alerts, OnSpend: c.teardownOnSpend,
+		td, err = teardown.New(teardown.Options{Proxies: c.proxies, Calls: vel, Next: toAlerts, OnSpend: c.teardownOnSpend,
 			Timeout: c.teardownTimeout, Attempts: c.teardownAttempts, Logger: log,
 			Domestic: func(lc velocity.LiveCall) bool {
 				if lc.To == "" || lc.Home == "" {
@@ -475,6 +479,11 @@ func serve(args []string) error {
 		return err
 	}
 	defer stopFleet()
+	fleetState, stopFleetState, err := startFleetState(fleetPolicy, vel, orig, alerts, toAlerts, log)
+	if err != nil {
+		return err
+	}
+	defer stopFleetState()
 	defer svc.Flush() // before the store closes: assigned home countries are stored
 	if orig.Degraded(m.Snapshot().OriginNeedsGeo()) {
 		log.Error().Msg("origin rules read the origin country but there is no Geo-IP database (-geoip-db): every origin is unknown and gets " +
@@ -503,7 +512,7 @@ func serve(args []string) error {
 	defer stopRecent() // after the listeners (deferred later, run earlier)
 	h := handler.New(m, svc, handler.Options{Logger: log, LogNumbers: c.logNumbers, LogRejectBurst: c.logRejectBurst, LogRejectInterval: c.logRejectInterval, Tokens: tokens, Velocity: vel, Alerts: alerts, State: state,
 		EventTokens: evTokens, MaxCallDuration: c.maxCallDuration, RPCIdleTimeout: c.rpcIdleTimeout,
-		Teardown: td, Recent: ring, Fleet: fleetPolicy})
+		Teardown: td, Recent: ring, Fleet: fleetPolicy, FleetState: fleetState})
 	velCtx, stopVelocity := context.WithCancel(context.Background())
 	velDone := make(chan struct{})
 	go func() { vel.Run(velCtx); close(velDone) }()
