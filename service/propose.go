@@ -193,7 +193,7 @@ func decodeDoc(method string, body json.RawMessage, cur any, v any) error {
 		return invalid("body", "empty; a JSON object is required")
 	}
 	if method == "PATCH" {
-		merged, err := mergePatch(mustJSON(cur), body)
+		merged, err := policy.MergePatch(mustJSON(cur), body)
 		if err != nil {
 			return invalid("body", "%v", err)
 		}
@@ -358,41 +358,6 @@ func (p *Proposal) editCountry(s *Service, method, code string, body json.RawMes
 	}
 	op.DisabledCountries[cc] = d
 	return p.setOperator(op)
-}
-
-// mergePatch applies an RFC 7396 JSON merge patch to doc.
-func mergePatch(doc, patch []byte) ([]byte, error) {
-	var d, pt any
-	dd := json.NewDecoder(bytes.NewReader(doc))
-	dd.UseNumber() // int64 amounts beyond 2^53 stay exact
-	if err := dd.Decode(&d); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(patch))
-	dec.UseNumber()
-	if err := dec.Decode(&pt); err != nil {
-		return nil, fmt.Errorf("not a JSON merge patch: %v", err)
-	}
-	return json.Marshal(mergeValue(d, pt))
-}
-
-func mergeValue(target, patch any) any {
-	pm, ok := patch.(map[string]any)
-	if !ok {
-		return patch
-	}
-	tm, ok := target.(map[string]any)
-	if !ok {
-		tm = map[string]any{}
-	}
-	for k, v := range pm {
-		if v == nil {
-			delete(tm, k)
-		} else {
-			tm[k] = mergeValue(tm[k], v)
-		}
-	}
-	return tm
 }
 
 // ApplyEdits puts a proposed change in force through the one write path

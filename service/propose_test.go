@@ -18,12 +18,12 @@ func TestMergePatch(t *testing.T) {
 		{`{"a":{"b":1}}`, `{"a":"x"}`, `{"a":"x"}`},
 	}
 	for _, tc := range tests {
-		got, err := mergePatch([]byte(tc.doc), []byte(tc.patch))
+		got, err := policy.MergePatch([]byte(tc.doc), []byte(tc.patch))
 		if err != nil || string(got) != tc.want {
 			t.Errorf("merge %s with %s: %s %v, want %s", tc.doc, tc.patch, got, err, tc.want)
 		}
 	}
-	if _, err := mergePatch([]byte(`{}`), []byte(`{"a":`)); err == nil {
+	if _, err := policy.MergePatch([]byte(`{}`), []byte(`{"a":`)); err == nil {
 		t.Error("a broken patch merged")
 	}
 }
