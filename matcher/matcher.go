@@ -135,6 +135,9 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 			shareCaps(v, fs)
 		}
 	}
+	if v.Layer == LayerTemplate {
+		v.Template = a.tmpl.name
+	}
 	if count && sc != nil && v.Reason != ReasonEmergency {
 		var dest Number
 		if v.e164n > 1 && v.e164[0] == '+' {
@@ -254,7 +257,7 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 		return
 	}
 	if a.rejectUnknownSubs && q.Subaccount != "" && sub == "" {
-		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonUnknownSubaccount, LayerAccount, RuleUnknownSub
+		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonUnknownSubaccount, a.unknownSubsLayer, RuleUnknownSub
 		v.Detail = q.Subaccount
 		return
 	}

@@ -162,6 +162,20 @@ func (v *Verdict) appendLayer(dst []byte) []byte {
 		return append(dst, v.Subaccount...)
 	case LayerDefault:
 		return append(dst, "default policy"...)
+	case LayerTemplate:
+		// "account acme via template:retail-eu": whose call, and the
+		// template whose setting decided it.
+		if v.Subaccount != "" {
+			dst = append(dst, "subaccount "...)
+			dst = append(dst, v.Account...)
+			dst = append(dst, '/')
+			dst = append(dst, v.Subaccount...)
+		} else {
+			dst = append(dst, "account "...)
+			dst = append(dst, v.Account...)
+		}
+		dst = append(dst, " via template:"...)
+		return append(dst, v.Template...)
 	}
 	return append(dst, v.Layer.String()...)
 }

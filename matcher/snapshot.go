@@ -73,6 +73,13 @@ type account struct {
 
 	subs map[string]*account
 
+	// tmpl is the template a compiled template, or an account (or
+	// subaccount) compiled over one, comes from; nil for none. Its
+	// identity tells CompileFrom an account's template changed, and its
+	// name goes in the verdict. One pointer: 100,000 accounts pay 8 bytes
+	// each.
+	tmpl *templateSrc
+
 	// src is what an account (not a subaccount) was compiled from, so
 	// CompileFrom can reuse it while the source is the very same objects.
 	src policy.Account
@@ -82,11 +89,19 @@ type account struct {
 	maxRateLayer, originLayer                                        Layer
 	defaultAllow                                                     bool // countries.default == allow
 	highRiskBlock                                                    bool
-	// whether a subaccount name the account lacks is refused
+	// whether a subaccount name the account lacks is refused, and the
+	// layer that said so
 	rejectUnknownSubs bool
+	unknownSubsLayer  Layer
 	// quarantined: the account's stored records were damaged at start;
 	// every call but an emergency call is refused (account_quarantined).
 	quarantined bool
+}
+
+// templateSrc is a compiled template's name and source.
+type templateSrc struct {
+	name string
+	src  policy.Template
 }
 
 // exceptSel is one countries.except entry, kept to name the entry that
@@ -104,8 +119,12 @@ type Snapshot struct {
 	// accounts is persistent: WithAccounts copies the one shard a change
 	// touches and shares the others with the snapshot it came from, which
 	// stays exactly as it was for the decisions still reading it.
-	accounts      cow.Map[*account]
-	deflt         *account
+	accounts cow.Map[*account]
+	deflt    *account
+	// templates are the compiled templates by name, each a layer over
+	// deflt that the accounts naming it are compiled over. Replaced whole
+	// by a change, never edited.
+	templates     map[string]*account
 	rejectUnknown bool
 
 	disabled       countrySet
@@ -174,6 +193,7 @@ type compiler struct {
 	// originCache shares compiled origin rules between layers with the
 	// same settings (see originKey).
 	originCache map[originKey]*origin.Rules
+	templates   map[string]*account
 }
 
 func (c *compiler) selectorSet(sel string) *countrySet {
@@ -347,6 +367,14 @@ func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR boo
 		return nil, err
 	}
 	s.deflt = deflt
+	var prevTemplates map[string]*account
+	if prev != nil {
+		prevTemplates = prev.templates
+	}
+	if c.templates, err = c.compileTemplates(deflt, set.Templates, prevTemplates); err != nil {
+		return nil, err
+	}
+	s.templates = c.templates
 
 	s.disabledReason = new([numCountryIdx]string)
 	for cc, d := range set.Operator.DisabledCountries {
@@ -396,7 +424,7 @@ func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR boo
 		if prev != nil {
 			if old, ok := prev.accounts.Get(name); ok {
 				matched++
-				if sameAccount(old.src, acc) && !old.quarantined {
+				if sameAccount(old.src, acc) && !old.quarantined && old.tmpl == c.templates[acc.Template].source() {
 					continue
 				}
 			}
@@ -459,11 +487,16 @@ func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR boo
 // whole set. On error (an account that does not validate) no snapshot is
 // returned. The sources must not be mutated once compiled.
 func (s *Snapshot) WithAccounts(changes map[string]*policy.Account) (*Snapshot, error) {
-	start := time.Now()
 	if s == nil || s.deflt == nil {
 		return nil, fmt.Errorf("no snapshot to change")
 	}
-	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp}
+	return s.withAccounts(&compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp, templates: s.templates}, changes)
+}
+
+// withAccounts is WithAccounts with the compiler (and so the templates)
+// given.
+func (s *Snapshot) withAccounts(c *compiler, changes map[string]*policy.Account) (*Snapshot, error) {
+	start := time.Now()
 	n := *s
 	b := s.accounts.Edit()
 	subs, prefixes := s.stats.Subaccounts, s.stats.Prefixes
@@ -563,13 +596,27 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 	if err := acc.Validate(); err != nil {
 		return nil, fmt.Errorf("account %s: %w", name, err)
 	}
-	a, err := c.layer(deflt, &acc.Policy, LayerAccount, "")
+	parent := deflt
+	var tmpl *policy.Template
+	if acc.Template != "" {
+		t, ok := c.templates[acc.Template]
+		if !ok {
+			return nil, fmt.Errorf("account %s: %w", name, &policy.FieldError{Field: "template", Msg: fmt.Sprintf("no template %q (GET /v1/templates lists them)", acc.Template)})
+		}
+		parent, tmpl = t, &t.tmpl.src
+	}
+	a, err := c.layer(parent, &acc.Policy, LayerAccount, "")
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", name, err)
 	}
 	a.name, a.src = name, src
-	a.acctMaxChannels, a.acctMaxCPS = acc.AccountMaxChannels, acc.AccountMaxCPS
-	a.rejectUnknownSubs = acc.UnknownSubaccounts == policy.UnknownSubReject
+	unknownSubs, maxCh, maxCPS := policy.AccountWide(tmpl, &acc)
+	a.acctMaxChannels, a.acctMaxCPS = maxCh, maxCPS
+	a.rejectUnknownSubs = unknownSubs == policy.UnknownSubReject
+	a.unknownSubsLayer = LayerAccount
+	if acc.UnknownSubaccounts == "" && tmpl != nil && tmpl.UnknownSubaccounts != "" {
+		a.unknownSubsLayer = LayerTemplate
+	}
 	if len(acc.Subaccounts) > 0 {
 		a.subs = make(map[string]*account, len(acc.Subaccounts))
 		for subName, sp := range acc.Subaccounts {
@@ -587,6 +634,118 @@ func (c *compiler) account(deflt *account, name string, acc policy.Account) (*ac
 	return a, nil
 }
 
+// compileTemplates validates and compiles every template as a layer over
+// deflt, reusing prev's compiled template while its source is the very
+// same objects (prev is nil when deflt changed). The first bad template
+// in name order is reported.
+func (c *compiler) compileTemplates(deflt *account, set map[string]policy.Template, prev map[string]*account) (map[string]*account, error) {
+	if len(set) == 0 {
+		return nil, nil
+	}
+	if len(set) > policy.MaxTemplates {
+		return nil, &policy.FieldError{Field: "templates", Msg: fmt.Sprintf("%d templates, more than the %d allowed", len(set), policy.MaxTemplates)}
+	}
+	names := make([]string, 0, len(set))
+	for name := range set {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make(map[string]*account, len(set))
+	for _, name := range names {
+		t := set[name]
+		if old, ok := prev[name]; ok && sameTemplate(old.tmpl.src, t) {
+			out[name] = old
+			continue
+		}
+		ct, err := c.template(deflt, name, t)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = ct
+	}
+	return out, nil
+}
+
+// template validates and compiles one template.
+func (c *compiler) template(deflt *account, name string, t policy.Template) (*account, error) {
+	src := t
+	if err := policy.ValidName(name); err != nil {
+		return nil, fmt.Errorf("template %q: bad name: %w", name, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	ct, err := c.layer(deflt, &t.Policy, LayerTemplate, "")
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	ct.tmpl = &templateSrc{name: name, src: src}
+	return ct, nil
+}
+
+// source is the template a compiled template comes from; nil for none.
+func (a *account) source() *templateSrc {
+	if a == nil {
+		return nil
+	}
+	return a.tmpl
+}
+
+// WithTemplate returns s with template name set to t (nil removes it) and
+// every account in accounts, the accounts that name it, compiled again
+// over it: one snapshot in which all of them changed together. Like
+// WithAccounts it copies only the shards of s's accounts it touches and
+// leaves s as it was. A removed template must have no accounts left.
+func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts map[string]policy.Account) (*Snapshot, error) {
+	if s == nil || s.deflt == nil {
+		return nil, fmt.Errorf("no snapshot to change")
+	}
+	if old := s.templates[name].source(); old != nil {
+		// Every account compiled over the old template must be given:
+		// one left behind would keep deciding under the old settings.
+		for n, a := range s.accounts.All() {
+			if a.tmpl == old {
+				if _, ok := accounts[n]; !ok {
+					return nil, fmt.Errorf("template %s: account %s names it but is not given", name, n)
+				}
+			}
+		}
+	}
+	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp}
+	c.templates = make(map[string]*account, len(s.templates)+1)
+	for k, v := range s.templates {
+		c.templates[k] = v
+	}
+	if t == nil {
+		if len(accounts) > 0 {
+			return nil, fmt.Errorf("template %s: %d accounts still name it", name, len(accounts))
+		}
+		delete(c.templates, name)
+	} else {
+		if len(c.templates) >= policy.MaxTemplates && s.templates[name] == nil {
+			return nil, &policy.FieldError{Field: "templates", Msg: fmt.Sprintf("%d templates already, the most allowed", policy.MaxTemplates)}
+		}
+		ct, err := c.template(s.deflt, name, *t)
+		if err != nil {
+			return nil, err
+		}
+		c.templates[name] = ct
+	}
+	changes := make(map[string]*policy.Account, len(accounts))
+	for n, a := range accounts {
+		if a.Template != name {
+			return nil, fmt.Errorf("account %s: names template %q, not %q", n, a.Template, name)
+		}
+		changes[n] = &a
+	}
+	n, err := s.withAccounts(c, changes)
+	if err != nil {
+		return nil, err
+	}
+	n.templates = c.templates
+	return n, nil
+}
+
 // samePolicy reports whether two layers are the very same objects (not
 // merely equal): only then can a compiled result be reused without
 // re-validating.
@@ -599,7 +758,7 @@ func samePolicy(a, b policy.Policy) bool {
 }
 
 func sameAccount(a, b policy.Account) bool {
-	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) ||
+	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) || a.Template != b.Template ||
 		a.UnknownSubaccounts != b.UnknownSubaccounts || a.AccountMaxChannels != b.AccountMaxChannels || a.AccountMaxCPS != b.AccountMaxCPS {
 		return false
 	}
@@ -626,6 +785,11 @@ func newHRSource(l []policy.HighRiskEntry) hrSource {
 // still alive).
 func sameHighRisk(src hrSource, l []policy.HighRiskEntry) bool {
 	return src.n == len(l) && (len(l) == 0 || src.first.Value() == &l[0])
+}
+
+func sameTemplate(a, b policy.Template) bool {
+	return samePolicy(a.Policy, b.Policy) && a.Description == b.Description && a.UnknownSubaccounts == b.UnknownSubaccounts &&
+		a.AccountMaxChannels == b.AccountMaxChannels && a.AccountMaxCPS == b.AccountMaxCPS
 }
 
 func (s *Snapshot) compileHighRisk(list []policy.HighRiskEntry) error {

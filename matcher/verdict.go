@@ -156,9 +156,12 @@ const (
 	LayerAccount
 	LayerSubaccount
 	LayerHighRisk // the high-risk list, applied because the account blocks it
+	// LayerTemplate is the account's template (Verdict.Template names
+	// it): the account, or its subaccount, left the deciding setting to it.
+	LayerTemplate
 )
 
-var layerNames = [...]string{"", "operator", "default", "account", "subaccount", "high-risk list"}
+var layerNames = [...]string{"", "operator", "default", "account", "subaccount", "high-risk list", "template"}
 
 // String names the layer as the rule text does.
 func (l Layer) String() string {
@@ -208,6 +211,9 @@ type Verdict struct {
 	AccountMaxChannels, AccountMaxCPS int
 
 	Layer Layer    // which policy level decided
+	// Template is, when Layer is LayerTemplate, the template that
+	// decided (the account's "template"); "" otherwise.
+	Template string
 	Rule  RuleKind // which rule within it
 	// MatchLen is how many digits of the E.164 number the deciding prefix
 	// rule matched (0 when no prefix rule decided). The prefix itself is

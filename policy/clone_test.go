@@ -12,7 +12,7 @@ import (
 // them (Policy from Operator, Origin from Policy, ...) is enough for its
 // fields to be checked; listing it here also checks its own Clone.
 var cloneRoots = []any{
-	Operator{}, Account{}, Policy{}, &CountryRule{}, &Velocity{}, VelocityRule{},
+	Operator{}, Account{}, Policy{}, Template{}, &CountryRule{}, &Velocity{}, VelocityRule{},
 	&Origin{}, GeoProfile{}, GeoZone{}, &SourceBlocklist{},
 }
 

@@ -88,6 +88,9 @@ type Policy struct {
 // Account is a customer's policy with its subaccounts' overrides.
 type Account struct {
 	Policy
+	// Template names the operator's template (a "product") whose settings
+	// the account inherits under its own: see Template and MergeTemplate.
+	Template string `json:"template,omitempty"`
 	// UnknownSubaccounts is UnknownSubAccount ("" too) or UnknownSubReject.
 	UnknownSubaccounts string `json:"unknown_subaccounts,omitempty"`
 	// AccountMaxChannels and AccountMaxCPS cap the account and all its
@@ -152,7 +155,10 @@ type HighRiskEntry struct {
 type Set struct {
 	Operator Operator
 	Accounts map[string]Account
-	HighRisk []HighRiskEntry
+	// Templates are the account templates accounts name in "template".
+	// The map is replaced, never edited, once in a set.
+	Templates map[string]Template
+	HighRisk  []HighRiskEntry
 	// Rates is the rate deck in force, nil when none is loaded.
 	Rates *RateDeck
 	// Quarantined are accounts whose stored records were found damaged at
@@ -399,18 +405,13 @@ func (a *Account) Validate() error {
 	if err := a.Policy.Validate(""); err != nil {
 		return err
 	}
-	switch a.UnknownSubaccounts {
-	case "", UnknownSubAccount, UnknownSubReject:
-	default:
-		return fieldErr("unknown_subaccounts", "%q is not \"account\" or \"reject\"", a.UnknownSubaccounts)
-	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"account_max_channels", a.AccountMaxChannels}, {"account_max_cps", a.AccountMaxCPS}} {
-		if c.v < 0 || c.v > MaxCapValue {
-			return fieldErr(c.name, "%d is outside 0..%d (0 = no cap)", c.v, MaxCapValue)
+	if a.Template != "" {
+		if err := ValidName(a.Template); err != nil {
+			return fieldErr("template", "bad template name: %v", err)
 		}
+	}
+	if err := validateAccountWide(a.UnknownSubaccounts, a.AccountMaxChannels, a.AccountMaxCPS); err != nil {
+		return err
 	}
 	if err := a.validateTags(); err != nil {
 		return err
