@@ -54,22 +54,22 @@ func templateSet() *policy.Set {
 }
 
 var templateQueries = []Query{
-	{To: "+33 1 23 45 67 89", Account: "shop"},     // FR: the template's EU list
-	{To: "+1 212 555 0100", Account: "shop"},       // US: not in the template's list
-	{To: "030 1234567", Account: "shop"},           // national DE: the template's home
-	{To: "+33 6 71 23 45 67", Account: "shop"},     // the template's block prefix
-	{To: "+44 70 1234 5678", Account: "shop"},      // the operator's blocked prefix
-	{To: "+33 1 23 45 67 89", Account: "shop", Subaccount: "x"}, // unknown_subaccounts=reject from the template
-	{To: "+1 212 555 0100", Account: "shop-us"},    // the account's own countries replace the template's
-	{To: "+33 1 23 45 67 89", Account: "shop-us"},  // ... whole: FR is no longer allowed
+	{To: "+33 1 23 45 67 89", Account: "shop"},                     // FR: the template's EU list
+	{To: "+1 212 555 0100", Account: "shop"},                       // US: not in the template's list
+	{To: "030 1234567", Account: "shop"},                           // national DE: the template's home
+	{To: "+33 6 71 23 45 67", Account: "shop"},                     // the template's block prefix
+	{To: "+44 70 1234 5678", Account: "shop"},                      // the operator's blocked prefix
+	{To: "+33 1 23 45 67 89", Account: "shop", Subaccount: "x"},    // unknown_subaccounts=reject from the template
+	{To: "+1 212 555 0100", Account: "shop-us"},                    // the account's own countries replace the template's
+	{To: "+33 1 23 45 67 89", Account: "shop-us"},                  // ... whole: FR is no longer allowed
 	{To: "+33 1 23 45 67 89", Account: "shop-us", Subaccount: "x"}, // unknown_subaccounts=account overrides
 	{To: "+33 1 23 45 67 89", Account: "shop-subs", Subaccount: "fr"},
 	{To: "+49 30 1234567", Account: "shop-subs", Subaccount: "fr"},
 	{To: "+49 30 1234567", Account: "shop-subs", Subaccount: "quiet"}, // countries: template, via the subaccount
 	{To: "+33 6 71 23 45 67", Account: "shop-subs", Subaccount: "fr"}, // block prefix: template, under the subaccount's countries
-	{To: "+850 2 123 4567", Account: "wide"},                        // KP: the template allows, the operator disabled
-	{To: "+881 6 12345678", Account: "wide"},                        // high_risk=allow from the template
-	{To: "+881 6 12345678", Account: "plain"},                       // no template: the default blocks it
+	{To: "+850 2 123 4567", Account: "wide"},                          // KP: the template allows, the operator disabled
+	{To: "+881 6 12345678", Account: "wide"},                          // high_risk=allow from the template
+	{To: "+881 6 12345678", Account: "plain"},                         // no template: the default blocks it
 	{To: "+1 212 555 0100", Account: "plain"},
 }
 

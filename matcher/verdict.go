@@ -210,11 +210,11 @@ type Verdict struct {
 	// enforces them beside MaxChannels and MaxCPS.
 	AccountMaxChannels, AccountMaxCPS int
 
-	Layer Layer    // which policy level decided
+	Layer Layer // which policy level decided
 	// Template is, when Layer is LayerTemplate, the template that
 	// decided (the account's "template"); "" otherwise.
 	Template string
-	Rule  RuleKind // which rule within it
+	Rule     RuleKind // which rule within it
 	// MatchLen is how many digits of the E.164 number the deciding prefix
 	// rule matched (0 when no prefix rule decided). The prefix itself is
 	// E164()[:MatchLen+1].
