@@ -69,6 +69,8 @@ var (
 	bucketLocks    = []byte("locks")
 	bucketRates    = []byte("ratedeck")
 	bucketOrigin   = []byte("origin")
+	// bucketTemplates holds account templates by name (policy.Template).
+	bucketTemplates = []byte("templates")
 
 	keyFormat   = []byte("format")
 	keyVersion  = []byte("version")
@@ -81,10 +83,10 @@ var (
 	// addedBuckets came after the first files were written: a file
 	// without them is not damaged, it is older, and gets them (empty) the
 	// first time it is opened for writing. Read-only, they read as empty.
-	addedBuckets = append([][]byte{bucketLocks, bucketRates, bucketOrigin}, bucketState[:]...)
+	addedBuckets = append([][]byte{bucketLocks, bucketRates, bucketOrigin, bucketTemplates}, bucketState[:]...)
 	// sealedBuckets are every bucket whose records are sealed and
 	// digested (record.go): all but meta. A new bucket goes here.
-	sealedBuckets = append([][]byte{bucketAccounts, bucketOperator, bucketHighRisk, bucketAudit, bucketLocks, bucketRates, bucketOrigin}, bucketState[:]...)
+	sealedBuckets = append([][]byte{bucketAccounts, bucketOperator, bucketHighRisk, bucketAudit, bucketLocks, bucketRates, bucketOrigin, bucketTemplates}, bucketState[:]...)
 )
 
 // ErrLocked means another process (normally the running daemon) holds the
@@ -653,6 +655,15 @@ func decodeRecord(bucket, key, p []byte, out any) error {
 			return policy.DecodeStrict(p, o)
 		}
 		return policy.DecodeStrict(p, &a)
+	case string(bucketTemplates):
+		if err := policy.ValidName(string(key)); err != nil {
+			return fmt.Errorf("template name: %v", err)
+		}
+		var t policy.Template
+		if o, ok := out.(*policy.Template); ok {
+			return policy.DecodeStrict(p, o)
+		}
+		return policy.DecodeStrict(p, &t)
 	case string(bucketOperator):
 		if string(key) != string(keySettings) {
 			return errors.New("unexpected key")
@@ -912,6 +923,11 @@ type Change struct {
 	// screening pass, failed screenings, quarantine, unblock code hash);
 	// a nil value deletes it. The values are package origin's JSON.
 	Origin map[string]json.RawMessage
+	// Templates to write, by name; a nil value deletes the template.
+	// Changing a template changes every account on it: the accounts'
+	// own records are not rewritten (they name it), so a replica applying
+	// a Change gets the new template and recompiles them itself.
+	Templates map[string]*policy.Template
 }
 
 // RateDeckRecord is the operator's rate deck with where it came from.
@@ -1022,7 +1038,7 @@ func (s *Store) Commit(c *Change) (uint64, error) {
 				return err
 			}
 		}
-		if len(c.Locks) > 0 || c.RateDeck != nil || c.DropRateDeck || len(c.Origin) > 0 {
+		if len(c.Locks) > 0 || c.RateDeck != nil || c.DropRateDeck || len(c.Origin) > 0 || len(c.Templates) > 0 {
 			if err := commitAdded(r, c); err != nil {
 				return err
 			}
@@ -1132,6 +1148,9 @@ func (s *Store) Load() (*policy.Set, error) {
 			return err
 		}
 		if _, err := get(tx, bucketOperator, keySettings, &set.Operator); err != nil {
+			return err
+		}
+		if err := loadTemplates(tx, set); err != nil {
 			return err
 		}
 		var m HighRiskMeta
@@ -1276,6 +1295,9 @@ func decodeHighRisk(r io.Reader, hint int) ([]policy.HighRiskEntry, error) {
 
 // commitAdded writes the parts of a change that live in addedBuckets.
 func commitAdded(r *records, c *Change) error {
+	if err := putTemplates(r, c.Templates); err != nil {
+		return err
+	}
 	if err := putJSON(r, bucketLocks, "lock", c.Locks); err != nil {
 		return err
 	}
