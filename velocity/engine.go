@@ -198,6 +198,9 @@ type entry struct {
 	scope *Scope
 	subs  map[string]*Scope
 	src   policy.Account
+	// tmpl is the template layer the account was synced over (nil: none),
+	// shared by every account on it: a template change re-syncs them.
+	tmpl *policy.Policy
 }
 
 // New returns an engine with no accounts.
@@ -587,18 +590,38 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 		return c, err
 	}
 	var gone []*entry // entries of accounts no longer in set
+	tmpls := map[string]*policy.Policy{} // this sync's template layers, one per template
+	tmplOf := func(acc *policy.Account) *policy.Policy {
+		if acc.Template == "" {
+			return nil
+		}
+		if p, ok := tmpls[acc.Template]; ok {
+			return p
+		}
+		var p *policy.Policy
+		if t, ok := set.Templates[acc.Template]; ok {
+			p = &t.Policy
+		}
+		tmpls[acc.Template] = p
+		return p
+	}
 	one := func(name string, acc policy.Account) error {
 		oe, _ := old.accounts.Get(name)
 		if !all && oe != nil {
 			nt.scopes -= 1 + len(oe.subs)
 		}
-		if reuse && oe != nil && sameAccount(oe.src, acc) {
+		tp := tmplOf(&acc)
+		if reuse && oe != nil && sameAccount(oe.src, acc) && sameTemplate(oe.tmpl, tp) {
 			b.Set(name, oe)
 			nt.scopes += 1 + len(oe.subs)
 			return nil
 		}
-		eff := policy.Merge(base, acc.Policy)
-		en := &entry{src: acc}
+		eff := base
+		if tp != nil {
+			eff = policy.Merge(eff, *tp)
+		}
+		eff = policy.Merge(eff, acc.Policy)
+		en := &entry{src: acc, tmpl: tp}
 		if oe != nil {
 			en.scope = oe.scope
 		} else {
@@ -742,8 +765,17 @@ func samePolicy(a, b policy.Policy) bool {
 		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity
 }
 
+// sameTemplate reports whether two template layers are the very same
+// objects (or both none).
+func sameTemplate(a, b *policy.Policy) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return samePolicy(*a, *b)
+}
+
 func sameAccount(a, b policy.Account) bool {
-	if !samePolicy(a.Policy, b.Policy) || len(a.Subaccounts) != len(b.Subaccounts) {
+	if !samePolicy(a.Policy, b.Policy) || a.Template != b.Template || len(a.Subaccounts) != len(b.Subaccounts) {
 		return false
 	}
 	for k, v := range a.Subaccounts {
