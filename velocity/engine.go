@@ -589,7 +589,7 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 		}
 		return c, err
 	}
-	var gone []*entry // entries of accounts no longer in set
+	var gone []*entry                    // entries of accounts no longer in set
 	tmpls := map[string]*policy.Policy{} // this sync's template layers, one per template
 	tmplOf := func(acc *policy.Account) *policy.Policy {
 		if acc.Template == "" {
