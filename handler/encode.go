@@ -55,6 +55,11 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 		dst = append(dst, `","rn":`...)
 		dst = appendJSONString(dst, b2s(v.RNBytes()))
 	}
+	if v.Template != "" {
+		// only when the account's template decided (the rule says how)
+		dst = append(dst, `,"template":`...)
+		dst = appendJSONString(dst, v.Template)
+	}
 	return append(dst, '}')
 }
 

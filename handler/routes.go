@@ -126,6 +126,12 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "PUT", Pattern: "/v1/shadow", Body: MaxPolicyBody, Serve: serveShadow},
 	{Method: "DELETE", Pattern: "/v1/shadow", Body: MaxPolicyBody, Serve: serveShadow},
 	{Method: "POST", Pattern: "/v1/shadow/promote", Serve: serveShadow},
+
+	// issue #15 templates (templates.go)
+	{Method: "GET", Pattern: "/v1/templates", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listTemplates(ctx) }},
+	{Method: "GET", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
+	{Method: "PUT", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
+	{Method: "DELETE", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
 })
 
 // OpenRoutes are served on both listeners without a token.

@@ -23,9 +23,9 @@ package policy
 // Changing a template changes every account on it at once: one write, one
 // audit entry, one snapshot.
 type Template struct {
-	Policy
 	// Description is free text for people (what the product is).
 	Description string `json:"description,omitempty"`
+	Policy
 	// UnknownSubaccounts, AccountMaxChannels and AccountMaxCPS are the
 	// account-only settings of Account, inherited the same way: an
 	// account's unknown_subaccounts when it sets one ("account" too), its

@@ -443,9 +443,20 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 			return &InvalidError{Err: err}
 		}
 	}
+	var onTemplates, onDeleted []string
+	if len(ch.Templates) > 0 {
+		if snap, onTemplates, err = s.applyTemplates(snap, ch, "put"); err != nil {
+			return err
+		}
+	}
 	if len(ch.Accounts) > 0 {
 		if snap, err = snap.WithAccounts(ch.Accounts); err != nil {
 			return &InvalidError{Err: err}
+		}
+	}
+	if len(ch.Templates) > 0 {
+		if snap, onDeleted, err = s.applyTemplates(snap, ch, "delete"); err != nil {
+			return err
 		}
 	}
 	ch.Audit.Who, ch.Audit.Remote, ch.Audit.Time = who.Name, who.Remote, s.opt.Now()
@@ -490,6 +501,9 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 	if hr != nil {
 		s.hr = *hr
 	}
+	s.commitTemplates(ch)
+	// accounts on a changed template changed too
+	names = append(append(names, onTemplates...), onDeleted...)
 	if top != nil {
 		s.syncVelocity()
 	} else if s.vel != nil {
@@ -598,6 +612,9 @@ func (s *Service) putAccountLocked(who Actor, name string, a policy.Account, act
 	}
 	if err := a.Validate(); err != nil {
 		return a, &InvalidError{Err: err}
+	}
+	if err := s.checkTemplate(&a); err != nil {
+		return a, err
 	}
 	ch := &store.Change{
 		Audit:    store.AuditEntry{Action: action, Object: "accounts/" + name, After: mustJSON(a)},
