@@ -190,3 +190,32 @@ func TestTemplatesSurviveRestart(t *testing.T) {
 		t.Errorf("after restart:\n got %s\nwant %s", got, want)
 	}
 }
+
+// A template's velocity rules count and lock the accounts on it through
+// the service path (velocity SyncAccounts sees the effective settings), and
+// a template change changes their thresholds, keeping their counters.
+func TestTemplateVelocityThroughAPI(t *testing.T) {
+	e := newEnv(t)
+	e.mustA("PUT", "/v1/templates/retail", `{"home_country":"GB","velocity":{"rules":[{"name":"burst","calls_per_minute":{"critical":3}}]}}`)
+	e.mustA("PUT", "/v1/accounts/shop", `{"template":"retail"}`)
+	e.mustA("PUT", "/v1/accounts/calm", `{"template":"retail","velocity":{"rules":[{"calls_per_minute":{"critical":100}}]}}`)
+	for i := 0; i < 2; i++ {
+		e.verdict("to=%2B33142685300&account=shop")
+		e.verdict("to=%2B33142685300&account=calm")
+	}
+	e.vel.Evaluate()
+	r := e.mustA("GET", "/v1/accounts/shop/velocity", "")
+	contains(t, "template rules", r.body, `"name":"burst"`, `"calls_per_minute":{"value":2,"critical":3,"level":"ok"}`)
+	// the template's threshold drops to 2: shop is at critical now, calm
+	// (its own rules) is not touched
+	e.mustA("PUT", "/v1/templates/retail", `{"home_country":"GB","velocity":{"rules":[{"name":"burst","calls_per_minute":{"critical":2}}]}}`)
+	e.vel.Evaluate()
+	r = e.mustA("GET", "/v1/accounts/shop/velocity", "")
+	contains(t, "changed template rules", r.body, `"calls_per_minute":{"value":2,"critical":2,"level":"critical"}`)
+	if st, reason := e.verdict("to=%2B33142685300&account=shop"); st != 403 || reason != "international_locked" {
+		t.Fatalf("shop after its template's rule went critical: %d %s", st, reason)
+	}
+	if st, reason := e.verdict("to=%2B33142685300&account=calm"); st != 200 || reason != "ok" {
+		t.Fatalf("calm, with rules of its own: %d %s", st, reason)
+	}
+}

@@ -3,6 +3,7 @@ package matcher
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"reflect"
 	"sort"
 	"strings"
@@ -691,38 +692,30 @@ func (a *account) source() *templateSrc {
 	return a.tmpl
 }
 
-// WithTemplate returns s with template name set to t (nil removes it) and
-// every account in accounts, the accounts that name it, compiled again
+// WithTemplate returns s with template name set to t (nil removes it)
+// and the accounts that name it, which accounts yields, compiled again
 // over it: one snapshot in which all of them changed together. Like
 // WithAccounts it copies only the shards of s's accounts it touches and
-// leaves s as it was. A removed template must have no accounts left.
-func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts map[string]policy.Account) (*Snapshot, error) {
+// leaves s as it was. accounts must yield every account of s compiled
+// over the template (one left behind would go on deciding under the old
+// settings: refused), each naming it; a removed template must have none.
+// On error (the template, or an account over it, does not compile) no
+// snapshot is returned: the first bad account by name is reported.
+func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts iter.Seq2[string, policy.Account]) (*Snapshot, error) {
+	start := time.Now()
 	if s == nil || s.deflt == nil {
 		return nil, fmt.Errorf("no snapshot to change")
-	}
-	if old := s.templates[name].source(); old != nil {
-		// Every account compiled over the old template must be given:
-		// one left behind would keep deciding under the old settings.
-		for n, a := range s.accounts.All() {
-			if a.tmpl == old {
-				if _, ok := accounts[n]; !ok {
-					return nil, fmt.Errorf("template %s: account %s names it but is not given", name, n)
-				}
-			}
-		}
 	}
 	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp}
 	c.templates = make(map[string]*account, len(s.templates)+1)
 	for k, v := range s.templates {
 		c.templates[k] = v
 	}
+	old := s.templates[name].source()
 	if t == nil {
-		if len(accounts) > 0 {
-			return nil, fmt.Errorf("template %s: %d accounts still name it", name, len(accounts))
-		}
 		delete(c.templates, name)
 	} else {
-		if len(c.templates) >= policy.MaxTemplates && s.templates[name] == nil {
+		if len(c.templates) >= policy.MaxTemplates && old == nil {
 			return nil, &policy.FieldError{Field: "templates", Msg: fmt.Sprintf("%d templates already, the most allowed", policy.MaxTemplates)}
 		}
 		ct, err := c.template(s.deflt, name, *t)
@@ -731,19 +724,66 @@ func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts map[st
 		}
 		c.templates[name] = ct
 	}
-	changes := make(map[string]*policy.Account, len(accounts))
-	for n, a := range accounts {
-		if a.Template != name {
-			return nil, fmt.Errorf("account %s: names template %q, not %q", n, a.Template, name)
+	n := *s
+	b := s.accounts.Edit()
+	subs, prefixes := s.stats.Subaccounts, s.stats.Prefixes
+	given := 0 // accounts given that s compiled over the old template
+	var firstErr error
+	firstName := ""
+	for an, acc := range accounts {
+		var err error
+		switch {
+		case acc.Template != name:
+			err = fmt.Errorf("account %s: names template %q, not %q", an, acc.Template, name)
+		case t == nil:
+			err = fmt.Errorf("template %s: account %s still names it", name, an)
 		}
-		changes[n] = &a
+		var a *account
+		if err == nil {
+			a, err = c.account(s.deflt, an, acc)
+		}
+		if err != nil {
+			if firstErr == nil || an < firstName {
+				firstErr, firstName = err, an
+			}
+			continue
+		}
+		if prev, ok := b.Get(an); ok {
+			if prev.tmpl == old {
+				given++
+			}
+			subs -= len(prev.subs)
+			prefixes -= prev.prefixes()
+			if prev.needsGeo() {
+				n.geoAccounts--
+			}
+		}
+		b.Set(an, a)
+		subs += len(a.subs)
+		prefixes += a.prefixes()
+		if a.needsGeo() {
+			n.geoAccounts++
+		}
 	}
-	n, err := s.withAccounts(c, changes)
-	if err != nil {
-		return nil, err
+	if firstErr != nil {
+		return nil, firstErr
 	}
+	if old != nil {
+		on := 0
+		for _, a := range s.accounts.All() {
+			if a.tmpl == old {
+				on++
+			}
+		}
+		if on != given {
+			return nil, fmt.Errorf("template %s: %d accounts name it, %d were given", name, on, given)
+		}
+	}
+	n.accounts = b.Map()
 	n.templates = c.templates
-	return n, nil
+	n.stats.Accounts, n.stats.Subaccounts, n.stats.Prefixes = n.accounts.Len(), subs, prefixes
+	n.stats.BuiltAt, n.stats.BuildTime = start, time.Since(start)
+	return &n, nil
 }
 
 // samePolicy reports whether two layers are the very same objects (not

@@ -3,6 +3,7 @@ package matcher
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -191,7 +192,7 @@ func TestTemplateChange(t *testing.T) {
 			on[n] = a
 		}
 	}
-	with, err := prev.WithTemplate("retail-eu", &rt, on)
+	with, err := prev.WithTemplate("retail-eu", &rt, maps.All(on))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,14 +226,17 @@ func TestTemplateChange(t *testing.T) {
 		t.Errorf("after the change: %s %q %s", v.Reason, v.Template, v.RuleString())
 	}
 
-	if _, err := prev.WithTemplate("retail-eu", nil, on); err == nil {
+	if _, err := prev.WithTemplate("retail-eu", &rt, maps.All(map[string]policy.Account{"shop": set.Accounts["shop"]})); err == nil {
+		t.Error("WithTemplate left accounts on the template behind")
+	}
+	if _, err := prev.WithTemplate("retail-eu", nil, maps.All(on)); err == nil {
 		t.Error("WithTemplate removed a template accounts still name")
 	}
-	gone, err := prev.WithTemplate("open", nil, nil)
+	gone, err := prev.WithTemplate("open", nil, maps.All(map[string]policy.Account{}))
 	if err == nil {
 		t.Errorf("removed a template that wide names: %v", gone.templates)
 	}
-	if _, err := prev.WithTemplate("retail-eu", &rt, map[string]policy.Account{"plain": set.Accounts["plain"]}); err == nil {
+	if _, err := prev.WithTemplate("retail-eu", &rt, maps.All(map[string]policy.Account{"plain": set.Accounts["plain"]})); err == nil {
 		t.Error("WithTemplate recompiled an account that does not name the template")
 	}
 }

@@ -87,10 +87,10 @@ type Policy struct {
 
 // Account is a customer's policy with its subaccounts' overrides.
 type Account struct {
-	Policy
 	// Template names the operator's template (a "product") whose settings
-	// the account inherits under its own: see Template and MergeTemplate.
+	// the account inherits under its own: see Template.
 	Template string `json:"template,omitempty"`
+	Policy
 	// UnknownSubaccounts is UnknownSubAccount ("" too) or UnknownSubReject.
 	UnknownSubaccounts string `json:"unknown_subaccounts,omitempty"`
 	// AccountMaxChannels and AccountMaxCPS cap the account and all its

@@ -1,5 +1,7 @@
 package policy
 
+import "iter"
+
 // Template is a named set of account settings that many accounts share
 // (PortaBilling's "product": "retail-eu", "wholesale-us"). An account that
 // names it in "template" inherits every setting it leaves out from the
@@ -82,19 +84,6 @@ func (t Template) Clone() Template {
 	return out
 }
 
-// TemplateOf returns the template a names, nil when it names none or one
-// the set lacks (which a set that compiled never has).
-func (s *Set) TemplateOf(a *Account) *Template {
-	if a.Template == "" {
-		return nil
-	}
-	t, ok := s.Templates[a.Template]
-	if !ok {
-		return nil
-	}
-	return &t
-}
-
 // CheckTemplate refuses an account naming a template the set does not
 // have, naming the field.
 func (s *Set) CheckTemplate(a *Account) error {
@@ -105,17 +94,6 @@ func (s *Set) CheckTemplate(a *Account) error {
 		return fieldErr("template", "no template %q (GET /v1/templates lists them)", a.Template)
 	}
 	return nil
-}
-
-// MergeAccount is the effective policy of an account (without its
-// subaccounts) over base, the operator default's: its template's layer,
-// when it has one, then its own. Velocity and every consumer of effective
-// settings resolve an account through it.
-func MergeAccount(base Effective, t *Template, a Policy) Effective {
-	if t != nil {
-		base = Merge(base, t.Policy)
-	}
-	return Merge(base, a)
 }
 
 // AccountWide resolves the account-only settings of a over its template:
@@ -136,4 +114,17 @@ func AccountWide(t *Template, a *Account) (unknownSubs string, maxChannels, maxC
 		maxCPS = t.AccountMaxCPS
 	}
 	return
+}
+
+// AccountsOn yields the accounts of the set that name template name, in
+// no particular order, without copying the set: the accounts a change of
+// the template changes.
+func (s *Set) AccountsOn(name string) iter.Seq2[string, Account] {
+	return func(yield func(string, Account) bool) {
+		for n, a := range s.Accounts {
+			if a.Template == name && !yield(n, a) {
+				return
+			}
+		}
+	}
 }

@@ -52,7 +52,7 @@ func (s *Service) Template(name string) (NamedTemplate, error) {
 	if !ok {
 		return NamedTemplate{}, &NotFoundError{What: fmt.Sprintf("template %q", name)}
 	}
-	return NamedTemplate{Name: name, Accounts: len(s.accountsOn(name)), Template: t.Clone()}, nil
+	return NamedTemplate{Name: name, Accounts: s.countOn(name), Template: t.Clone()}, nil
 }
 
 // PutTemplate creates or replaces a template. Every account on it changes
@@ -86,7 +86,7 @@ func (s *Service) PutTemplate(who Actor, name string, t policy.Template) (NamedT
 	if existed {
 		ch.Audit.Before = mustJSON(old)
 	}
-	n := len(s.accountsOn(name))
+	n := s.countOn(name)
 	if err := s.apply(nil, ch, who, nil); err != nil {
 		return NamedTemplate{}, err
 	}
@@ -105,17 +105,18 @@ func (s *Service) DeleteTemplate(who Actor, name string) (policy.Template, error
 	if !ok {
 		return old, &NotFoundError{What: fmt.Sprintf("template %q", name)}
 	}
-	if on := s.accountsOn(name); len(on) > 0 {
-		names := make([]string, 0, len(on))
-		for n := range on {
-			names = append(names, n)
-		}
+	var names []string
+	for n := range s.set.AccountsOn(name) {
+		names = append(names, n)
+	}
+	if len(names) > 0 {
 		sort.Strings(names)
-		if len(names) > 3 {
+		count := len(names)
+		if count > 3 {
 			names = append(names[:3], "…")
 		}
 		return old, &ConflictError{Msg: fmt.Sprintf("template %q is in use by %d account(s) (%s): move them to another template, or none, first",
-			name, len(on), strings.Join(names, ", "))}
+			name, count, strings.Join(names, ", "))}
 	}
 	ch := &store.Change{
 		Audit:     store.AuditEntry{Action: "template.delete", Object: "templates/" + name, Before: mustJSON(old)},
@@ -124,16 +125,14 @@ func (s *Service) DeleteTemplate(who Actor, name string) (policy.Template, error
 	return old.Clone(), s.apply(nil, ch, who, nil)
 }
 
-// accountsOn returns the accounts of the set in force that name template
+// countOn counts the accounts of the set in force that name template
 // name. Called with s.mu held.
-func (s *Service) accountsOn(name string) map[string]policy.Account {
-	on := map[string]policy.Account{}
-	for n, a := range s.set.Accounts {
-		if a.Template == name {
-			on[n] = a
-		}
+func (s *Service) countOn(name string) int {
+	n := 0
+	for range s.set.AccountsOn(name) {
+		n++
 	}
-	return on
+	return n
 }
 
 // checkTemplate refuses an account naming a template there is none of.
@@ -161,12 +160,20 @@ func (s *Service) applyTemplates(snap *matcher.Snapshot, ch *store.Change, when 
 	sort.Strings(names)
 	var changed []string
 	for _, n := range names {
-		on := s.accountsOn(n)
+		on := s.set.AccountsOn(n)
 		if when == "delete" {
-			for a, acc := range ch.Accounts {
-				delete(on, a) // already compiled by WithAccounts, as written
-				if acc != nil && acc.Template == n {
-					on[a] = *acc
+			// ch's accounts are compiled already, as written: those
+			// still naming the template are refused by WithTemplate
+			on = func(yield func(string, policy.Account) bool) {
+				for a, acc := range s.set.AccountsOn(n) {
+					if _, written := ch.Accounts[a]; !written && !yield(a, acc) {
+						return
+					}
+				}
+				for a, acc := range ch.Accounts {
+					if acc != nil && acc.Template == n && !yield(a, *acc) {
+						return
+					}
 				}
 			}
 		}

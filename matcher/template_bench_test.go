@@ -1,0 +1,111 @@
+package matcher
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// templateBenchSet is synthSet's 100,000 accounts with every account on
+// one template. The high-risk list is short: a template change reuses the
+// compiled list whatever its size, so 1,000,000 prefixes would only slow
+// the setup.
+func templateBenchSet() *policy.Set {
+	set := synthSet(100_000, 1_000, 1)
+	set.Templates = map[string]policy.Template{"retail": {Policy: policy.Policy{
+		Countries: &policy.CountryRule{Default: policy.Deny, Except: []string{"continent:EU", "continent:NA"}},
+		MaxCPS:    ip(5),
+	}}}
+	for n, a := range set.Accounts {
+		a.Template = "retail"
+		set.Accounts[n] = a
+	}
+	return set
+}
+
+// changedTemplate is the bench template with its max_cps set to i: a new
+// source, as a PUT /v1/templates/retail makes.
+func changedTemplate(set *policy.Set, i int) policy.Template {
+	t := set.Templates["retail"]
+	t.MaxCPS = ip(1 + i%50)
+	return t
+}
+
+// BenchmarkTemplateChangeCompileFrom changes a template 100,000 accounts
+// use, through CompileFrom: it walks every account and recompiles each on
+// the template (here all of them) over the new one.
+func BenchmarkTemplateChangeCompileFrom(b *testing.B) {
+	set := templateBenchSet()
+	plan := numplan.Default()
+	prev, err := Compile(set, plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := *set
+		next.Templates = map[string]policy.Template{"retail": changedTemplate(set, i)}
+		if prev, err = CompileFrom(prev, &next, plan); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTemplateChangeWithTemplate is the same change as the service
+// makes it: WithTemplate recompiles the template and the accounts that
+// name it (set.AccountsOn walks the set for them) into one new snapshot.
+func BenchmarkTemplateChangeWithTemplate(b *testing.B) {
+	set := templateBenchSet()
+	plan := numplan.Default()
+	prev, err := Compile(set, plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := changedTemplate(set, i)
+		if prev, err = prev.WithTemplate("retail", &t, set.AccountsOn("retail")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.KeepAlive(prev)
+}
+
+// BenchmarkTemplateChangeUnused changes a template no account uses beside
+// 100,000 accounts on another: WithTemplate compiles the template alone.
+func BenchmarkTemplateChangeUnused(b *testing.B) {
+	set := templateBenchSet()
+	plan := numplan.Default()
+	prev, err := Compile(set, plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := policy.Template{Policy: policy.Policy{MaxChannels: ip(i % 100)}}
+		if prev, err = prev.WithTemplate("spare-"+strconv.Itoa(i%2), &t, set.AccountsOn("spare-"+strconv.Itoa(i%2))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTemplateCompileFull compiles the same set from nothing: the
+// cost a template change would have without the incremental paths.
+func BenchmarkTemplateCompileFull(b *testing.B) {
+	set := templateBenchSet()
+	plan := numplan.Default()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Compile(set, plan); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
