@@ -684,6 +684,81 @@ func (c *compiler) template(deflt *account, name string, t policy.Template) (*ac
 	return ct, nil
 }
 
+// rebaseAccount recompiles prev, an account compiled over a template that
+// changed, over parent (the template compiled anew) without validating
+// and compiling its own layers again: what its own layer, and each
+// subaccount's, set is taken from prev, everything else from parent. acc
+// is prev's source. It returns nil when it cannot (a layer with origin
+// settings, which are merged with the parent's and compiled together):
+// the caller compiles the account instead. Validation and prefix sets are
+// most of an account's compile, so a template change costs little more
+// per account than the copy of its compiled struct.
+func rebaseAccount(prev, parent *account, acc policy.Account) *account {
+	a := rebaseLayer(prev, parent, &acc.Policy)
+	if a == nil {
+		return nil
+	}
+	a.name, a.src = prev.name, prev.src
+	unknownSubs, maxCh, maxCPS := policy.AccountWide(&parent.tmpl.src, &acc)
+	a.acctMaxChannels, a.acctMaxCPS = maxCh, maxCPS
+	a.rejectUnknownSubs = unknownSubs == policy.UnknownSubReject
+	a.unknownSubsLayer = LayerAccount
+	if acc.UnknownSubaccounts == "" && parent.tmpl.src.UnknownSubaccounts != "" {
+		a.unknownSubsLayer = LayerTemplate
+	}
+	if len(acc.Subaccounts) > 0 {
+		a.subs = make(map[string]*account, len(acc.Subaccounts))
+		for name, sp := range acc.Subaccounts {
+			ps, ok := prev.subs[name]
+			if !ok {
+				return nil
+			}
+			sa := rebaseLayer(ps, a, &sp)
+			if sa == nil {
+				return nil
+			}
+			sa.sub = name
+			a.subs[name] = sa
+		}
+	}
+	return a
+}
+
+// rebaseLayer is one layer of rebaseAccount: prev's fields that p sets
+// over a copy of parent; nil when p has origin settings.
+func rebaseLayer(prev, parent *account, p *policy.Policy) *account {
+	if p.Origin != nil {
+		return nil
+	}
+	a := *parent
+	a.subs, a.src = nil, policy.Account{}
+	if p.HomeCountry != nil {
+		a.home, a.homeInfo, a.homeLayer = prev.home, prev.homeInfo, prev.homeLayer
+	}
+	if p.Countries != nil {
+		a.defaultAllow, a.except, a.exceptSel, a.countriesLayer = prev.defaultAllow, prev.except, prev.exceptSel, prev.countriesLayer
+	}
+	if p.HighRisk != nil {
+		a.highRiskBlock, a.highRiskLayer = prev.highRiskBlock, prev.highRiskLayer
+	}
+	if p.AllowPrefixes != nil {
+		a.allow, a.allowLayer = prev.allow, prev.allowLayer
+	}
+	if p.BlockPrefixes != nil {
+		a.block, a.blockLayer = prev.block, prev.blockLayer
+	}
+	if p.MaxChannels != nil {
+		a.maxChannels = prev.maxChannels
+	}
+	if p.MaxCPS != nil {
+		a.maxCPS = prev.maxCPS
+	}
+	if p.MaxDestinationRate != nil {
+		a.maxRate, a.maxRateLayer = prev.maxRate, prev.maxRateLayer
+	}
+	return &a
+}
+
 // source is the template a compiled template comes from; nil for none.
 func (a *account) source() *templateSrc {
 	if a == nil {
@@ -740,7 +815,12 @@ func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts iter.S
 		}
 		var a *account
 		if err == nil {
-			a, err = c.account(s.deflt, an, acc)
+			if prev, ok := b.Get(an); ok && old != nil && prev.tmpl == old && !prev.quarantined && sameAccount(prev.src, acc) {
+				a = rebaseAccount(prev, c.templates[name], acc)
+			}
+			if a == nil {
+				a, err = c.account(s.deflt, an, acc)
+			}
 		}
 		if err != nil {
 			if firstErr == nil || an < firstName {

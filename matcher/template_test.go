@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -245,4 +246,66 @@ func matcherWith(s *Snapshot) *Matcher {
 	m := New(numplan.Default(), Options{})
 	m.Swap(s)
 	return m
+}
+
+// WithTemplate rebases the accounts on a changed template (their own
+// layers taken from their compiled form, not compiled again): every
+// account must come out exactly as a fresh Compile of the changed set
+// compiles it, whatever its own layers and subaccounts set. Accounts with
+// origin settings of their own are compiled (their origin merges with the
+// template's), and must match too.
+func TestTemplateRebaseMatchesCompile(t *testing.T) {
+	plan := numplan.Default()
+	set := synthSet(3000, 50, 7)
+	set.Templates = map[string]policy.Template{"retail": {Policy: policy.Policy{
+		HomeCountry: sp("GB"), Countries: &policy.CountryRule{Default: policy.Deny, Except: []string{"continent:EU"}},
+		HighRisk: sp(policy.HighRiskAllow), BlockPrefixes: lp("+3367"), MaxChannels: ip(7), MaxDestinationRate: new(float64),
+	}, UnknownSubaccounts: policy.UnknownSubReject, AccountMaxCPS: 9}}
+	i := 0
+	for n, a := range set.Accounts {
+		a.Template = "retail"
+		switch i % 7 {
+		case 0:
+			a.Policy = policy.Policy{} // everything from the template
+		case 1:
+			a.Subaccounts = map[string]policy.Policy{"a": {MaxCPS: ip(1)}, "b": {Countries: &policy.CountryRule{Default: policy.Allow}}}
+		case 2:
+			a.Origin = &policy.Origin{TrustedSources: &[]string{"192.0.2.0/24"}}
+		case 3:
+			a.Subaccounts = map[string]policy.Policy{"o": {Origin: &policy.Origin{TrustedSources: &[]string{"198.51.100.0/24"}}}}
+			a.UnknownSubaccounts, a.AccountMaxCPS = policy.UnknownSubAccount, 4
+		}
+		set.Accounts[n] = a
+		i++
+	}
+	prev, err := Compile(set, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := policy.Template{Policy: policy.Policy{
+		HomeCountry: sp("FR"), Countries: &policy.CountryRule{Default: policy.Allow, Except: []string{"CU"}},
+		AllowPrefixes: lp("+881"), MaxCPS: ip(3), Origin: &policy.Origin{TrustedSources: &[]string{"203.0.113.0/24"}},
+	}, AccountMaxChannels: 11}
+	with, err := prev.WithTemplate("retail", &nt, set.AccountsOn("retail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *set
+	next.Templates = map[string]policy.Template{"retail": nt}
+	fresh, err := Compile(&next, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.accounts.Len() != fresh.accounts.Len() {
+		t.Fatalf("%d accounts, fresh %d", with.accounts.Len(), fresh.accounts.Len())
+	}
+	for n, f := range fresh.accounts.All() {
+		w, _ := with.accounts.Get(n)
+		if !reflect.DeepEqual(w, f) {
+			t.Fatalf("account %s after WithTemplate:\n%+v\nfresh Compile:\n%+v", n, w, f)
+		}
+	}
+	if with.stats.Subaccounts != fresh.stats.Subaccounts || with.stats.Prefixes != fresh.stats.Prefixes || with.geoAccounts != fresh.geoAccounts {
+		t.Errorf("stats %+v geo %d, fresh %+v geo %d", with.stats, with.geoAccounts, fresh.stats, fresh.geoAccounts)
+	}
 }
