@@ -123,7 +123,7 @@ func FuzzDecodeStrict(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"countries":{"default":"deny","except":["US"]}}`, `{"countries":{},"countries":{}}`,
 		`{"Max_Channels":1}`, `{"subaccounts":{"a":{"max_cps":1}}}`, `{"max_cps":"x"}`, `[1,2]`, `null`,
-		`{"velocity":{"rules":[{"name":"n"}]}}`, `{"a\u0062":1}`, `{"origin":{"trusted_sources":["10.0.0.0/8"]}}`,
+		`{"velocity":{"rules":[{"name":"n"}]}}`, `{"a\u0062":1}`, `{"template":"retail-eu","max_cps":1}`, `{"origin":{"trusted_sources":["10.0.0.0/8"]}}`,
 	} {
 		f.Add([]byte(s))
 	}
