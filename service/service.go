@@ -433,8 +433,11 @@ func (s *Service) Stats() ReloadStats {
 // 100,000 accounts costs a shard copy, not a rebuild. top, when not nil, is
 // a new top level (operator settings, high-risk list, rate deck) over
 // s.set's accounts, from s.topSet; CompileFrom then reuses every part that
-// top still shares. Called with s.mu held. On any error nothing changed:
-// not the disk, not the snapshot, not s.set.
+// top still shares. ch.Templates are templates that change (nil deletes
+// one): each is compiled with every account that names it
+// (applyTemplates), and those accounts' velocity scopes re-synced. Called
+// with s.mu held. On any error nothing changed: not the disk, not the
+// snapshot, not s.set.
 func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRiskInfo) error {
 	snap := s.m.Snapshot()
 	var err error
