@@ -132,6 +132,7 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
 	{Method: "PUT", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
 	{Method: "DELETE", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
+	{Method: "GET", Pattern: "/v1/templates/{name}/accounts", Serve: serveTemplateAccounts},
 })
 
 // OpenRoutes are served on both listeners without a token.

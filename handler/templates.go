@@ -65,3 +65,31 @@ func (h *Handler) listTemplates(ctx *fasthttp.RequestCtx) {
 	}
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
 }
+
+// serveTemplateAccounts serves GET /v1/templates/{name}/accounts: the
+// names of the accounts on a template, paged like GET /v1/accounts, so the
+// accounts a 409 on DELETE names can all be found.
+func serveTemplateAccounts(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+	args := ctx.QueryArgs()
+	limit, err := intArg(args, "limit")
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	name := r.param("name")
+	names, total, err := h.svc.TemplateAccounts(name, string(args.Peek("after")), limit)
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	out := struct {
+		Template string   `json:"template"`
+		Accounts []string `json:"accounts"`
+		Total    int      `json:"total"`
+		Next     string   `json:"next,omitempty"`
+	}{Template: name, Accounts: names, Total: total}
+	if limit > 0 && len(names) == limit {
+		out.Next = names[len(names)-1]
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, out)
+}

@@ -81,6 +81,17 @@ func TestTemplatesAPI(t *testing.T) {
 		t.Fatalf("DELETE in use: %d %s", r.status, r.body)
 	}
 	contains(t, "in use", r.body, `template \"retail-eu\" is in use by 4 account(s) (shop-us, shop0, shop1, …)`)
+	// every account on it can be found, a page at a time
+	contains(t, "accounts page 1", e.mustA("GET", "/v1/templates/retail-eu/accounts?limit=3", "").body,
+		`{"template":"retail-eu","accounts":["shop-us","shop0","shop1"],"total":4,"next":"shop1"}`)
+	contains(t, "accounts page 2", e.mustA("GET", "/v1/templates/retail-eu/accounts?limit=3&after=shop1", "").body,
+		`{"template":"retail-eu","accounts":["shop2"],"total":4}`)
+	if r := e.a("GET", "/v1/templates/nope/accounts", ""); r.status != 404 {
+		t.Errorf("accounts of an unknown template: %d %s", r.status, r.body)
+	}
+	if r := e.a("GET", "/v1/templates/retail-eu/accounts?limit=x", ""); r.status != 400 {
+		t.Errorf("bad limit: %d %s", r.status, r.body)
+	}
 	for i := 0; i < 3; i++ {
 		e.mustA("DELETE", fmt.Sprintf("/v1/accounts/shop%d", i), "")
 	}

@@ -55,6 +55,34 @@ func (s *Service) Template(name string) (NamedTemplate, error) {
 	return NamedTemplate{Name: name, Accounts: s.countOn(name), Template: t.Clone()}, nil
 }
 
+// TemplateAccounts lists the names of the accounts on a template, sorted:
+// those after `after`, at most limit (all if limit <= 0). total is how
+// many accounts name it.
+func (s *Service) TemplateAccounts(name, after string, limit int) (names []string, total int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loaded(); err != nil {
+		return nil, 0, err
+	}
+	if _, ok := s.set.Templates[name]; !ok {
+		return nil, 0, &NotFoundError{What: fmt.Sprintf("template %q", name)}
+	}
+	for n := range s.set.AccountsOn(name) {
+		total++
+		if n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, total, nil
+}
+
 // PutTemplate creates or replaces a template. Every account on it changes
 // with it, in the same write: one audit entry, one new snapshot in which
 // all of them decide under the new settings. It returns the template as
