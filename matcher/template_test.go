@@ -309,3 +309,18 @@ func TestTemplateRebaseMatchesCompile(t *testing.T) {
 		t.Errorf("stats %+v geo %d, fresh %+v geo %d", with.stats, with.geoAccounts, fresh.stats, fresh.geoAccounts)
 	}
 }
+
+// A decision the template takes allocates nothing, rule text included.
+func TestTemplateDecideAllocs(t *testing.T) {
+	m := newTestMatcher(t, templateSet())
+	buf := make([]byte, 0, 512)
+	for _, q := range templateQueries {
+		q := q
+		if n := testing.AllocsPerRun(100, func() {
+			v := m.Decide(&q)
+			buf = v.AppendRule(buf[:0])
+		}); n != 0 {
+			t.Errorf("%+v: %.1f allocations per decision", q, n)
+		}
+	}
+}
