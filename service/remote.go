@@ -165,7 +165,15 @@ func (s *Service) ApplyRemote(ch *store.Change, unlocks map[string]RemoteUnlock)
 			return false, &InvalidError{Err: fmt.Errorf("account %q: %w", name, err)}
 		}
 	}
-	if top != nil || len(ch.Accounts) > 0 {
+	for name, t := range ch.Templates {
+		if t == nil {
+			continue
+		}
+		if err := t.Validate(); err != nil {
+			return false, &InvalidError{Err: fmt.Errorf("template %q: %w", name, err)}
+		}
+	}
+	if top != nil || len(ch.Accounts) > 0 || len(ch.Templates) > 0 {
 		audit := ch.Audit
 		if err := s.apply(top, ch, who, hr); err != nil {
 			return false, err
@@ -232,6 +240,12 @@ func (s *Service) remoteChanges(ch *store.Change) bool {
 	}
 	if ch.Operator != nil && !jsonEqual(s.set.Operator, ch.Operator) {
 		return true
+	}
+	for name, t := range ch.Templates {
+		old, ok := s.set.Templates[name]
+		if (t == nil) == ok || t != nil && !jsonEqual(old, t) {
+			return true // a template (and every account on it) changes
+		}
 	}
 	if ch.HighRisk != nil && s.opt.HighRiskFile == "" && (s.hr.Origin != OriginStored || s.hr.Version != ch.HighRisk.Version) {
 		return true

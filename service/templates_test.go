@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/store"
 )
 
 // Reading templates while they change shares nothing with the next write
@@ -94,5 +95,32 @@ func TestTemplateCopiesAndAtomicChange(t *testing.T) {
 	var nf *NotFoundError
 	if _, err := f.svc.DeleteTemplate(admin, "nope"); !errors.As(err, &nf) {
 		t.Fatalf("delete unknown: %v", err)
+	}
+}
+
+// A template change from another node (a store.Change with Templates)
+// applies through ApplyRemote like a local one: every account on the
+// template changes; the same change again is skipped.
+func TestApplyRemoteTemplate(t *testing.T) {
+	f := open(t, t.TempDir(), Options{})
+	if _, err := f.svc.PutTemplate(admin, "t", policy.Template{Policy: policy.Policy{Countries: &policy.CountryRule{Default: policy.Deny, Except: []string{"DE"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.PutAccount(admin, "a", policy.Account{Template: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	us := &policy.Template{Policy: policy.Policy{Countries: &policy.CountryRule{Default: policy.Deny, Except: []string{"US"}}}}
+	ch := &store.Change{Audit: store.AuditEntry{Action: "template.put", Object: "templates/t", Who: "ops"}, Templates: map[string]*policy.Template{"t": us}}
+	applied, err := f.svc.ApplyRemote(ch, nil)
+	if err != nil || !applied {
+		t.Fatalf("applied %v, %v", applied, err)
+	}
+	if v := f.m.Decide(&matcher.Query{To: "+14155550123", Account: "a"}); v.Reason != matcher.ReasonOK || v.Template != "t" {
+		t.Fatalf("after the remote change: %s %q", v.Reason, v.Template)
+	}
+	same := us.Clone()
+	again := &store.Change{Audit: ch.Audit, Templates: map[string]*policy.Template{"t": &same}}
+	if applied, err := f.svc.ApplyRemote(again, nil); err != nil || applied {
+		t.Fatalf("the same change again: applied %v, %v", applied, err)
 	}
 }
