@@ -140,6 +140,22 @@ func TestFleetPolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("template and an account on it reach every node", func(t *testing.T) {
+		tmpl := `{"description":"GB only","home_country":"GB","countries":{"default":"deny","except":["GB"]}}`
+		if st, body, _ := n2.Do("PUT", "/v1/templates/gb-only", tmpl); st != 200 {
+			t.Fatalf("PUT /v1/templates/gb-only: %d %s", st, body)
+		}
+		if st, body, _ := n2.Do("PUT", "/v1/accounts/shop?wait=all", `{"template":"gb-only"}`); st != 200 {
+			t.Fatalf("PUT /v1/accounts/shop: %d %s", st, body)
+		}
+		for _, n := range nodes {
+			fleettest.Eventually(t, 2*time.Second, n.Name+" decides shop by its template", func() bool {
+				return checkStatus(n, "to=%2B442071234567&account=shop") == 200 &&
+					checkStatus(n, "to=%2B33142685300&account=shop") == 403
+			})
+		}
+	})
+
 	t.Run("high-risk list through the Object Store", func(t *testing.T) {
 		csv := "# version: fleet-test-1\nprefix,country,category,source\n+4470,GB,premium_rate,fleet test\n"
 		if st, body, _ := n3.Do("PUT", "/v1/high-risk?wait=all", csv); st != 200 {

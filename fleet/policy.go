@@ -404,6 +404,12 @@ func (p *Policy) reconcile(seen map[string]bool) {
 			drop(&store.Change{Accounts: map[string]*policy.Account{name: nil}})
 		}
 	}
+	// after the accounts, which may have named them
+	for name := range have.Templates {
+		if !seen[templateKey(name)] {
+			drop(&store.Change{Templates: map[string]*policy.Template{name: nil}})
+		}
+	}
 	for scope := range have.Locks {
 		if !seen[lockKey(scope)] {
 			drop(&store.Change{Locks: map[string]json.RawMessage{scope: nil}})
@@ -425,6 +431,8 @@ func keyOf(r *record) string {
 	switch r.Kind {
 	case kindAccount:
 		return accountKey(r.Name)
+	case kindTemplate:
+		return templateKey(r.Name)
 	case kindLock:
 		return lockKey(r.Name)
 	case kindOrigin:

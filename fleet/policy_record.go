@@ -33,11 +33,12 @@ const (
 )
 
 // Kinds of policy record, and their keys: "operator", "high_risk",
-// "rate_deck", "acct.<name>", "lock.<scope>", "origin.<key>" and
+// "rate_deck", "tmpl.<name>", "acct.<name>", "lock.<scope>", "origin.<key>" and
 // "meta.seeded". A name that is not all letters, digits, '-' and '_' is
 // written "=" and its hex, so every key is a valid KV key.
 const (
 	kindAccount  = "account"
+	kindTemplate = "template"
 	kindOperator = "operator"
 	kindHighRisk = "high_risk"
 	kindRateDeck = "rate_deck"
@@ -104,9 +105,10 @@ func encName(n string) string {
 	return "=" + hex.EncodeToString([]byte(n))
 }
 
-func accountKey(name string) string { return "acct." + encName(name) }
-func lockKey(scope string) string   { return "lock." + encName(scope) }
-func originKey(key string) string   { return "origin." + encName(key) }
+func accountKey(name string) string  { return "acct." + encName(name) }
+func templateKey(name string) string { return "tmpl." + encName(name) }
+func lockKey(scope string) string    { return "lock." + encName(scope) }
+func originKey(key string) string    { return "origin." + encName(key) }
 
 // isPolicyKey reports whether a key is compare-and-set policy (refused
 // while the fleet is unreachable) rather than state (locks, origin).
@@ -162,6 +164,19 @@ func recordsOf(ch *store.Change, node, id string) ([]outRecord, error) {
 		add(keyRateDeck, record{Kind: kindRateDeck, Data: meta, Doc: docName("rate-deck", buf.Bytes())}, buf.Bytes())
 	} else if ch.DropRateDeck {
 		add(keyRateDeck, record{Kind: kindRateDeck}, nil)
+	}
+	// templates before accounts: a node applies records in the bucket's
+	// order, and an account naming a template it has not seen is refused
+	for _, name := range sortedKeys(ch.Templates) {
+		r := record{Kind: kindTemplate, Name: name}
+		if t := ch.Templates[name]; t != nil {
+			b, err := json.Marshal(t)
+			if err != nil {
+				return nil, err
+			}
+			r.Data = b
+		}
+		add(templateKey(name), r, nil)
 	}
 	for _, name := range sortedKeys(ch.Accounts) {
 		r := record{Kind: kindAccount, Name: name}
@@ -219,6 +234,18 @@ func changeOf(r *record, doc func(name string) ([]byte, error)) (*store.Change, 
 			}
 		}
 		ch.Accounts = map[string]*policy.Account{r.Name: a}
+	case kindTemplate:
+		if err := policy.ValidName(r.Name); err != nil {
+			return nil, nil, fmt.Errorf("template %q: %w", r.Name, err)
+		}
+		var t *policy.Template
+		if r.Data != nil {
+			t = &policy.Template{}
+			if err := policy.DecodeStrict(r.Data, t); err != nil {
+				return nil, nil, fmt.Errorf("template %q: %w", r.Name, err)
+			}
+		}
+		ch.Templates = map[string]*policy.Template{r.Name: t}
 	case kindOperator:
 		if r.Data == nil {
 			return nil, nil, fmt.Errorf("operator record without data")

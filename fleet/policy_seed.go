@@ -53,10 +53,14 @@ func Seed(ctx context.Context, c *Conn, st *store.Store, from string, force bool
 	if err != nil {
 		return res, err
 	}
-	ch := &store.Change{Accounts: map[string]*policy.Account{}, Operator: &set.Operator}
+	ch := &store.Change{Accounts: map[string]*policy.Account{}, Templates: map[string]*policy.Template{}, Operator: &set.Operator}
 	for name, a := range set.Accounts {
 		a := a
 		ch.Accounts[name] = &a
+	}
+	for name, t := range set.Templates {
+		t := t
+		ch.Templates[name] = &t
 	}
 	if set.HighRisk != nil {
 		m, err := st.HighRiskMeta()
@@ -117,7 +121,26 @@ func Seed(ctx context.Context, c *Conn, st *store.Store, from string, force bool
 			}
 		}()
 	}
+	// templates first, one by one: a node applies the records in the
+	// bucket's order and refuses an account naming a template it has not
+	// seen (recordsOf puts them first)
+	rest := recs[:0:0]
 	for _, r := range recs {
+		if r.rec.Kind != kindTemplate {
+			rest = append(rest, r)
+			continue
+		}
+		val, _ := json.Marshal(r.rec)
+		rev, err := p.kv.Put(ctx, r.key, val)
+		if err != nil {
+			close(next)
+			wg.Wait()
+			return res, fmt.Errorf("writing %s: %w", r.key, err)
+		}
+		res.Records++
+		res.Revision = max(res.Revision, rev)
+	}
+	for _, r := range rest {
 		mu.Lock()
 		failed := firstErr != nil
 		mu.Unlock()

@@ -43,6 +43,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		{"account", store.Change{Accounts: map[string]*policy.Account{"acme": acme}}},
 		{"account dotted", store.Change{Accounts: map[string]*policy.Account{"a.b": acme}}},
 		{"account deleted", store.Change{Accounts: map[string]*policy.Account{"acme": nil}}},
+		{"template", store.Change{Templates: map[string]*policy.Template{"retail-eu": {Description: "EU retail", AccountMaxChannels: 20}}}},
+		{"template deleted", store.Change{Templates: map[string]*policy.Template{"retail-eu": nil}}},
 		{"operator", store.Change{Operator: &policy.Operator{UnknownAccounts: policy.UnknownReject}}},
 		{"high-risk", store.Change{HighRisk: &store.HighRiskList{Entries: []policy.HighRiskEntry{{Prefix: "+88299", Country: "GB", Category: "premium_rate", Source: "t"}},
 			Version: "v1", Source: "api:t", Updated: until}}},

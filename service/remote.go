@@ -330,20 +330,24 @@ func jsonEqual(a, b any) bool {
 // FleetSnapshot is this node's policy as records, for reconciling with
 // the fleet's bucket (package fleet) and seeding an empty one.
 type FleetSnapshot struct {
-	Accounts map[string]struct{}
-	Locks    map[string]struct{}
-	Origin   map[string]struct{}
+	Accounts  map[string]struct{}
+	Templates map[string]struct{}
+	Locks     map[string]struct{}
+	Origin    map[string]struct{}
 }
 
-// Names lists the accounts, locks and origin states this node holds, so
+// Names lists the accounts, templates, locks and origin states this node holds, so
 // the fleet can drop the ones its bucket does not have.
 func (s *Service) Names() FleetSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := FleetSnapshot{Accounts: map[string]struct{}{}, Locks: map[string]struct{}{}, Origin: map[string]struct{}{}}
+	out := FleetSnapshot{Accounts: map[string]struct{}{}, Templates: map[string]struct{}{}, Locks: map[string]struct{}{}, Origin: map[string]struct{}{}}
 	if s.set != nil {
 		for n := range s.set.Accounts {
 			out.Accounts[n] = struct{}{}
+		}
+		for n := range s.set.Templates {
+			out.Templates[n] = struct{}{}
 		}
 	}
 	if s.vel != nil {
