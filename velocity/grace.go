@@ -47,6 +47,12 @@ func (s *Scope) values(now time.Time, local time.Time, r *rule, v *[numMeasures]
 
 // startGrace records, at an operator's unlock, the level at which each
 // measure now critical (with a lockdown action) locks again, and until.
+// A measure at its critical level that this scope had not raised yet
+// counts as raised: in fleet mode a node gets the lockdown another node
+// raised (and the unlock) before its own evaluator may have seen the
+// fleet's sum cross, and without this it would raise the same critical
+// the moment the unlock lands and lock the account again everywhere. An
+// operator's unlock of a lock taken by hand is judged the same way.
 func (s *Scope) startGrace(now, until time.Time, by string) {
 	cfg := s.cfg.Load()
 	s.mu.Lock()
@@ -56,22 +62,40 @@ func (s *Scope) startGrace(now, until time.Time, by string) {
 	if cfg == nil {
 		return
 	}
+	if s.firedCfg != cfg {
+		s.fired, s.spendFired = rearm(s.fired, s.firedCfg, cfg), rearmSpend(s.spendFired, s.firedCfg, cfg)
+		s.firedCfg = cfg
+	}
 	g := &grace{until: until, relock: map[alertKey]int{}, by: by}
-	if s.firedCfg == cfg {
-		local := now.In(cfg.loc)
-		for key, lvl := range s.fired {
-			r := &cfg.rules[key.rule]
-			if lvl != lvlCritical || r.action != policy.ActionLockdown {
+	local := now.In(cfg.loc)
+	for i := range cfg.rules {
+		r := &cfg.rules[i]
+		if r.action != policy.ActionLockdown {
+			continue
+		}
+		var v [numMeasures]int
+		s.values(now, local, r, &v)
+		for m := 0; m < numMeasures; m++ {
+			if m == mDuration || !r.has[m] {
 				continue
 			}
-			var v [numMeasures]int
-			s.values(now, local, r, &v)
-			g.relock[key] = relockAt(max(v[key.measure], r.th[key.measure].Critical), r.th[key.measure].Critical, cfg.relockMargin)
+			key := alertKey{uint8(i), uint8(m)}
+			if s.fired[key] != lvlCritical && levelOf(v[m], r.th[m]) != lvlCritical {
+				continue
+			}
+			if s.fired == nil {
+				s.fired = map[alertKey]uint8{}
+			}
+			s.fired[key] = lvlCritical
+			g.relock[key] = relockAt(max(v[m], r.th[m].Critical), r.th[m].Critical, cfg.relockMargin)
 		}
-		if s.spendFired == lvlCritical && cfg.spendAction == policy.ActionLockdown && cfg.spendLimit > 0 {
-			s.rollDay(now, cfg)
-			spent := max(s.spent+s.running(now, cfg)+s.remote.Load().spend(s.spendDay), cfg.spendLimit)
-			g.spend = spent + int64(math.Ceil(cfg.relockMargin*float64(cfg.spendLimit)))
+	}
+	if cfg.spendAction == policy.ActionLockdown && cfg.spendLimit > 0 {
+		s.rollDay(now, cfg)
+		spent := s.spent + s.running(now, cfg) + s.remote.Load().spend(s.spendDay)
+		if s.spendFired == lvlCritical || spent >= cfg.spendLimit {
+			s.spendFired = lvlCritical
+			g.spend = max(spent, cfg.spendLimit) + int64(math.Ceil(cfg.relockMargin*float64(cfg.spendLimit)))
 		}
 	}
 	s.grace = g
