@@ -87,7 +87,7 @@ func loadContract(t *testing.T) contract {
 	// Response fields: what the one verdict encoder really emits, the
 	// optional ones (account-wide caps, routing number) included.
 	v := matcher.Verdict{Action: matcher.Reject, Reason: matcher.ReasonCountryBarred, Country: "CU", Account: "acme",
-		AccountMaxChannels: 1, AccountMaxCPS: 1, DecidedBy: matcher.DecidedByRN}
+		AccountMaxChannels: 1, AccountMaxCPS: 1, DecidedBy: matcher.DecidedByRN, Template: "retail-eu"}
 	var obj map[string]any
 	if err := json.Unmarshal(handler.AppendVerdict(nil, &v), &obj); err != nil {
 		t.Fatalf("AppendVerdict output is not JSON: %v", err)
