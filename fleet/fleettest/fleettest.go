@@ -6,6 +6,7 @@
 package fleettest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -195,13 +196,19 @@ func (c *Cluster) StartAll() error {
 func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		ok := true
+		ok, running := true, 0
 		for _, s := range c.Servers {
-			if s.Running() && !s.Healthy() {
-				ok = false
+			if s.Running() {
+				running++
+				if !s.Healthy() {
+					ok = false
+				}
 			}
 		}
-		if ok {
+		// healthy servers can still refuse a replicated bucket ("no
+		// suitable peers for placement") until the meta leader has heard
+		// from every peer: wait for that too
+		if ok && (running < 2 || c.metaCurrent(running)) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -213,6 +220,43 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metaCurrent reports whether a running server is the JetStream meta
+// leader with running-1 current, online peers (its /jsz).
+func (c *Cluster) metaCurrent(running int) bool {
+	hc := http.Client{Timeout: 500 * time.Millisecond}
+	for _, s := range c.Servers {
+		if !s.Running() {
+			continue
+		}
+		r, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/jsz", s.Monitor))
+		if err != nil {
+			continue
+		}
+		var z struct {
+			Meta struct {
+				Leader   string `json:"leader"`
+				Replicas []struct {
+					Current bool `json:"current"`
+					Offline bool `json:"offline"`
+				} `json:"replicas"`
+			} `json:"meta_cluster"`
+		}
+		err = json.NewDecoder(r.Body).Decode(&z)
+		r.Body.Close()
+		if err != nil || z.Meta.Leader != s.Name {
+			continue
+		}
+		current := 0
+		for _, p := range z.Meta.Replicas {
+			if p.Current && !p.Offline {
+				current++
+			}
+		}
+		return current >= running-1
+	}
+	return false
 }
 
 func tail(s string, n int) string {
