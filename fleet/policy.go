@@ -37,7 +37,7 @@ type Policy struct {
 
 	mu      sync.Mutex
 	revs    map[string]uint64 // key -> revision this node has applied
-	own     map[string]bool   // ids of this node's writes not yet seen back
+	own     map[string]int    // ids of this node's writes -> records not yet seen back
 	pending map[string][]byte // state records (locks, origin) to send when connected
 	audits  [][]byte          // audit entries to send when connected
 
@@ -48,6 +48,7 @@ type Policy struct {
 	synced      atomic.Bool   // watching, initial values applied
 	seeded      atomic.Bool   // the bucket holds meta.seeded
 	ready       atomic.Bool   // buckets bound
+	atomic      atomic.Bool   // the policy stream takes atomic batches (multi-record changes)
 	syncedAt    atomic.Int64  // unix ns of the last moment in sync
 	started     time.Time
 	applyErrs   atomic.Uint64
@@ -62,7 +63,7 @@ type Policy struct {
 // svc.SetReplicator(p) is done by Start.
 func NewPolicy(c *Conn, svc *service.Service, log zerolog.Logger) *Policy {
 	p := &Policy{c: c, svc: svc, log: log.With().Str("node", c.Node).Str("fleet", "policy").Logger(),
-		revs: map[string]uint64{}, own: map[string]bool{}, pending: map[string][]byte{},
+		revs: map[string]uint64{}, own: map[string]int{}, pending: map[string][]byte{},
 		wake: make(chan struct{}, 1), pubNow: make(chan struct{}, 1), started: time.Now(),
 		view: newNodeView()}
 	c.OnChange(func(bool) {
@@ -91,6 +92,7 @@ func (p *Policy) bind(ctx context.Context) error {
 		Description: "tollgate fleet policy: one key per record (docs/fleet.md)"}); err != nil {
 		return fmt.Errorf("bucket %s: %w", PolicyBucket, err)
 	}
+	p.atomic.Store(p.enableAtomic(ctx))
 	if p.docs, err = p.c.JS.ObjectStore(ctx, DocsBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
 		p.docs, err = p.c.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: DocsBucket, Replicas: p.c.Replicas,
 			Description: "tollgate fleet policy documents (high-risk list, rate deck)"})
@@ -242,7 +244,7 @@ func (p *Policy) batchAccount(e jetstream.KeyValueEntry, b *batch) bool {
 		return false
 	}
 	p.mu.Lock()
-	skip := (r.ID != "" && p.own[r.ID]) || p.revs[e.Key()] >= e.Revision()
+	skip := (r.ID != "" && p.own[r.ID] > 0) || p.revs[e.Key()] >= e.Revision()
 	p.mu.Unlock()
 	if skip {
 		return false
@@ -342,9 +344,11 @@ func (p *Policy) handle(e jetstream.KeyValueEntry) {
 		return
 	}
 	p.mu.Lock()
-	mine := r.ID != "" && p.own[r.ID]
+	mine := r.ID != "" && p.own[r.ID] > 0
 	if mine {
-		delete(p.own, r.ID)
+		if p.own[r.ID]--; p.own[r.ID] <= 0 {
+			delete(p.own, r.ID)
+		}
 	}
 	known := p.revs[key] >= rev
 	p.mu.Unlock()
@@ -481,17 +485,33 @@ func (p *Policy) Replicate(ch *store.Change) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	p.mu.Lock()
-	p.own[id] = true
+	p.own[id] = len(recs) // each record comes back through the watcher
 	p.mu.Unlock()
-	written := 0
 	for _, r := range policyRecs {
-		if r.doc != nil {
-			if _, err := p.docs.GetInfo(ctx, r.rec.Doc); err != nil {
-				if _, err := p.docs.PutBytes(ctx, r.rec.Doc, r.doc); err != nil {
-					return p.writeFailed(id, written, &service.UnavailableError{Msg: "fleet: storing the document failed: " + err.Error() + " (nothing was changed)"})
-				}
+		if r.doc == nil {
+			continue
+		}
+		if _, err := p.docs.GetInfo(ctx, r.rec.Doc); err != nil {
+			if _, err := p.docs.PutBytes(ctx, r.rec.Doc, r.doc); err != nil {
+				return p.writeFailed(id, &service.UnavailableError{Msg: "fleet: storing the document failed: " + err.Error() + " (nothing was changed)"})
 			}
 		}
+	}
+	if len(policyRecs) > 1 {
+		// several records: one atomic batch, all stored or none
+		revs, err := p.writeBatch(ctx, policyRecs, id)
+		if err != nil {
+			return p.writeFailed(id, err)
+		}
+		for i, r := range policyRecs {
+			p.setRev(r.key, revs[i])
+		}
+		if last := revs[len(revs)-1]; last > p.lastWritten.Load() {
+			p.lastWritten.Store(last)
+		}
+		policyRecs = nil
+	}
+	for _, r := range policyRecs { // one record: compare-and-set
 		val, _ := json.Marshal(r.rec)
 		p.mu.Lock()
 		expect := p.revs[r.key]
@@ -502,16 +522,15 @@ func (p *Policy) Replicate(ch *store.Change) error {
 			if e, gerr := p.kv.Get(ctx, r.key); gerr == nil {
 				cur = e.Revision()
 			}
-			return p.writeFailed(id, written, &service.RevisionConflictError{Key: r.key, Expected: expect, Current: cur})
+			return p.writeFailed(id, &service.RevisionConflictError{Key: r.key, Expected: expect, Current: cur})
 		}
 		if err != nil {
-			return p.writeFailed(id, written, &service.UnavailableError{Msg: "fleet: the policy bucket did not take the write: " + err.Error()})
+			return p.writeFailed(id, &service.UnavailableError{Msg: "fleet: the policy bucket did not take the write: " + err.Error()})
 		}
 		p.setRev(r.key, rev)
 		if rev > p.lastWritten.Load() {
 			p.lastWritten.Store(rev)
 		}
-		written++
 	}
 	for _, r := range stateRecs {
 		val, _ := json.Marshal(r.rec)
@@ -537,15 +556,12 @@ func (p *Policy) Replicate(ch *store.Change) error {
 	return nil
 }
 
-// writeFailed forgets a write id and says what of a multi-record change
-// was written before the failure.
-func (p *Policy) writeFailed(id string, written int, err error) error {
+// writeFailed forgets a write id: nothing of the change is in the fleet
+// (one record, or one atomic batch, was refused whole).
+func (p *Policy) writeFailed(id string, err error) error {
 	p.mu.Lock()
 	delete(p.own, id)
 	p.mu.Unlock()
-	if written > 0 {
-		p.log.Error().Err(err).Int("records_written", written).Msg("a multi-record change was cut short: the records before the failure are in the fleet")
-	}
 	return err
 }
 

@@ -154,7 +154,7 @@ func TestReplicateConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Policy{c: c, revs: map[string]uint64{}, own: map[string]bool{}, pending: map[string][]byte{}, view: newNodeView(), started: time.Now()}
+	p := &Policy{c: c, revs: map[string]uint64{}, own: map[string]int{}, pending: map[string][]byte{}, view: newNodeView(), started: time.Now()}
 	ctx := context.Background()
 	if err := p.bind(ctx); err != nil {
 		t.Fatal(err)

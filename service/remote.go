@@ -51,10 +51,13 @@ func (e *RevisionConflictError) Error() string {
 	return fmt.Sprintf("%s was changed on another node (revision %d, this node had applied %d); read it again and retry", e.Key, e.Current, e.Expected)
 }
 
+// isFleetError: the fleet refused the change (unreachable, conflict, or
+// a change too large to write whole), not this node's store.
 func isFleetError(err error) bool {
 	var u *UnavailableError
 	var c *RevisionConflictError
-	return errors.As(err, &u) || errors.As(err, &c)
+	var i *InvalidError
+	return errors.As(err, &u) || errors.As(err, &c) || errors.As(err, &i)
 }
 
 // SetReplicator puts the service in fleet mode; call it before serving
