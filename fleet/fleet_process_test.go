@@ -1,6 +1,8 @@
 package fleet_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,6 +155,33 @@ func TestFleetPolicy(t *testing.T) {
 				return checkStatus(n, "to=%2B442071234567&account=shop") == 200 &&
 					checkStatus(n, "to=%2B33142685300&account=shop") == 403
 			})
+		}
+	})
+
+	t.Run("bulk change of 50 accounts lands whole on every node", func(t *testing.T) {
+		names := make([]string, 50)
+		for i := range names {
+			names[i] = fmt.Sprintf("bulk%d", i)
+			if st, body, _ := n1.Do("PUT", "/v1/accounts/"+names[i], `{"max_channels":5}`); st != 200 {
+				t.Fatalf("PUT %s: %d %s", names[i], st, body)
+			}
+		}
+		sel, _ := json.Marshal(names)
+		st, body, hdr := n3.Do("PATCH", "/v1/accounts?wait=all", `{"select":{"accounts":`+string(sel)+`},"patch":{"max_channels":7}}`)
+		if st != 200 || !strings.Contains(body, `"unchanged":0`) {
+			t.Fatalf("bulk PATCH: %d %s", st, body)
+		}
+		if hdr.Get("Tollgate-Fleet-Pending") != "" {
+			t.Fatalf("bulk PATCH ?wait=all answered with nodes pending: %s", hdr.Get("Tollgate-Fleet-Pending"))
+		}
+		// ?wait=all waited for the batch's last revision: every node has
+		// every account, no polling
+		for _, n := range nodes {
+			for _, name := range names {
+				if st, body, _ := n.Do("GET", "/v1/accounts/"+name, ""); st != 200 || !strings.Contains(body, `"max_channels":7`) {
+					t.Fatalf("%s after the bulk change, %s: %d %s", n.Name, name, st, body)
+				}
+			}
 		}
 	})
 
