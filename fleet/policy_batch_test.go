@@ -127,4 +127,21 @@ func TestReplicateBatch(t *testing.T) {
 	if e, err := p.kv.Get(ctx, accountKey("a999")); err == nil {
 		t.Fatalf("a999 written by a refused change (revision %d)", e.Revision())
 	}
+
+	// a server without atomic batches (older than 2.12): refused, 503,
+	// never written one by one
+	p.atomic.Store(false)
+	var un *service.UnavailableError
+	err = p.Replicate(bulk(50, 40))
+	if !errors.As(err, &un) || !strings.Contains(err.Error(), "2.12") {
+		t.Fatalf("bulk change without atomic batches: %v, want a 503 naming the server version", err)
+	}
+	for key, rev := range revsOf() {
+		if p.revs[key] != rev {
+			t.Fatalf("%s written (revision %d) by a change refused for want of atomic batches", key, rev)
+		}
+	}
+	if err := p.Replicate(&store.Change{Accounts: map[string]*policy.Account{"a1": {AccountMaxChannels: 41}}, Audit: store.AuditEntry{Action: "account.put"}}); err != nil {
+		t.Fatalf("single-record change without atomic batches: %v", err)
+	}
 }
