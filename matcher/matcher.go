@@ -98,7 +98,7 @@ func (m *Matcher) Decide(q *Query) Verdict {
 		s = m.empty
 	}
 	var v Verdict
-	m.decideIn(&v, s, m.vel, true, m.origin != nil, q)
+	m.decideIn(&v, s, m.vel, true, m.origin != nil, q, nil)
 	return v
 }
 
@@ -111,11 +111,28 @@ func (m *Matcher) Decide(q *Query) Verdict {
 // must not touch. It allocates nothing, as Decide.
 func (m *Matcher) DecideWith(s *Snapshot, vel Velocity, count bool, q *Query) Verdict {
 	var v Verdict
-	m.decideIn(&v, s, vel, count, false, q)
+	m.decideIn(&v, s, vel, count, false, q, nil)
 	return v
 }
 
-func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin bool, q *Query) {
+// DecideBeside is DecideWith for a second decision of a query already
+// decided: prev must be the verdict Decide, DecideWith or DecideBeside
+// returned for the very same q (as returned, unmodified). Where q's account
+// has the same home country in s as in prev's snapshot, the dialled number
+// is not normalized and resolved again (national format, numbering plan,
+// routing number): prev's resolution is reused, which is what keeps a
+// shadow policy's second decision well under the cost of the first. The
+// verdict is exactly DecideWith's.
+func (m *Matcher) DecideBeside(s *Snapshot, vel Velocity, count bool, q *Query, prev *Verdict) Verdict {
+	var v Verdict
+	m.decideIn(&v, s, vel, count, false, q, prev)
+	return v
+}
+
+// decideIn takes a whole decision. prev, when not nil, is an earlier
+// verdict of the same query whose noted resolution of q.To (see resKind)
+// is reused if a has the home country it was resolved under.
+func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin bool, q *Query, prev *Verdict) {
 	a, known, sub := s.lookup(q)
 	var sc VelocityScope
 	if vel != nil && (known || q.Account != "" && !s.rejectUnknown) {
@@ -123,9 +140,18 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 		// locked) under a scope of its own name
 		sc = vel.Scope(q.Account, sub)
 	}
-	m.decide(v, s, a, known, sub, q, q.To, sc)
-	if rn, n := routingNumber(q.To); n > 0 {
-		m.decideRN(v, s, a, known, sub, q, rn, n, sc)
+	if prev != nil && (prev.res == resNone || prev.resHome != a.home || prev.resInfo != a.homeInfo) {
+		prev = nil
+	}
+	if prev != nil {
+		// a noted resolution is of a dialled string without rn=
+		m.decide(v, s, a, known, sub, q, q.To, sc, prev)
+	} else {
+		m.decide(v, s, a, known, sub, q, q.To, sc, nil)
+		if rn, n := routingNumber(q.To); n > 0 {
+			m.decideRN(v, s, a, known, sub, q, rn, n, sc)
+			v.res = resNone // the number fields may be the routing number's
+		}
 	}
 	if origin && v.Reason == ReasonOK && a.origin != nil {
 		m.checkOrigin(v, a, q)
@@ -161,7 +187,7 @@ func (m *Matcher) decideRN(v *Verdict, s *Snapshot, a *account, known bool, sub 
 		w.AccountMaxChannels, w.AccountMaxCPS = a.acctMaxChannels, a.acctMaxCPS
 		w.invalid(InvalidRoutingNumber)
 	} else {
-		m.decide(&w, s, a, known, sub, q, rn, sc)
+		m.decide(&w, s, a, known, sub, q, rn, sc, nil)
 	}
 	if w.Reason == ReasonEmergency {
 		// a routing number is where a call goes, never a dialled short code
@@ -200,7 +226,7 @@ func (m *Matcher) Destination(q *Query) (e164, country string) {
 	}
 	a, known, sub := s.lookup(q)
 	var v Verdict
-	m.decide(&v, s, a, known, sub, q, q.To, nil)
+	m.decide(&v, s, a, known, sub, q, q.To, nil, nil)
 	if b := v.E164Bytes(); len(b) > 1 && b[0] == '+' {
 		return string(b), v.Country
 	}
@@ -226,26 +252,33 @@ func (s *Snapshot) lookup(q *Query) (a *account, known bool, sub string) {
 }
 
 // decide takes the decision for the number to (the query's, or its
-// routing number) without the origin checks and without counting it.
-func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, to string, sc VelocityScope) {
+// routing number) without the origin checks and without counting it. prev,
+// when not nil, holds the resolution of to under a's home country (noted
+// by an earlier decision of the same query): to is not normalized or
+// resolved again. The resolution is noted in v either way.
+func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub string, q *Query, to string, sc VelocityScope, prev *Verdict) {
 	v.Account = q.Account
 	v.Subaccount = sub
 	v.MaxChannels, v.MaxCPS = a.maxChannels, a.maxCPS
 	v.AccountMaxChannels, v.AccountMaxCPS = a.acctMaxChannels, a.acctMaxCPS
 
 	var x dialled
-	if bad := normalize(to, &x); bad != InvalidNone {
-		v.invalid(bad)
-		return
-	}
-	d := x.digits()
+	var d []byte
+	if prev == nil {
+		if bad := normalize(to, &x); bad != InvalidNone {
+			v.invalid(bad)
+			return
+		}
+		d = x.digits()
 
-	// Emergency numbers pass before any block, as dialled.
-	if !x.plus && isEmergency(a, d) {
-		v.Action, v.Reason, v.Rule = Allow, ReasonEmergency, RuleEmergency
-		v.Country = a.home
-		v.setNumber(d)
-		return
+		// Emergency numbers pass before any block, as dialled. (A noted
+		// resolution was reached past this test, under the same home.)
+		if !x.plus && isEmergency(a, d) {
+			v.Action, v.Reason, v.Rule = Allow, ReasonEmergency, RuleEmergency
+			v.Country = a.home
+			v.setNumber(d)
+			return
+		}
 	}
 	if a.quarantined {
 		v.Action, v.Reason, v.Layer, v.Rule = Reject, ReasonAccountQuarantined, LayerOperator, RuleQuarantined
@@ -262,37 +295,40 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 		return
 	}
 
-	var num []byte // E.164 digits without '+'
-	short := shortNone
-	switch {
-	case x.plus:
-		num = d
-	case a.home != "":
-		if n := a.homeInfo.MatchIDD(d); n > 0 && n < len(d) {
-			num = d[n:]
-		} else if len(d) > 2 && d[0] == '0' && d[1] == '0' {
-			num = d[2:]
-		} else {
-			var buf [48]byte
-			var bad InvalidKind
-			num, short, bad = m.national(a.home, d, buf[:0])
-			if bad != InvalidNone {
-				v.invalid(bad)
-				return
-			}
-		}
-	default:
-		switch {
-		case len(d) > 2 && d[0] == '0' && d[1] == '0':
-			num = d[2:]
-		case d[0] == '0':
-			v.invalid(InvalidNoHome)
-			return
+	var (
+		buf     [48]byte
+		num     []byte // E.164 digits without '+'
+		short   shortKind
+		country string
+		bad     InvalidKind
+		kind    resKind
+	)
+	if prev != nil {
+		kind = prev.res
+		switch kind {
+		case resE164:
+			num, country = prev.e164[1:prev.e164n], prev.Country
+		case resShort:
+			d, short = prev.e164[:prev.e164n], prev.resShort
 		default:
-			num = d // E.164 written without '+', as many trunks send it
+			bad = prev.Invalid
+		}
+	} else {
+		num, short, country, bad = m.resolve(a, x.plus, d, buf[:0])
+		switch {
+		case bad != InvalidNone:
+			kind = resInvalid
+		case short != shortNone:
+			kind = resShort
+		default:
+			kind = resE164
 		}
 	}
-
+	v.res, v.resShort, v.resHome, v.resInfo = kind, short, a.home, a.homeInfo
+	if bad != InvalidNone {
+		v.invalid(bad)
+		return
+	}
 	if short != shortNone {
 		// A valid short number of the home country (directory enquiries,
 		// service codes): domestic, never rewritten, never locked (it is
@@ -313,46 +349,7 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 		return
 	}
 
-	if len(num) > maxDigits {
-		v.invalid(InvalidLength)
-		return
-	}
-	r := m.plan.Resolve(num)
-	switch r.Status {
-	case numplan.OK:
-		v.Country = r.Region
-	case numplan.Ambiguous:
-		v.Country = m.ambiguous(num)
-		if v.Country == "" {
-			v.invalid(InvalidNoCountry)
-			return
-		}
-	case numplan.NoRegion:
-		// A shared code's range that no region's metadata claims (the
-		// Ofcom drama range +44 7700 900xxx) belongs to the code's main
-		// country, as any unlisted range of a single-country code does:
-		// only its length is checked there too. Not so for NANP: an
-		// unknown area code may be a new Caribbean overlay that stale
-		// metadata lacks, a classic IRSF destination, so it fails closed.
-		if num[0] == '1' {
-			v.invalid(InvalidNoCountry)
-			return
-		}
-		if v.Country = mainRegion(num[:r.CCLen]); v.Country == "" {
-			v.invalid(InvalidNoCountry)
-			return
-		}
-	case numplan.BadLength:
-		v.invalid(InvalidLength)
-		return
-	default:
-		v.invalid(InvalidNoCountry)
-		return
-	}
-	if !nanpStructure(num) {
-		v.invalid(InvalidNoCountry)
-		return
-	}
+	v.Country = country
 	v.e164[0] = '+'
 	v.e164n = uint8(1 + copy(v.e164[1:], num))
 
@@ -400,6 +397,71 @@ func (m *Matcher) decide(v *Verdict, s *Snapshot, a *account, known bool, sub st
 	}
 	v.countries(a, ci)
 	v.gates(s, a, sc, p)
+}
+
+// resolve finds what d, the digits a dialled (plus: written with a '+'),
+// are: E.164 digits (aliasing d or buf) and their country, a short number
+// of the home country, or invalid. It depends on a's home country alone
+// (and the numbering plan), which is what lets DecideBeside reuse it.
+func (m *Matcher) resolve(a *account, plus bool, d []byte, buf []byte) (num []byte, short shortKind, country string, bad InvalidKind) {
+	switch {
+	case plus:
+		num = d
+	case a.home != "":
+		if n := a.homeInfo.MatchIDD(d); n > 0 && n < len(d) {
+			num = d[n:]
+		} else if len(d) > 2 && d[0] == '0' && d[1] == '0' {
+			num = d[2:]
+		} else {
+			num, short, bad = m.national(a.home, d, buf)
+			if bad != InvalidNone || short != shortNone {
+				return nil, short, "", bad
+			}
+		}
+	default:
+		switch {
+		case len(d) > 2 && d[0] == '0' && d[1] == '0':
+			num = d[2:]
+		case d[0] == '0':
+			return nil, shortNone, "", InvalidNoHome
+		default:
+			num = d // E.164 written without '+', as many trunks send it
+		}
+	}
+
+	if len(num) > maxDigits {
+		return nil, shortNone, "", InvalidLength
+	}
+	r := m.plan.Resolve(num)
+	switch r.Status {
+	case numplan.OK:
+		country = r.Region
+	case numplan.Ambiguous:
+		if country = m.ambiguous(num); country == "" {
+			return nil, shortNone, "", InvalidNoCountry
+		}
+	case numplan.NoRegion:
+		// A shared code's range that no region's metadata claims (the
+		// Ofcom drama range +44 7700 900xxx) belongs to the code's main
+		// country, as any unlisted range of a single-country code does:
+		// only its length is checked there too. Not so for NANP: an
+		// unknown area code may be a new Caribbean overlay that stale
+		// metadata lacks, a classic IRSF destination, so it fails closed.
+		if num[0] == '1' {
+			return nil, shortNone, "", InvalidNoCountry
+		}
+		if country = mainRegion(num[:r.CCLen]); country == "" {
+			return nil, shortNone, "", InvalidNoCountry
+		}
+	case numplan.BadLength:
+		return nil, shortNone, "", InvalidLength
+	default:
+		return nil, shortNone, "", InvalidNoCountry
+	}
+	if !nanpStructure(num) {
+		return nil, shortNone, "", InvalidNoCountry
+	}
+	return num, shortNone, country, InvalidNone
 }
 
 // gates apply, to a call the permissions allow, what comes after them: the

@@ -1,6 +1,9 @@
 package matcher
 
-import "github.com/tollgate/tollgate/origin"
+import (
+	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
+)
 
 // Action is what the SIP proxy must do with the call.
 type Action uint8
@@ -249,7 +252,26 @@ type Verdict struct {
 
 	e164  [24]byte // "+" and up to 15 digits, or the short number as dialled
 	e164n uint8
+
+	// res notes what the decision learnt of the dialled number, for a
+	// second decision of the same query (DecideBeside): its resolution
+	// under the home country resHome (plan facts resInfo) is in e164 and
+	// Country, or resShort, or Invalid.
+	res      resKind
+	resShort shortKind
+	resHome  string
+	resInfo  *numplan.RegionInfo
 }
+
+// resKind says what a verdict notes of its dialled number's resolution.
+type resKind uint8
+
+const (
+	resNone    resKind = iota // nothing: resolve again (emergency, rn=, refused before resolving)
+	resE164                   // e164 and Country are the number's E.164 form and country
+	resShort                  // e164 is a short number of the home country as dialled; resShort its kind
+	resInvalid                // Invalid is why the number does not resolve
+)
 
 // DecidedBy names the number a verdict was decided on when the dialled
 // string carried a routing number.

@@ -84,7 +84,7 @@ func (s *Shadow) Observe(m *matcher.Matcher, vel matcher.Velocity, q *matcher.Qu
 	if s.snap.SameFor(m.Snapshot(), q) {
 		return // an account the candidate does not change
 	}
-	sv := m.DecideWith(s.snap, vel, false, q)
+	sv := m.DecideBeside(s.snap, vel, false, q, live)
 	if sv.Action == live.Action && sv.Reason == live.Reason {
 		return
 	}
