@@ -126,8 +126,8 @@ func TestFailedStartExits(t *testing.T) {
 	defer p.Stop(2 * time.Second)
 	select {
 	case <-p.Done():
-	case <-time.After(60 * time.Second):
-		t.Errorf("Kamailio with a missing DBURL directory still running after 60 s")
+	case <-time.After(40 * time.Second):
+		t.Errorf("Kamailio with a missing DBURL directory still running after 40 s (exit_timeout is 10 s):\n%s", p.Tail(40))
 	}
 	p.Stop(2 * time.Second)
 	log := p.Log()
