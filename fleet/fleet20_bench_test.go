@@ -201,8 +201,11 @@ func BenchmarkFleet20(b *testing.B) {
 			b.ReportMetric(float64(recvB)/wall.Seconds(), "recv-B/s")
 			b.ReportMetric(float64(k)/wall.Seconds(), "checks/s")
 			if on {
-				if len(stale) < 2 {
-					b.Fatalf("only %d staleness samples", len(stale))
+				// none at all: no count crossed the fleet in the whole run
+				// (each probe waits up to 10 s); a saturated machine gives
+				// few, and stale-samples says how many
+				if len(stale) == 0 {
+					b.Fatal("no staleness sample: no count reached another node")
 				}
 				sort.Slice(stale, func(x, y int) bool { return stale[x] < stale[y] })
 				q := func(p float64) float64 { return float64(stale[int(p*float64(len(stale)-1))].Microseconds()) / 1000 }
