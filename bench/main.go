@@ -41,22 +41,26 @@ type Options struct {
 	GoBench                   bool
 	GoCount                   int
 	GoPkgs                    string
-	Load                      bool
-	Rounds, OpenRounds        int
-	ClosedDur, OpenDur        time.Duration
-	Warmup                    time.Duration
-	Conns                     int
-	Rate                      float64
-	OpenTransports            string
-	ServerCPUs, ClientCPUs    string
-	NginxWorkers              int
-	ReadyTimeout              time.Duration
-	RSSStored                 bool
-	Soak                      time.Duration
-	RSSStartMax, RSSSoakMax   float64
-	QuietMax                  float64
-	QuietWait, QuietBudget    time.Duration
-	Out                       string
+	// GoFleet is the fleet benchmarks' pattern (run apart: each iteration
+	// is a second of simulated traffic, the setup tens of seconds).
+	GoFleet                 string
+	GoFleetCount            int
+	Load                    bool
+	Rounds, OpenRounds      int
+	ClosedDur, OpenDur      time.Duration
+	Warmup                  time.Duration
+	Conns                   int
+	Rate                    float64
+	OpenTransports          string
+	ServerCPUs, ClientCPUs  string
+	NginxWorkers            int
+	ReadyTimeout            time.Duration
+	RSSStored               bool
+	Soak                    time.Duration
+	RSSStartMax, RSSSoakMax float64
+	QuietMax                float64
+	QuietWait, QuietBudget  time.Duration
+	Out                     string
 	// Writes runs the admin-write experiment (runWrites).
 	Writes               bool
 	WriteRate, CheckRate float64
@@ -79,6 +83,8 @@ func parseOptions(args []string) (*Options, error) {
 	fs.BoolVar(&o.GoBench, "go", true, "run the Go benchmarks")
 	fs.IntVar(&o.GoCount, "go-count", 5, "go test -count for the Go benchmarks")
 	fs.StringVar(&o.GoPkgs, "go-pkgs", "./matcher/ ./numplan/ ./handler/ ./velocity/ ./origin/", "packages whose benchmarks run")
+	fs.StringVar(&o.GoFleet, "go-fleet", "Fleet20", "fleet benchmarks run apart with -benchtime 3x (./fleet/, -bench pattern; empty: none)")
+	fs.IntVar(&o.GoFleetCount, "go-fleet-count", 3, "go test -count for the fleet benchmarks")
 	fs.BoolVar(&o.Load, "load", true, "run the load tests against tollgate and nginx")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds of the closed-loop measurements (targets interleaved within a round; medians reported)")
 	fs.IntVar(&o.OpenRounds, "open-rounds", 5, "rounds of the open-loop measurements (p99 is the figure a shared machine disturbs most)")
@@ -219,6 +225,13 @@ func run(o *Options) int {
 			r.printf("\n**Go benchmarks failed: %v**\n\n", err)
 			failed = true
 		}
+		if o.GoFleet != "" {
+			if err := runFleetBench(r, o); err != nil {
+				logf("fleet benchmarks: %v", err)
+				r.printf("\n**Fleet benchmarks failed: %v**\n\n", err)
+				failed = true
+			}
+		}
 	}
 	if o.Load {
 		if err := runLoad(r, o); err != nil {
@@ -245,6 +258,18 @@ func run(o *Options) int {
 func runGoBench(r *report, o *Options) error {
 	args := []string{"test", "-p", "1", "-run", "^$", "-bench", ".", "-benchmem", "-count", strconv.Itoa(o.GoCount)}
 	args = append(args, strings.Fields(o.GoPkgs)...)
+	return runGoTest(r, "Go benchmarks", args, o.GoCount)
+}
+
+// runFleetBench runs the simulated fleet (BenchmarkFleet20: 20 nodes, CPU,
+// messages, bytes and staleness; docs/benchmarks.md#fleet).
+func runFleetBench(r *report, o *Options) error {
+	args := []string{"test", "-p", "1", "-run", "^$", "-bench", o.GoFleet, "-benchtime", "3x", "-count", strconv.Itoa(o.GoFleetCount), "./fleet/"}
+	return runGoTest(r, "Fleet benchmarks", args, o.GoFleetCount)
+}
+
+// runGoTest runs `go args…` and reports its benchmarks' medians.
+func runGoTest(r *report, title string, args []string, count int) error {
 	logf("go %s", strings.Join(args, " "))
 	t0 := time.Now()
 	cmd := exec.Command("go", args...)
@@ -257,7 +282,7 @@ func runGoBench(r *report, o *Options) error {
 	if err != nil {
 		return err
 	}
-	r.printf("## Go benchmarks\n\n`go %s` (%s), medians of %d runs:\n\n", strings.Join(args, " "), time.Since(t0).Round(time.Second), o.GoCount)
+	r.printf("## %s\n\n`go %s` (%s), medians of %d runs:\n\n", title, strings.Join(args, " "), time.Since(t0).Round(time.Second), count)
 	WriteGoBenchTable(r.w, results)
 	r.printf("\n")
 	if runErr != nil {

@@ -225,6 +225,10 @@ func (a *Alerts) take(m jetstream.Msg) {
 // Recent returns up to n of the fleet's latest alerts, newest first, from
 // the stream.
 func (a *Alerts) Recent(ctx context.Context, n int) ([]alert.Alert, error) {
+	if nc := a.opt.JS.Conn(); nc != nil && !nc.IsConnected() {
+		// a request would wait for the reconnection: say so at once
+		return nil, errors.New("fleet alerts: NATS unreachable")
+	}
 	info, err := a.stream.Info(ctx)
 	if err != nil {
 		return nil, err

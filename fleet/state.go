@@ -158,6 +158,21 @@ func (s *State) Notify(a alert.Alert) {
 	s.opt.Deliver.Notify(a)
 }
 
+// ErrNoAlertStream is RecentAlerts' answer before the alert stream is set
+// up (NATS down since the start).
+var ErrNoAlertStream = errors.New("fleet alerts: the alert stream is not set up yet")
+
+// RecentAlerts returns up to n of the fleet's latest alerts (every node's,
+// as the alert stream holds them), newest first, for GET /v1/alerts. It
+// fails rather than wait when NATS is unreachable; ctx bounds the reads.
+func (s *State) RecentAlerts(ctx context.Context, n int) ([]alert.Alert, error) {
+	a := s.alerts.Load()
+	if a == nil {
+		return nil, ErrNoAlertStream
+	}
+	return a.Recent(ctx, n)
+}
+
 // Stats returns every part's figures.
 func (s *State) Stats() StateStats {
 	st := StateStats{Counters: s.Counters.Stats()}

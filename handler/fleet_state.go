@@ -2,7 +2,13 @@ package handler
 
 import (
 	"bytes"
+	"context"
 	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/tollgate/tollgate/alert"
 )
 
 // Fleet mode's shared fraud state (docs/fleet-state.md): its metrics and
@@ -47,6 +53,7 @@ func (h *Handler) writeFleetStateMetrics(b *bytes.Buffer, gauge func(name, help 
 	}{{"published", a.Published}, {"duplicate", a.Duplicates}, {"local", a.Local}, {"delivered", a.Delivered}, {"retried", a.Retries}} {
 		line(`tollgate_fleet_alerts_total{result="`+r.name+`"}`, float64(r.v))
 	}
+	counter("tollgate_fleet_alerts_history_fallbacks_total", "Fleet mode: GET /v1/alerts answered with this node's alerts (\"source\":\"local\") because the fleet's alert stream could not be read.", h.fleetAlertFallbacks.Load())
 	gauge("tollgate_fleet_state_streams", "Fleet mode: 1 once the alert and origin streams are set up (until then alerts are delivered locally).", b2f(st.Streams))
 	head("tollgate_fleet_origin_messages_total", "Fleet mode: location history messages by direction.", "counter")
 	line(`tollgate_fleet_origin_messages_total{direction="published"}`, float64(st.Origin.Published))
@@ -77,4 +84,46 @@ func joinDetail(a, b string) string {
 		return a
 	}
 	return a + "; " + b
+}
+
+// fleetAlertsLimit bounds one GET /v1/alerts in fleet mode (each alert is
+// one read of the stream), and is the default; fleetAlertsTimeout bounds
+// the reads, so that a slow or cut-off NATS answers with the local list.
+const (
+	fleetAlertsLimit   = 200
+	fleetAlertsTimeout = 2 * time.Second
+)
+
+// fleetAlerts serves GET /v1/alerts in fleet mode: the fleet's latest
+// alerts from its stream ("source":"fleet"), or, when the stream cannot be
+// read in time, this node's list ("source":"local") with the reason in
+// "degraded", a log line and tollgate_fleet_alerts_history_fallbacks_total.
+func (h *Handler) fleetAlerts(ctx *fasthttp.RequestCtx, limit int) {
+	if limit <= 0 || limit > fleetAlertsLimit {
+		limit = fleetAlertsLimit
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), fleetAlertsTimeout)
+	list, err := h.opt.FleetState.RecentAlerts(rctx, limit)
+	cancel()
+	if err == nil {
+		if list == nil {
+			list = []alert.Alert{}
+		}
+		h.writeJSON(ctx, fasthttp.StatusOK, struct {
+			Alerts []alert.Alert `json:"alerts"`
+			Source string        `json:"source"`
+		}{list, "fleet"})
+		return
+	}
+	h.fleetAlertFallbacks.Add(1)
+	h.log.Warn().Err(err).Msg("GET /v1/alerts: the fleet's alert stream cannot be read: answering with this node's alerts")
+	local := []alert.Alert{}
+	if h.alerts != nil {
+		local = h.alerts.Recent(limit)
+	}
+	h.writeJSON(ctx, fasthttp.StatusOK, struct {
+		Alerts   []alert.Alert `json:"alerts"`
+		Source   string        `json:"source"`
+		Degraded string        `json:"degraded"`
+	}{local, "local", "the fleet's alert history cannot be read (" + err.Error() + "): these are the alerts this node delivered or kept"})
 }

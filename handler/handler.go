@@ -119,6 +119,9 @@ type Handler struct {
 	shadow   atomic.Pointer[whatif.Shadow]
 	wi       whatIfState
 	stats    *stats.Stats
+	// fleetAlertFallbacks counts GET /v1/alerts answered from this node's
+	// list because the fleet's alert stream could not be read.
+	fleetAlertFallbacks atomic.Uint64
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,

@@ -193,11 +193,16 @@ func (h *Handler) rateDeck(ctx *fasthttp.RequestCtx, who service.Actor, method s
 }
 
 // recentAlerts serves GET /v1/alerts[?limit=N]: the latest alerts, newest
-// first.
+// first. In fleet mode they are the fleet's, from its alert stream, or this
+// node's marked degraded when the stream cannot be read (fleetAlerts).
 func (h *Handler) recentAlerts(ctx *fasthttp.RequestCtx) {
 	limit, err := intArg(ctx.QueryArgs(), "limit")
 	if err != nil {
 		h.fail(ctx, err)
+		return
+	}
+	if h.opt.FleetState != nil {
+		h.fleetAlerts(ctx, limit)
 		return
 	}
 	if h.alerts == nil {
