@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -72,24 +71,6 @@ func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64
 	}
 }
 
-// writeFleetMetrics adds the fleet's lines to /metrics.
-func (h *Handler) writeFleetMetrics(b *bytes.Buffer, gauge func(name, help string, v float64), head func(name, help, typ string), line func(name string, v float64)) {
-	f := h.opt.Fleet
-	if f == nil {
-		return
-	}
-	gauge("tollgate_policy_stale_seconds", "Fleet mode: how long this node's policy may have been behind the fleet's bucket (0 while it watches it).", f.Stale().Seconds())
-	gauge("tollgate_fleet_connected", "Fleet mode: 1 while a NATS server is reachable.", b2f(f.Connected()))
-	gauge("tollgate_fleet_synced", "Fleet mode: 1 while this node watches the policy bucket and has applied its current values.", b2f(f.Synced()))
-	gauge("tollgate_fleet_applied_revision", "Fleet mode: the policy bucket revision this node has applied.", float64(f.Applied()))
-	st := f.Counters()
-	head("tollgate_fleet_changes_applied_total", "Fleet mode: changes made on other nodes applied here.", "counter")
-	line("tollgate_fleet_changes_applied_total", float64(st.Applied))
-	head("tollgate_fleet_apply_errors_total", "Fleet mode: bucket records refused here (unreadable or invalid); the policy in force stayed.", "counter")
-	line("tollgate_fleet_apply_errors_total", float64(st.Errors))
-	gauge("tollgate_fleet_pending_changes", "Fleet mode: locks and origin state changed here while NATS was away, not yet sent.", float64(st.Pending))
-}
-
 // fleetDegraded is the /ready detail of a node out of step with the fleet
 // ("" when in step or not in fleet mode). /ready stays 200: the node
 // serves its last applied policy, which is what the proxies need.
@@ -102,11 +83,4 @@ func (h *Handler) fleetDegraded() string {
 		return err.Error() + "; policy stale for " + f.Stale().Round(time.Second).String()
 	}
 	return ""
-}
-
-func b2f(x bool) float64 {
-	if x {
-		return 1
-	}
-	return 0
 }

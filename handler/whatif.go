@@ -214,14 +214,8 @@ func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
-// writeWhatIfMetrics appends the ring's and the shadow's lines to /metrics.
-func (h *Handler) writeWhatIfMetrics(b *bytes.Buffer) {
-	r := h.opt.Recent
-	held := min(r.Written(), uint64(r.Size()))
-	b.WriteString("# HELP tollgate_recent_queries Check queries held in the recent-traffic ring (at most -recent-size; older than -recent-max-age are ignored by replays).\n# TYPE tollgate_recent_queries gauge\n")
-	fmt.Fprintf(b, "tollgate_recent_queries %d\n", held)
-	b.WriteString("# HELP tollgate_recent_written_total Check queries ever written to the recent-traffic ring.\n# TYPE tollgate_recent_written_total counter\n")
-	fmt.Fprintf(b, "tollgate_recent_written_total %d\n", r.Written())
+// writeShadowMetrics writes the shadow policy's families.
+func (h *Handler) writeShadowMetrics(b *bytes.Buffer) {
 	sh := h.shadow.Load()
 	var st *whatif.ShadowStats
 	if sh != nil {

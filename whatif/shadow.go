@@ -1,13 +1,13 @@
 package whatif
 
 import (
-	"bytes"
-	"strconv"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/promtext"
 )
 
 const (
@@ -172,32 +172,24 @@ func (st *ShadowStats) Turned(live, shadow matcher.Action) uint64 {
 	return 0
 }
 
-// WriteMetrics appends the shadow's Prometheus lines (active is whether a
-// shadow is installed now; st may be nil).
-func WriteMetrics(b *bytes.Buffer, st *ShadowStats, active bool) {
-	b.WriteString("# HELP tollgate_shadow_active Whether a shadow policy is installed (PUT /v1/shadow).\n# TYPE tollgate_shadow_active gauge\ntollgate_shadow_active ")
-	if active {
-		b.WriteString("1\n")
-	} else {
-		b.WriteString("0\n")
-	}
-	b.WriteString("# HELP tollgate_shadow_decisions_total Decisions the shadow policy took beside the live one.\n# TYPE tollgate_shadow_decisions_total counter\ntollgate_shadow_decisions_total ")
+// WriteMetrics writes the shadow's families for /metrics (active is
+// whether a shadow is installed now; st may be nil). Labels are verdict
+// reasons and countries: closed sets.
+func WriteMetrics(w io.Writer, st *ShadowStats, active bool) {
+	p := promtext.New(w)
+	p.Head("tollgate_shadow_active", "Whether a shadow policy is installed (PUT /v1/shadow).", "gauge")
+	p.UintLine("tollgate_shadow_active", uint64(promtext.Bool(active)))
 	var n uint64
 	if st != nil {
 		n = st.Decisions.Load()
 	}
-	b.WriteString(strconv.FormatUint(n, 10))
-	b.WriteString("\n# HELP tollgate_shadow_disagreements_total Shadow decisions that differ from the live verdict, by the reason of the refusing side and destination country.\n# TYPE tollgate_shadow_disagreements_total counter\n")
+	p.Head("tollgate_shadow_decisions_total", "Decisions the shadow policy took beside the live one.", "counter")
+	p.UintLine("tollgate_shadow_decisions_total", n)
+	p.Head("tollgate_shadow_disagreements_total", "Shadow decisions that differ from the live verdict, by the reason of the refusing side and destination country.", "counter")
 	if st == nil {
 		return
 	}
 	for _, c := range st.ByReasonCountry() {
-		b.WriteString(`tollgate_shadow_disagreements_total{reason="`)
-		b.WriteString(c.Reason)
-		b.WriteString(`",country="`)
-		b.WriteString(c.Country)
-		b.WriteString(`"} `)
-		b.WriteString(strconv.FormatUint(c.Calls, 10))
-		b.WriteByte('\n')
+		p.Label2("tollgate_shadow_disagreements_total", "reason", c.Reason, "country", c.Country, c.Calls)
 	}
 }

@@ -1,0 +1,17 @@
+package recent
+
+import (
+	"io"
+
+	"github.com/tollgate/tollgate/promtext"
+)
+
+// WriteMetrics writes the ring's families for /metrics.
+func (r *Ring) WriteMetrics(w io.Writer) {
+	p := promtext.New(w)
+	held := min(r.Written(), uint64(r.Size()))
+	p.Head("tollgate_recent_queries", "Check queries held in the recent-traffic ring (at most -recent-size; older than -recent-max-age are ignored by replays).", "gauge")
+	p.UintLine("tollgate_recent_queries", held)
+	p.Head("tollgate_recent_written_total", "Check queries ever written to the recent-traffic ring.", "counter")
+	p.UintLine("tollgate_recent_written_total", r.Written())
+}
