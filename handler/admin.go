@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/tollgate/tollgate/handler/query"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +78,7 @@ func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
 	case h.authorize(ctx) == "":
 		h.refuseAuth(ctx, "; the body was not read")
 	default:
-		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+itoa(adminBodyLimit(hdr.RequestURI()))+" bytes, this endpoint's limit", "body")
+		h.adminError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than "+query.Itoa(adminBodyLimit(hdr.RequestURI()))+" bytes, this endpoint's limit", "body")
 	}
 	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
 		h.met.adminReqs[c].Add(1)
@@ -114,8 +114,8 @@ func (h *Handler) authName(auth []byte) string {
 	sum := sha256.Sum256(bytes.TrimSpace(auth[len(prefix):]))
 	name := ""
 	for _, t := range h.tokens {
-		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
-			name = t.name
+		if subtle.ConstantTimeCompare(sum[:], t.Sum[:]) == 1 {
+			name = t.Name
 		}
 	}
 	return name
@@ -137,8 +137,8 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 		CloseOnShutdown:       true,
 		HeaderReceived:        h.adminHeader,
 		ErrorHandler:          h.adminTransportError,
-		ConnState:             connState,
-		Logger:                fasthttpLogger{h.log},
+		ConnState:             query.ConnState,
+		Logger:                query.FastHTTPLogger{L: h.log},
 	}
 }
 
@@ -283,43 +283,6 @@ func decodeBody(body []byte, v any) error {
 		return err
 	}
 	return nil
-}
-
-// jsonFieldError turns encoding/json's errors into FieldErrors.
-func jsonFieldError(err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return &policy.FieldError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)}
-	case errors.As(err, &te):
-		field := jsonPath(te.Field)
-		if field == "" {
-			field = "body"
-		}
-		return &policy.FieldError{Field: field, Msg: fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)}
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return &policy.FieldError{Field: "body", Msg: "truncated JSON"}
-	}
-	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		name, _ := strconv.Unquote(f)
-		return &policy.FieldError{Field: name, Msg: "unknown field"}
-	}
-	return &policy.FieldError{Field: "body", Msg: strings.TrimPrefix(msg, "json: ")}
-}
-
-// jsonPath drops the Go names of embedded structs ("Policy.max_cps") from
-// encoding/json's field paths, leaving the path as the client wrote it.
-func jsonPath(p string) string {
-	parts := strings.Split(p, ".")
-	out := parts[:0]
-	for _, s := range parts {
-		if s != "Policy" && s != "Account" {
-			out = append(out, s)
-		}
-	}
-	return strings.Join(out, ".")
 }
 
 // accountJSON is an account on the wire: its name, its policy fields and its

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -303,3 +304,5 @@ func newCtx(method, uri string, body []byte) *fasthttp.RequestCtx {
 	}
 	return ctx
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -128,28 +128,6 @@ func TestEventsToken(t *testing.T) {
 	contains(t, "metrics", e.q("GET", "/metrics", "").body, `tollgate_events_refused_total{cause="token"} 7`)
 }
 
-// FuzzUnwrapEvents: the token wrapper's reader never panics, returns events
-// only without an error, and a payload it does not take as a wrapper comes
-// back as it was.
-func FuzzUnwrapEvents(f *testing.F) {
-	for _, s := range []string{`{"token":"t","events":[{"event":"answered"}]}`, `{"token":null,"events":{}}`, `{"events":1,"events":2}`,
-		`{"token":1,"events":[]}`, `[{"event":"ended"}]`, `{"event":"ended"}`, `{"t\u006fken":"x","events":[]}`, ``, `{`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		evs, tok, has, err := unwrapEvents(b)
-		if err != nil && (evs != nil || has) {
-			t.Fatalf("%q: error %v with events %q", b, err, evs)
-		}
-		if !has && tok != "" {
-			t.Fatalf("%q: token %q without hasToken", b, tok)
-		}
-		if err == nil && evs == nil {
-			t.Fatalf("%q: no events and no error", b)
-		}
-	})
-}
-
 // An answer dated a week back followed by an end without a duration is as
 // absurd as a week-long duration: the call counts -max-call-duration at
 // most, so the pair cannot lock a victim either.

@@ -1,16 +1,13 @@
-// Package handler is tollgate's transports: the query API a SIP proxy calls
-// per INVITE (HTTP GET/POST /v1/check, JSON-RPC over HTTP, over netstring TCP
-// and over bare-JSON TCP), the admin API, health, readiness and metrics.
-//
-// Every query transport does the same three steps: decode into a
-// matcher.Query whose strings point into the request's own memory, Decide,
-// and encode the verdict with the one hand-written encoder (AppendVerdict)
-// into a pooled buffer. Nothing on that path allocates, locks or logs unless
-// the call is rejected.
+// Package handler assembles tollgate's HTTP and TCP surface: the query
+// transports (package handler/query: /v1/check, JSON-RPC over HTTP and
+// TCP, call events), the admin API and console (route table in routes.go),
+// and health, readiness and /metrics on either listener. /metrics
+// concatenates the families each package writes of its own state.
 package handler
 
 import (
 	"bytes"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -18,37 +15,56 @@ import (
 	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/fleet"
 	"github.com/tollgate/tollgate/fraudstate"
+	"github.com/tollgate/tollgate/handler/query"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/recent"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/stats"
 	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
-	"github.com/tollgate/tollgate/whatif"
 	"github.com/valyala/fasthttp"
 )
 
-// Limits of the query transports.
+// Limits of the query transports (package query).
 const (
-	// MaxCheckBody bounds a POST /v1/check body: six fields of 256 bytes,
-	// escaped, with room to spare.
-	MaxCheckBody = 4 << 10
-	// MaxRPCBody bounds a JSON-RPC request (HTTP body or TCP frame); a batch
-	// of a few dozen checks fits.
-	MaxRPCBody = 64 << 10
-	// DefaultRPCIdleTimeout closes a JSON-RPC TCP connection with no
-	// request for this long; it was 10 minutes, which let idle connections
-	// pile up to the descriptor limit.
-	DefaultRPCIdleTimeout = time.Minute
-	// maxBatch bounds the requests of one JSON-RPC batch.
-	maxBatch = 100
+	MaxCheckBody          = query.MaxCheckBody
+	MaxRPCBody            = query.MaxRPCBody
+	DefaultRPCIdleTimeout = query.DefaultRPCIdleTimeout
+	DefaultLogBurst       = query.DefaultLogBurst
+	DefaultLogInterval    = query.DefaultLogInterval
 )
 
 // Token is one admin bearer token and the name the audit log records for it.
-type Token struct {
-	Name   string
-	Secret string
-}
+type Token = query.Token
+
+// The query transports' listener types, kept here for the assembler's
+// callers.
+type (
+	RPCServer    = query.RPCServer
+	Listener     = query.Listener
+	ListenerKind = query.ListenerKind
+	ConnLimits   = query.ConnLimits
+	EventResults = query.EventResults
+)
+
+// Listener kinds (connection metrics and limits).
+const (
+	ListenerQuery = query.ListenerQuery
+	ListenerRPC   = query.ListenerRPC
+	ListenerAdmin = query.ListenerAdmin
+)
+
+// ErrServerClosed is returned by RPCServer.Serve after Shutdown.
+var ErrServerClosed = query.ErrServerClosed
+
+// DefaultConnLimits are the limits of a listener of at most max connections.
+func DefaultConnLimits(max int) ConnLimits { return query.DefaultConnLimits(max) }
+
+// AppendVerdict appends the JSON object of v (query.AppendVerdict).
+func AppendVerdict(dst []byte, v *matcher.Verdict) []byte { return query.AppendVerdict(dst, v) }
+
+// DecodeEvents decodes a POST /v1/events body (query.DecodeEvents).
+func DecodeEvents(body []byte) ([]velocity.Event, error) { return query.DecodeEvents(body) }
 
 // Options configure a Handler.
 type Options struct {
@@ -86,7 +102,8 @@ type Options struct {
 	// MaxCallDuration refuses an ended event whose duration is longer
 	// (default 4 h, velocity's default).
 	MaxCallDuration time.Duration
-	// Now is the clock events are judged by (time.Now if nil).
+	// Now is the clock events are judged by and refused-call log lines
+	// sampled by (time.Now if nil).
 	Now func() time.Time
 	// Teardown feeds /metrics (nil without -proxy-control).
 	Teardown *teardown.Teardown
@@ -108,15 +125,13 @@ type Handler struct {
 	svc      *service.Service
 	opt      Options
 	log      zerolog.Logger
-	met      *metrics
+	q        *query.Server // the query transports
+	met      *adminMetrics
 	draining atomic.Bool
-	tokens   []tokenHash
-	evTokens []tokenHash
+	tokens   []query.TokenHash
 	vel      *velocity.Engine
 	alerts   *alert.Dispatcher
-	sampler  *logSampler // nil: every refused call logged
 	console  consoleSessions
-	shadow   atomic.Pointer[whatif.Shadow]
 	wi       whatIfState
 	stats    *stats.Stats
 	// fleetAlertFallbacks counts GET /v1/alerts answered from this node's
@@ -127,24 +142,18 @@ type Handler struct {
 // New builds the handlers. svc may be nil for a query-only handler (tests,
 // benchmarks): the admin API then answers 503.
 func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
-	if opt.RPCIdleTimeout <= 0 {
-		opt.RPCIdleTimeout = DefaultRPCIdleTimeout
-	}
-	if opt.RPCFrameTimeout <= 0 {
-		opt.RPCFrameTimeout = 5 * time.Second
-	}
-	if opt.MaxCallDuration <= 0 {
-		opt.MaxCallDuration = 4 * time.Hour
-	}
-	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &metrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
-	h.sampler = newLogSampler(opt.LogRejectBurst, opt.LogRejectInterval)
+	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &adminMetrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
 	h.stats = stats.New(time.Now())
 	go h.stats.Run(nil) // for the process's life: a tick a second
+	h.q = query.New(m, query.Options{
+		Logger: opt.Logger, LogNumbers: opt.LogNumbers,
+		LogRejectBurst: opt.LogRejectBurst, LogRejectInterval: opt.LogRejectInterval,
+		RPCIdleTimeout: opt.RPCIdleTimeout, RPCFrameTimeout: opt.RPCFrameTimeout,
+		Velocity: opt.Velocity, EventTokens: opt.EventTokens, MaxCallDuration: opt.MaxCallDuration,
+		Now: opt.Now, Recent: opt.Recent, Stats: h.stats, Rebase: h.rebaseShadow,
+	})
 	for _, t := range opt.Tokens {
-		h.tokens = append(h.tokens, hashToken(t))
-	}
-	for _, t := range opt.EventTokens {
-		h.evTokens = append(h.evTokens, hashToken(t))
+		h.tokens = append(h.tokens, query.HashToken(t))
 	}
 	return h
 }
@@ -167,88 +176,6 @@ func (h *Handler) svcReady() bool {
 	return h.m.Ready()
 }
 
-// decide runs one query and counts it; a rejected or screened call gets its
-// log line. It is the single decision point of every transport.
-func (h *Handler) decide(q *matcher.Query, t transport) matcher.Verdict {
-	v := h.m.Decide(q)
-	h.met.decision(t, &v)
-	h.observe(q, &v)
-	h.stats.Record(q.Account, &v)
-	if v.Action != matcher.Allow {
-		h.logVerdict(q, &v, t)
-	}
-	return v
-}
-
-// logVerdict writes the one line of a refused call: who, where to, why and
-// the rule, and the number only in part unless LogNumbers is set.
-func (h *Handler) logVerdict(q *matcher.Query, v *matcher.Verdict, t transport) {
-	if h.log.GetLevel() > zerolog.InfoLevel {
-		return
-	}
-	var suppressed uint64
-	if h.sampler != nil {
-		ok, supp, summary := h.sampler.allow(logKey(q.Account, q.Subaccount, v.Reason))
-		if summary > 0 {
-			h.log.Info().Uint64("suppressed", summary).Dur("interval", time.Duration(h.sampler.interval)).
-				Msg("refused-call log lines suppressed")
-		}
-		if !ok {
-			return
-		}
-		suppressed = supp
-	}
-	ev := h.log.Info()
-	if ev == nil {
-		return
-	}
-	var rb [2048]byte
-	var nb [40]byte
-	num := v.E164Bytes()
-	if len(num) == 0 {
-		num = []byte(q.To) // invalid numbers are logged as dialled (still masked)
-		if len(num) > 32 {
-			num = num[:32]
-		}
-	}
-	if !h.opt.LogNumbers {
-		num = maskNumber(nb[:0], num)
-	}
-	msg := "call rejected"
-	if v.Action == matcher.Screen {
-		msg = "call screened"
-	}
-	ev.Str("transport", transportNames[t]).
-		Str("account", q.Account).
-		Str("subaccount", q.Subaccount).
-		Str("country", v.Country).
-		Str("reason", v.Reason.String()).
-		Int("code", v.Reason.Info().Code).
-		Bytes("rule", v.AppendRule(rb[:0])).
-		Bytes("number", num).
-		Str("call_id", q.CallID)
-	if suppressed > 0 {
-		ev.Uint64("suppressed", suppressed)
-	}
-	ev.Msg(msg)
-}
-
-// maskNumber keeps the leading digits that say where a call went (country
-// code and the start of the national number) and hides the subscriber part.
-func maskNumber(dst, num []byte) []byte {
-	keep := 5
-	if len(num) > 0 && num[0] == '+' {
-		keep = 6
-	}
-	for i, c := range num {
-		if i >= keep && c >= '0' && c <= '9' {
-			c = 'x'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
 var (
 	ctJSON    = []byte("application/json")
 	ctText    = []byte("text/plain; charset=utf-8")
@@ -256,30 +183,14 @@ var (
 	ctCSV     = []byte("text/csv; charset=utf-8")
 )
 
-// setBody encodes straight into the response's pooled body buffer: the
-// buffer is swapped out, appended to and swapped back, so the verdict is
-// written once and never copied.
-func setBody(ctx *fasthttp.RequestCtx, fill func([]byte) []byte) {
-	b := ctx.Response.SwapBody(nil)
-	b = fill(b[:0])
-	ctx.Response.SwapBody(b)
-}
-
 // Query serves the query listener: /v1/check, /rpc, /v1/events and the
 // operational endpoints.
 func (h *Handler) Query(ctx *fasthttp.RequestCtx) {
-	path := ctx.Path()
-	switch string(path) {
-	case "/v1/check":
-		h.check(ctx)
-	case "/rpc":
-		h.httpRPC(ctx)
-	case "/v1/events":
-		h.events(ctx)
-	default:
-		if !h.ops(ctx, path) {
-			h.jsonError(ctx, fasthttp.StatusNotFound, "no such endpoint")
-		}
+	if h.q.Serve(ctx) {
+		return
+	}
+	if !h.ops(ctx, ctx.Path()) {
+		query.JSONError(ctx, fasthttp.StatusNotFound, "no such endpoint")
 	}
 }
 
@@ -327,7 +238,7 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 	}
 	degraded := h.originDegraded()
 	fleetDetail := joinDetail(h.fleetDegraded(), h.fleetStateDegraded())
-	setBody(ctx, func(b []byte) []byte {
+	query.SetBody(ctx, func(b []byte) []byte {
 		b = append(b, `{"ready":true,`...)
 		if degraded || fleetDetail != "" {
 			// Still 200: the proxies fail closed on 503, which would refuse
@@ -346,141 +257,25 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 					b = append(b, ',')
 				}
 				b = append(b, `"fleet":`...)
-				b = appendJSONString(b, fleetDetail)
+				b = query.AppendJSONString(b, fleetDetail)
 			}
 			b = append(b, `},`...)
 		}
 		b = append(b, `"canary":`...)
-		b = AppendVerdict(b, &v)
+		b = query.AppendVerdict(b, &v)
 		return append(b, '}')
 	})
-}
-
-func (h *Handler) jsonError(ctx *fasthttp.RequestCtx, status int, msg string) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentTypeBytes(ctJSON)
-	setBody(ctx, func(b []byte) []byte {
-		b = append(b, `{"error":`...)
-		b = appendJSONString(b, msg)
-		return append(b, '}')
-	})
-}
-
-// check serves GET and POST /v1/check.
-func (h *Handler) check(ctx *fasthttp.RequestCtx) {
-	var q matcher.Query
-	var e decodeError
-	switch {
-	case ctx.IsGet():
-		e = decodeArgs(ctx.QueryArgs(), &q)
-	case ctx.IsPost():
-		body := ctx.PostBody()
-		if len(body) > MaxCheckBody {
-			e = decodeError{kind: errBodyTooLarge, off: MaxCheckBody}
-			break
-		}
-		var sc scratch
-		e = decodeObject(body, &q, &sc)
-		if e.ok() {
-			h.answerCheck(ctx, &q)
-		}
-		sc.release()
-		if e.ok() {
-			return
-		}
-	default:
-		ctx.Response.Header.Set("Allow", "GET, POST")
-		h.jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use GET or POST")
-		return
-	}
-	if !e.ok() {
-		h.met.parseErrors[tHTTP].Add(1)
-		ctx.SetStatusCode(fasthttp.StatusBadRequest)
-		ctx.SetContentTypeBytes(ctJSON)
-		setBody(ctx, func(b []byte) []byte { return appendErrorBody(b, e) })
-		return
-	}
-	h.answerCheck(ctx, &q)
-}
-
-func (h *Handler) answerCheck(ctx *fasthttp.RequestCtx, q *matcher.Query) {
-	v := h.decide(q, tHTTP)
-	ctx.SetStatusCode(v.Action.HTTPStatus())
-	ctx.SetContentTypeBytes(ctJSON)
-	b := ctx.Response.SwapBody(nil)
-	b = AppendVerdict(b[:0], &v)
-	ctx.Response.SwapBody(b)
-	h.met.latency[tHTTP].observe(time.Since(ctx.Time()))
-}
-
-// httpRPC serves JSON-RPC 2.0 over HTTP: POST /rpc, one request or a batch.
-func (h *Handler) httpRPC(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsPost() {
-		ctx.Response.Header.Set("Allow", "POST")
-		h.jsonError(ctx, fasthttp.StatusMethodNotAllowed, "JSON-RPC requests are POSTed")
-		return
-	}
-	body := ctx.PostBody()
-	ctx.SetContentTypeBytes(ctJSON)
-	b := ctx.Response.SwapBody(nil)
-	sc := scratch{local: localPeer(ctx.RemoteAddr())}
-	b, replied := h.rpc(b[:0], body, tHTTPRPC, &sc)
-	sc.release()
-	ctx.Response.SwapBody(b)
-	if !replied {
-		ctx.SetStatusCode(fasthttp.StatusNoContent) // notifications only
-	}
-	h.met.latency[tHTTPRPC].observe(time.Since(ctx.Time()))
 }
 
 // QueryServer returns the fasthttp server for the query listener, with
 // limits sized for one small request per INVITE over keep-alive.
-func (h *Handler) QueryServer() *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:               h.Query,
-		Name:                  "tollgate",
-		ReadTimeout:           5 * time.Second,
-		WriteTimeout:          5 * time.Second,
-		IdleTimeout:           2 * time.Minute,
-		MaxRequestBodySize:    MaxRPCBody,
-		ReadBufferSize:        8 << 10,
-		WriteBufferSize:       4 << 10,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		CloseOnShutdown:       true,
-		ErrorHandler:          h.transportError,
-		ConnState:             connState,
-		Logger:                fasthttpLogger{h.log},
-	}
+func (h *Handler) QueryServer() *fasthttp.Server { return h.q.HTTPServer(h.Query) }
+
+// NewRPCServer returns a TCP JSON-RPC server answering with h's query
+// transports.
+func (h *Handler) NewRPCServer() *RPCServer { return h.q.NewRPCServer() }
+
+// Limit wraps ln with the limits lim, counted under kind in /metrics.
+func (h *Handler) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Listener {
+	return h.q.Limit(ln, kind, lim)
 }
-
-// transportError answers requests fasthttp itself could not read (body over
-// the limit, header too large, garbage) with the same 400 shape as ours.
-func (h *Handler) transportError(ctx *fasthttp.RequestCtx, err error) {
-	h.met.parseErrors[tHTTP].Add(1)
-	msg := "malformed HTTP request: " + err.Error()
-	if err == fasthttp.ErrBodyTooLarge {
-		msg = "request body larger than " + itoa(MaxRPCBody) + " bytes"
-	}
-	h.jsonError(ctx, fasthttp.StatusBadRequest, msg)
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
-
-// fasthttpLogger sends fasthttp's own messages (accept errors and the like)
-// to zerolog at debug level.
-type fasthttpLogger struct{ l zerolog.Logger }
-
-// Printf implements fasthttp.Logger.
-func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug().Msgf(format, args...) }

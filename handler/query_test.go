@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/tollgate/tollgate/handler/query"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,7 +133,7 @@ func TestLogNumbers(t *testing.T) {
 
 func TestCheckMalformed(t *testing.T) {
 	e := newEnv(t)
-	long := strings.Repeat("a", MaxFieldLen+1)
+	long := strings.Repeat("a", query.MaxFieldLen+1)
 	cases := []struct {
 		name   string
 		method string
@@ -330,10 +330,8 @@ func TestRPCOverHTTP(t *testing.T) {
 // again with the count of what was left out, plus one summary line.
 func TestRejectLogSampled(t *testing.T) {
 	e := newEnv(t, func(_ *serviceOptions, o *Options) { o.LogRejectBurst = 3; o.LogRejectInterval = time.Minute })
-	var now atomic.Int64
-	now.Store(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano())
-	e.h.sampler.now = now.Load
-	e.h.sampler.sumAt.Store(now.Load() / int64(time.Minute))
+	// the sampler reads Options.Now, the env's clock: 2026-03-02 10:00 UTC,
+	// the start of a sampling interval
 	e.mustA("PUT", "/v1/operator/countries/CU", "")
 	for i := 0; i < 1000; i++ {
 		if r := e.q("GET", "/v1/check?to=%2B5355512345&account=flood", ""); r.status != 403 {
@@ -351,7 +349,7 @@ func TestRejectLogSampled(t *testing.T) {
 			t.Errorf("the refusal with %s is not logged", w)
 		}
 	}
-	now.Add(int64(time.Minute))
+	e.clk.Add(time.Minute)
 	e.q("GET", "/v1/check?to=%2B5355512345&account=flood", "")
 	logs = e.logText()
 	if !strings.Contains(logs, `"suppressed":997,"interval":60000,"message":"refused-call log lines suppressed"`) {

@@ -100,7 +100,7 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/alerts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.recentAlerts(ctx) }},
 	// The query API's GET /v1/check behind the admin credentials, for the
 	// console's "try a call" (the query listener is another origin).
-	{Method: "GET", Pattern: "/v1/check", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.check(ctx) }},
+	{Method: "GET", Pattern: "/v1/check", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.q.Check(ctx) }},
 	{Method: "GET", Pattern: "/v1/stats", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.statsReport(ctx) }},
 
 	{Method: "GET", Pattern: "/v1/accounts/{account}/origin", Serve: serveOrigin},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tollgate/tollgate/handler/query"
 	"io"
 	"net"
 	"strconv"
@@ -52,7 +53,7 @@ func netstring(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }
 func readNetstringReply(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
 	var buf []byte
-	p, err := readNetstring(br, &buf)
+	p, err := query.ReadNetstring(br, &buf)
 	if err != nil {
 		t.Fatalf("reading a netstring reply: %v", err)
 	}

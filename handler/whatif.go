@@ -20,25 +20,6 @@ type whatIfState struct {
 	replayMu sync.Mutex // one what-if replay at a time (CPU and memory)
 }
 
-// observe is the query path's hook: the query goes into the recent-traffic
-// ring, and a shadow policy, when one is installed, decides it too. No
-// lock, no allocation.
-func (h *Handler) observe(q *matcher.Query, v *matcher.Verdict) {
-	if r := h.opt.Recent; r != nil {
-		r.Add(h.now(), q.Account, q.Subaccount, q.To, v.E164Bytes(), q.SrcIP, uint8(v.Action), uint8(v.Reason), v.Country)
-	}
-	if sh := h.shadow.Load(); sh != nil {
-		var vel matcher.Velocity
-		if h.vel != nil {
-			vel = h.vel
-		}
-		sh.Observe(h.m, vel, q, v)
-		if sh.Stale(h.m.Snapshot()) {
-			go h.rebaseShadow(sh)
-		}
-	}
-}
-
 // rebaseShadow compiles the shadow's change again over the live policy,
 // which moved since: the shadow keeps comparing the change alone, not the
 // change and whatever was written since. A change that no longer applies
@@ -46,16 +27,16 @@ func (h *Handler) observe(q *matcher.Query, v *matcher.Verdict) {
 func (h *Handler) rebaseShadow(sh *whatif.Shadow) {
 	h.wi.shadowMu.Lock()
 	defer h.wi.shadowMu.Unlock()
-	if h.shadow.Load() != sh || h.svc == nil {
+	if h.q.Shadow.Load() != sh || h.svc == nil {
 		return
 	}
 	p, err := h.svc.Propose(sh.Edits.([]service.Edit))
 	if err != nil {
-		h.shadow.Store(nil)
+		h.q.Shadow.Store(nil)
 		h.log.Error().Err(err).Msg("shadow policy dropped: its change no longer applies to the policy in force")
 		return
 	}
-	h.shadow.Store(sh.Rebased(p.NextSnap, p.BaseSnap))
+	h.q.Shadow.Store(sh.Rebased(p.NextSnap, p.BaseSnap))
 }
 
 // serveWhatIf and serveShadow are the route table's handlers of issue #16.
@@ -159,7 +140,7 @@ func describeShadow(sh *whatif.Shadow) shadowJSON {
 func (h *Handler) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	switch method {
 	case "GET":
-		sh := h.shadow.Load()
+		sh := h.q.Shadow.Load()
 		if sh == nil {
 			h.adminError(ctx, fasthttp.StatusNotFound, "no shadow policy installed", "")
 			return
@@ -178,13 +159,13 @@ func (h *Handler) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, metho
 			return
 		}
 		sh := whatif.NewShadow(p.NextSnap, p.BaseSnap, h.log, who.Name, req.Edits)
-		h.shadow.Store(sh)
+		h.q.Shadow.Store(sh)
 		h.log.Info().Str("who", who.Name).Str("remote", who.Remote).Int("edits", len(req.Edits)).Msg("shadow policy installed")
 		h.writeJSON(ctx, fasthttp.StatusOK, describeShadow(sh))
 	case "DELETE":
 		h.wi.shadowMu.Lock()
 		defer h.wi.shadowMu.Unlock()
-		sh := h.shadow.Swap(nil)
+		sh := h.q.Shadow.Swap(nil)
 		if sh == nil {
 			h.adminError(ctx, fasthttp.StatusNotFound, "no shadow policy installed", "")
 			return
@@ -199,7 +180,7 @@ func (h *Handler) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, metho
 func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 	h.wi.shadowMu.Lock()
 	defer h.wi.shadowMu.Unlock()
-	sh := h.shadow.Load()
+	sh := h.q.Shadow.Load()
 	if sh == nil {
 		h.adminError(ctx, fasthttp.StatusNotFound, "no shadow policy installed", "")
 		return
@@ -208,7 +189,7 @@ func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 		h.fail(ctx, fmt.Errorf("promoting the shadow policy (it stays installed): %w", err))
 		return
 	}
-	h.shadow.Store(nil)
+	h.q.Shadow.Store(nil)
 	out := describeShadow(sh)
 	out.Promoted = true
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
@@ -216,7 +197,7 @@ func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 
 // writeShadowMetrics writes the shadow policy's families.
 func (h *Handler) writeShadowMetrics(b *bytes.Buffer) {
-	sh := h.shadow.Load()
+	sh := h.q.Shadow.Load()
 	var st *whatif.ShadowStats
 	if sh != nil {
 		st = sh.Stats()

@@ -198,11 +198,11 @@ func TestShadowPolicy(t *testing.T) {
 	e.mustA("PUT", "/v1/accounts/acme/subaccounts/sales", `{}`)
 	e.verdict("account=acme&to=%2B33142685300")
 	deadline := time.Now().Add(10 * time.Second)
-	for e.h.shadow.Load().Base() != e.m.Snapshot() && time.Now().Before(deadline) {
+	for e.h.q.Shadow.Load().Base() != e.m.Snapshot() && time.Now().Before(deadline) {
 		e.verdict("account=acme&to=%2B4930123456")
 		time.Sleep(10 * time.Millisecond)
 	}
-	if e.h.shadow.Load().Base() != e.m.Snapshot() {
+	if e.h.q.Shadow.Load().Base() != e.m.Snapshot() {
 		t.Fatal("the shadow was not rebased on the live change")
 	}
 

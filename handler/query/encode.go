@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"strconv"
@@ -22,21 +22,21 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 	dst = append(dst, `,"sip_code":`...)
 	dst = strconv.AppendInt(dst, int64(info.SIPCode), 10)
 	dst = append(dst, `,"sip_reason":`...)
-	dst = appendJSONString(dst, info.SIPReason)
+	dst = AppendJSONString(dst, info.SIPReason)
 	dst = append(dst, `,"message":`...)
-	dst = appendJSONString(dst, info.Message)
+	dst = AppendJSONString(dst, info.Message)
 	dst = append(dst, `,"country":`...)
-	dst = appendJSONString(dst, v.Country)
+	dst = AppendJSONString(dst, v.Country)
 	dst = append(dst, `,"e164":`...)
-	dst = appendJSONString(dst, b2s(v.E164Bytes()))
+	dst = AppendJSONString(dst, b2s(v.E164Bytes()))
 	dst = append(dst, `,"account":`...)
-	dst = appendJSONString(dst, v.Account)
+	dst = AppendJSONString(dst, v.Account)
 	dst = append(dst, `,"rule":`...)
 	// The rule text holds operator-written reasons and the account name, so
 	// it is escaped; it is built on the stack first (AppendRule does not
 	// allocate when its buffer has room).
 	var rb [2048]byte
-	dst = appendJSONString(dst, b2s(v.AppendRule(rb[:0])))
+	dst = AppendJSONString(dst, b2s(v.AppendRule(rb[:0])))
 	dst = append(dst, `,"max_channels":`...)
 	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
 	dst = append(dst, `,"max_cps":`...)
@@ -53,21 +53,21 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 		dst = append(dst, `,"decided_by":"`...)
 		dst = append(dst, v.DecidedBy.String()...)
 		dst = append(dst, `","rn":`...)
-		dst = appendJSONString(dst, b2s(v.RNBytes()))
+		dst = AppendJSONString(dst, b2s(v.RNBytes()))
 	}
 	if v.Template != "" {
 		// only when the account's template decided (the rule says how)
 		dst = append(dst, `,"template":`...)
-		dst = appendJSONString(dst, v.Template)
+		dst = AppendJSONString(dst, v.Template)
 	}
 	return append(dst, '}')
 }
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
+// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
 // so the output is always valid JSON whatever a client sent.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

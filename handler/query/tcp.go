@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 //     OpenSIPS's jsonrpc module sends; the reply is written and the
 //     connection closed, as that client expects.
 type RPCServer struct {
-	h *Handler
+	h *Server
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -31,7 +31,7 @@ type RPCServer struct {
 }
 
 // NewRPCServer returns a TCP JSON-RPC server answering with h.
-func (h *Handler) NewRPCServer() *RPCServer {
+func (h *Server) NewRPCServer() *RPCServer {
 	return &RPCServer{h: h, conns: make(map[*rpcConn]struct{})}
 }
 
@@ -175,7 +175,7 @@ func (s *RPCServer) netstrings(rc *rpcConn) {
 		rc.busy.Store(true)
 		rc.c.SetReadDeadline(time.Now().Add(h.opt.RPCFrameTimeout))
 		rc.br.UnreadByte()
-		payload, err := readNetstring(rc.br, &rc.in)
+		payload, err := ReadNetstring(rc.br, &rc.in)
 		if err != nil {
 			if fe, ok := err.(framingError); ok {
 				s.replyFramingError(rc, string(fe))
@@ -225,10 +225,10 @@ const (
 	errNetstringLarge framingError = "malformed netstring: request larger than 65536 bytes"
 )
 
-// readNetstring reads one "len:payload," frame from br into *buf (grown as
+// ReadNetstring reads one "len:payload," frame from br into *buf (grown as
 // needed, reused across frames) and returns the payload. A frame that breaks
 // the format returns a framingError; I/O errors are returned as they are.
-func readNetstring(br *bufio.Reader, buf *[]byte) ([]byte, error) {
+func ReadNetstring(br *bufio.Reader, buf *[]byte) ([]byte, error) {
 	n, digits := 0, 0
 	for {
 		c, err := br.ReadByte()

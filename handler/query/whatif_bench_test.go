@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"encoding/json"
@@ -38,9 +38,9 @@ func BenchmarkCheckGETWhatIf(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h.shadow.Store(whatif.NewShadow(next, live, zerolog.New(io.Discard), "bench", nil))
+		h.Shadow.Store(whatif.NewShadow(next, live, zerolog.New(io.Discard), "bench", nil))
 		benchCtx(b, h, "GET", uri, nil)
-		if d := h.shadow.Load().Stats().Disagreements.Load(); d == 0 {
+		if d := h.Shadow.Load().Stats().Disagreements.Load(); d == 0 {
 			b.Fatal("the shadow never disagreed")
 		}
 	})

@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"strconv"
@@ -133,7 +133,7 @@ func appendRPCError(dst []byte, id []byte, code int, msg string, detail decodeEr
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"message":`...)
 	if detail.kind == errNone {
-		dst = appendJSONString(dst, msg)
+		dst = AppendJSONString(dst, msg)
 	} else {
 		dst = append(dst, '"')
 		dst = append(dst, msg...) // plain ASCII, no quotes
@@ -149,7 +149,7 @@ func appendRPCError(dst []byte, id []byte, code int, msg string, detail decodeEr
 // reply to dst. replied is false when there is nothing to send (only
 // notifications), in which case the transport sends nothing (TCP) or 204
 // (HTTP).
-func (h *Handler) rpc(dst, payload []byte, t transport, sc *scratch) (out []byte, replied bool) {
+func (h *Server) rpc(dst, payload []byte, t transport, sc *scratch) (out []byte, replied bool) {
 	s := scanner{b: payload}
 	s.ws()
 	if s.i < len(payload) && payload[s.i] == '[' {
@@ -158,7 +158,7 @@ func (h *Handler) rpc(dst, payload []byte, t transport, sc *scratch) (out []byte
 	return h.rpcOne(dst, payload, t, sc)
 }
 
-func (h *Handler) rpcBatch(dst, payload []byte, t transport, sc *scratch) ([]byte, bool) {
+func (h *Server) rpcBatch(dst, payload []byte, t transport, sc *scratch) ([]byte, bool) {
 	// Validate the whole text first: a batch that is not JSON is one parse
 	// error, not a partial answer.
 	v := scanner{b: payload}
@@ -223,7 +223,7 @@ var (
 )
 
 // rpcOne answers one request object.
-func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte, bool) {
+func (h *Server) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte, bool) {
 	var r rpcRequest
 	if e := parseEnvelope(payload, &r); !e.ok() {
 		h.met.parseErrors[t].Add(1)
@@ -298,7 +298,7 @@ func (h *Handler) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte,
 // rpcEvent answers the "event" method: params are one call event or an
 // array of them, as POST /v1/events takes. As a notification (the usual
 // way: fire and forget) the events are applied and nothing is answered.
-func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport, sc *scratch) ([]byte, bool) {
+func (h *Server) rpcEvent(dst []byte, r *rpcRequest, t transport, sc *scratch) ([]byte, bool) {
 	if h.vel == nil {
 		if r.id == nil {
 			return dst, false
@@ -353,6 +353,6 @@ func (h *Handler) rpcEvent(dst []byte, r *rpcRequest, t transport, sc *scratch) 
 }
 
 // observeSince records a TCP request's latency.
-func (h *Handler) observeSince(t transport, start time.Time) {
+func (h *Server) observeSince(t transport, start time.Time) {
 	h.met.latency[t].observe(time.Since(start))
 }

@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"errors"
@@ -94,7 +94,7 @@ type connMetrics struct {
 type Listener struct {
 	inner net.Listener
 	lim   ConnLimits
-	h     *Handler
+	h     *Server
 	met   *connMetrics
 	kind  ListenerKind
 
@@ -134,7 +134,7 @@ type limitedConn struct {
 }
 
 // Limit wraps ln with the limits lim, counted under kind in /metrics.
-func (h *Handler) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Listener {
+func (h *Server) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Listener {
 	lim = lim.Clone()
 	if lim.Max <= 0 {
 		lim.Max = 1
@@ -392,8 +392,8 @@ func markIdle(c net.Conn) {
 	}
 }
 
-// connState feeds fasthttp's connection states to markIdle.
-func connState(c net.Conn, st fasthttp.ConnState) {
+// ConnState feeds fasthttp's connection states to markIdle.
+func ConnState(c net.Conn, st fasthttp.ConnState) {
 	if st == fasthttp.StateIdle {
 		markIdle(c)
 	}

@@ -1,21 +1,23 @@
-package handler
+package query
 
 import (
 	"bufio"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/matcher"
+	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/valyala/fasthttp"
 )
 
 // benchHandler is a query handler over a realistic snapshot: the shipped
 // high-risk list and an account with country rules and prefix lists.
-func benchHandler(b *testing.B) *Handler {
+func benchHandler(b *testing.B) *Server {
 	b.Helper()
 	hr, err := matcher.DefaultHighRisk()
 	if err != nil {
@@ -40,10 +42,10 @@ func benchHandler(b *testing.B) *Handler {
 	m.Swap(snap)
 	// A real logger writing to io.Discard, so rejected calls pay for their
 	// log line as in production.
-	return New(m, nil, Options{Logger: zerolog.New(io.Discard)})
+	return New(m, Options{Logger: zerolog.New(io.Discard)})
 }
 
-func benchCtx(b *testing.B, h *Handler, method string, uri, body []byte) {
+func benchCtx(b *testing.B, h *Server, method string, uri, body []byte) {
 	ctx := &fasthttp.RequestCtx{}
 	ctx.Request.Header.SetMethod(method)
 	b.ReportAllocs()
@@ -56,7 +58,7 @@ func benchCtx(b *testing.B, h *Handler, method string, uri, body []byte) {
 			ctx.Request.SetBodyRaw(body)
 		}
 		ctx.Response.Reset()
-		h.Query(ctx)
+		h.query(ctx)
 	}
 	if ctx.Response.StatusCode() >= 400 && ctx.Response.StatusCode() != 403 {
 		b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
@@ -79,7 +81,7 @@ func BenchmarkCheckGETReject(b *testing.B) {
 // log sampling: after the burst the line is counted, not written.
 func BenchmarkCheckGETRejectSampled(b *testing.B) {
 	h := benchHandler(b)
-	h.sampler = newLogSampler(DefaultLogBurst, DefaultLogInterval)
+	h.sampler = newLogSampler(DefaultLogBurst, DefaultLogInterval, nil)
 	benchCtx(b, h, "GET", []byte("/v1/check?to=%2B5355512345&account=acme"), nil)
 }
 
@@ -94,13 +96,13 @@ func BenchmarkCheckPOSTEscaped(b *testing.B) {
 	benchCtx(b, benchHandler(b), "POST", []byte("/v1/check"), []byte(`{"to":"\u002b14155550123","account":"acme"}`))
 }
 
-// BenchmarkRPCHTTP is JSON-RPC over HTTP.
 // BenchmarkCheckGETSrcIP6Port is BenchmarkCheckGET with the source address
 // as "[v6]:port", the longest form src_ip validation reads.
 func BenchmarkCheckGETSrcIP6Port(b *testing.B) {
 	benchCtx(b, benchHandler(b), "GET", []byte("/v1/check?to=%2B14155550123&account=acme&call_id=a84b4c76e66710%40pc33.example.com&src_ip=%5B2001%3Adb8%3A%3A10%5D%3A5060"), nil)
 }
 
+// BenchmarkRPCHTTP is JSON-RPC over HTTP.
 func BenchmarkRPCHTTP(b *testing.B) {
 	benchCtx(b, benchHandler(b), "POST", []byte("/rpc"),
 		[]byte(`{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","account":"acme"},"id":42}`))
@@ -119,11 +121,19 @@ func BenchmarkRPCNetstring(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		p, err := readNetstring(br, &in)
+		p, err := ReadNetstring(br, &in)
 		if err != nil {
 			b.Fatal(err)
 		}
 		out, _ = h.rpc(out[:0], p, tNetstring, &sc)
+	}
+}
+
+// query is what handler.Handler.Query does on the query listener: these
+// endpoints, and 404 for what is not one of them.
+func (h *Server) query(ctx *fasthttp.RequestCtx) {
+	if !h.Serve(ctx) {
+		JSONError(ctx, fasthttp.StatusNotFound, "no such endpoint")
 	}
 }
 
@@ -149,7 +159,7 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 // costs per request, without the kernel.
 func BenchmarkServeGET(b *testing.B) {
 	h := benchHandler(b)
-	s := h.QueryServer()
+	s := h.HTTPServer(h.query)
 	req := []byte("GET /v1/check?to=%2B14155550123&account=acme HTTP/1.1\r\nHost: tollgate\r\n\r\n")
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -163,7 +173,7 @@ func BenchmarkServeGET(b *testing.B) {
 // by the connection limiter: its Read and idle marking cost no allocation.
 func BenchmarkServeGETLimited(b *testing.B) {
 	h := benchHandler(b)
-	s := h.QueryServer()
+	s := h.HTTPServer(h.query)
 	l := h.Limit(nil, ListenerQuery, DefaultConnLimits(100))
 	req := []byte("GET /v1/check?to=%2B14155550123&account=acme HTTP/1.1\r\nHost: tollgate\r\n\r\n")
 	lc := l.admit(&memConn{r: &limitedRepeat{data: req, left: b.N * len(req)}})
@@ -234,7 +244,7 @@ func TestCheckAllocs(t *testing.T) {
 				ctx.Request.SetBodyRaw(body)
 			}
 			ctx.Response.Reset()
-			h.Query(ctx)
+			h.query(ctx)
 		}
 		run()
 		if n := testing.AllocsPerRun(200, run); n != 0 {
@@ -242,3 +252,7 @@ func TestCheckAllocs(t *testing.T) {
 		}
 	}
 }
+
+var plan = numplan.Default()
+
+func netstring(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }

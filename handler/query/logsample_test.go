@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"sync"
@@ -12,7 +12,7 @@ import (
 // Concurrent refusals of one key: about the burst is written, every other
 // call is counted, none is lost, and the race detector sees only atomics.
 func TestLogSamplerConcurrent(t *testing.T) {
-	s := newLogSampler(5, time.Hour)
+	s := newLogSampler(5, time.Hour, nil)
 	key := logKey("acme", "", matcher.Reason(1))
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -50,7 +50,7 @@ func TestLogKey(t *testing.T) {
 		}
 		keys[h] = k.a + "/" + k.s
 	}
-	if newLogSampler(0, time.Second) != nil {
+	if newLogSampler(0, time.Second, nil) != nil {
 		t.Error("burst 0 must mean no sampler")
 	}
 }

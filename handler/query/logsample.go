@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"sync/atomic"
@@ -44,7 +44,9 @@ type logSampler struct {
 	reported atomic.Uint64 // sum of the slots' total at the last summary
 }
 
-func newLogSampler(burst int, interval time.Duration) *logSampler {
+// newLogSampler returns nil for burst <= 0. now is its clock (nil: the
+// system's).
+func newLogSampler(burst int, interval time.Duration, now func() time.Time) *logSampler {
 	if burst <= 0 {
 		return nil
 	}
@@ -53,6 +55,9 @@ func newLogSampler(burst int, interval time.Duration) *logSampler {
 	}
 	s := &logSampler{burst: uint32(burst), interval: int64(interval), now: func() int64 { return time.Now().UnixNano() },
 		slots: new([logSlots]logSlot)}
+	if now != nil {
+		s.now = func() int64 { return now().UnixNano() }
+	}
 	s.sumAt.Store(s.now() / s.interval)
 	return s
 }

@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"bytes"
@@ -99,7 +99,7 @@ func decodeEvents(body []byte, lim eventLimits) ([]velocity.Event, int, error) {
 	if single {
 		raw = []json.RawMessage{body}
 	} else if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, -1, jsonFieldError(err)
+		return nil, -1, JSONFieldError(err)
 	}
 	if len(raw) == 0 {
 		return nil, -1, &policy.FieldError{Field: "body", Msg: "no events"}
@@ -200,7 +200,7 @@ func decodeEventFields(b []byte, prefix string) (velocity.Event, error) {
 	var ev velocity.Event
 	var j eventJSON
 	if err := json.Unmarshal(b, &j); err != nil {
-		fe := jsonFieldError(err).(*policy.FieldError)
+		fe := JSONFieldError(err).(*policy.FieldError)
 		if fe.Field == "body" && prefix != "" {
 			fe.Field = prefix[:len(prefix)-1]
 		} else if fe.Field != "body" {
@@ -314,7 +314,7 @@ func jsonText(v json.RawMessage) (string, bool) {
 }
 
 // applyEvents hands decoded events to the velocity engine.
-func (h *Handler) applyEvents(evs []velocity.Event) EventResults {
+func (h *Server) applyEvents(evs []velocity.Event) EventResults {
 	var r EventResults
 	for _, ev := range evs {
 		switch h.vel.Apply(ev) {
@@ -330,7 +330,7 @@ func (h *Handler) applyEvents(evs []velocity.Event) EventResults {
 }
 
 // events serves POST /v1/events: call events from the proxies.
-func (h *Handler) events(ctx *fasthttp.RequestCtx) {
+func (h *Server) events(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
 		h.jsonError(ctx, fasthttp.StatusMethodNotAllowed, "call events are POSTed")
@@ -347,7 +347,7 @@ func (h *Handler) events(ctx *fasthttp.RequestCtx) {
 	if err == nil && !h.eventsAuthorized(token, hasToken, localPeer(ctx.RemoteAddr())) {
 		h.met.eventsRefused[refusedToken].Add(1)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tollgate-events"`)
-		h.writeJSON(ctx, fasthttp.StatusUnauthorized, adminErrorBody{Error: h.eventsAuthMessage()})
+		h.writeJSON(ctx, fasthttp.StatusUnauthorized, errorBody{Error: h.eventsAuthMessage()})
 		return
 	}
 	var evs []velocity.Event
@@ -364,14 +364,14 @@ func (h *Handler) events(ctx *fasthttp.RequestCtx) {
 		if fe, ok := err.(*policy.FieldError); ok {
 			field = fe.Field
 		}
-		h.writeJSON(ctx, fasthttp.StatusBadRequest, adminErrorBody{Error: err.Error(), Field: field})
+		h.writeJSON(ctx, fasthttp.StatusBadRequest, errorBody{Error: err.Error(), Field: field})
 		return
 	}
 	h.writeJSON(ctx, fasthttp.StatusOK, h.applyEvents(evs))
 }
 
 // decodeEvents decodes events under this handler's limits.
-func (h *Handler) decodeEvents(body []byte) ([]velocity.Event, int, error) {
+func (h *Server) decodeEvents(body []byte) ([]velocity.Event, int, error) {
 	return decodeEvents(body, eventLimits{maxDuration: h.opt.MaxCallDuration, now: h.now()})
 }
 
@@ -429,7 +429,7 @@ func localPeer(a net.Addr) bool {
 // -events-token every request must carry one of the tokens (compared in
 // constant time, all of them); without one only a local peer may send
 // events, since one forged "ended" can lock any customer.
-func (h *Handler) eventsAuthorized(token string, hasToken, local bool) bool {
+func (h *Server) eventsAuthorized(token string, hasToken, local bool) bool {
 	if len(h.evTokens) == 0 {
 		return local
 	}
@@ -439,14 +439,14 @@ func (h *Handler) eventsAuthorized(token string, hasToken, local bool) bool {
 	sum := sha256.Sum256([]byte(token))
 	ok := false
 	for _, t := range h.evTokens {
-		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+		if subtle.ConstantTimeCompare(sum[:], t.Sum[:]) == 1 {
 			ok = true
 		}
 	}
 	return ok
 }
 
-func (h *Handler) eventsAuthMessage() string {
+func (h *Server) eventsAuthMessage() string {
 	if len(h.evTokens) == 0 {
 		return "call events are accepted only from the loopback without -events-token; set -events-token and send it (Authorization: Bearer, or {\"token\":…,\"events\":[…]})"
 	}

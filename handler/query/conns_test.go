@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"bufio"
@@ -113,7 +113,7 @@ func TestConnFloodSameSource(t *testing.T) {
 		t.Errorf("shed %d idle connections, want at least 32", shed)
 	}
 	var m bytes.Buffer
-	e.h.writeMetrics(&m)
+	e.h.WriteConnMetrics(&m)
 	contains(t, "metrics", m.Bytes(), `tollgate_connections_shed_total{listener="rpc"}`, `tollgate_connections{listener="rpc"}`)
 }
 
@@ -136,7 +136,7 @@ func TestConnFloodKeepsProxies(t *testing.T) {
 		t.Errorf("one untrusted host holds %d connections, cap 3", n2)
 	}
 	for i := 3; i < 12; i++ { // many hosts: at most Max-Reserve in all
-		flood(t, ln, "127.0.0."+itoa(i), addr, 3)
+		flood(t, ln, "127.0.0."+Itoa(i), addr, 3)
 	}
 	ln.mu.Lock()
 	untrusted := ln.untrusted
@@ -203,17 +203,17 @@ func TestConnLimitHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln := e.h.Limit(raw, ListenerQuery, limits(8, 2, 3, "127.0.0.0/8"))
-	qs := e.h.QueryServer()
+	qs := e.h.HTTPServer(e.h.query)
 	go qs.Serve(ln)
 	t.Cleanup(func() { qs.Shutdown() })
 	addr := raw.Addr().String()
 	// keep-alive connections that made one request and went idle
 	for i := 0; i < 20; i++ {
 		c := dialFrom(t, "127.0.0.1", addr)
-		c.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+		c.Write([]byte("GET /v1/check?to=%2B14155550123 HTTP/1.1\r\nHost: x\r\n\r\n"))
 		br := bufio.NewReader(c)
 		if l, err := br.ReadString('\n'); err != nil || !strings.Contains(l, "200") {
-			t.Fatalf("health %d: %q %v", i, l, err)
+			t.Fatalf("check %d: %q %v", i, l, err)
 		}
 	}
 	flood(t, ln, "127.0.0.1", addr, 30)

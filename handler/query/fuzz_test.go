@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-var fuzzHandler = New(matcher.New(plan, matcher.Options{}), nil, Options{Logger: zerolog.Nop()})
+var fuzzHandler = New(matcher.New(plan, matcher.Options{}), Options{Logger: zerolog.Nop()})
 
 // FuzzDecodeArgs: any query string either decodes to a query whose fields
 // respect the limits, or to an error; never a panic.
@@ -188,7 +188,7 @@ func FuzzNetstring(f *testing.F) {
 		br := bufio.NewReader(bytes.NewReader(b))
 		var buf []byte
 		for i := 0; i < 10; i++ {
-			p, err := readNetstring(br, &buf)
+			p, err := ReadNetstring(br, &buf)
 			if err != nil {
 				var fe framingError
 				if !errors.As(err, &fe) && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -201,7 +201,7 @@ func FuzzNetstring(f *testing.F) {
 			}
 			again := []byte(strconv.Itoa(len(p)) + ":" + string(p) + ",")
 			var buf2 []byte
-			q, err := readNetstring(bufio.NewReader(bytes.NewReader(again)), &buf2)
+			q, err := ReadNetstring(bufio.NewReader(bytes.NewReader(again)), &buf2)
 			if err != nil || !bytes.Equal(p, q) {
 				t.Fatalf("round trip of %q: %q %v", p, q, err)
 			}
@@ -216,13 +216,35 @@ func FuzzAppendJSONString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := appendJSONString(nil, s)
+		out := AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("%q encodes to invalid JSON %q: %v", s, out, err)
 		}
 		if utf8.ValidString(s) && back != s {
 			t.Fatalf("%q round-trips to %q", s, back)
+		}
+	})
+}
+
+// FuzzUnwrapEvents: the token wrapper's reader never panics, returns events
+// only without an error, and a payload it does not take as a wrapper comes
+// back as it was.
+func FuzzUnwrapEvents(f *testing.F) {
+	for _, s := range []string{`{"token":"t","events":[{"event":"answered"}]}`, `{"token":null,"events":{}}`, `{"events":1,"events":2}`,
+		`{"token":1,"events":[]}`, `[{"event":"ended"}]`, `{"event":"ended"}`, `{"t\u006fken":"x","events":[]}`, ``, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, tok, has, err := unwrapEvents(b)
+		if err != nil && (evs != nil || has) {
+			t.Fatalf("%q: error %v with events %q", b, err, evs)
+		}
+		if !has && tok != "" {
+			t.Fatalf("%q: token %q without hasToken", b, tok)
+		}
+		if err == nil && evs == nil {
+			t.Fatalf("%q: no events and no error", b)
 		}
 	})
 }

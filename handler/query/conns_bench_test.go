@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			ln := h.Limit(raw, ListenerQuery, DefaultConnLimits(b.N+16))
 			var req string
 			if kind == "query" {
-				qs := h.QueryServer()
+				qs := h.HTTPServer(h.query)
 				go qs.Serve(ln)
 				defer qs.Shutdown()
 				req = "GET /v1/check?to=%2B14155550123 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -35,7 +35,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				go rs.Serve(ln)
 				defer rs.Shutdown(context.Background())
 				p := `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123"},"id":1}`
-				req = itoa(len(p)) + ":" + p + ","
+				req = Itoa(len(p)) + ":" + p + ","
 			}
 			measure := func() uint64 {
 				runtime.GC()
