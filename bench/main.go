@@ -82,7 +82,7 @@ func parseOptions(args []string) (*Options, error) {
 	fs.Uint64Var(&o.Gen.Seed, "seed", 1, "seed of everything generated")
 	fs.BoolVar(&o.GoBench, "go", true, "run the Go benchmarks")
 	fs.IntVar(&o.GoCount, "go-count", 5, "go test -count for the Go benchmarks")
-	fs.StringVar(&o.GoPkgs, "go-pkgs", "./matcher/ ./numplan/ ./handler/ ./velocity/ ./origin/", "packages whose benchmarks run")
+	fs.StringVar(&o.GoPkgs, "go-pkgs", "./matcher/ ./numplan/ ./handler/query/ ./velocity/ ./origin/", "packages whose benchmarks run")
 	fs.StringVar(&o.GoFleet, "go-fleet", "Fleet20", "fleet benchmarks run apart with -benchtime 3x (./fleet/, -bench pattern; empty: none)")
 	fs.IntVar(&o.GoFleetCount, "go-fleet-count", 3, "go test -count for the fleet benchmarks")
 	fs.BoolVar(&o.Load, "load", true, "run the load tests against tollgate and nginx")

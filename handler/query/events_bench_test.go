@@ -1,4 +1,4 @@
-package handler
+package query
 
 import (
 	"strconv"
