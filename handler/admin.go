@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tollgate/tollgate/handler/query"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/handler/query"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
 	"github.com/tollgate/tollgate/store"
@@ -83,17 +83,6 @@ func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
 	if c := ctx.Response.StatusCode() / 100; c >= 1 && c <= 5 {
 		h.met.adminReqs[c].Add(1)
 	}
-}
-
-// tokenHash keeps only a digest of each token, compared in constant time,
-// so neither the comparison's timing nor a heap dump gives the token away.
-type tokenHash struct {
-	name string
-	sum  [sha256.Size]byte
-}
-
-func hashToken(t Token) tokenHash {
-	return tokenHash{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))}
 }
 
 // authorize returns the name of the token the request carries, or of the

@@ -3,7 +3,6 @@ package handler
 import (
 	"bufio"
 	"context"
-	"github.com/tollgate/tollgate/handler/query"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tollgate/tollgate/handler/query"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/velocity"

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"github.com/tollgate/tollgate/handler/query"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/handler/query"
 	"github.com/valyala/fasthttp"
 )
 
