@@ -72,16 +72,16 @@ func loadContract(t *testing.T) contract {
 
 	// Query parameter names: the handler's fieldNames table (unexported, so
 	// read from the source).
-	dec := readFile(t, filepath.Join("..", "handler", "decode.go"))
+	dec := readFile(t, filepath.Join("..", "handler", "query", "decode.go"))
 	m := regexp.MustCompile(`fieldNames\s*=\s*\[numFields\]string\{([^}]*)\}`).FindStringSubmatch(dec)
 	if m == nil {
-		t.Fatal("handler/decode.go: fieldNames table not found; update this test to where the query field names live now")
+		t.Fatal("handler/query/decode.go: fieldNames table not found; update this test to where the query field names live now")
 	}
 	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllStringSubmatch(m[1], -1) {
 		c.queryParams = append(c.queryParams, q[1])
 	}
 	if len(c.queryParams) == 0 {
-		t.Fatal("handler/decode.go: fieldNames is empty")
+		t.Fatal("handler/query/decode.go: fieldNames is empty")
 	}
 
 	// Response fields: what the one verdict encoder really emits, the
@@ -96,32 +96,32 @@ func loadContract(t *testing.T) contract {
 	for k := range obj {
 		c.responseFields[k] = true
 	}
-	// and the field names written in handler/encode.go agree with it
-	enc := readFile(t, filepath.Join("..", "handler", "encode.go"))
+	// and the field names written in handler/query/encode.go agree with it
+	enc := readFile(t, filepath.Join("..", "handler", "query", "encode.go"))
 	for _, f := range regexp.MustCompile(`[{,]"([a-z0-9_]+)":`).FindAllStringSubmatch(enc, -1) {
 		if f[1] != "error" && !c.responseFields[f[1]] {
-			t.Fatalf("handler/encode.go writes %q but AppendVerdict does not emit it", f[1])
+			t.Fatalf("handler/query/encode.go writes %q but AppendVerdict does not emit it", f[1])
 		}
 	}
 
-	rpc := readFile(t, filepath.Join("..", "handler", "rpc.go"))
+	rpc := readFile(t, filepath.Join("..", "handler", "query", "rpc.go"))
 	mm := regexp.MustCompile(`methodCheck\s*=\s*\[\]byte\("([^"]+)"\)`).FindStringSubmatch(rpc)
 	if mm == nil {
-		t.Fatal("handler/rpc.go: methodCheck not found; update this test to where the JSON-RPC method name lives now")
+		t.Fatal("handler/query/rpc.go: methodCheck not found; update this test to where the JSON-RPC method name lives now")
 	}
 	c.rpcMethod = mm[1]
 
-	h := readFile(t, filepath.Join("..", "handler", "handler.go"))
+	h := readFile(t, filepath.Join("..", "handler", "query", "query.go"))
 	pm := regexp.MustCompile(`case "(/v1/[a-z]+)":\s*\n\s*h\.check\(ctx\)`).FindStringSubmatch(h)
 	if pm == nil {
-		t.Fatal("handler/handler.go: the route to h.check not found")
+		t.Fatal("handler/query/query.go: the route to h.check not found")
 	}
 	c.checkPath = pm[1]
 
-	ev := readFile(t, filepath.Join("..", "handler", "events.go"))
+	ev := readFile(t, filepath.Join("..", "handler", "query", "events.go"))
 	em := regexp.MustCompile(`(?s)type eventJSON struct \{(.*?)\n\}`).FindStringSubmatch(ev)
 	if em == nil {
-		t.Fatal("handler/events.go: eventJSON not found; update this test to where the call event fields live now")
+		t.Fatal("handler/query/events.go: eventJSON not found; update this test to where the call event fields live now")
 	}
 	for _, f := range regexp.MustCompile(`json:"([a-z_]+)"`).FindAllStringSubmatch(em[1], -1) {
 		c.eventFields = append(c.eventFields, f[1])
@@ -129,24 +129,24 @@ func loadContract(t *testing.T) contract {
 	if me := regexp.MustCompile(`methodEvent\s*=\s*\[\]byte\("([^"]+)"\)`).FindStringSubmatch(rpc); me != nil {
 		c.eventMethod = me[1]
 	} else {
-		t.Fatal("handler/rpc.go: methodEvent not found")
+		t.Fatal("handler/query/rpc.go: methodEvent not found")
 	}
 	if pe := regexp.MustCompile(`case "(/v1/[a-z]+)":\s*\n\s*h\.events\(ctx\)`).FindStringSubmatch(h); pe != nil {
 		c.eventsPath = pe[1]
 	} else {
-		t.Fatal("handler/handler.go: the route to h.events not found")
+		t.Fatal("handler/query/query.go: the route to h.events not found")
 	}
 
 	// the authenticated events wrapper {"token":…,"events":…}: the tags of
 	// the struct unwrapEvents decodes
 	wm := regexp.MustCompile("(?s)Token\\s+json.RawMessage\\s+`json:\"([a-z_]+)\"`\\s*\n\\s*Events\\s+json.RawMessage\\s+`json:\"([a-z_]+)\"`").FindStringSubmatch(ev)
 	if wm == nil {
-		t.Fatal("handler/events.go: the events wrapper (Token, Events) not found; update this test to where it lives now")
+		t.Fatal("handler/query/events.go: the events wrapper (Token, Events) not found; update this test to where it lives now")
 	}
 	c.eventsToken, c.eventsList = wm[1], wm[2]
 	dm := regexp.MustCompile(`(?s)type dialogJSON struct \{(.*?)\n\}`).FindStringSubmatch(ev)
 	if dm == nil {
-		t.Fatal("handler/events.go: dialogJSON not found; update this test to where the dialog members live now")
+		t.Fatal("handler/query/events.go: dialogJSON not found; update this test to where the dialog members live now")
 	}
 	for _, f := range regexp.MustCompile(`json:"([a-z_]+)"`).FindAllStringSubmatch(dm[1], -1) {
 		c.dialogFields = append(c.dialogFields, f[1])
