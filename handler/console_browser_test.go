@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tollgate/tollgate/handler/admin"
 )
 
 // consoleShots, when set, is where TestConsolePages writes a screenshot of
@@ -169,10 +170,10 @@ func TestConsoleBrowser(t *testing.T) {
 	base := serveConsole(t, e)
 	ctx := newBrowser(t)
 
-	before := e.h.met.authFail.Load()
+	before := e.h.a.AuthFailures()
 	signInBrowser(t, ctx, base, "wrong-token-0123456789")
 	waitText(t, ctx, "#signin-error", "Wrong token")
-	if n := e.h.met.authFail.Load(); n != before+1 {
+	if n := e.h.a.AuthFailures(); n != before+1 {
 		t.Fatalf("auth failures %d→%d after a wrong token", before, n)
 	}
 	if evalJS[bool](t, ctx, `!document.querySelector("#nav").hidden`) {
@@ -389,7 +390,7 @@ func TestConsolePages(t *testing.T) {
 			waitText(t, ctx, "#locked", "globex")
 			// Until the admin API serves GET /v1/stats the section says
 			// so and shows no figures; once it does, both windows.
-			if r, _ := findRoute("GET", []string{"v1", "stats"}); r == nil {
+			if _, ok, _ := admin.FindRoute("GET", "/v1/stats"); !ok {
 				bdo(t, ctx, chromedp.WaitVisible(chromedp.CSS("#stats-unavailable")))
 				if n := evalJS[int](t, ctx, `document.querySelectorAll("#stats table").length`); n != 0 {
 					t.Fatalf("%d stats tables without GET /v1/stats", n)

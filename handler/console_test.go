@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/handler/admin"
 	"github.com/valyala/fasthttp"
 )
 
@@ -42,7 +43,11 @@ func signIn(t *testing.T, e *env) (cookie, csrf string, setCookie string) {
 	if r.status != 200 {
 		t.Fatalf("sign-in: %d %s", r.status, r.body)
 	}
-	var s consoleSessionJSON
+	var s struct {
+		Name    string    `json:"name"`
+		CSRF    string    `json:"csrf"`
+		Expires time.Time `json:"expires"`
+	}
 	if err := json.Unmarshal(r.body, &s); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,7 @@ func signIn(t *testing.T, e *env) (cookie, csrf string, setCookie string) {
 		t.Fatalf("session %+v", s)
 	}
 	setCookie = r.hdr["Set-Cookie"]
-	v, _, _ := strings.Cut(strings.TrimPrefix(setCookie, ConsoleCookie+"="), ";")
+	v, _, _ := strings.Cut(strings.TrimPrefix(setCookie, admin.ConsoleCookie+"="), ";")
 	if len(v) < 40 {
 		t.Fatalf("Set-Cookie %q", setCookie)
 	}
@@ -60,7 +65,7 @@ func signIn(t *testing.T, e *env) (cookie, csrf string, setCookie string) {
 func TestConsoleSessionAndCSRF(t *testing.T) {
 	e := newEnv(t)
 	e.mustA("PUT", "/v1/accounts/acme", `{"home_country":"US"}`)
-	failures := func() uint64 { return e.h.met.authFail.Load() }
+	failures := func() uint64 { return e.h.a.AuthFailures() }
 
 	// The pages need no credentials and come with a strict policy.
 	r := consoleReq(t, e, "GET", "/console/", nil, "")
@@ -106,7 +111,7 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.hdr["Set-Cookie"], "; secure") {
 		t.Fatalf("sign-in behind a TLS proxy: %d %q", r.status, r.hdr["Set-Cookie"])
 	}
-	ck := ConsoleCookie + "=" + cookie
+	ck := admin.ConsoleCookie + "=" + cookie
 	if r := consoleReq(t, e, "GET", "/console/session", map[string]string{"Cookie": ck}, ""); r.status != 200 || !strings.Contains(string(r.body), csrf) {
 		t.Fatalf("GET session: %d %s", r.status, r.body)
 	}
@@ -128,7 +133,7 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	}
 
 	lock := "/v1/accounts/acme/lock"
-	good := map[string]string{"Cookie": ck, ConsoleCSRFHeader: csrf, "Origin": "http://tollgate"}
+	good := map[string]string{"Cookie": ck, admin.ConsoleCSRFHeader: csrf, "Origin": "http://tollgate"}
 	for _, tc := range []struct {
 		name   string
 		drop   string
@@ -136,12 +141,12 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"no CSRF header", ConsoleCSRFHeader, nil, 403, "missing or wrong CSRF token"},
-		{"wrong CSRF token", "", map[string]string{ConsoleCSRFHeader: csrf[:len(csrf)-1] + "x"}, 403, "missing or wrong CSRF token"},
+		{"no CSRF header", admin.ConsoleCSRFHeader, nil, 403, "missing or wrong CSRF token"},
+		{"wrong CSRF token", "", map[string]string{admin.ConsoleCSRFHeader: csrf[:len(csrf)-1] + "x"}, 403, "missing or wrong CSRF token"},
 		{"no Origin", "Origin", nil, 403, "Origin header"},
 		{"foreign Origin", "", map[string]string{"Origin": "http://evil.example"}, 403, "Origin header"},
 		{"Origin on another port", "", map[string]string{"Origin": "http://tollgate:8081"}, 403, "Origin header"},
-		{"unknown session", "", map[string]string{"Cookie": ConsoleCookie + "=" + strings.Repeat("A", 43)}, 401, "missing or wrong bearer token"},
+		{"unknown session", "", map[string]string{"Cookie": admin.ConsoleCookie + "=" + strings.Repeat("A", 43)}, 401, "missing or wrong bearer token"},
 		{"from another port of the host", "", map[string]string{"Sec-Fetch-Site": "same-site"}, 403, "Sec-Fetch-Site: same-site"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +197,7 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	if r := consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck}, ""); r.status != 403 {
 		t.Fatalf("check with the cookie alone: %d %s", r.status, r.body)
 	}
-	r = consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck, ConsoleCSRFHeader: csrf}, "")
+	r = consoleReq(t, e, "GET", "/v1/check?to=%2B442071234567&account=acme", map[string]string{"Cookie": ck, admin.ConsoleCSRFHeader: csrf}, "")
 	q := e.q("GET", "/v1/check?to=%2B442071234567&account=acme", "")
 	if r.status != q.status || string(r.body) != string(q.body) || r.status != 403 {
 		t.Fatalf("admin check %d %s, query check %d %s", r.status, r.body, q.status, q.body)
@@ -207,51 +212,5 @@ func TestConsoleSessionAndCSRF(t *testing.T) {
 	}
 	if r := consoleReq(t, e, "GET", "/v1/accounts/acme", map[string]string{"Cookie": ck}, ""); r.status != 401 {
 		t.Fatalf("after sign-out: %d", r.status)
-	}
-}
-
-func TestConsoleSessionExpiry(t *testing.T) {
-	var s consoleSessions
-	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	id, _ := s.create("ops", t0)
-	id2, _ := s.create("ops", t0)
-	if id == id2 || len(id) != 43 {
-		t.Fatalf("ids %q %q", id, id2)
-	}
-	for _, tc := range []struct {
-		at time.Duration
-		ok bool
-	}{
-		{ConsoleIdleTimeout - time.Second, true},     // used: idle clock restarts
-		{2*ConsoleIdleTimeout - 2*time.Second, true}, // used again
-		{3*ConsoleIdleTimeout + time.Second, false},  // idle too long
-	} {
-		if _, ok := s.get(id, t0.Add(tc.at)); ok != tc.ok {
-			t.Fatalf("at +%v: live %v, want %v", tc.at, ok, tc.ok)
-		}
-	}
-	// Used every 20 minutes, a session still ends 12 hours after sign-in.
-	id3, _ := s.create("ci", t0)
-	at := t0
-	for at.Sub(t0) < ConsoleMaxAge-20*time.Minute {
-		at = at.Add(20 * time.Minute)
-		if _, ok := s.get(id3, at); !ok {
-			t.Fatalf("ended early at +%v", at.Sub(t0))
-		}
-	}
-	if _, ok := s.get(id3, t0.Add(ConsoleMaxAge+time.Second)); ok {
-		t.Fatal("live after ConsoleMaxAge")
-	}
-	// The store is bounded: the least recently used session goes.
-	var b consoleSessions
-	first, _ := b.create("ops", t0)
-	for i := 1; i < maxConsoleSessions+5; i++ {
-		b.create("ops", t0.Add(time.Duration(i)*time.Millisecond))
-	}
-	if len(b.m) != maxConsoleSessions {
-		t.Fatalf("%d sessions held", len(b.m))
-	}
-	if _, ok := b.get(first, t0.Add(time.Second)); ok {
-		t.Fatal("the oldest session survived")
 	}
 }

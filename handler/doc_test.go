@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tollgate/tollgate/handler/admin"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/teardown"
 )
@@ -58,7 +59,7 @@ func TestAPIDoc(t *testing.T) {
 			t.Errorf("admin route %q is not documented in docs/api.md", route)
 		}
 	}
-	for _, route := range append(append(append([]string{}, OpenRoutes...), QueryRoutes...), ConsoleRoutes...) {
+	for _, route := range append(append(append([]string{}, admin.OpenRoutes...), admin.QueryRoutes...), admin.ConsoleRoutes...) {
 		if !strings.Contains(doc, route) {
 			t.Errorf("route %q is not documented in docs/api.md", route)
 		}
@@ -82,13 +83,13 @@ var docRoute = regexp.MustCompile("\\b(GET|PUT|POST|DELETE|PATCH|HEAD) (/[^\\s`\
 // an admin route (a {placeholder} or a concrete value where the table has
 // a placeholder) or by the query and open routes.
 func routeExists(method, path string) bool {
-	for _, r := range append(append(append([]string{}, OpenRoutes...), QueryRoutes...), ConsoleRoutes...) {
+	for _, r := range append(append(append([]string{}, admin.OpenRoutes...), admin.QueryRoutes...), admin.ConsoleRoutes...) {
 		if r == method+" "+path {
 			return true
 		}
 	}
-	r, _ := findRoute(method, strings.Split(strings.TrimPrefix(path, "/"), "/"))
-	return r != nil
+	_, ok, _ := admin.FindRoute(method, path)
+	return ok
 }
 
 func TestRouteTable(t *testing.T) {
@@ -104,9 +105,9 @@ func TestRouteTable(t *testing.T) {
 		{"GET", "/v1/accounts/acme/subaccounts/s1/lock", "GET /v1/accounts/{account}/subaccounts/{sub}/lock", ""},
 		{"POST", "/v1/accounts/acme", "", "GET, PUT, PATCH, DELETE"},
 	} {
-		r, allowed := findRoute(tc.method, strings.Split(strings.TrimPrefix(tc.path, "/"), "/"))
+		r, ok, allowed := admin.FindRoute(tc.method, tc.path)
 		got := ""
-		if r != nil {
+		if ok {
 			got = r.Method + " " + r.Pattern
 		}
 		if got != tc.want || strings.Join(allowed, ", ") != tc.allow {

@@ -1,6 +1,6 @@
 // Package handler assembles tollgate's HTTP and TCP surface: the query
 // transports (package handler/query: /v1/check, JSON-RPC over HTTP and
-// TCP, call events), the admin API and console (route table in routes.go),
+// TCP, call events), the admin API and console (package handler/admin),
 // and health, readiness and /metrics on either listener. /metrics
 // concatenates the families each package writes of its own state.
 package handler
@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/alert"
 	"github.com/tollgate/tollgate/fleet"
 	"github.com/tollgate/tollgate/fraudstate"
+	"github.com/tollgate/tollgate/handler/admin"
 	"github.com/tollgate/tollgate/handler/query"
 	"github.com/tollgate/tollgate/matcher"
 	"github.com/tollgate/tollgate/recent"
@@ -22,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/stats"
 	"github.com/tollgate/tollgate/teardown"
 	"github.com/tollgate/tollgate/velocity"
+	"github.com/tollgate/tollgate/whatif"
 	"github.com/valyala/fasthttp"
 )
 
@@ -118,31 +120,26 @@ type Options struct {
 	FleetState *fleet.State
 }
 
-// Handler holds the matcher, the service and the metrics shared by every
-// listener.
+// Handler holds the matcher, the service, the query transports and the
+// admin API, and serves what both listeners share.
 type Handler struct {
 	m        *matcher.Matcher
 	svc      *service.Service
 	opt      Options
 	log      zerolog.Logger
 	q        *query.Server // the query transports
-	met      *adminMetrics
+	a        *admin.API    // the admin API and console
+	started  time.Time
 	draining atomic.Bool
-	tokens   []query.TokenHash
 	vel      *velocity.Engine
 	alerts   *alert.Dispatcher
-	console  consoleSessions
-	wi       whatIfState
 	stats    *stats.Stats
-	// fleetAlertFallbacks counts GET /v1/alerts answered from this node's
-	// list because the fleet's alert stream could not be read.
-	fleetAlertFallbacks atomic.Uint64
 }
 
 // New builds the handlers. svc may be nil for a query-only handler (tests,
 // benchmarks): the admin API then answers 503.
 func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
-	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, met: &adminMetrics{started: time.Now()}, vel: opt.Velocity, alerts: opt.Alerts}
+	h := &Handler{m: m, svc: svc, opt: opt, log: opt.Logger, started: time.Now(), vel: opt.Velocity, alerts: opt.Alerts}
 	h.stats = stats.New(time.Now())
 	go h.stats.Run(nil) // for the process's life: a tick a second
 	h.q = query.New(m, query.Options{
@@ -150,20 +147,29 @@ func New(m *matcher.Matcher, svc *service.Service, opt Options) *Handler {
 		LogRejectBurst: opt.LogRejectBurst, LogRejectInterval: opt.LogRejectInterval,
 		RPCIdleTimeout: opt.RPCIdleTimeout, RPCFrameTimeout: opt.RPCFrameTimeout,
 		Velocity: opt.Velocity, EventTokens: opt.EventTokens, MaxCallDuration: opt.MaxCallDuration,
-		Now: opt.Now, Recent: opt.Recent, Stats: h.stats, Rebase: h.rebaseShadow,
+		Now: opt.Now, Recent: opt.Recent, Stats: h.stats,
+		Rebase: func(sh *whatif.Shadow) { h.a.RebaseShadow(sh) },
 	})
-	for _, t := range opt.Tokens {
-		h.tokens = append(h.tokens, query.HashToken(t))
-	}
+	h.a = admin.New(m, svc, admin.Options{
+		Logger: opt.Logger, Tokens: opt.Tokens, Query: h.q, Ops: h.ops,
+		Velocity: opt.Velocity, Alerts: opt.Alerts, Now: opt.Now, Recent: opt.Recent, Stats: h.stats,
+		Fleet: opt.Fleet, FleetState: opt.FleetState,
+	})
 	return h
 }
 
-func (h *Handler) now() time.Time {
-	if h.opt.Now != nil {
-		return h.opt.Now()
-	}
-	return time.Now()
-}
+// Admin serves the admin listener: the admin API and console, and the
+// operational endpoints.
+func (h *Handler) Admin(ctx *fasthttp.RequestCtx) { h.a.Serve(ctx) }
+
+// AdminServer returns the fasthttp server for the admin listener.
+func (h *Handler) AdminServer() *fasthttp.Server { return h.a.HTTPServer() }
+
+// Route is one row of the admin API's route table (admin.Routes).
+type Route = admin.Route
+
+// AdminRoutes lists the admin API's routes in table order (admin.Routes).
+func AdminRoutes() []Route { return admin.Routes() }
 
 // SetDraining makes /ready answer 503 so load balancers and proxies stop
 // sending new work before the listeners close.

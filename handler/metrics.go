@@ -5,18 +5,11 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/promtext"
+	"github.com/tollgate/tollgate/whatif"
 )
-
-// adminMetrics are the admin API's counters.
-type adminMetrics struct {
-	adminReqs [6]atomic.Uint64 // by status class 1xx..5xx, [0] unused
-	authFail  atomic.Uint64
-	started   time.Time
-}
 
 // writeMetrics renders /metrics in the Prometheus text format, by hand:
 // one pass, no client library, labels only from closed sets. Each package
@@ -50,22 +43,13 @@ func (h *Handler) writeMetrics(b *bytes.Buffer) {
 		h.opt.Fleet.WriteMetrics(b)
 	}
 	if h.opt.FleetState != nil {
-		h.opt.FleetState.WriteMetrics(b, h.fleetAlertFallbacks.Load())
+		h.opt.FleetState.WriteMetrics(b, h.a.FleetAlertFallbacks())
 	}
 	h.writeMatcherMetrics(p)
 	p.Gauge("tollgate_ready", "1 when a policy is loaded and the service is not draining.", promtext.Bool(h.svcReady() && !h.draining.Load()))
 	h.q.WriteConnMetrics(b)
-	h.met.writeAdmin(p)
-	writeProcessMetrics(p, h.met.started)
-}
-
-// writeAdmin writes the admin API's families.
-func (m *adminMetrics) writeAdmin(p *promtext.Writer) {
-	p.Head("tollgate_admin_requests_total", "Admin API requests by status class.", "counter")
-	for c := 1; c <= 5; c++ {
-		p.Label1("tollgate_admin_requests_total", "code", string(rune('0'+c))+"xx", m.adminReqs[c].Load())
-	}
-	p.Counter("tollgate_admin_auth_failures_total", "Admin requests refused for a missing or wrong token.", float64(m.authFail.Load()))
+	h.a.WriteMetrics(b)
+	writeProcessMetrics(p, h.started)
 }
 
 // writeMatcherMetrics writes the decision core's families: the matcher
@@ -127,4 +111,15 @@ func (h *Handler) originDegraded() bool {
 		return false
 	}
 	return h.svc.Origin().Degraded(h.m.Snapshot().OriginNeedsGeo())
+}
+
+// writeShadowMetrics writes the shadow policy's families (whatif's; the
+// shadow in force is the query transports').
+func (h *Handler) writeShadowMetrics(b *bytes.Buffer) {
+	sh := h.q.Shadow.Load()
+	var st *whatif.ShadowStats
+	if sh != nil {
+		st = sh.Stats()
+	}
+	whatif.WriteMetrics(b, st, sh != nil)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/velocity"
 )
 
 func TestLockEndpoints(t *testing.T) {
@@ -14,7 +16,10 @@ func TestLockEndpoints(t *testing.T) {
 		t.Fatalf("GET unlocked: %s", r.body)
 	}
 	r := e.mustA("PUT", "/v1/accounts/acme/lock", `{"reason":"card testing from 198.51.100.7"}`)
-	var got lockJSON
+	var got struct {
+		Locked bool
+		Lock   *velocity.Lock
+	}
 	json.Unmarshal(r.body, &got)
 	if !got.Locked || got.Lock == nil || got.Lock.By != "ops" || got.Lock.Reason != "card testing from 198.51.100.7" || got.Lock.Automatic {
 		t.Fatalf("PUT lock: %s", r.body)

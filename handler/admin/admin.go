@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"bytes"
@@ -50,7 +50,7 @@ func isOpsPath(uri []byte) bool {
 // (no 100 Continue, chunked or not) and adminTransportError answers 401 and
 // closes the connection. A body over its route's limit by Content-Length is
 // refused the same way with 413; a chunked one when it passes the limit.
-func (h *Handler) adminHeader(hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
+func (h *API) adminHeader(hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	uri := hdr.RequestURI()
 	limit := adminBodyLimit(uri)
 	cl := hdr.ContentLength()
@@ -66,7 +66,7 @@ func (h *Handler) adminHeader(hdr *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // adminTransportError answers requests fasthttp could not read.
-func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
+func (h *API) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
 	hdr := &ctx.Request.Header
 	switch {
 	case err != fasthttp.ErrBodyTooLarge:
@@ -89,13 +89,13 @@ func (h *Handler) adminTransportError(ctx *fasthttp.RequestCtx, err error) {
 // token that signed in the console session its cookie holds, or "".
 // Every configured token is compared, whichever matches, so the time taken
 // does not say which one was close.
-func (h *Handler) authorize(ctx *fasthttp.RequestCtx) string {
+func (h *API) authorize(ctx *fasthttp.RequestCtx) string {
 	return h.authHeader(&ctx.Request.Header)
 }
 
 // authName returns the name of the token an Authorization header value
 // carries, or "".
-func (h *Handler) authName(auth []byte) string {
+func (h *API) authName(auth []byte) string {
 	const prefix = "Bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
 		return ""
@@ -110,11 +110,11 @@ func (h *Handler) authName(auth []byte) string {
 	return name
 }
 
-// AdminServer returns the fasthttp server for the admin listener: larger
+// HTTPServer returns the fasthttp server for the admin listener: larger
 // bodies (a high-risk list upload) and longer timeouts than the query side.
-func (h *Handler) AdminServer() *fasthttp.Server {
+func (h *API) HTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               h.Admin,
+		Handler:               h.Serve,
 		Name:                  "tollgate",
 		ReadTimeout:           60 * time.Second,
 		WriteTimeout:          60 * time.Second,
@@ -131,8 +131,8 @@ func (h *Handler) AdminServer() *fasthttp.Server {
 	}
 }
 
-// Admin serves the admin listener.
-func (h *Handler) Admin(ctx *fasthttp.RequestCtx) {
+// Serve serves the admin listener.
+func (h *API) Serve(ctx *fasthttp.RequestCtx) {
 	var rev0 uint64
 	if h.opt.Fleet != nil {
 		rev0 = h.opt.Fleet.LastWritten()
@@ -144,7 +144,7 @@ func (h *Handler) Admin(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
+func (h *API) admin(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	if h.ops(ctx, ctx.Path()) {
 		return
@@ -175,7 +175,7 @@ func (h *Handler) admin(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (h *Handler) allow(ctx *fasthttp.RequestCtx, method string, allowed ...string) bool {
+func (h *API) allow(ctx *fasthttp.RequestCtx, method string, allowed ...string) bool {
 	for _, m := range allowed {
 		if m == method {
 			return true
@@ -193,11 +193,11 @@ type adminErrorBody struct {
 	Field string `json:"field,omitempty"`
 }
 
-func (h *Handler) adminError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
+func (h *API) adminError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
 	h.writeJSON(ctx, status, adminErrorBody{Error: msg, Field: field})
 }
 
-func (h *Handler) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+func (h *API) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // "<token>" reads better than "\u003ctoken\u003e"
@@ -214,7 +214,7 @@ func (h *Handler) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 // fail maps a service error to its status: invalid 400 (naming the field),
 // not found 404, conflict 409, not loaded 503, storage and anything else
 // 500.
-func (h *Handler) fail(ctx *fasthttp.RequestCtx, err error) {
+func (h *API) fail(ctx *fasthttp.RequestCtx, err error) {
 	var (
 		inv *service.InvalidError
 		fe  *policy.FieldError
@@ -291,7 +291,7 @@ type deletedJSON struct {
 	Deleted any `json:"deleted"`
 }
 
-func (h *Handler) listAccounts(ctx *fasthttp.RequestCtx) {
+func (h *API) listAccounts(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	limit, err := intArg(args, "limit")
 	if err != nil {
@@ -338,7 +338,7 @@ func intArg(args *fasthttp.Args, name string) (int, error) {
 	return n, nil
 }
 
-func (h *Handler) account(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
+func (h *API) account(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
 	switch method {
 	case "GET":
 		a, err := h.svc.Account(name)
@@ -384,7 +384,7 @@ func (h *Handler) account(ctx *fasthttp.RequestCtx, who service.Actor, method, n
 	}
 }
 
-func (h *Handler) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+func (h *API) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
 	var (
 		p   policy.Policy
 		err error
@@ -416,7 +416,7 @@ func (h *Handler) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method
 	h.writeJSON(ctx, fasthttp.StatusOK, subaccountJSON{Account: account, Subaccount: sub, Policy: p})
 }
 
-func (h *Handler) operator(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+func (h *API) operator(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	var (
 		op  policy.Operator
 		err error
@@ -449,7 +449,7 @@ type countryStatusJSON struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-func (h *Handler) operatorCountry(ctx *fasthttp.RequestCtx, who service.Actor, method, code string) {
+func (h *API) operatorCountry(ctx *fasthttp.RequestCtx, who service.Actor, method, code string) {
 	var (
 		cc  string
 		d   policy.DisabledCountry
@@ -482,7 +482,7 @@ func (h *Handler) operatorCountry(ctx *fasthttp.RequestCtx, who service.Actor, m
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
-func (h *Handler) operatorPrefix(ctx *fasthttp.RequestCtx, who service.Actor, method, prefix string) {
+func (h *API) operatorPrefix(ctx *fasthttp.RequestCtx, who service.Actor, method, prefix string) {
 	if method == "DELETE" {
 		bp, err := h.svc.UnblockPrefix(who, prefix)
 		if err != nil {
@@ -509,7 +509,7 @@ func (h *Handler) operatorPrefix(ctx *fasthttp.RequestCtx, who service.Actor, me
 	h.writeJSON(ctx, fasthttp.StatusOK, bp)
 }
 
-func (h *Handler) highRisk(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+func (h *API) highRisk(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	switch method {
 	case "GET":
 		entries, info, err := h.svc.HighRisk()
@@ -574,7 +574,7 @@ type countryJSON struct {
 	Reason      string `json:"reason,omitempty"`
 }
 
-func (h *Handler) countries(ctx *fasthttp.RequestCtx) {
+func (h *API) countries(ctx *fasthttp.RequestCtx) {
 	op, err := h.svc.Operator()
 	if err != nil {
 		h.fail(ctx, err)
@@ -593,7 +593,7 @@ func (h *Handler) countries(ctx *fasthttp.RequestCtx) {
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
-func (h *Handler) audit(ctx *fasthttp.RequestCtx) {
+func (h *API) audit(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	limit, err := intArg(args, "limit")
 	if err != nil {
@@ -620,7 +620,7 @@ func (h *Handler) audit(ctx *fasthttp.RequestCtx) {
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
-func (h *Handler) reload(ctx *fasthttp.RequestCtx) {
+func (h *API) reload(ctx *fasthttp.RequestCtx) {
 	info, err := h.svc.Reload()
 	if err != nil {
 		field := ""

@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ type bulkBody struct {
 
 // bulkPatch serves PATCH /v1/accounts: one merge patch applied to many
 // accounts in one audited transaction (service.BulkPatch).
-func (h *Handler) bulkPatch(ctx *fasthttp.RequestCtx, who service.Actor) {
+func (h *API) bulkPatch(ctx *fasthttp.RequestCtx, who service.Actor) {
 	var b bulkBody
 	if err := decodeBody(ctx.PostBody(), &b); err != nil {
 		h.fail(ctx, err)

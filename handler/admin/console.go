@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"crypto/rand"
@@ -148,7 +148,7 @@ func (s *consoleSessions) remove(id string) {
 // admin listener's GET /v1/check, which counts in the velocity counters;
 // that GET and every other method need the session's CSRF token in
 // X-CSRF-Token, and the writes an Origin header naming this listener.
-func (h *Handler) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string) {
+func (h *API) sessionAuth(hdr *fasthttp.RequestHeader) (name, refusal string) {
 	id := string(hdr.Cookie(ConsoleCookie))
 	if id == "" {
 		return "", ""
@@ -211,7 +211,7 @@ func sameOrigin(hdr *fasthttp.RequestHeader) bool {
 
 // authHeader is the name of the caller a request's headers authenticate, by
 // bearer token or by console session, or "".
-func (h *Handler) authHeader(hdr *fasthttp.RequestHeader) string {
+func (h *API) authHeader(hdr *fasthttp.RequestHeader) string {
 	if name := h.authName(hdr.Peek(fasthttp.HeaderAuthorization)); name != "" {
 		return name
 	}
@@ -222,7 +222,7 @@ func (h *Handler) authHeader(hdr *fasthttp.RequestHeader) string {
 // refuseAuth answers a request that carried no usable credentials: 403 when
 // it came with a live console session but without its CSRF token or from
 // another origin, 401 otherwise. Both count as authentication failures.
-func (h *Handler) refuseAuth(ctx *fasthttp.RequestCtx, suffix string) {
+func (h *API) refuseAuth(ctx *fasthttp.RequestCtx, suffix string) {
 	h.met.authFail.Add(1)
 	if _, why := h.sessionAuth(&ctx.Request.Header); why != "" {
 		h.adminError(ctx, fasthttp.StatusForbidden, why+suffix, "")
@@ -241,7 +241,7 @@ type consoleSessionJSON struct {
 
 // consoleRoute serves /console/... : the pages without credentials, the
 // session endpoints with theirs. It reports whether the path was its own.
-func (h *Handler) consoleRoute(ctx *fasthttp.RequestCtx) bool {
+func (h *API) consoleRoute(ctx *fasthttp.RequestCtx) bool {
 	p := string(ctx.Path())
 	if p == "/console" {
 		ctx.Redirect("/console/", fasthttp.StatusFound)
@@ -297,7 +297,7 @@ func consoleSecurityHeaders(hdr *fasthttp.ResponseHeader) {
 // consoleSession serves /console/session: POST signs in with the bearer
 // token in Authorization (no body), GET says who is signed in and hands the
 // page its CSRF token, DELETE signs out.
-func (h *Handler) consoleSession(ctx *fasthttp.RequestCtx) {
+func (h *API) consoleSession(ctx *fasthttp.RequestCtx) {
 	hdr := &ctx.Request.Header
 	now := time.Now()
 	consoleSecurityHeaders(&ctx.Response.Header)
@@ -360,7 +360,7 @@ func (h *Handler) consoleSession(ctx *fasthttp.RequestCtx) {
 // sends it, Secure when the request came over TLS or through a TLS proxy
 // (X-Forwarded-Proto: https). It carries no expiry: the
 // session's expiry is kept on the server.
-func (h *Handler) setSessionCookie(ctx *fasthttp.RequestCtx, id string, clear bool) {
+func (h *API) setSessionCookie(ctx *fasthttp.RequestCtx, id string, clear bool) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
 	c.SetKey(ConsoleCookie)

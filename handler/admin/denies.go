@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"github.com/tollgate/tollgate/matcher"
@@ -9,7 +9,7 @@ import (
 // recommendedDenies serves GET /v1/recommended-denies: the shipped set of
 // whole countries guidance names for IRSF, as JSON with which the operator
 // has disabled, or as the shipped CSV file with ?format=csv.
-func (h *Handler) recommendedDenies(ctx *fasthttp.RequestCtx) {
+func (h *API) recommendedDenies(ctx *fasthttp.RequestCtx) {
 	switch f := string(ctx.QueryArgs().Peek("format")); f {
 	case "csv":
 		ctx.SetContentTypeBytes(ctCSV)
@@ -31,7 +31,7 @@ func (h *Handler) recommendedDenies(ctx *fasthttp.RequestCtx) {
 // operatorRecommendedDenies serves PUT (apply: disable every country of the
 // set) and DELETE (enable again the countries the set disabled) on
 // /v1/operator/recommended-denies.
-func (h *Handler) operatorRecommendedDenies(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+func (h *API) operatorRecommendedDenies(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	var (
 		ch  service.RecommendedDeniesChange
 		err error

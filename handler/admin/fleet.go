@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"strconv"
@@ -20,7 +20,7 @@ const (
 )
 
 // fleetInfo serves GET /v1/fleet.
-func (h *Handler) fleetInfo(ctx *fasthttp.RequestCtx) {
+func (h *API) fleetInfo(ctx *fasthttp.RequestCtx) {
 	if h.opt.Fleet == nil {
 		h.adminError(ctx, fasthttp.StatusNotFound, "fleet mode is off (start tollgate with -nats)", "")
 		return
@@ -39,7 +39,7 @@ func isWrite(method string) bool {
 // ?wait=all, holds the answer until every live node has applied it (or
 // wait_timeout passed: then 202, with the nodes that had not applied it in
 // Tollgate-Fleet-Pending).
-func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64) {
+func (h *API) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64) {
 	f := h.opt.Fleet
 	if f == nil || !isWrite(method) || ctx.Response.StatusCode() >= 300 {
 		return
@@ -69,18 +69,4 @@ func (h *Handler) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64
 		ctx.Response.Header.Set("Tollgate-Fleet-Pending", strings.Join(pending, ","))
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 	}
-}
-
-// fleetDegraded is the /ready detail of a node out of step with the fleet
-// ("" when in step or not in fleet mode). /ready stays 200: the node
-// serves its last applied policy, which is what the proxies need.
-func (h *Handler) fleetDegraded() string {
-	f := h.opt.Fleet
-	if f == nil {
-		return ""
-	}
-	if err := f.Writable(); err != nil {
-		return err.Error() + "; policy stale for " + f.Stale().Round(time.Second).String()
-	}
-	return ""
 }

@@ -1,8 +1,7 @@
-package handler
+package admin
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -13,32 +12,6 @@ import (
 // Fleet mode's shared fraud state (docs/fleet-state.md): its metrics and
 // its /ready detail. Without -nats (Options.FleetState nil) nothing here
 // writes anything.
-
-// fleetStateDegraded is the /ready detail of the fleet state ("" when
-// whole or not in fleet mode).
-func (h *Handler) fleetStateDegraded() string {
-	fs := h.opt.FleetState
-	if fs == nil {
-		return ""
-	}
-	st := fs.Stats()
-	if !st.Streams {
-		return "fleet state: the alert and origin streams are not set up: alerts are delivered by this node alone (" +
-			strconv.FormatUint(st.Alerts.Local, 10) + " so far), locations not shared"
-	}
-	return ""
-}
-
-// joinDetail joins two /ready details.
-func joinDetail(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "; " + b
-}
 
 // fleetAlertsLimit bounds one GET /v1/alerts in fleet mode (each alert is
 // one read of the stream), and is the default; fleetAlertsTimeout bounds
@@ -52,7 +25,7 @@ const (
 // alerts from its stream ("source":"fleet"), or, when the stream cannot be
 // read in time, this node's list ("source":"local") with the reason in
 // "degraded", a log line and tollgate_fleet_alerts_history_fallbacks_total.
-func (h *Handler) fleetAlerts(ctx *fasthttp.RequestCtx, limit int) {
+func (h *API) fleetAlerts(ctx *fasthttp.RequestCtx, limit int) {
 	if limit <= 0 || limit > fleetAlertsLimit {
 		limit = fleetAlertsLimit
 	}

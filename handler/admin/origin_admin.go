@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ type originStateJSON struct {
 // unblock-code (PUT, DELETE) and unblock-code/verify (POST); what is the
 // path's tail. A subaccount with origin settings of its own has its own
 // state; for any other the subaccount paths reach its account's.
-func (h *Handler) origin(ctx *fasthttp.RequestCtx, who service.Actor, method, what, account, sub string) {
+func (h *API) origin(ctx *fasthttp.RequestCtx, who service.Actor, method, what, account, sub string) {
 	body, err := readOriginBody(ctx)
 	if err != nil {
 		h.fail(ctx, err)
@@ -78,7 +78,7 @@ func (h *Handler) origin(ctx *fasthttp.RequestCtx, who service.Actor, method, wh
 // writeVerify answers an unblock code verification so an IVR can branch on
 // the status alone: 200 verified, 403 wrong code, 429 locked out, 404 no
 // code set (or no such account).
-func (h *Handler) writeVerify(ctx *fasthttp.RequestCtx, account, sub string, st origin.Status, err error) {
+func (h *API) writeVerify(ctx *fasthttp.RequestCtx, account, sub string, st origin.Status, err error) {
 	out := struct {
 		Account    string        `json:"account"`
 		Subaccount string        `json:"subaccount,omitempty"`

@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"strings"
@@ -34,7 +34,7 @@ type adminRoute struct {
 	Pattern string
 	// Body is the request body limit in bytes; 0 is MaxSmallBody.
 	Body  int
-	Serve func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq)
+	Serve func(h *API, ctx *fasthttp.RequestCtx, r *adminReq)
 
 	segs   []string // the pattern split at "/", without the leading one
 	params []string // the placeholders' names, in order
@@ -46,8 +46,8 @@ type adminRoute struct {
 // each documented route is a row; the 405 answer's Allow header lists a
 // path's methods in row order. Add a row to add a route.
 var adminRoutes = compileRoutes([]adminRoute{
-	{Method: "GET", Pattern: "/v1/accounts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listAccounts(ctx) }},
-	{Method: "PATCH", Pattern: "/v1/accounts", Body: MaxPolicyBody, Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.bulkPatch(ctx, r.who) }},
+	{Method: "GET", Pattern: "/v1/accounts", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.listAccounts(ctx) }},
+	{Method: "PATCH", Pattern: "/v1/accounts", Body: MaxPolicyBody, Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.bulkPatch(ctx, r.who) }},
 	{Method: "GET", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
 	{Method: "PATCH", Pattern: "/v1/accounts/{account}", Body: MaxPolicyBody, Serve: serveAccount},
@@ -62,29 +62,29 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "PATCH", Pattern: "/v1/operator", Body: MaxPolicyBody, Serve: serveOperator},
 	{Method: "PUT", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
 	{Method: "DELETE", Pattern: "/v1/operator/countries/{CC}", Serve: serveOperatorCountry},
-	{Method: "PUT", Pattern: "/v1/operator/recommended-denies", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+	{Method: "PUT", Pattern: "/v1/operator/recommended-denies", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 		h.operatorRecommendedDenies(ctx, r.who, r.method)
 	}},
-	{Method: "DELETE", Pattern: "/v1/operator/recommended-denies", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+	{Method: "DELETE", Pattern: "/v1/operator/recommended-denies", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 		h.operatorRecommendedDenies(ctx, r.who, r.method)
 	}},
-	{Method: "GET", Pattern: "/v1/recommended-denies", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.recommendedDenies(ctx) }},
+	{Method: "GET", Pattern: "/v1/recommended-denies", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.recommendedDenies(ctx) }},
 	{Method: "PUT", Pattern: "/v1/operator/prefixes/{prefix}", Serve: serveOperatorPrefix},
 	{Method: "DELETE", Pattern: "/v1/operator/prefixes/{prefix}", Serve: serveOperatorPrefix},
 
 	{Method: "GET", Pattern: "/v1/high-risk", Body: MaxHighRiskBody, Serve: serveHighRisk},
 	{Method: "PUT", Pattern: "/v1/high-risk", Body: MaxHighRiskBody, Serve: serveHighRisk},
 	{Method: "DELETE", Pattern: "/v1/high-risk", Body: MaxHighRiskBody, Serve: serveHighRisk},
-	{Method: "GET", Pattern: "/v1/countries", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.countries(ctx) }},
-	{Method: "GET", Pattern: "/v1/audit", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.audit(ctx) }},
-	{Method: "GET", Pattern: "/v1/fleet", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.fleetInfo(ctx) }},
-	{Method: "POST", Pattern: "/v1/reload", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.reload(ctx) }},
+	{Method: "GET", Pattern: "/v1/countries", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.countries(ctx) }},
+	{Method: "GET", Pattern: "/v1/audit", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.audit(ctx) }},
+	{Method: "GET", Pattern: "/v1/fleet", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.fleetInfo(ctx) }},
+	{Method: "POST", Pattern: "/v1/reload", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.reload(ctx) }},
 
 	{Method: "GET", Pattern: "/v1/accounts/{account}/velocity", Serve: serveVelocity},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/velocity", Serve: serveVelocity},
 	{Method: "GET", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/velocity", Serve: serveVelocity},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/velocity", Serve: serveVelocity},
-	{Method: "GET", Pattern: "/v1/accounts/{account}/calls", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+	{Method: "GET", Pattern: "/v1/accounts/{account}/calls", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 		h.calls(ctx, r.param("account"))
 	}},
 	{Method: "GET", Pattern: "/v1/accounts/{account}/lock", Serve: serveLock},
@@ -93,15 +93,15 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "GET", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/lock", Serve: serveLock},
 	{Method: "PUT", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/lock", Serve: serveLock},
 	{Method: "DELETE", Pattern: "/v1/accounts/{account}/subaccounts/{sub}/lock", Serve: serveLock},
-	{Method: "GET", Pattern: "/v1/locks", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.locks(ctx) }},
+	{Method: "GET", Pattern: "/v1/locks", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.locks(ctx) }},
 	{Method: "GET", Pattern: "/v1/rate-deck", Body: MaxRateDeckBody, Serve: serveRateDeck},
 	{Method: "PUT", Pattern: "/v1/rate-deck", Body: MaxRateDeckBody, Serve: serveRateDeck},
 	{Method: "DELETE", Pattern: "/v1/rate-deck", Body: MaxRateDeckBody, Serve: serveRateDeck},
-	{Method: "GET", Pattern: "/v1/alerts", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.recentAlerts(ctx) }},
+	{Method: "GET", Pattern: "/v1/alerts", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.recentAlerts(ctx) }},
 	// The query API's GET /v1/check behind the admin credentials, for the
 	// console's "try a call" (the query listener is another origin).
-	{Method: "GET", Pattern: "/v1/check", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.q.Check(ctx) }},
-	{Method: "GET", Pattern: "/v1/stats", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.statsReport(ctx) }},
+	{Method: "GET", Pattern: "/v1/check", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.q.Check(ctx) }},
+	{Method: "GET", Pattern: "/v1/stats", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.statsReport(ctx) }},
 
 	{Method: "GET", Pattern: "/v1/accounts/{account}/origin", Serve: serveOrigin},
 	{Method: "POST", Pattern: "/v1/accounts/{account}/screening", Serve: serveOrigin},
@@ -128,7 +128,7 @@ var adminRoutes = compileRoutes([]adminRoute{
 	{Method: "POST", Pattern: "/v1/shadow/promote", Serve: serveShadow},
 
 	// issue #15 templates (templates.go)
-	{Method: "GET", Pattern: "/v1/templates", Serve: func(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.listTemplates(ctx) }},
+	{Method: "GET", Pattern: "/v1/templates", Serve: func(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.listTemplates(ctx) }},
 	{Method: "GET", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
 	{Method: "PUT", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
 	{Method: "DELETE", Pattern: "/v1/templates/{name}", Body: MaxPolicyBody, Serve: serveTemplate},
@@ -148,9 +148,9 @@ type Route struct {
 	Pattern string
 }
 
-// AdminRoutes lists the admin API's routes in table order, so tools built
+// Routes lists the admin API's routes in table order, so tools built
 // on the API (the console, the CLI, the docs test) need no copy of it.
-func AdminRoutes() []Route {
+func Routes() []Route {
 	out := make([]Route, len(adminRoutes))
 	for i, r := range adminRoutes {
 		out[i] = Route{Method: r.Method, Pattern: r.Pattern}
@@ -256,45 +256,45 @@ func adminBodyLimit(uri []byte) int {
 	return limit
 }
 
-func serveAccount(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveAccount(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.account(ctx, r.who, r.method, r.param("account"))
 }
 
-func serveSubaccount(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveSubaccount(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.subaccount(ctx, r.who, r.method, r.param("account"), r.param("sub"))
 }
 
-func serveOperator(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveOperator(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.operator(ctx, r.who, r.method)
 }
 
-func serveOperatorCountry(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveOperatorCountry(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.operatorCountry(ctx, r.who, r.method, r.param("CC"))
 }
 
-func serveOperatorPrefix(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveOperatorPrefix(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.operatorPrefix(ctx, r.who, r.method, r.param("prefix"))
 }
 
-func serveHighRisk(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveHighRisk(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.highRisk(ctx, r.who, r.method)
 }
 
-func serveVelocity(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveVelocity(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.velocityState(ctx, r.who, r.method, r.param("account"), r.param("sub"))
 }
 
-func serveLock(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveLock(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.lock(ctx, r.who, r.method, r.param("account"), r.param("sub"))
 }
 
-func serveRateDeck(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveRateDeck(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.rateDeck(ctx, r.who, r.method)
 }
 
 // serveOrigin serves the origin routes: what is the pattern's tail after
 // the account or subaccount ("origin", "screening", "unblock-code/verify").
-func serveOrigin(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveOrigin(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	p := r.route.Pattern
 	if i := strings.Index(p, "{sub}/"); i >= 0 {
 		p = p[i+len("{sub}/"):]
@@ -302,4 +302,15 @@ func serveOrigin(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
 		p = p[strings.Index(p, "{account}/")+len("{account}/"):]
 	}
 	h.origin(ctx, r.who, r.method, p, r.param("account"), r.param("sub"))
+}
+
+// FindRoute returns the route of the table that serves method and path
+// ("" when none does) and, when only other methods serve the path, the
+// methods allowed.
+func FindRoute(method, path string) (r Route, ok bool, allowed []string) {
+	ar, allowed := findRoute(method, strings.Split(strings.Trim(path, "/"), "/"))
+	if ar == nil {
+		return Route{}, false, allowed
+	}
+	return Route{Method: ar.Method, Pattern: ar.Pattern}, true, nil
 }

@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"strings"
@@ -11,7 +11,7 @@ import (
 // statsReport serves GET /v1/stats?window=1h|24h: decisions by verdict and
 // reason, and the most rejected countries, prefixes and accounts, from the
 // in-memory buckets the query path feeds (lost at a restart).
-func (h *Handler) statsReport(ctx *fasthttp.RequestCtx) {
+func (h *API) statsReport(ctx *fasthttp.RequestCtx) {
 	w := string(ctx.QueryArgs().Peek("window"))
 	if w == "" {
 		w = "1h"

@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"github.com/tollgate/tollgate/policy"
@@ -19,11 +19,11 @@ func toTemplateJSON(t service.NamedTemplate) templateJSON {
 }
 
 // serveTemplate serves GET, PUT and DELETE /v1/templates/{name}.
-func serveTemplate(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveTemplate(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	h.template(ctx, r.who, r.method, r.param("name"))
 }
 
-func (h *Handler) template(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
+func (h *API) template(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
 	var (
 		t   service.NamedTemplate
 		err error
@@ -50,7 +50,7 @@ func (h *Handler) template(ctx *fasthttp.RequestCtx, who service.Actor, method, 
 	h.writeJSON(ctx, fasthttp.StatusOK, toTemplateJSON(t))
 }
 
-func (h *Handler) listTemplates(ctx *fasthttp.RequestCtx) {
+func (h *API) listTemplates(ctx *fasthttp.RequestCtx) {
 	list, err := h.svc.Templates()
 	if err != nil {
 		h.fail(ctx, err)
@@ -69,7 +69,7 @@ func (h *Handler) listTemplates(ctx *fasthttp.RequestCtx) {
 // serveTemplateAccounts serves GET /v1/templates/{name}/accounts: the
 // names of the accounts on a template, paged like GET /v1/accounts, so the
 // accounts a 409 on DELETE names can all be found.
-func serveTemplateAccounts(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveTemplateAccounts(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	args := ctx.QueryArgs()
 	limit, err := intArg(args, "limit")
 	if err != nil {

@@ -1,4 +1,4 @@
-package handler
+package admin
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func readReason(ctx *fasthttp.RequestCtx) (string, error) {
 
 // velocityState serves GET (counters) and DELETE (reset) of
 // /v1/accounts/{a}/velocity and /v1/accounts/{a}/subaccounts/{s}/velocity.
-func (h *Handler) velocityState(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+func (h *API) velocityState(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
 	if method == "DELETE" {
 		if err := h.svc.ResetVelocity(who, account, sub); err != nil {
 			h.fail(ctx, err)
@@ -86,7 +86,7 @@ type lockJSON struct {
 
 // lock serves GET, PUT (lock) and DELETE (unlock) of
 // /v1/accounts/{a}/lock and /v1/accounts/{a}/subaccounts/{s}/lock.
-func (h *Handler) lock(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
+func (h *API) lock(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
 	switch method {
 	case "GET":
 		if h.svc.Velocity() == nil {
@@ -137,7 +137,7 @@ func (h *Handler) lock(ctx *fasthttp.RequestCtx, who service.Actor, method, acco
 	}
 }
 
-func (h *Handler) locks(ctx *fasthttp.RequestCtx) {
+func (h *API) locks(ctx *fasthttp.RequestCtx) {
 	ls, err := h.svc.Locks()
 	if err != nil {
 		h.fail(ctx, err)
@@ -149,7 +149,7 @@ func (h *Handler) locks(ctx *fasthttp.RequestCtx) {
 }
 
 // rateDeck serves GET (CSV), PUT (CSV upload) and DELETE of /v1/rate-deck.
-func (h *Handler) rateDeck(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+func (h *API) rateDeck(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	var (
 		info service.RateDeckInfo
 		err  error
@@ -195,7 +195,7 @@ func (h *Handler) rateDeck(ctx *fasthttp.RequestCtx, who service.Actor, method s
 // recentAlerts serves GET /v1/alerts[?limit=N]: the latest alerts, newest
 // first. In fleet mode they are the fleet's, from its alert stream, or this
 // node's marked degraded when the stream cannot be read (fleetAlerts).
-func (h *Handler) recentAlerts(ctx *fasthttp.RequestCtx) {
+func (h *API) recentAlerts(ctx *fasthttp.RequestCtx) {
 	limit, err := intArg(ctx.QueryArgs(), "limit")
 	if err != nil {
 		h.fail(ctx, err)
@@ -216,7 +216,7 @@ func (h *Handler) recentAlerts(ctx *fasthttp.RequestCtx) {
 
 // calls serves GET /v1/accounts/{a}/calls: the account's live calls and
 // the ended ones still remembered, unconfirmed ones flagged.
-func (h *Handler) calls(ctx *fasthttp.RequestCtx, account string) {
+func (h *API) calls(ctx *fasthttp.RequestCtx, account string) {
 	cs, err := h.svc.Calls(account)
 	if err != nil {
 		h.fail(ctx, err)

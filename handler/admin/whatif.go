@@ -1,7 +1,6 @@
-package handler
+package admin
 
 import (
-	"bytes"
 	"fmt"
 	"sync"
 	"time"
@@ -20,11 +19,11 @@ type whatIfState struct {
 	replayMu sync.Mutex // one what-if replay at a time (CPU and memory)
 }
 
-// rebaseShadow compiles the shadow's change again over the live policy,
+// RebaseShadow compiles the shadow's change again over the live policy,
 // which moved since: the shadow keeps comparing the change alone, not the
 // change and whatever was written since. A change that no longer applies
 // drops the shadow, loudly.
-func (h *Handler) rebaseShadow(sh *whatif.Shadow) {
+func (h *API) RebaseShadow(sh *whatif.Shadow) {
 	h.wi.shadowMu.Lock()
 	defer h.wi.shadowMu.Unlock()
 	if h.q.Shadow.Load() != sh || h.svc == nil {
@@ -40,9 +39,9 @@ func (h *Handler) rebaseShadow(sh *whatif.Shadow) {
 }
 
 // serveWhatIf and serveShadow are the route table's handlers of issue #16.
-func serveWhatIf(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) { h.whatIf(ctx) }
+func serveWhatIf(h *API, ctx *fasthttp.RequestCtx, r *adminReq) { h.whatIf(ctx) }
 
-func serveShadow(h *Handler, ctx *fasthttp.RequestCtx, r *adminReq) {
+func serveShadow(h *API, ctx *fasthttp.RequestCtx, r *adminReq) {
 	if r.route.Pattern == "/v1/shadow/promote" {
 		h.promoteShadow(ctx, r.who)
 		return
@@ -58,7 +57,7 @@ type changeRequest struct {
 	Examples int `json:"examples,omitempty"`
 }
 
-func (h *Handler) decodeChange(ctx *fasthttp.RequestCtx) (*changeRequest, bool) {
+func (h *API) decodeChange(ctx *fasthttp.RequestCtx) (*changeRequest, bool) {
 	var req changeRequest
 	if err := decodeBody(ctx.PostBody(), &req); err != nil {
 		h.fail(ctx, err)
@@ -79,7 +78,7 @@ type whatIfJSON struct {
 	*whatif.Report
 }
 
-func (h *Handler) whatIf(ctx *fasthttp.RequestCtx) {
+func (h *API) whatIf(ctx *fasthttp.RequestCtx) {
 	req, ok := h.decodeChange(ctx)
 	if !ok {
 		return
@@ -137,7 +136,7 @@ func describeShadow(sh *whatif.Shadow) shadowJSON {
 	return out
 }
 
-func (h *Handler) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
+func (h *API) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, method string) {
 	switch method {
 	case "GET":
 		sh := h.q.Shadow.Load()
@@ -177,7 +176,7 @@ func (h *Handler) shadowRoute(ctx *fasthttp.RequestCtx, who service.Actor, metho
 
 // promoteShadow puts the shadow's change in force through the service's
 // write path (one audit entry, "shadow.promote") and drops the shadow.
-func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
+func (h *API) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 	h.wi.shadowMu.Lock()
 	defer h.wi.shadowMu.Unlock()
 	sh := h.q.Shadow.Load()
@@ -193,14 +192,4 @@ func (h *Handler) promoteShadow(ctx *fasthttp.RequestCtx, who service.Actor) {
 	out := describeShadow(sh)
 	out.Promoted = true
 	h.writeJSON(ctx, fasthttp.StatusOK, out)
-}
-
-// writeShadowMetrics writes the shadow policy's families.
-func (h *Handler) writeShadowMetrics(b *bytes.Buffer) {
-	sh := h.q.Shadow.Load()
-	var st *whatif.ShadowStats
-	if sh != nil {
-		st = sh.Stats()
-	}
-	whatif.WriteMetrics(b, st, sh != nil)
 }
