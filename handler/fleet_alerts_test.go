@@ -44,12 +44,9 @@ func fleetNode(t *testing.T, url, node string) *fleet.State {
 	return st
 }
 
-// TestFleetAlertHistory: in fleet mode GET /v1/alerts lists the fleet's
-// alerts from the stream, so an alert raised on node 1 is listed on node 2
-// (newest first, limit kept); with NATS gone it answers at once with this
-// node's list, marked "source":"local" with a "degraded" reason, counted in
-// /metrics.
-func TestFleetAlertHistory(t *testing.T) {
+// startNATS runs a JetStream nats-server on a free loopback port.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +55,16 @@ func TestFleetAlertHistory(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
+	return srv
+}
+
+// TestFleetAlertHistory: in fleet mode GET /v1/alerts lists the fleet's
+// alerts from the stream, so an alert raised on node 1 is listed on node 2
+// (newest first, limit kept); with NATS gone it answers at once with this
+// node's list, marked "source":"local" with a "degraded" reason, counted in
+// /metrics.
+func TestFleetAlertHistory(t *testing.T) {
+	srv := startNATS(t)
 	defer srv.Shutdown()
 	st1 := fleetNode(t, srv.ClientURL(), "n1")
 	st2 := fleetNode(t, srv.ClientURL(), "n2")

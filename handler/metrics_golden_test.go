@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
@@ -53,14 +52,7 @@ func metricsShape(body string) []string {
 // moved into the packages that own them. Regenerate with
 // -update-metrics-golden only for an intended change of the wire contract.
 func TestMetricsGolden(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	srv := startNATS(t)
 	defer srv.Shutdown()
 	fs := fleetNode(t, srv.ClientURL(), "n1")
 	nc, err := nats.Connect(srv.ClientURL())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -197,19 +196,7 @@ func (h *API) adminError(ctx *fasthttp.RequestCtx, status int, msg, field string
 	h.writeJSON(ctx, status, adminErrorBody{Error: msg, Field: field})
 }
 
-func (h *API) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "<token>" reads better than "\u003ctoken\u003e"
-	if err := enc.Encode(v); err != nil {
-		status = fasthttp.StatusInternalServerError
-		b.Reset()
-		b.WriteString(`{"error":"encoding the response failed"}` + "\n")
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentTypeBytes(ctJSON)
-	ctx.SetBody(b.Bytes())
-}
+func (h *API) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) { query.WriteJSON(ctx, status, v) }
 
 // fail maps a service error to its status: invalid 400 (naming the field),
 // not found 404, conflict 409, not loaded 503, storage and anything else
