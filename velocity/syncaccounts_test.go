@@ -133,3 +133,31 @@ func TestScopeOnFirstUse(t *testing.T) {
 }
 
 func iptr(n int) *int { return &n }
+
+// TestSyncReusesOnOtherFields checks that a sync keeps an account's scope
+// config when only fields no scope config reads changed (countries), and
+// compiles a new one when one it reads changed (time zone).
+func TestSyncReusesOnOtherFields(t *testing.T) {
+	rules := &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 5)}}}
+	acc := policy.Account{Policy: policy.Policy{Velocity: rules}}
+	e := New(Options{})
+	if err := e.Sync(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.exact("a", "").cfg.Load()
+	acc.Countries = &policy.CountryRule{Default: policy.Allow, Except: []string{"GB"}}
+	if err := e.SyncAccounts(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.exact("a", "").cfg.Load() != cfg {
+		t.Error("a countries change rebuilt the scope config")
+	}
+	zone := "Europe/Paris"
+	acc.TimeZone = &zone
+	if err := e.SyncAccounts(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.exact("a", "").cfg.Load(); c == cfg || c.loc.String() != zone {
+		t.Errorf("a time zone change: config rebuilt %v, zone %v", c != cfg, c.loc)
+	}
+}
