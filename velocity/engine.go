@@ -201,8 +201,11 @@ type entry struct {
 	// same account share one slot across syncs, so a scope made while a
 	// sync runs is not lost to it.
 	slot *slot
-	subs map[string]*Scope
-	src  velSrc
+	// scope caches slot's scope for this entry (nil until seen): the
+	// lookup of a made scope reads one pointer, as before lazy scopes.
+	scope atomic.Pointer[Scope]
+	subs  map[string]*Scope
+	src   velSrc
 	// tmpl is the template layer the account was synced over (nil: none),
 	// shared by every account on it: a template change re-syncs them.
 	tmpl *policy.Policy
@@ -240,7 +243,11 @@ type slot struct {
 // scope returns the account's scope, making it on first use (lock-free:
 // two racing first uses agree on the one that is stored).
 func (e *Engine) scope(en *entry, account string) *Scope {
+	if s := en.scope.Load(); s != nil {
+		return s
+	}
 	if s := en.slot.s.Load(); s != nil {
+		en.scope.Store(s)
 		return s
 	}
 	s := &Scope{e: e, account: account, shard: uint8(maphash.String(journalSeed, account) % journalShards)}
@@ -251,8 +258,11 @@ func (e *Engine) scope(en *entry, account string) *Scope {
 	}
 	s.cfg.Store(en.slot.cfg.Load())
 	if !en.slot.s.CompareAndSwap(nil, s) {
-		return en.slot.s.Load()
+		s = en.slot.s.Load()
+		en.scope.Store(s)
+		return s
 	}
+	en.scope.Store(s)
 	// a sync that stored a new config before this scope was visible to
 	// it: take that one
 	if c := en.slot.cfg.Load(); c != s.cfg.Load() {
@@ -696,6 +706,7 @@ func (e *Engine) sync(set *policy.Set, names []string, all bool) error {
 			acct.cfg.Store(en.slot.cfg.Load())
 			en.slot.s.Store(acct) // under e.mu; a first use not yet: not in the table
 		}
+		en.scope.Store(acct)
 		prev := en.slot.cfg.Load()
 		if acct != nil {
 			prev = acct.cfg.Load()
