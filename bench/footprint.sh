@@ -16,7 +16,9 @@ D=$W/data
 LOADTEST=${LOADTEST:-bin/tollgate-loadtest}
 rss() { awk "/$1/{print int(\$2/1024)}" /proc/$PID/status; }
 start() {
-	rm -f "$D/tollgate.run.json"
+	# a ring saved by an earlier soak would be loaded resident (52 MB at
+	# the default -recent-size): start without past traffic
+	rm -f "$D/tollgate.run.json" "$D/recent.ring"
 	env GOMAXPROCS=1 ${TG_ENV:-} taskset -c 0 "$BIN" -data-dir "$D" -query-addr 127.0.0.1:0 -admin-addr 127.0.0.1:0 \
 		-rpc-addr 127.0.0.1:0 -admin-token bench:footprint-0123456789 -drain-delay 0s \
 		-high-risk-file "$W/highrisk.csv" >>"$W/tollgate.log" 2>&1 &
