@@ -227,7 +227,11 @@ func run(o *Options) int {
 			logf("-gen-only needs -work")
 			return 2
 		}
-		gen, err := Generate(o.Work, o.Gen)
+		err := os.MkdirAll(o.Work, 0o755)
+		var gen *GenResult
+		if err == nil {
+			gen, err = Generate(o.Work, o.Gen)
+		}
 		if err == nil {
 			var out []byte
 			out, err = exec.Command(o.Tollgate, "import", "-data-dir", filepath.Join(o.Work, "data"), "-who", "bench", gen.AccountsFile).CombinedOutput()
