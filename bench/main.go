@@ -61,6 +61,8 @@ type Options struct {
 	QuietMax                float64
 	QuietWait, QuietBudget  time.Duration
 	Out                     string
+	// GenOnly generates the data set and imports it into -work, then stops.
+	GenOnly bool
 	// Writes runs the admin-write experiment (runWrites).
 	Writes               bool
 	WriteRate, CheckRate float64
@@ -106,6 +108,7 @@ func parseOptions(args []string) (*Options, error) {
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
 	fs.DurationVar(&o.QuietBudget, "quiet-budget", 60*time.Second, "longest time all the waits for -quiet-max may add up to (keeps the whole run bounded)")
 	fs.StringVar(&o.Out, "out", "", "also write the report to this file")
+	fs.BoolVar(&o.GenOnly, "gen-only", false, "only generate the data set and import it into -work/data (for bench/footprint.sh), then stop")
 	fs.BoolVar(&o.Writes, "writes", false, "measure checks while a writer PUTs accounts on the admin API (with -go=false -load=false to run only this)")
 	fs.Float64Var(&o.WriteRate, "write-rate", 50, "-writes: account PUTs per second")
 	fs.Float64Var(&o.CheckRate, "check-rate", 10_000, "-writes: open-loop checks per second")
@@ -219,6 +222,27 @@ func run(o *Options) int {
 	}
 	r.printf("\n")
 
+	if o.GenOnly {
+		if o.Work == "" {
+			logf("-gen-only needs -work")
+			return 2
+		}
+		err := os.MkdirAll(o.Work, 0o755)
+		var gen *GenResult
+		if err == nil {
+			gen, err = Generate(o.Work, o.Gen)
+		}
+		if err == nil {
+			var out []byte
+			out, err = exec.Command(o.Tollgate, "import", "-data-dir", filepath.Join(o.Work, "data"), "-who", "bench", gen.AccountsFile).CombinedOutput()
+			logf("%s", bytes.TrimSpace(out))
+		}
+		if err != nil {
+			logf("-gen-only: %v", err)
+			return 1
+		}
+		return 0
+	}
 	if o.GoBench {
 		if err := runGoBench(r, o); err != nil {
 			logf("Go benchmarks: %v", err)

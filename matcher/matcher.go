@@ -60,7 +60,7 @@ func New(plan *numplan.Plan, o Options) *Matcher {
 		o.SlowCacheBytes = 32 << 20
 	}
 	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes), vel: o.Velocity, origin: o.Origin}
-	m.empty = &Snapshot{plan: plan, deflt: &account{defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, maxRate: -1}}
+	m.empty = &Snapshot{plan: plan, deflt: &account{countries: noCountries, defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, maxRate: -1}}
 	return m
 }
 
@@ -506,11 +506,12 @@ func (v *Verdict) countryDisabled(s *Snapshot, ci int) {
 // countries applies the account's country permissions to destination ci.
 func (v *Verdict) countries(a *account, ci int) {
 	v.Layer = a.countriesLayer
-	listed := a.except.has(ci)
+	cr := a.countries
+	listed := cr.except.has(ci)
 	if listed {
-		for i := range a.exceptSel {
-			if a.exceptSel[i].set.has(ci) {
-				v.Selector = a.exceptSel[i].name
+		for i := range cr.sels {
+			if cr.sels[i].set.has(ci) {
+				v.Selector = cr.sels[i].name
 				break
 			}
 		}

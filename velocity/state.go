@@ -95,7 +95,7 @@ func (e *Engine) State(account string) (AccountState, error) {
 		return AccountState{}, &ErrUnknownScope{Key: account}
 	}
 	now := e.opt.Now()
-	out := AccountState{ScopeState: en.scope.state(now)}
+	out := AccountState{ScopeState: e.scope(en, account).state(now)}
 	names := make([]string, 0, len(en.subs))
 	for n := range en.subs {
 		names = append(names, n)
@@ -226,7 +226,7 @@ func (e *Engine) Reset(account, sub string) error {
 		}
 		scopes = append(scopes, s)
 	} else {
-		scopes = append(scopes, en.scope)
+		scopes = append(scopes, e.scope(en, account))
 		for _, s := range en.subs {
 			scopes = append(scopes, s)
 		}

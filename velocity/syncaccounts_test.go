@@ -63,7 +63,7 @@ func TestSyncAccounts(t *testing.T) {
 	if !del.gone.Load() || !delX.gone.Load() || !changeB.gone.Load() || e.exact("delete", "") != nil {
 		t.Error("a deleted account's or dropped subaccount's scope is not gone")
 	}
-	if en, ok := before.accounts.Get("delete"); !ok || en.scope != del || before.accounts.Len() != 3 {
+	if en, ok := before.accounts.Get("delete"); !ok || en.made() != del || before.accounts.Len() != 3 {
 		t.Error("the previous table changed")
 	}
 }
@@ -74,4 +74,90 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestScopeOnFirstUse checks that an account without velocity rules,
+// subaccounts or a lock gets no scope at sync, that its first use makes
+// one with the synced config and that later uses find the same one, that a
+// sync after the first use updates that scope, and that accounts with
+// rules, subaccounts or a lock have theirs from the start.
+func TestScopeOnFirstUse(t *testing.T) {
+	rules := &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 5)}}}
+	set := &policy.Set{Accounts: map[string]policy.Account{
+		"plain":  {Policy: policy.Policy{MaxCPS: iptr(3)}},
+		"rules":  {Policy: policy.Policy{Velocity: rules}},
+		"subs":   {Subaccounts: map[string]policy.Policy{"a": {}}},
+		"locked": {},
+	}}
+	e := New(Options{})
+	e.RestoreLocks([]Lock{{Account: "locked"}})
+	if err := e.Sync(set); err != nil {
+		t.Fatal(err)
+	}
+	made := func(name string) *Scope {
+		en, ok := e.table.Load().accounts.Get(name)
+		if !ok {
+			t.Fatalf("%s: not in the table", name)
+		}
+		return en.made()
+	}
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{{"plain", false}, {"rules", true}, {"subs", true}, {"locked", true}} {
+		if got := made(tc.name) != nil; got != tc.want {
+			t.Errorf("%s: scope made at sync %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if s := made("locked"); s == nil || !s.locked.Load() {
+		t.Error("the locked account's scope is not locked")
+	}
+	s := e.exact("plain", "")
+	if s == nil || made("plain") != s || e.exact("plain", "") != s {
+		t.Fatal("first use did not make one scope that later uses find")
+	}
+	if c := s.cfg.Load(); c == nil || c.maxCPS != 3 {
+		t.Fatalf("first use: config %+v, want the synced one (max CPS 3)", c)
+	}
+	next := &policy.Set{Accounts: maps.Clone(set.Accounts)}
+	next.Accounts["plain"] = policy.Account{Policy: policy.Policy{MaxCPS: iptr(7)}}
+	if err := e.SyncAccounts(next, []string{"plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.exact("plain", "") != s || s.cfg.Load().maxCPS != 7 {
+		t.Errorf("after a sync: scope kept %v, max CPS %d, want the same scope with 7", e.exact("plain", "") == s, s.cfg.Load().maxCPS)
+	}
+	if e.Stats().Scopes != 5 {
+		t.Errorf("scopes %d, want 5 (accounts and subaccounts, made or not)", e.Stats().Scopes)
+	}
+}
+
+func iptr(n int) *int { return &n }
+
+// TestSyncReusesOnOtherFields checks that a sync keeps an account's scope
+// config when only fields no scope config reads changed (countries), and
+// compiles a new one when one it reads changed (time zone).
+func TestSyncReusesOnOtherFields(t *testing.T) {
+	rules := &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 5)}}}
+	acc := policy.Account{Policy: policy.Policy{Velocity: rules}}
+	e := New(Options{})
+	if err := e.Sync(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.exact("a", "").cfg.Load()
+	acc.Countries = &policy.CountryRule{Default: policy.Allow, Except: []string{"GB"}}
+	if err := e.SyncAccounts(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.exact("a", "").cfg.Load() != cfg {
+		t.Error("a countries change rebuilt the scope config")
+	}
+	zone := "Europe/Paris"
+	acc.TimeZone = &zone
+	if err := e.SyncAccounts(&policy.Set{Accounts: map[string]policy.Account{"a": acc}}, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.exact("a", "").cfg.Load(); c == cfg || c.loc.String() != zone {
+		t.Errorf("a time zone change: config rebuilt %v, zone %v", c != cfg, c.loc)
+	}
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/tollgate/tollgate/recent"
 )
 
-// Defaults of the recent-traffic ring (issue #16): a day, or 2M queries,
-// whichever is smaller; recent.RecordBytes (104) bytes a query.
+// Defaults of the recent-traffic ring (issue #16): a day, or 500,000
+// queries, whichever is smaller; recent.RecordBytes (104) bytes a query, so
+// 52 MB when full (2,000,000 until issue #17 took 208 MB of the 250 MB the
+// daemon is to stay under; docs/whatif.md#recent-traffic).
 const (
-	defaultRecentSize  = 2_000_000
+	defaultRecentSize  = 500_000
 	defaultRecentAge   = 24 * time.Hour
 	defaultRecentFlush = time.Minute
 )
