@@ -285,7 +285,7 @@ type callOpts struct {
 	recvTO    int
 	timeout   int
 	noRetrans bool
-	scenario  string // file in kamailio/sipp; default uac.xml (uac_auth.xml with auth)
+	scenario  string   // file in kamailio/sipp; default uac.xml (uac_auth.xml with auth)
 	extra     []string // more sipp arguments
 }
 
