@@ -285,7 +285,8 @@ type callOpts struct {
 	recvTO    int
 	timeout   int
 	noRetrans bool
-	scenario  string // file in kamailio/sipp; default uac.xml (uac_auth.xml with auth)
+	scenario  string   // file in kamailio/sipp; default uac.xml (uac_auth.xml with auth)
+	extra     []string // more sipp arguments
 }
 
 func (e *env) run(t *testing.T, k *siptest.Kamailio, o callOpts) *siptest.Result {
@@ -321,7 +322,7 @@ func (e *env) runE(k *siptest.Kamailio, o callOpts) (*siptest.Result, error) {
 	u := siptest.UAC{
 		Name: o.name, Scenario: sc, SrcIP: o.src, Target: k.Addr, Calls: o.calls, Count: o.count,
 		Rate: o.rate, HoldMS: o.holdMS, RecvTimeoutMS: o.recvTO, TimeoutS: o.timeout,
-		AuthUser: o.auth[0], AuthPass: o.auth[1], Trace: true, NoRetrans: o.noRetrans, Dir: e.dir,
+		AuthUser: o.auth[0], AuthPass: o.auth[1], Trace: true, NoRetrans: o.noRetrans, Dir: e.dir, Extra: o.extra,
 	}
 	return u.Run(context.Background())
 }

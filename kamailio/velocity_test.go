@@ -146,6 +146,23 @@ func TestVelocityLockdown(t *testing.T) {
 			}
 			poll(t, "the ended event", func() bool { v := e.velocity(t, account); return v.LiveCalls == 0 && v.PeakToday == 1 })
 
+			// A Call-ID with a quote and a backslash cannot be pasted into
+			// JSON: the config escapes it (jansson), and both events of the
+			// call still arrive.
+			go func() {
+				res, err := e.runE(k, callOpts{src: tr.src, calls: []siptest.Call{{Number: numGB, From: "pbx"}}, holdMS: 3000,
+					extra: []string{"-cid_str", `q"b\\%u-%p@%s`}})
+				if err == nil && (len(res.Order) != 1 || res.CountCode(200) != 1 || !strings.Contains(res.Order[0], `q"b\\`)) {
+					err = fmt.Errorf("held call with a quoted Call-ID: %v %q", res.Finals(), res.Order)
+				}
+				done <- err
+			}()
+			poll(t, "the quoted Call-ID's answered event", func() bool { return e.velocity(t, account).LiveCalls == 1 })
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			poll(t, "the quoted Call-ID's ended event", func() bool { return e.velocity(t, account).LiveCalls == 0 })
+
 			// A burst of international calls: the critical level locks the
 			// account, usually while the burst runs (how soon is a matter of
 			// -velocity-interval and of the machine's load, not checked here).
@@ -158,7 +175,7 @@ func TestVelocityLockdown(t *testing.T) {
 				}
 			}
 			t.Logf("%d calls at 20/s: %d answered, %d refused international_locked; finals %v", n, ok, locked, res.Finals())
-			if ok < critical-1 || ok+locked != n { // the held call counted too
+			if ok < critical-2 || ok+locked != n { // the two held calls counted too
 				t.Fatalf("burst: %d answered, %d locked of %d: %v\n%s", ok, locked, n, res.Finals(), k.Tail(10))
 			}
 			poll(t, "the automatic lockdown", func() bool { return e.velocity(t, account).IntlLocked })

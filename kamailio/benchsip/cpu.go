@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,8 +26,55 @@ import (
 
 // cpuCase is one case's measurement in one round.
 type cpuCase struct {
-	kamMS, tgMS float64 // CPU milliseconds per 1,000 calls
-	ok          bool    // every call answered 200 and its BYE 200
+	kamMS, tgMS float64            // CPU milliseconds per 1,000 calls
+	roleMS      map[string]float64 // kamMS split by process role (roleOf)
+	ok          bool               // every call answered 200 and its BYE 200
+}
+
+// roleOf names the part of Kamailio a process is, from its description in
+// `kamcmd core.psx`: the SIP workers, the call-event timer (rtimer), the
+// janssonrpcc I/O process, and everything else (main, tm and dialog timers,
+// ctl).
+func roleOf(dsc string) string {
+	switch {
+	case strings.HasPrefix(dsc, "udp receiver"), strings.HasPrefix(dsc, "tcp receiver"):
+		return "workers"
+	case strings.HasPrefix(dsc, "RTIMER"):
+		return "events"
+	case strings.HasPrefix(dsc, "jsonrpc io"):
+		return "rpc-io"
+	}
+	return "other"
+}
+
+// roles lists the roles in report order.
+var roles = []string{"workers", "events", "rpc-io", "other"}
+
+// kamRoles asks the Kamailio whose runtime directory is runDir for its
+// processes (kamcmd core.psx) and returns pid -> role.
+func kamRoles(runDir string) (map[int]string, error) {
+	out, err := exec.Command("kamcmd", "-s", filepath.Join(runDir, "kamailio_ctl"), "core.psx").Output()
+	if err != nil {
+		return nil, fmt.Errorf("kamcmd core.psx: %v", err)
+	}
+	return parsePsx(string(out)), nil
+}
+
+// parsePsx reads kamcmd's core.psx listing ("PID: n" then "DSC: text" per
+// process) into pid -> role.
+func parsePsx(out string) map[int]string {
+	m := map[int]string{}
+	pid := 0
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "PID:"); ok {
+			pid, _ = strconv.Atoi(strings.TrimSpace(v))
+		} else if v, ok := strings.CutPrefix(line, "DSC:"); ok && pid > 0 {
+			m[pid] = roleOf(strings.TrimSpace(v))
+			pid = 0
+		}
+	}
+	return m
 }
 
 // clkTck is USER_HZ, the unit of /proc/PID/stat's times (100 on every
@@ -35,12 +83,22 @@ const clkTck = 100
 
 // groupCPU sums the CPU time of every process whose process group is pgid.
 func groupCPU(pgid int) (time.Duration, error) {
+	per, err := groupCPUByPid(pgid)
+	var d time.Duration
+	for _, v := range per {
+		d += v
+	}
+	return d, err
+}
+
+// groupCPUByPid is the CPU time of every process whose process group is
+// pgid, by pid.
+func groupCPUByPid(pgid int) (map[int]time.Duration, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var ticks int64
-	found := false
+	per := map[int]time.Duration{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -55,13 +113,12 @@ func groupCPU(pgid int) (time.Duration, error) {
 		}
 		u, _ := strconv.ParseInt(f[13], 10, 64)
 		s, _ := strconv.ParseInt(f[14], 10, 64)
-		ticks += u + s
-		found = true
+		per[pid] = time.Duration(u+s) * time.Second / clkTck
 	}
-	if !found {
-		return 0, fmt.Errorf("no process in group %d", pgid)
+	if len(per) == 0 {
+		return nil, fmt.Errorf("no process in group %d", pgid)
 	}
-	return time.Duration(ticks) * time.Second / clkTck, nil
+	return per, nil
 }
 
 // procStat splits /proc/PID/stat into its fields, numbered from 0 as in
@@ -87,7 +144,8 @@ type cpuOptions struct {
 
 // runCPUCase starts Kamailio for one case, warms it up and measures.
 func runCPUCase(c string, defs []string, cfg, dir, scen, trunkIP string, tgPid int, o cpuOptions, round int) (cpuCase, error) {
-	k, err := siptest.StartKamailio(fmt.Sprintf("cpu-%s-%d", c, round), cfg, dir, defs...)
+	name := fmt.Sprintf("cpu-%s-%d", c, round)
+	k, err := siptest.StartKamailio(name, cfg, dir, defs...)
 	if err != nil {
 		return cpuCase{}, err
 	}
@@ -111,7 +169,11 @@ func runCPUCase(c string, defs []string, cfg, dir, scen, trunkIP string, tgPid i
 		return cpuCase{}, err
 	}
 	pg := k.Pid() // siptest starts every process in a group of its own
-	k0, err := groupCPU(pg)
+	roleMap, err := kamRoles(filepath.Join(dir, "run-"+name))
+	if err != nil {
+		return cpuCase{}, err
+	}
+	k0, err := groupCPUByPid(pg)
 	if err != nil {
 		return cpuCase{}, err
 	}
@@ -123,13 +185,23 @@ func runCPUCase(c string, defs []string, cfg, dir, scen, trunkIP string, tgPid i
 	if err != nil {
 		return cpuCase{}, err
 	}
-	k1, err := groupCPU(pg)
+	k1, err := groupCPUByPid(pg)
 	if err != nil {
 		return cpuCase{}, err
 	}
 	t1, _ := groupCPU(tgPid)
 	per := 1000 / float64(o.calls)
-	return cpuCase{kamMS: float64(k1-k0) / 1e6 * per, tgMS: float64(t1-t0) / 1e6 * per, ok: ok}, nil
+	r := cpuCase{tgMS: float64(t1-t0) / 1e6 * per, roleMS: map[string]float64{}, ok: ok}
+	for pid, c1 := range k1 {
+		ms := float64(c1-k0[pid]) / 1e6 * per // a process that started meanwhile counts from 0
+		r.kamMS += ms
+		role, known := roleMap[pid]
+		if !known {
+			role = "other"
+		}
+		r.roleMS[role] += ms
+	}
+	return r, nil
 }
 
 // medianSpread is the median, min and max of v.
@@ -166,6 +238,23 @@ func reportCPU(cases []string, res map[string][]cpuCase, o cpuOptions, children 
 		km, kl, kh := medianSpread(kam)
 		tm, tl, th := medianSpread(tg)
 		fmt.Printf("  %-6s %-28s %-28s %d/%d\n", c, fmt.Sprintf("%.0f [%.0f–%.0f]", km, kl, kh), fmt.Sprintf("%.0f [%.0f–%.0f]", tm, tl, th), ok, len(res[c]))
+	}
+	fmt.Printf("Kamailio CPU ms per 1,000 calls by process, median [min–max]:\n  %-6s", "case")
+	for _, role := range roles {
+		fmt.Printf(" %-22s", role)
+	}
+	fmt.Println()
+	for _, c := range cases {
+		fmt.Printf("  %-6s", c)
+		for _, role := range roles {
+			var v []float64
+			for _, r := range res[c] {
+				v = append(v, r.roleMS[role])
+			}
+			m, lo, hi := medianSpread(v)
+			fmt.Printf(" %-22s", fmt.Sprintf("%.0f [%.0f–%.0f]", m, lo, hi))
+		}
+		fmt.Println()
 	}
 	relay := res["relay"]
 	for _, c := range cases {

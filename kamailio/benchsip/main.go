@@ -114,9 +114,21 @@ func main() {
 		best  int
 		steps []string
 	}
+	// a case is relay, http or rpc with the shipped config, or
+	// NAME=KIND:CFG, the defines of KIND with another config file (a
+	// variant of the shipped one, to see what a part of it costs)
+	caseCfg := func(c string) (name, kind, file string) {
+		name, spec, found := strings.Cut(c, "=")
+		if !found {
+			return c, c, cfg
+		}
+		kind, file, _ = strings.Cut(spec, ":")
+		return name, kind, file
+	}
 	caseDefs := func(c string) []string {
 		var defs []string
-		switch c {
+		_, kind, _ := caseCfg(c)
+		switch kind {
 		case "relay":
 			defs = []string{"RELAY_ONLY"}
 		case "http":
@@ -131,20 +143,27 @@ func main() {
 	}
 	if co.rate > 0 {
 		cs := strings.Split(*cases, ",")
+		var names []string
 		res := map[string][]cpuCase{}
+		for _, c := range cs {
+			name, _, _ := caseCfg(c)
+			names = append(names, name)
+		}
 		for round := 0; round < co.rounds; round++ {
 			for i := range cs {
 				c := cs[(i+round)%len(cs)]
-				r, err := runCPUCase(c, caseDefs(c), cfg, dir, scen, trunkIP, tg.Pid(), co, round)
+				name, _, file := caseCfg(c)
+				r, err := runCPUCase(name, caseDefs(c), file, dir, scen, trunkIP, tg.Pid(), co, round)
 				if err != nil {
 					fail(err)
 				}
-				fmt.Printf("  round %d %-6s Kamailio %.0f ms, tollgate %.0f ms CPU per 1,000 calls, all calls ok: %v\n", round+1, c, r.kamMS, r.tgMS, r.ok)
-				res[c] = append(res[c], r)
+				fmt.Printf("  round %d %-6s Kamailio %.0f ms (workers %.0f, events %.0f, rpc-io %.0f, other %.0f), tollgate %.0f ms CPU per 1,000 calls, all calls ok: %v\n",
+					round+1, name, r.kamMS, r.roleMS["workers"], r.roleMS["events"], r.roleMS["rpc-io"], r.roleMS["other"], r.tgMS, r.ok)
+				res[name] = append(res[name], r)
 				time.Sleep(time.Second) // the upstream's transactions drain
 			}
 		}
-		reportCPU(cs, res, co, *children)
+		reportCPU(names, res, co, *children)
 		return
 	}
 	var results []result
