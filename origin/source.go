@@ -46,6 +46,76 @@ const MaxSourceLen = 96
 // address is never taken for "no address", which would let a caller past
 // every rule that needs one. It allocates nothing.
 func ParseSource(s string) (netip.Addr, SourceError) {
+	if a, ok := parseSource4(s); ok {
+		return a, SourceOK
+	}
+	return parseSource(s)
+}
+
+// parseSource4 is ParseSource's fast path for what proxies send on almost
+// every call, "192.0.2.1" or "192.0.2.1:5060" without blanks: one pass over
+// the bytes. It reports false for anything else, valid or not, and
+// ParseSource then takes the general path (parseSource), which gives every
+// refusal its reason; FuzzParseSource checks the two agree.
+func parseSource4(s string) (netip.Addr, bool) {
+	var b [4]byte
+	part, digits, v := 0, 0, 0
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '.' || c == ':' {
+			if digits == 0 {
+				return netip.Addr{}, false
+			}
+			b[part] = byte(v)
+			part, digits, v = part+1, 0, 0
+			if c == ':' {
+				break
+			}
+			if part > 3 {
+				return netip.Addr{}, false
+			}
+			continue
+		}
+		if c < '0' || c > '9' || (digits == 1 && v == 0) {
+			return netip.Addr{}, false
+		}
+		v = v*10 + int(c-'0')
+		digits++
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if i == len(s) { // no port
+		if digits == 0 || part != 3 {
+			return netip.Addr{}, false
+		}
+		b[3] = byte(v)
+		return netip.AddrFrom4(b), true
+	}
+	if part != 4 { // a colon before the fourth part ended
+		return netip.Addr{}, false
+	}
+	port := s[i+1:]
+	if port == "" || len(port) > 5 {
+		return netip.Addr{}, false
+	}
+	p := 0
+	for j := 0; j < len(port); j++ {
+		c := port[j]
+		if c < '0' || c > '9' {
+			return netip.Addr{}, false
+		}
+		p = p*10 + int(c-'0')
+	}
+	if p > 65535 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(b), true
+}
+
+// parseSource is ParseSource's general path.
+func parseSource(s string) (netip.Addr, SourceError) {
 	s = trimBlanks(s)
 	if s == "" {
 		return netip.Addr{}, SourceEmpty
