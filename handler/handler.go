@@ -170,9 +170,16 @@ func (h *Handler) svcReady() bool {
 // decide runs one query and counts it; a rejected or screened call gets its
 // log line. It is the single decision point of every transport.
 func (h *Handler) decide(q *matcher.Query, t transport) matcher.Verdict {
+	return h.decideAt(q, t, time.Time{})
+}
+
+// decideAt is decide for a request that arrived at a time the transport
+// already read (fasthttp's ctx.Time()), so the recent-traffic ring needs no
+// clock read of its own; a zero at reads the clock.
+func (h *Handler) decideAt(q *matcher.Query, t transport, at time.Time) matcher.Verdict {
 	v := h.m.Decide(q)
 	h.met.decision(t, &v)
-	h.observe(q, &v)
+	h.observe(q, &v, at)
 	h.stats.Record(q.Account, &v)
 	if v.Action != matcher.Allow {
 		h.logVerdict(q, &v, t)
@@ -404,7 +411,7 @@ func (h *Handler) check(ctx *fasthttp.RequestCtx) {
 }
 
 func (h *Handler) answerCheck(ctx *fasthttp.RequestCtx, q *matcher.Query) {
-	v := h.decide(q, tHTTP)
+	v := h.decideAt(q, tHTTP, ctx.Time())
 	ctx.SetStatusCode(v.Action.HTTPStatus())
 	ctx.SetContentTypeBytes(ctJSON)
 	b := ctx.Response.SwapBody(nil)
@@ -437,8 +444,11 @@ func (h *Handler) httpRPC(ctx *fasthttp.RequestCtx) {
 // limits sized for one small request per INVITE over keep-alive.
 func (h *Handler) QueryServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               h.Query,
-		Name:                  "tollgate",
+		Handler: h.Query,
+		// No Server, no Date and no default Content-Type header: no proxy
+		// reads them, and every answer sets its own Content-Type. The
+		// admin listener keeps them.
+		NoDefaultDate:         true,
 		ReadTimeout:           5 * time.Second,
 		WriteTimeout:          5 * time.Second,
 		IdleTimeout:           2 * time.Minute,

@@ -23,9 +23,12 @@ type whatIfState struct {
 // observe is the query path's hook: the query goes into the recent-traffic
 // ring, and a shadow policy, when one is installed, decides it too. No
 // lock, no allocation.
-func (h *Handler) observe(q *matcher.Query, v *matcher.Verdict) {
+func (h *Handler) observe(q *matcher.Query, v *matcher.Verdict, at time.Time) {
 	if r := h.opt.Recent; r != nil {
-		r.Add(h.now(), q.Account, q.Subaccount, q.To, v.E164Bytes(), q.SrcIP, uint8(v.Action), uint8(v.Reason), v.Country)
+		if at.IsZero() || h.opt.Now != nil {
+			at = h.now()
+		}
+		r.Add(at, q.Account, q.Subaccount, q.To, v.E164Bytes(), q.SrcIP, uint8(v.Action), uint8(v.Reason), v.Country)
 	}
 	if sh := h.shadow.Load(); sh != nil {
 		var vel matcher.Velocity
