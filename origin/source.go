@@ -59,54 +59,50 @@ func ParseSource(s string) (netip.Addr, SourceError) {
 // refusal its reason; FuzzParseSource checks the two agree.
 func parseSource4(s string) (netip.Addr, bool) {
 	var b [4]byte
-	part, digits, v := 0, 0, 0
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == '.' || c == ':' {
-			if digits == 0 {
-				return netip.Addr{}, false
-			}
-			b[part] = byte(v)
-			part, digits, v = part+1, 0, 0
-			if c == ':' {
-				break
-			}
-			if part > 3 {
-				return netip.Addr{}, false
-			}
-			continue
-		}
-		if c < '0' || c > '9' || (digits == 1 && v == 0) {
+	i, n := 0, len(s)
+	for part := 0; part < 4; part++ {
+		// One to three digits, no leading zero, at most 255.
+		if i >= n || s[i]-'0' > 9 {
 			return netip.Addr{}, false
 		}
-		v = v*10 + int(c-'0')
-		digits++
-		if v > 255 {
-			return netip.Addr{}, false
+		v := uint(s[i] - '0')
+		i++
+		if i < n && s[i]-'0' <= 9 {
+			if v == 0 {
+				return netip.Addr{}, false
+			}
+			v = v*10 + uint(s[i]-'0')
+			i++
+			if i < n && s[i]-'0' <= 9 {
+				v = v*10 + uint(s[i]-'0')
+				i++
+				if v > 255 {
+					return netip.Addr{}, false
+				}
+			}
+		}
+		b[part] = byte(v)
+		if part < 3 {
+			if i >= n || s[i] != '.' {
+				return netip.Addr{}, false
+			}
+			i++
 		}
 	}
-	if i == len(s) { // no port
-		if digits == 0 || part != 3 {
-			return netip.Addr{}, false
-		}
-		b[3] = byte(v)
+	if i == n {
 		return netip.AddrFrom4(b), true
 	}
-	if part != 4 { // a colon before the fourth part ended
+	// ":port", 0-65535, one to five digits.
+	if s[i] != ':' || n-i-1 < 1 || n-i-1 > 5 {
 		return netip.Addr{}, false
 	}
-	port := s[i+1:]
-	if port == "" || len(port) > 5 {
-		return netip.Addr{}, false
-	}
-	p := 0
-	for j := 0; j < len(port); j++ {
-		c := port[j]
-		if c < '0' || c > '9' {
+	p := uint(0)
+	for i++; i < n; i++ {
+		d := s[i] - '0'
+		if d > 9 {
 			return netip.Addr{}, false
 		}
-		p = p*10 + int(c-'0')
+		p = p*10 + uint(d)
 	}
 	if p > 65535 {
 		return netip.Addr{}, false
