@@ -37,6 +37,7 @@ type Options struct {
 	Tollgate, Loadtest, Nginx string
 	Work                      string
 	Keep                      bool
+	GenOnly                   bool
 	Gen                       GenOptions
 	GoBench                   bool
 	GoCount                   int
@@ -76,6 +77,7 @@ func parseOptions(args []string) (*Options, error) {
 	fs.StringVar(&o.Nginx, "nginx", "nginx", "the nginx binary (the reference)")
 	fs.StringVar(&o.Work, "work", "", "working directory for the generated files and the data dir (default: a new temporary directory, removed at the end)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory")
+	fs.BoolVar(&o.GenOnly, "gen-only", false, "only generate the policy and workload into -work and import them (for bench/wrk-ratio.sh); implies -keep")
 	fs.IntVar(&o.Gen.Accounts, "accounts", 100_000, "accounts to generate")
 	fs.IntVar(&o.Gen.Prefixes, "prefixes", 1_000_000, "high-risk prefixes to generate (the shipped list included)")
 	fs.IntVar(&o.Gen.Numbers, "numbers", 50_000, "lines of the loadtest numbers file")
@@ -120,6 +122,12 @@ func parseOptions(args []string) (*Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.GenOnly {
+		if o.Work == "" {
+			return nil, errors.New("-gen-only needs -work")
+		}
+		o.Keep, o.GoBench, o.Load, o.Writes = true, false, true, false
 	}
 	if runtime.NumCPU() < 2 {
 		o.ServerCPUs, o.ClientCPUs = "", ""
@@ -480,6 +488,9 @@ func runLoad(r *report, o *Options) (err error) {
 		gen.Prefixes, float64(fileSize(gen.HighRiskFile))/1e6, gen.ShippedPrefixes)
 	r.printf("- %d requests (`-numbers`, each with one of the generated accounts), classes %s, sent cyclically\n", o.Gen.Numbers, classSummary())
 	r.printf("- `tollgate import`: %s (%s); data file %.1f MB\n\n", impTime.Round(100*time.Millisecond), strings.TrimSpace(string(imp)), float64(dbSize)/1e6)
+	if o.GenOnly {
+		return nil
+	}
 
 	// 2. tollgate.
 	tg, err := startTollgate(o, work, dataDir, gen.HighRiskFile)
