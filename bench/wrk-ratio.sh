@@ -92,7 +92,7 @@ nginxpids() { echo "$npid" $(pgrep -P "$npid"); }
 script=()
 if [ "${NUMBERS:-0}" = 1 ]; then
 	# wrk cycles through the numbers file (one "number account" per line).
-	awk -F, 'NF>=2 && !/^#/ {gsub(/\+/,"%2B",$1); printf "\"/v1/check?to=%s&account=%s\",\n", $1, $2}' "$work/numbers.txt" | head -20000 >"$run/paths.lua"
+	awk -F, 'n < 20000 && NF >= 2 && !/^#/ {n++; gsub(/\+/, "%2B", $1); printf "\"/v1/check?to=%s&account=%s\",\n", $1, $2}' "$work/numbers.txt" >"$run/paths.lua"
 	{ echo 'local paths = {'; cat "$run/paths.lua"; echo '}'
 	  echo 'local i = 0'
 	  echo 'request = function() i = i % #paths + 1; return wrk.format("GET", paths[i]) end'; } >"$run/req.lua"
