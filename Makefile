@@ -5,7 +5,7 @@ BIN       := bin
 PKGS      := ./...
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test vet unit fmt-check bench bench-go bench-load bench-deps fuzz clean deps bench-sip
+.PHONY: all build run test vet unit fmt-check bench bench-go bench-load bench-deps bench-wrk fuzz clean deps bench-sip
 
 all: build
 
@@ -61,7 +61,7 @@ test: deps fmt-check vet unit
 # bin/tollgate-loadtest, against nginx serving a constant 200 in the same run.
 # nginx is the reference only, so it is not in SIP_PACKAGES: `make test`
 # does not need it. BENCH_FLAGS passes flags to the driver (go run ./bench -h).
-BENCH_PACKAGES := nginx-light
+BENCH_PACKAGES := nginx-light wrk
 BENCH_FLAGS    ?=
 
 bench-deps:
@@ -81,6 +81,19 @@ bench-deps:
 
 bench: bench-deps build
 	$(GO) run ./bench -tollgate $(BIN)/tollgate -loadtest $(BIN)/tollgate-loadtest $(BENCH_FLAGS)
+	@$(MAKE) --no-print-directory bench-wrk
+
+# Issue 17's comparison: GET /v1/check against nginx's constant 200 with
+# everything unpinned (GOMAXPROCS=2, 2 nginx workers, wrk on the same two
+# cores), interleaved rounds; ends with the `ratio: wrk unpinned` lines. The
+# generated policy is kept in WRK_WORK and reused.
+WRK_WORK    ?= /tmp/tollgate-bench-wrk
+WRK_ROUNDS  ?= 5
+WRK_SECONDS ?= 5
+
+bench-wrk: bench-deps build
+	@test -d $(WRK_WORK)/data || $(GO) run ./bench -gen-only -work $(WRK_WORK) -tollgate $(BIN)/tollgate
+	TOLLGATE=$(BIN)/tollgate bench/wrk-ratio.sh $(WRK_WORK) $(WRK_ROUNDS) $(WRK_SECONDS)
 
 # The Go benchmarks alone, and the load part alone.
 bench-go:

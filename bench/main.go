@@ -37,6 +37,7 @@ type Options struct {
 	Tollgate, Loadtest, Nginx string
 	Work                      string
 	Keep                      bool
+	GenOnly                   bool
 	Gen                       GenOptions
 	GoBench                   bool
 	GoCount                   int
@@ -61,8 +62,6 @@ type Options struct {
 	QuietMax                float64
 	QuietWait, QuietBudget  time.Duration
 	Out                     string
-	// GenOnly generates the data set and imports it into -work, then stops.
-	GenOnly bool
 	// Writes runs the admin-write experiment (runWrites).
 	Writes               bool
 	WriteRate, CheckRate float64
@@ -78,6 +77,7 @@ func parseOptions(args []string) (*Options, error) {
 	fs.StringVar(&o.Nginx, "nginx", "nginx", "the nginx binary (the reference)")
 	fs.StringVar(&o.Work, "work", "", "working directory for the generated files and the data dir (default: a new temporary directory, removed at the end)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory")
+	fs.BoolVar(&o.GenOnly, "gen-only", false, "only generate the policy and workload into -work and import them into -work/data (for bench/wrk-ratio.sh and bench/footprint.sh); implies -keep")
 	fs.IntVar(&o.Gen.Accounts, "accounts", 100_000, "accounts to generate")
 	fs.IntVar(&o.Gen.Prefixes, "prefixes", 1_000_000, "high-risk prefixes to generate (the shipped list included)")
 	fs.IntVar(&o.Gen.Numbers, "numbers", 50_000, "lines of the loadtest numbers file")
@@ -108,7 +108,6 @@ func parseOptions(args []string) (*Options, error) {
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "longest wait for -quiet-max before a run goes ahead anyway")
 	fs.DurationVar(&o.QuietBudget, "quiet-budget", 60*time.Second, "longest time all the waits for -quiet-max may add up to (keeps the whole run bounded)")
 	fs.StringVar(&o.Out, "out", "", "also write the report to this file")
-	fs.BoolVar(&o.GenOnly, "gen-only", false, "only generate the data set and import it into -work/data (for bench/footprint.sh), then stop")
 	fs.BoolVar(&o.Writes, "writes", false, "measure checks while a writer PUTs accounts on the admin API (with -go=false -load=false to run only this)")
 	fs.Float64Var(&o.WriteRate, "write-rate", 50, "-writes: account PUTs per second")
 	fs.Float64Var(&o.CheckRate, "check-rate", 10_000, "-writes: open-loop checks per second")
@@ -123,6 +122,12 @@ func parseOptions(args []string) (*Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.GenOnly {
+		if o.Work == "" {
+			return nil, errors.New("-gen-only needs -work")
+		}
+		o.Keep, o.GoBench, o.Load, o.Writes = true, false, true, false
 	}
 	if runtime.NumCPU() < 2 {
 		o.ServerCPUs, o.ClientCPUs = "", ""
@@ -222,27 +227,6 @@ func run(o *Options) int {
 	}
 	r.printf("\n")
 
-	if o.GenOnly {
-		if o.Work == "" {
-			logf("-gen-only needs -work")
-			return 2
-		}
-		err := os.MkdirAll(o.Work, 0o755)
-		var gen *GenResult
-		if err == nil {
-			gen, err = Generate(o.Work, o.Gen)
-		}
-		if err == nil {
-			var out []byte
-			out, err = exec.Command(o.Tollgate, "import", "-data-dir", filepath.Join(o.Work, "data"), "-who", "bench", gen.AccountsFile).CombinedOutput()
-			logf("%s", bytes.TrimSpace(out))
-		}
-		if err != nil {
-			logf("-gen-only: %v", err)
-			return 1
-		}
-		return 0
-	}
 	if o.GoBench {
 		if err := runGoBench(r, o); err != nil {
 			logf("Go benchmarks: %v", err)
@@ -504,6 +488,9 @@ func runLoad(r *report, o *Options) (err error) {
 		gen.Prefixes, float64(fileSize(gen.HighRiskFile))/1e6, gen.ShippedPrefixes)
 	r.printf("- %d requests (`-numbers`, each with one of the generated accounts), classes %s, sent cyclically\n", o.Gen.Numbers, classSummary())
 	r.printf("- `tollgate import`: %s (%s); data file %.1f MB\n\n", impTime.Round(100*time.Millisecond), strings.TrimSpace(string(imp)), float64(dbSize)/1e6)
+	if o.GenOnly {
+		return nil
+	}
 
 	// 2. tollgate.
 	tg, err := startTollgate(o, work, dataDir, gen.HighRiskFile)

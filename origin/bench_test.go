@@ -251,3 +251,18 @@ func TestCheckConcurrent(t *testing.T) {
 	}()
 	wg.Wait()
 }
+
+// BenchmarkParseSource is the source address of one call as proxies send
+// it: the fast path (IPv4, with or without a port) and the general one.
+func BenchmarkParseSource(b *testing.B) {
+	for _, s := range []string{"81.2.69.10", "81.2.69.10:5060", "[2001:db8::1]:5060"} {
+		b.Run(s, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, e := ParseSource(s); e != SourceOK {
+					b.Fatal(e)
+				}
+			}
+		})
+	}
+}

@@ -158,3 +158,36 @@ func FuzzParseSource(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSourceFast: ParseSource's one-pass IPv4 fast path agrees with the
+// general path on every input — the same address or the same refusal — and
+// an address it accepts is netip's reading of the same text (as an address,
+// or as address and port).
+func FuzzParseSourceFast(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "192.0.2.1:5060", "0.0.0.0:0", "255.255.255.255:65535", "1.2.3.4:65536",
+		"1.2.3.4:", "1.2.3:80", "1.2.3.4.5", "01.2.3.4", "1.2.3.256", " 1.2.3.4 ", "[2001:db8::1]:5060", "fe80::1%eth0",
+		"1.2.3.4:050", "1.2.3.4:+80", ":80", "1..2.3", "2001:db8::1", "::ffff:1.2.3.4", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, e := ParseSource(s)
+		wa, we := parseSource(s)
+		if a != wa || e != we {
+			t.Fatalf("%q: ParseSource %v %v, general path %v %v", s, a, e, wa, we)
+		}
+		fa, ok := parseSource4(s)
+		if !ok {
+			return
+		}
+		if fa != wa || we != SourceOK {
+			t.Fatalf("%q: fast path %v, general path %v %v", s, fa, wa, we)
+		}
+		if na, err := netip.ParseAddr(s); err == nil {
+			if na != fa {
+				t.Fatalf("%q: fast path %v, netip %v", s, fa, na)
+			}
+		} else if ap, err := netip.ParseAddrPort(s); err != nil || ap.Addr() != fa {
+			t.Fatalf("%q: fast path %v, netip %v %v", s, fa, ap, err)
+		}
+	})
+}

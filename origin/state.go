@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate/tollgate/policy"
 )
@@ -109,8 +110,11 @@ type stateShard struct {
 }
 
 type acct struct {
-	key  string // the state key (immutable)
+	key  string // the state key (immutable; in kb when it fits, see newAcct)
 	hash uint64 // its hash (immutable)
+	// kb holds a short key next to the fields a lookup reads, so comparing
+	// it costs no cache miss of its own.
+	kb [acctKeyInline]byte
 
 	// hot mirrors the fields Check reads, for its lock-free read (see
 	// hotState); writers update the fields below under mu and then
@@ -148,6 +152,22 @@ type acct struct {
 	codeBusy   int   // verifications in flight
 
 	export exportState // fleet mode (fleet.go)
+}
+
+// acctKeyInline is the longest key kept inside its acct.
+const acctKeyInline = 24
+
+// newAcct returns a new account state for key, which it copies (callers
+// pass request memory): into the acct itself when it fits.
+func newAcct(key string, h uint64) *acct {
+	a := &acct{hash: h}
+	if len(key) == 0 || len(key) > acctKeyInline {
+		a.key = strings.Clone(key)
+		return a
+	}
+	n := copy(a.kb[:], key)
+	a.key = unsafe.String(&a.kb[0], n)
+	return a
 }
 
 // hotState is a sequence lock over the account fields Check reads: a writer
@@ -253,13 +273,28 @@ func bePutUint64(b []byte, v uint64) {
 }
 
 // table is one shard's accounts: open addressing with linear probing over
-// atomic pointers, so lookups take no lock. Slots are only ever filled
+// atomic slots, so lookups take no lock. Slots are only ever filled
 // (under the shard's mu); growing or pruning builds a new table and swaps
 // it in, and a reader still on the old one sees a valid, older set.
+//
+// A slot keeps its account's hash beside the pointer, so a probe that
+// passes over other accounts reads only the slot array, not each account
+// (a cache miss apiece with many accounts): a lookup touches its slot's
+// line, its own account and its key.
 type table struct {
-	slots []atomic.Pointer[acct]
+	slots []slot
 	n     int // accounts in the table (written under the shard's mu)
 }
+
+// slot is one table entry: tag is 0 while the slot is free, else the
+// account's hash with its low bit set (slotTag). put stores a before tag,
+// so a reader that sees a tag also sees the account.
+type slot struct {
+	tag atomic.Uint64
+	a   atomic.Pointer[acct]
+}
+
+func slotTag(h uint64) uint64 { return h | 1 }
 
 const minTableSlots = 16
 
@@ -268,18 +303,20 @@ func newTable(n int) *table {
 	for size*3 < n*4+4 {
 		size *= 2
 	}
-	return &table{slots: make([]atomic.Pointer[acct], size)}
+	return &table{slots: make([]slot, size)}
 }
 
 func (t *table) find(h uint64, key string) *acct {
 	mask := uint64(len(t.slots) - 1)
+	tag := slotTag(h)
 	for i := (h >> 6) & mask; ; i = (i + 1) & mask {
-		a := t.slots[i].Load()
-		if a == nil {
+		switch t.slots[i].tag.Load() {
+		case 0:
 			return nil
-		}
-		if a.hash == h && a.key == key {
-			return a
+		case tag:
+			if a := t.slots[i].a.Load(); a.key == key {
+				return a
+			}
 		}
 	}
 }
@@ -288,8 +325,9 @@ func (t *table) find(h uint64, key string) *acct {
 func (t *table) put(a *acct) {
 	mask := uint64(len(t.slots) - 1)
 	for i := (a.hash >> 6) & mask; ; i = (i + 1) & mask {
-		if t.slots[i].Load() == nil {
-			t.slots[i].Store(a)
+		if t.slots[i].tag.Load() == 0 {
+			t.slots[i].a.Store(a)
+			t.slots[i].tag.Store(slotTag(a.hash))
 			t.n++
 			return
 		}
@@ -299,8 +337,8 @@ func (t *table) put(a *acct) {
 // each calls f for every account of t.
 func (t *table) each(f func(a *acct)) {
 	for i := range t.slots {
-		if a := t.slots[i].Load(); a != nil {
-			f(a)
+		if t.slots[i].tag.Load() != 0 {
+			f(t.slots[i].a.Load())
 		}
 	}
 }
@@ -364,12 +402,12 @@ func (s *State) getOrCreate(account string, force bool) *acct {
 		return a
 	}
 	if (t.n+1)*4 > len(t.slots)*3 {
-		g := &table{slots: make([]atomic.Pointer[acct], 2*len(t.slots))}
+		g := &table{slots: make([]slot, 2*len(t.slots))}
 		t.each(g.put)
 		sh.t.Store(g)
 		t = g
 	}
-	a := &acct{key: strings.Clone(account), hash: h}
+	a := newAcct(account, h)
 	t.put(a)
 	s.n.Add(1)
 	return a

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestHotViewRoundTrip: what a writer publishes is what Check's lock-free
@@ -162,4 +163,62 @@ func TestHotViewNoTornRead(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestStateTableKeys: a key is copied (inline when short, apart when long),
+// so the caller's buffer may change; accounts whose hashes share a slot
+// tag, or a probe chain, are still told apart by their keys; an empty key
+// is a key like any other.
+func TestStateTableKeys(t *testing.T) {
+	long := "an-account-name-longer-than-the-inline-buffer-of-an-acct"
+	for _, tc := range []struct {
+		name, key string
+		inline    bool
+	}{
+		{"empty", "", false},
+		{"short", "acct-004702", true},
+		{"inline limit", "abcdefghijklmnopqrstuvwx", true},
+		{"one past", "abcdefghijklmnopqrstuvwxy", false},
+		{"long", long, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := []byte(tc.key)
+			s := NewState(StateOptions{})
+			a := s.getOrCreate(string(buf), true)
+			for i := range buf {
+				buf[i] = 'z'
+			}
+			if a.key != tc.key {
+				t.Fatalf("key %q after the caller's buffer changed, want %q", a.key, tc.key)
+			}
+			inline := len(a.key) > 0 && unsafe.StringData(a.key) == &a.kb[0]
+			if inline != tc.inline {
+				t.Fatalf("inline %v, want %v", inline, tc.inline)
+			}
+			if s.get(tc.key) != a || s.getOrCreate(tc.key, true) != a {
+				t.Fatalf("%q not found again", tc.key)
+			}
+		})
+	}
+	// Equal tags (hashes equal but for the low bit) and one probe chain:
+	// each lookup finds its own account, a missing key none.
+	tb := newTable(0)
+	x, y := newAcct("x", 64<<6), newAcct("y", 64<<6|1)
+	z := newAcct("z", 64<<6) // same hash as x, other key
+	for _, a := range []*acct{x, y, z} {
+		tb.put(a)
+	}
+	for _, a := range []*acct{x, y, z} {
+		if got := tb.find(a.hash, a.key); got != a {
+			t.Fatalf("find(%q) = %v", a.key, got)
+		}
+	}
+	if got := tb.find(64<<6, "w"); got != nil {
+		t.Fatalf("find of a missing key on a full chain = %q", got.key)
+	}
+	n := 0
+	tb.each(func(*acct) { n++ })
+	if n != 3 || tb.n != 3 {
+		t.Fatalf("each saw %d, n %d, want 3", n, tb.n)
+	}
 }

@@ -98,7 +98,7 @@ type Listener struct {
 	met   *connMetrics
 	kind  ListenerKind
 
-	tick     atomic.Uint64 // orders activity: bumped on every read
+	tick     atomic.Uint64 // a new connection's first lastRx: bumped on every admission
 	closed   atomic.Bool
 	lastLog  atomic.Int64
 	errs     atomic.Uint64 // accept errors since the last log line
@@ -119,8 +119,10 @@ type connSource struct {
 	head, tail *limitedConn
 }
 
-// limitedConn is an accepted connection. lastRx is the listener's tick at
-// its latest read; placed is lastRx when it took its place in the list.
+// limitedConn is an accepted connection. lastRx changes on every read (the
+// listener's tick at admission, then counted up by the connection's own
+// reads: no cache line shared by every connection is written per request);
+// placed is lastRx when it took its place in the list.
 type limitedConn struct {
 	net.Conn
 	l          *Listener
@@ -366,7 +368,7 @@ func (l *Listener) remove(c *limitedConn) {
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.lastRx.Store(c.l.tick.Add(1))
+		c.lastRx.Store(c.lastRx.Load() + 1) // its one reader is the only writer
 		if !c.busy.Load() {
 			c.busy.Store(true)
 		}

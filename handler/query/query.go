@@ -383,8 +383,11 @@ func (h *Server) httpRPC(ctx *fasthttp.RequestCtx) {
 // keep-alive.
 func (h *Server) HTTPServer(handle fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               handle,
-		Name:                  "tollgate",
+		Handler: handle,
+		// No Server, no Date and no default Content-Type header: no proxy
+		// reads them, and every answer sets its own Content-Type. The
+		// admin listener keeps them.
+		NoDefaultDate:         true,
 		ReadTimeout:           5 * time.Second,
 		WriteTimeout:          5 * time.Second,
 		IdleTimeout:           2 * time.Minute,
