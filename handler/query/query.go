@@ -158,11 +158,14 @@ func (h *Server) Serve(ctx *fasthttp.RequestCtx) bool {
 }
 
 // decide runs one query and counts it; a rejected or screened call gets its
-// log line. It is the single decision point of every transport.
-func (h *Server) decide(q *matcher.Query, t transport) matcher.Verdict {
+// log line. It is the single decision point of every transport. at is when
+// the request arrived if the transport already read the clock (fasthttp's
+// ctx.Time()), so the recent-traffic ring needs no clock read of its own;
+// a zero at reads the clock.
+func (h *Server) decide(q *matcher.Query, t transport, at time.Time) matcher.Verdict {
 	v := h.m.Decide(q)
 	h.met.decision(t, &v)
-	h.observe(q, &v)
+	h.observe(q, &v, at)
 	if h.stats != nil {
 		h.stats.Record(q.Account, &v)
 	}
@@ -175,9 +178,12 @@ func (h *Server) decide(q *matcher.Query, t transport) matcher.Verdict {
 // observe is the query path's hook: the query goes into the recent-traffic
 // ring, and a shadow policy, when one is installed, decides it too. No
 // lock, no allocation.
-func (h *Server) observe(q *matcher.Query, v *matcher.Verdict) {
+func (h *Server) observe(q *matcher.Query, v *matcher.Verdict, at time.Time) {
 	if r := h.opt.Recent; r != nil {
-		r.Add(h.now(), q.Account, q.Subaccount, q.To, v.E164Bytes(), q.SrcIP, uint8(v.Action), uint8(v.Reason), v.Country)
+		if at.IsZero() || h.opt.Now != nil { // an injected clock (tests) wins
+			at = h.now()
+		}
+		r.Add(at, q.Account, q.Subaccount, q.To, v.E164Bytes(), q.SrcIP, uint8(v.Action), uint8(v.Reason), v.Country)
 	}
 	if sh := h.Shadow.Load(); sh != nil {
 		var vel matcher.Velocity
@@ -348,7 +354,7 @@ func (h *Server) check(ctx *fasthttp.RequestCtx) {
 }
 
 func (h *Server) answerCheck(ctx *fasthttp.RequestCtx, q *matcher.Query) {
-	v := h.decide(q, tHTTP)
+	v := h.decide(q, tHTTP, ctx.Time())
 	ctx.SetStatusCode(v.Action.HTTPStatus())
 	ctx.SetContentTypeBytes(ctJSON)
 	b := ctx.Response.SwapBody(nil)

@@ -287,7 +287,7 @@ func (h *Server) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte, 
 		h.met.parseErrors[t].Add(1)
 		return appendRPCError(dst, r.id, rpcInvalidParams, "invalid params: ", e), true
 	}
-	v := h.decide(&q, t)
+	v := h.decide(&q, t, time.Time{})
 	dst = append(dst, `{"jsonrpc":"2.0","result":`...)
 	dst = AppendVerdict(dst, &v)
 	dst = append(dst, `,"id":`...)
