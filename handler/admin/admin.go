@@ -326,49 +326,37 @@ func intArg(args *fasthttp.Args, name string) (int, error) {
 }
 
 func (h *API) account(ctx *fasthttp.RequestCtx, who service.Actor, method, name string) {
+	var (
+		a   policy.Account
+		err error
+	)
 	switch method {
 	case "GET":
-		a, err := h.svc.Account(name)
-		if err != nil {
-			h.fail(ctx, err)
-			return
-		}
-		setRevision(ctx, a)
-		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
+		a, err = h.svc.Account(name)
 	case "PUT":
-		var a policy.Account
-		if err := decodeBody(ctx.PostBody(), &a); err != nil {
-			h.fail(ctx, err)
-			return
+		if err = decodeBody(ctx.PostBody(), &a); err == nil {
+			a, err = h.svc.PutAccount(who, name, a)
 		}
-		a, err := h.svc.PutAccount(who, name, a)
-		if err != nil {
-			h.fail(ctx, err)
-			return
-		}
-		setRevision(ctx, a)
-		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
 	case "PATCH":
-		patch, err := mergePatchBody(ctx)
-		if err != nil {
-			h.fail(ctx, err)
-			return
+		var patch []byte
+		if patch, err = mergePatchBody(ctx); err == nil {
+			a, err = h.svc.PatchAccount(who, name, patch, ifMatch(ctx))
 		}
-		a, err := h.svc.PatchAccount(who, name, patch, ifMatch(ctx))
-		if err != nil {
-			h.fail(ctx, err)
-			return
-		}
-		setRevision(ctx, a)
-		h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
 	case "DELETE":
-		a, err := h.svc.DeleteAccount(who, name)
-		if err != nil {
-			h.fail(ctx, err)
+		a, err = h.svc.DeleteAccount(who, name)
+		if err == nil {
+			h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{accountJSON{Name: name, Account: a}})
 			return
 		}
-		h.writeJSON(ctx, fasthttp.StatusOK, deletedJSON{accountJSON{Name: name, Account: a}})
+	default:
+		return
 	}
+	if err != nil {
+		h.fail(ctx, err)
+		return
+	}
+	setRevision(ctx, a)
+	h.writeJSON(ctx, fasthttp.StatusOK, accountJSON{Name: name, Account: a})
 }
 
 func (h *API) subaccount(ctx *fasthttp.RequestCtx, who service.Actor, method, account, sub string) {
