@@ -65,6 +65,13 @@ func benchCtx(b *testing.B, h *Server, method string, uri, body []byte) {
 	}
 }
 
+// BenchmarkCheckGETCompact is BenchmarkCheckGET answered in the compact
+// format (format=compact).
+func BenchmarkCheckGETCompact(b *testing.B) {
+	h := benchHandler(b)
+	benchCtx(b, h, "GET", []byte("/v1/check?to=%2B14155550123&account=acme&src_ip=203.0.113.7&call_id=a84b4c76e66710%40pc33.example.com&format=compact"), nil)
+}
+
 // BenchmarkCheckGET is the hot path: GET /v1/check decoded, decided and
 // encoded on a reused RequestCtx, as fasthttp's server reuses them.
 func BenchmarkCheckGET(b *testing.B) {
@@ -234,6 +241,9 @@ func TestCheckAllocs(t *testing.T) {
 		{"POST escaped", "POST", "/v1/check", `{"to":"\u002b14155550123","account":"acme"}`},
 		{"RPC", "POST", "/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123"},"id":1}`},
 		{"GET malformed", "GET", "/v1/check?account=acme", ""},
+		{"GET compact", "GET", "/v1/check?to=%2B14155550123&account=acme&format=compact", ""},
+		{"GET compact reject", "GET", "/v1/check?to=%2B5355512345&account=acme&format=compact", ""},
+		{"RPC compact", "POST", "/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","format":"compact"},"id":1}`},
 	} {
 		ctx := &fasthttp.RequestCtx{}
 		ctx.Request.Header.SetMethod(tc.method)

@@ -72,7 +72,31 @@ const (
 	errSrcIP     // off: the origin.SourceError
 	errDuplicate // field: given more than once
 	errBadName   // field: account or subaccount outside policy.ValidName
+	errFormat    // format: not "json" or "compact", or given twice
 )
+
+// verdictFormat is how a check is answered: the verdict object (the
+// default) or the compact line (format=compact, AppendVerdictCompact).
+type verdictFormat uint8
+
+const (
+	formatJSON verdictFormat = iota
+	formatCompact
+)
+
+// formatName is the request field that picks the verdict's format.
+const formatName = "format"
+
+// parseFormat reads a format value: "json" or "compact".
+func parseFormat(v []byte) (verdictFormat, bool) {
+	switch string(v) {
+	case "json":
+		return formatJSON, true
+	case "compact":
+		return formatCompact, true
+	}
+	return formatJSON, false
+}
 
 // decodeError says what made a request malformed, without allocating.
 type decodeError struct {
@@ -123,6 +147,8 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 		dst = append(dst, `field \"`...)
 		dst = append(dst, fieldNames[e.field]...)
 		return append(dst, `\" is not a name an account can have (1-64 letters, digits and ._-@+: but not . or ..; in a query string send + as %2B)`...)
+	case errFormat:
+		return append(dst, `field \"format\" must be given once, as \"json\" or \"compact\"`...)
 	}
 	return append(dst, `malformed request`...)
 }
@@ -131,14 +157,23 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 // bytes, valid for the handler call. Unknown parameters are ignored so that
 // a proxy config may carry extra ones; a known one given twice is refused
 // (which of two "to" a proxy meant is not tollgate's guess, and GET and
-// JSON once guessed differently). A `to` starting with a space was a '+'
+// JSON once guessed differently). `format` (json or compact) goes to f. A
+// `to` starting with a space was a '+'
 // the config forgot to encode (form decoding turns '+' into a space, and no
 // number starts with a blank), so it is read as the '+' it was.
-func decodeArgs(a *fasthttp.Args, q *matcher.Query) decodeError {
+func decodeArgs(a *fasthttp.Args, q *matcher.Query, f *verdictFormat) decodeError {
 	var seen uint8
+	fmtSeen := false
 	for k, v := range a.All() {
 		i := fieldIndex(k)
 		if i < 0 {
+			if string(k) == formatName {
+				var ok bool
+				if *f, ok = parseFormat(v); !ok || fmtSeen {
+					return decodeError{kind: errFormat}
+				}
+				fmtSeen = true
+			}
 			continue
 		}
 		if seen&(1<<i) != 0 {
@@ -498,9 +533,11 @@ func (s *scratch) release() {
 // values without escapes point into b; escaped ones are decoded into sc.
 // Numbers are taken as their text (an account tag written as 1234); null
 // leaves a field empty; unknown members are skipped; a field given twice
-// (null included) is refused, as decodeArgs does.
-func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
+// (null included) is refused, as decodeArgs does. A "format" member (a
+// string, "json" or "compact"; null is the default) goes to f.
+func decodeObject(b []byte, q *matcher.Query, f *verdictFormat, sc *scratch) decodeError {
 	sc.b = sc.b[:0]
+	fmtSeen := false
 	srcAt := -1    // where the src_ip value starts, judged once the object parsed
 	var seen uint8 // fields read so far: a field given twice is refused
 	s := scanner{b: b}
@@ -536,12 +573,12 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 				key = sc.b[n:]
 				sc.b = sc.b[:n] // the key is only compared, before the next append
 			}
-			f := fieldIndex(key)
-			if f >= 0 {
-				if seen&(1<<f) != 0 {
-					return decodeError{kind: errDuplicate, field: int8(f)}
+			fi := fieldIndex(key)
+			if fi >= 0 {
+				if seen&(1<<fi) != 0 {
+					return decodeError{kind: errDuplicate, field: int8(fi)}
 				}
-				seen |= 1 << f
+				seen |= 1 << fi
 			}
 			s.ws()
 			if s.i >= len(b) || b[s.i] != ':' {
@@ -549,15 +586,24 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 			}
 			s.i++
 			s.ws()
-			if f < 0 {
-				if e := s.value(1); !e.ok() {
-					return e
-				}
-			} else {
-				if f == fSrcIP {
+			switch {
+			case fi >= 0:
+				if fi == fSrcIP {
 					srcAt = s.i
 				}
-				if e := s.field(q, f, sc); !e.ok() {
+				if e := s.field(q, fi, sc); !e.ok() {
+					return e
+				}
+			case string(key) == formatName:
+				if fmtSeen {
+					return decodeError{kind: errFormat}
+				}
+				fmtSeen = true
+				if e := s.format(f, sc); !e.ok() {
+					return e
+				}
+			default:
+				if e := s.value(1); !e.ok() {
 					return e
 				}
 			}
@@ -592,6 +638,38 @@ func decodeObject(b []byte, q *matcher.Query, sc *scratch) decodeError {
 		return checkSrcIP(q.SrcIP)
 	}
 	return decodeError{}
+}
+
+// format reads the value of the format member into f: "json",
+// "compact" or null (the default); anything else is refused once it has
+// been read as JSON (so that invalid JSON is still reported as such).
+func (s *scanner) format(f *verdictFormat, sc *scratch) decodeError {
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		st, en, esc, e := s.str()
+		if !e.ok() {
+			return e
+		}
+		v := s.b[st:en]
+		if esc {
+			sc.ensure(len(s.b))
+			n := len(sc.b)
+			sc.b = unescape(sc.b, v)
+			v = sc.b[n:]
+			sc.b = sc.b[:n] // only compared
+		}
+		var ok bool
+		if *f, ok = parseFormat(v); !ok {
+			return decodeError{kind: errFormat}
+		}
+		return decodeError{}
+	}
+	if s.i < len(s.b) && s.b[s.i] == 'n' {
+		return s.literal("null")
+	}
+	if e := s.value(1); !e.ok() {
+		return e
+	}
+	return decodeError{kind: errFormat}
 }
 
 // field reads the value of check field f into q.

@@ -118,3 +118,58 @@ func appendErrorBody(dst []byte, e decodeError) []byte {
 	}
 	return append(dst, `"}`...)
 }
+
+// CompactFields is the number of fields of a compact verdict (format
+// version 1). Later versions only append fields, so a reader selecting
+// fields by position keeps working; a line with fewer is not a verdict.
+const CompactFields = 10
+
+// AppendVerdictCompact appends the compact verdict a proxy config reads
+// with plain string operations (Kamailio's {s.select,N,|}) instead of a
+// JSON parse: the fields the shipped configs act on, in this order,
+// separated by '|':
+//
+//	verdict|reason|code|sip_code|sip_reason|e164|max_channels|max_cps|account_max_channels|account_max_cps
+//
+// e.g. allow|ok|1000|200|OK|+14155550123|160|20|0|0. The numbers are
+// decimal integers, 0 meaning no cap (the account-wide caps are 0 when the
+// account sets none, where the verdict object leaves them out). Text
+// fields hold printable ASCII other than '|', '"' and '\\' (any other byte
+// becomes '_'), so the line splits into exactly CompactFields fields and
+// is a JSON string's content as it is. It allocates nothing when dst has
+// room.
+func AppendVerdictCompact(dst []byte, v *matcher.Verdict) []byte {
+	info := v.Reason.Info()
+	dst = appendCompactText(dst, v.Action.String())
+	dst = append(dst, '|')
+	dst = appendCompactText(dst, info.Name)
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, int64(info.Code), 10)
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, int64(info.SIPCode), 10)
+	dst = append(dst, '|')
+	dst = appendCompactText(dst, info.SIPReason)
+	dst = append(dst, '|')
+	dst = appendCompactText(dst, b2s(v.E164Bytes()))
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, int64(v.MaxCPS), 10)
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, int64(v.AccountMaxChannels), 10)
+	dst = append(dst, '|')
+	return strconv.AppendInt(dst, int64(v.AccountMaxCPS), 10)
+}
+
+// appendCompactText appends s with every byte a compact field cannot hold
+// (outside printable ASCII, or '|', '"', '\\') replaced by '_'.
+func appendCompactText(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '|' || c == '"' || c == '\\' {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -27,7 +27,8 @@ func FuzzDecodeArgs(f *testing.F) {
 		var a fasthttp.Args
 		a.Parse(qs)
 		var q matcher.Query
-		e := decodeArgs(&a, &q)
+		var vf verdictFormat
+		e := decodeArgs(&a, &q, &vf)
 		if !e.ok() {
 			appendErrorBody(nil, e)
 			return
@@ -62,7 +63,8 @@ func FuzzDecodeObject(f *testing.F) {
 		var q matcher.Query
 		var sc scratch
 		defer sc.release()
-		e := decodeObject(b, &q, &sc)
+		var vf verdictFormat
+		e := decodeObject(b, &q, &vf, &sc)
 		if !e.ok() {
 			appendErrorBody(nil, e)
 			if e.kind == errMissingTo || e.kind == errTooLong || e.kind == errFieldType || e.kind == errSrcIP || e.kind == errBadName {

@@ -268,6 +268,9 @@ func maskNumber(dst, num []byte) []byte {
 
 var ctJSON = []byte("application/json")
 
+// ctText is the compact verdict's content type (format=compact).
+var ctText = []byte("text/plain; charset=utf-8")
+
 // SetBody encodes straight into the response's pooled body buffer: the
 // buffer is swapped out, appended to and swapped back, so the body is
 // written once and never copied.
@@ -320,9 +323,10 @@ func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 func (h *Server) check(ctx *fasthttp.RequestCtx) {
 	var q matcher.Query
 	var e decodeError
+	var f verdictFormat
 	switch {
 	case ctx.IsGet():
-		e = decodeArgs(ctx.QueryArgs(), &q)
+		e = decodeArgs(ctx.QueryArgs(), &q, &f)
 	case ctx.IsPost():
 		body := ctx.PostBody()
 		if len(body) > MaxCheckBody {
@@ -330,9 +334,9 @@ func (h *Server) check(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		var sc scratch
-		e = decodeObject(body, &q, &sc)
+		e = decodeObject(body, &q, &f, &sc)
 		if e.ok() {
-			h.answerCheck(ctx, &q)
+			h.answerCheck(ctx, &q, f)
 		}
 		sc.release()
 		if e.ok() {
@@ -350,15 +354,20 @@ func (h *Server) check(ctx *fasthttp.RequestCtx) {
 		SetBody(ctx, func(b []byte) []byte { return appendErrorBody(b, e) })
 		return
 	}
-	h.answerCheck(ctx, &q)
+	h.answerCheck(ctx, &q, f)
 }
 
-func (h *Server) answerCheck(ctx *fasthttp.RequestCtx, q *matcher.Query) {
+func (h *Server) answerCheck(ctx *fasthttp.RequestCtx, q *matcher.Query, f verdictFormat) {
 	v := h.decide(q, tHTTP, ctx.Time())
 	ctx.SetStatusCode(v.Action.HTTPStatus())
-	ctx.SetContentTypeBytes(ctJSON)
 	b := ctx.Response.SwapBody(nil)
-	b = AppendVerdict(b[:0], &v)
+	if f == formatCompact {
+		ctx.SetContentTypeBytes(ctText)
+		b = AppendVerdictCompact(b[:0], &v)
+	} else {
+		ctx.SetContentTypeBytes(ctJSON)
+		b = AppendVerdict(b[:0], &v)
+	}
 	ctx.Response.SwapBody(b)
 	h.met.latency[tHTTP].observe(time.Since(ctx.Time()))
 }

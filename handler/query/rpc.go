@@ -283,13 +283,21 @@ func (h *Server) rpcOne(dst, payload []byte, t transport, sc *scratch) ([]byte, 
 		return dst, false
 	}
 	var q matcher.Query
-	if e := decodeObject(r.params, &q, sc); !e.ok() {
+	var f verdictFormat
+	if e := decodeObject(r.params, &q, &f, sc); !e.ok() {
 		h.met.parseErrors[t].Add(1)
 		return appendRPCError(dst, r.id, rpcInvalidParams, "invalid params: ", e), true
 	}
 	v := h.decide(&q, t, time.Time{})
 	dst = append(dst, `{"jsonrpc":"2.0","result":`...)
-	dst = AppendVerdict(dst, &v)
+	if f == formatCompact {
+		// a JSON string as it is: the compact line needs no escaping
+		dst = append(dst, '"')
+		dst = AppendVerdictCompact(dst, &v)
+		dst = append(dst, '"')
+	} else {
+		dst = AppendVerdict(dst, &v)
+	}
 	dst = append(dst, `,"id":`...)
 	dst = append(dst, r.id...)
 	return append(dst, '}'), true
