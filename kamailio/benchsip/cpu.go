@@ -143,9 +143,9 @@ type cpuOptions struct {
 }
 
 // runCPUCase starts Kamailio for one case, warms it up and measures.
-func runCPUCase(c string, defs []string, cfg, dir, scen, trunkIP string, tgPid int, o cpuOptions, round int) (cpuCase, error) {
+func runCPUCase(c string, defs []string, cfg string, opts []string, dir, scen, trunkIP string, tgPid int, o cpuOptions, round int) (cpuCase, error) {
 	name := fmt.Sprintf("cpu-%s-%d", c, round)
-	k, err := siptest.StartKamailio(name, cfg, dir, defs...)
+	k, err := siptest.StartKamailioArgs(name, cfg, dir, opts, defs...)
 	if err != nil {
 		return cpuCase{}, err
 	}

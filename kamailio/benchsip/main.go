@@ -116,18 +116,24 @@ func main() {
 	}
 	// a case is relay, http or rpc with the shipped config, or
 	// NAME=KIND:CFG, the defines of KIND with another config file (a
-	// variant of the shipped one, to see what a part of it costs)
-	caseCfg := func(c string) (name, kind, file string) {
+	// variant of the shipped one, to see what a part of it costs), or
+	// NAME=KIND:CFG:OPTS with Kamailio command-line options (blank-
+	// separated, e.g. "-x tlsf"); an empty CFG is the shipped config
+	caseCfg := func(c string) (name, kind, file string, opts []string) {
 		name, spec, found := strings.Cut(c, "=")
 		if !found {
-			return c, c, cfg
+			return c, c, cfg, nil
 		}
-		kind, file, _ = strings.Cut(spec, ":")
-		return name, kind, file
+		kind, rest, _ := strings.Cut(spec, ":")
+		file, o, _ := strings.Cut(rest, ":")
+		if file == "" {
+			file = cfg
+		}
+		return name, kind, file, strings.Fields(o)
 	}
 	caseDefs := func(c string) []string {
 		var defs []string
-		_, kind, _ := caseCfg(c)
+		_, kind, _, _ := caseCfg(c)
 		switch kind {
 		case "relay":
 			defs = []string{"RELAY_ONLY"}
@@ -146,14 +152,14 @@ func main() {
 		var names []string
 		res := map[string][]cpuCase{}
 		for _, c := range cs {
-			name, _, _ := caseCfg(c)
+			name, _, _, _ := caseCfg(c)
 			names = append(names, name)
 		}
 		for round := 0; round < co.rounds; round++ {
 			for i := range cs {
 				c := cs[(i+round)%len(cs)]
-				name, _, file := caseCfg(c)
-				r, err := runCPUCase(name, caseDefs(c), file, dir, scen, trunkIP, tg.Pid(), co, round)
+				name, _, file, opts := caseCfg(c)
+				r, err := runCPUCase(name, caseDefs(c), file, opts, dir, scen, trunkIP, tg.Pid(), co, round)
 				if err != nil {
 					fail(err)
 				}
@@ -167,9 +173,10 @@ func main() {
 		return
 	}
 	var results []result
-	for _, c := range strings.Split(*cases, ",") {
-		defs := caseDefs(c)
-		k, err := siptest.StartKamailio("bench-"+c, cfg, dir, defs...)
+	for _, cs := range strings.Split(*cases, ",") {
+		defs := caseDefs(cs)
+		c, _, file, opts := caseCfg(cs)
+		k, err := siptest.StartKamailioArgs("bench-"+c, file, dir, opts, defs...)
 		if err != nil {
 			fail(err)
 		}

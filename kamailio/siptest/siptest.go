@@ -372,6 +372,12 @@ func CheckConfig(cfg string, defines ...string) (string, error) {
 // the given defines (LISTEN is added), a runtime dir under dir, and waits
 // until it answers an OPTIONS.
 func StartKamailio(name, cfg, dir string, defines ...string) (*Kamailio, error) {
+	return StartKamailioArgs(name, cfg, dir, nil, defines...)
+}
+
+// StartKamailioArgs is StartKamailio with more command-line options for
+// Kamailio (e.g. -x tlsf, its shared-memory manager).
+func StartKamailioArgs(name, cfg, dir string, extra []string, defines ...string) (*Kamailio, error) {
 	port, err := FreePort("udp", "127.0.0.1")
 	if err != nil {
 		return nil, err
@@ -381,7 +387,7 @@ func StartKamailio(name, cfg, dir string, defines ...string) (*Kamailio, error) 
 		return nil, err
 	}
 	all := append([]string{fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", port)}, defines...)
-	p, err := Start("kamailio-"+name, filepath.Join(dir, "kamailio-"+name+".log"), "kamailio", KamailioArgs(cfg, runDir, all...)...)
+	p, err := Start("kamailio-"+name, filepath.Join(dir, "kamailio-"+name+".log"), "kamailio", append(KamailioArgs(cfg, runDir, all...), extra...)...)
 	if err != nil {
 		return nil, err
 	}
