@@ -375,6 +375,14 @@ func StartKamailio(name, cfg, dir string, defines ...string) (*Kamailio, error) 
 	return StartKamailioArgs(name, cfg, dir, nil, defines...)
 }
 
+// KamailioWrap, when set, is a command Kamailio runs under (e.g. valgrind
+// and its options), and KamailioStartWait how long a start may take until
+// Kamailio answers OPTIONS.
+var (
+	KamailioWrap      []string
+	KamailioStartWait = 15 * time.Second
+)
+
 // StartKamailioArgs is StartKamailio with more command-line options for
 // Kamailio (e.g. -x tlsf, its shared-memory manager).
 func StartKamailioArgs(name, cfg, dir string, extra []string, defines ...string) (*Kamailio, error) {
@@ -387,12 +395,17 @@ func StartKamailioArgs(name, cfg, dir string, extra []string, defines ...string)
 		return nil, err
 	}
 	all := append([]string{fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", port)}, defines...)
-	p, err := Start("kamailio-"+name, filepath.Join(dir, "kamailio-"+name+".log"), "kamailio", append(KamailioArgs(cfg, runDir, all...), extra...)...)
+	args := append(KamailioArgs(cfg, runDir, all...), extra...)
+	bin := "kamailio"
+	if len(KamailioWrap) > 0 {
+		bin, args = KamailioWrap[0], append(append(append([]string(nil), KamailioWrap[1:]...), "kamailio"), args...)
+	}
+	p, err := Start("kamailio-"+name, filepath.Join(dir, "kamailio-"+name+".log"), bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	k := &Kamailio{Proc: p, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(KamailioStartWait)
 	for {
 		code, err := Options("127.0.0.1", k.Addr, 300*time.Millisecond)
 		if err == nil && code == 200 {
