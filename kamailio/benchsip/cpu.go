@@ -27,6 +27,7 @@ import (
 // cpuCase is one case's measurement in one round.
 type cpuCase struct {
 	kamMS, tgMS float64            // CPU milliseconds per 1,000 calls
+	kamSysMS    float64            // of kamMS, in the kernel (stime)
 	roleMS      map[string]float64 // kamMS split by process role (roleOf)
 	ok          bool               // every call answered 200 and its BYE 200
 }
@@ -94,9 +95,17 @@ func groupCPU(pgid int) (time.Duration, error) {
 // groupCPUByPid is the CPU time of every process whose process group is
 // pgid, by pid.
 func groupCPUByPid(pgid int) (map[int]time.Duration, error) {
+	per, _, err := groupCPUSplit(pgid)
+	return per, err
+}
+
+// groupCPUSplit is groupCPUByPid and, summed over the group, the part of
+// it spent in the kernel (stime).
+func groupCPUSplit(pgid int) (map[int]time.Duration, time.Duration, error) {
+	var sys time.Duration
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	per := map[int]time.Duration{}
 	for _, e := range ents {
@@ -114,11 +123,12 @@ func groupCPUByPid(pgid int) (map[int]time.Duration, error) {
 		u, _ := strconv.ParseInt(f[13], 10, 64)
 		s, _ := strconv.ParseInt(f[14], 10, 64)
 		per[pid] = time.Duration(u+s) * time.Second / clkTck
+		sys += time.Duration(s) * time.Second / clkTck
 	}
 	if len(per) == 0 {
-		return nil, fmt.Errorf("no process in group %d", pgid)
+		return nil, 0, fmt.Errorf("no process in group %d", pgid)
 	}
-	return per, nil
+	return per, sys, nil
 }
 
 // procStat splits /proc/PID/stat into its fields, numbered from 0 as in
@@ -210,7 +220,7 @@ func runCPUCase(c string, defs []string, cfg string, opts []string, dir, scen, t
 	if err != nil {
 		return cpuCase{}, err
 	}
-	k0, err := groupCPUByPid(pg)
+	k0, sys0, err := groupCPUSplit(pg)
 	if err != nil {
 		return cpuCase{}, err
 	}
@@ -227,7 +237,7 @@ func runCPUCase(c string, defs []string, cfg string, opts []string, dir, scen, t
 	if err != nil {
 		return cpuCase{}, err
 	}
-	k1, err := groupCPUByPid(pg)
+	k1, sys1, err := groupCPUSplit(pg)
 	if err != nil {
 		return cpuCase{}, err
 	}
@@ -247,7 +257,7 @@ func runCPUCase(c string, defs []string, cfg string, opts []string, dir, scen, t
 	}
 	t1, _ := groupCPU(tgPid)
 	per := 1000 / float64(o.calls)
-	r := cpuCase{tgMS: float64(t1-t0) / 1e6 * per, roleMS: map[string]float64{}, ok: ok}
+	r := cpuCase{tgMS: float64(t1-t0) / 1e6 * per, kamSysMS: float64(sys1-sys0) / 1e6 * per, roleMS: map[string]float64{}, ok: ok}
 	for pid, c1 := range k1 {
 		ms := float64(c1-k0[pid]) / 1e6 * per // a process that started meanwhile counts from 0
 		r.kamMS += ms
@@ -314,6 +324,17 @@ func reportCPU(cases []string, res map[string][]cpuCase, o cpuOptions, children 
 			fmt.Printf(" %-22s", fmt.Sprintf("%.0f [%.0f–%.0f]", m, lo, hi))
 		}
 		fmt.Println()
+	}
+	if !o.callgrind {
+		fmt.Printf("Kamailio's CPU in the kernel (stime), ms per 1,000 calls, median [min–max]:\n")
+		for _, c := range cases {
+			var v []float64
+			for _, r := range res[c] {
+				v = append(v, r.kamSysMS)
+			}
+			m, lo, hi := medianSpread(v)
+			fmt.Printf("  %-6s %s\n", c, fmt.Sprintf("%.0f [%.0f–%.0f]", m, lo, hi))
+		}
 	}
 	relay := res["relay"]
 	for _, c := range cases {

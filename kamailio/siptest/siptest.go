@@ -355,7 +355,10 @@ func KamailioArgs(cfg, runDir string, defines ...string) []string {
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}
-	return args
+	// more options for every Kamailio of the tests and benchmarks, e.g.
+	// TOLLGATE_KAMAILIO_OPTS="-x tlsf" (the memory manager
+	// kamailio/README.md recommends)
+	return append(args, strings.Fields(os.Getenv("TOLLGATE_KAMAILIO_OPTS"))...)
 }
 
 // CheckConfig runs `kamailio -c` on cfg with the defines.
