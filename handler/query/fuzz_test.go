@@ -20,7 +20,7 @@ var fuzzHandler = New(matcher.New(plan, matcher.Options{}), Options{Logger: zero
 // FuzzDecodeArgs: any query string either decodes to a query whose fields
 // respect the limits, or to an error; never a panic.
 func FuzzDecodeArgs(f *testing.F) {
-	for _, s := range []string{"to=%2B14155550123&account=acme", "to=", "account=x", "to=1&to=2", "to=%zz", "to=+1+2&&&=&call_id=%00", "to=1&account=a+b", "to=1&subaccount=.."} {
+	for _, s := range []string{"to=%2B14155550123&account=acme", "to=", "account=x", "to=1&to=2", "to=%zz", "to=+1+2&&&=&call_id=%00", "to=1&account=a+b", "to=1&subaccount=..", "to=1&format=compact", "format=json&to=1&format=json", "to=1&format=%63ompact"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, qs string) {
@@ -56,6 +56,7 @@ func FuzzDecodeObject(f *testing.F) {
 		`{"to":"+14155550123","account":"acme"}`, `{"to":"\u002b1","account":"\ud83d\ude00\ud800x"}`,
 		`{"to":1e5,"from":null,"x":[{"y":true}]}`, `{"to":"1",}`, `[]`, ``, `{"to":"1"} `, `{"\u0074o":"\"\\\/\b\f\n\r\t"}`,
 		`{"to":"1","src_ip":"[2001:db8::1]:5060"}`, `{"to":"1","src_ip":"abc",}`, `{"to":"1","src_ip":7}`, `{"to":"1","src_ip":null}`,
+		`{"to":"1","format":"compact"}`, `{"format":"\u0063ompact","to":"1"}`, `{"to":"1","format":[1]}`, `{"to":"1","format":null,"format":"json"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -141,6 +142,7 @@ func FuzzRPC(f *testing.F) {
 		`[{"jsonrpc":"2.0","method":"check","params":{"to":"1"},"id":"a"},{"jsonrpc":"2.0","method":"x"},1]`,
 		`{"jsonrpc":"2.0","method":"che\u0063k","params":{"to":"1"},"id":null}`, `[]`, `{`, `"x"`, ``,
 		`{"jsonrpc":"2.0","method":"check","params":[1],"id":{}}`,
+		`{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","format":"compact"},"id":2}`,
 	} {
 		f.Add([]byte(s))
 	}
