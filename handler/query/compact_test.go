@@ -37,6 +37,8 @@ func TestCompactFormat(t *testing.T) {
 		{"POST number format", "POST", "/v1/check", `{"to":"+14155550123","format":1}`, 400, "application/json", formatErr},
 		{"POST format twice", "POST", "/v1/check", `{"to":"+14155550123","format":"json","format":"json"}`, 400, "application/json", formatErr},
 		{"POST broken after format", "POST", "/v1/check", `{"to":"+14155550123","format":"json",`, 400, "application/json", `{"error":"malformed JSON at byte 37"}`},
+		{"POST bad format, then broken", "POST", "/v1/check", `{"to":"1","format":"x"`, 400, "application/json", `{"error":"malformed JSON at byte 22"}`},
+		{"POST bad field, then broken", "POST", "/v1/check", `{"to":[]`, 400, "application/json", `{"error":"malformed JSON at byte 8"}`},
 		{"RPC compact", "POST", "/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","account":"acme","format":"compact"},"id":7}`, 200, "application/json",
 			`{"jsonrpc":"2.0","result":"` + allowLine + `","id":7}`},
 		{"RPC bad format", "POST", "/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","format":"line"},"id":8}`, 200, "application/json",

@@ -538,6 +538,9 @@ func (s *scratch) release() {
 func decodeObject(b []byte, q *matcher.Query, f *verdictFormat, sc *scratch) decodeError {
 	sc.b = sc.b[:0]
 	fmtSeen := false
+	// a field (or format) of the wrong type or length is reported once
+	// the whole object has been read: invalid JSON is a syntax error first
+	var late decodeError
 	srcAt := -1    // where the src_ip value starts, judged once the object parsed
 	var seen uint8 // fields read so far: a field given twice is refused
 	s := scanner{b: b}
@@ -592,7 +595,12 @@ func decodeObject(b []byte, q *matcher.Query, f *verdictFormat, sc *scratch) dec
 					srcAt = s.i
 				}
 				if e := s.field(q, fi, sc); !e.ok() {
-					return e
+					if e.kind != errFieldType && e.kind != errTooLong {
+						return e
+					}
+					if late.ok() {
+						late = e
+					}
 				}
 			case string(key) == formatName:
 				if fmtSeen {
@@ -600,7 +608,12 @@ func decodeObject(b []byte, q *matcher.Query, f *verdictFormat, sc *scratch) dec
 				}
 				fmtSeen = true
 				if e := s.format(f, sc); !e.ok() {
-					return e
+					if e.kind != errFormat {
+						return e
+					}
+					if late.ok() {
+						late = e
+					}
 				}
 			default:
 				if e := s.value(1); !e.ok() {
@@ -624,6 +637,9 @@ func decodeObject(b []byte, q *matcher.Query, f *verdictFormat, sc *scratch) dec
 	s.ws()
 	if s.i != len(b) {
 		return s.syntax()
+	}
+	if !late.ok() {
+		return late
 	}
 	if q.To == "" {
 		return decodeError{kind: errMissingTo}
