@@ -52,6 +52,9 @@ type httpReq struct {
 
 var (
 	crlf2     = []byte("\r\n\r\n")
+	lf2       = []byte("\n\n")
+	lfcrlf    = []byte("\n\r\n")
+	hdrHost   = []byte("host")
 	hdrCL     = []byte("content-length")
 	hdrConn   = []byte("connection")
 	hdrTE     = []byte("transfer-encoding")
@@ -64,7 +67,8 @@ var (
 func parseRequest(b []byte) (r httpReq, n int, st parseStatus) {
 	end := bytes.Index(b, crlf2)
 	if end < 0 {
-		if len(b) >= loopMaxHeader {
+		if len(b) >= loopMaxHeader || bytes.Contains(b, lf2) || bytes.Contains(b, lfcrlf) {
+			// too long, or headers ended by bare LFs: fasthttp's to read
 			return r, 0, parseOther
 		}
 		return r, 0, parseMore
@@ -131,7 +135,7 @@ func parseRequest(b []byte) (r httpReq, n int, st parseStatus) {
 	// over two lines, a bare LF or a name with odd bytes send the request
 	// to fasthttp.
 	cl := -1
-	var connClose, connKeep bool
+	var connClose, connKeep, host bool
 	rest := head[nl+1:]
 	for len(rest) > 0 {
 		i := bytes.IndexByte(rest, '\n')
@@ -177,11 +181,14 @@ func parseRequest(b []byte) (r httpReq, n int, st parseStatus) {
 			default:
 				return r, 0, parseOther
 			}
+		case bytes.EqualFold(name, hdrHost):
+			host = true
 		case bytes.EqualFold(name, hdrTE), bytes.EqualFold(name, hdrExpect), bytes.EqualFold(name, hdrUpg):
 			return r, 0, parseOther
 		}
 	}
-	if connClose && connKeep {
+	if connClose && connKeep || !http10 && !host {
+		// both, or an HTTP/1.1 request without Host (fasthttp's 400)
 		return r, 0, parseOther
 	}
 	n = end + 4
@@ -230,16 +237,16 @@ func trimOWS(b []byte) []byte {
 }
 
 // appendHead appends the status line and headers fasthttp's query server
-// writes for a JSON answer of n bytes (a 204 has no Content-Type and no
-// Content-Length).
+// writes for a JSON answer of n bytes (a 204 has no Content-Length).
 func appendHead(out []byte, status int, r *httpReq, n int) []byte {
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(status), 10)
 	out = append(out, ' ')
 	out = append(out, fasthttp.StatusMessage(status)...)
 	out = append(out, "\r\n"...)
+	out = append(out, "Content-Type: application/json\r\n"...)
 	if status != fasthttp.StatusNoContent {
-		out = append(out, "Content-Type: application/json\r\nContent-Length: "...)
+		out = append(out, "Content-Length: "...)
 		out = strconv.AppendInt(out, int64(n), 10)
 		out = append(out, "\r\n"...)
 	}

@@ -272,6 +272,7 @@ type evConn struct {
 	deadline   int64
 	closeAfter bool // close once out is written
 	dead       bool
+	waitOut    bool // registered for EPOLLOUT (not EPOLLIN)
 }
 
 type evLoop struct {
@@ -426,6 +427,11 @@ func (e *evLoop) read(c *evConn, now time.Time) {
 		if n < 0 && (err == unix.EAGAIN || err == unix.EINTR) {
 			return
 		}
+		if n == 0 && len(c.in) > 0 && len(c.out) == 0 {
+			// the peer ended in the middle of a request: fasthttp's 400
+			e.handoff(c, c.in, nil)
+			return
+		}
 		e.close(c)
 		return
 	}
@@ -493,11 +499,11 @@ func (e *evLoop) serve(c *evConn, data []byte, now time.Time) {
 // flush writes c.out; what the socket does not take waits for EPOLLOUT
 // (and reading stops until it is written).
 func (e *evLoop) flush(c *evConn, now int64) {
-	was := len(c.out)
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
+	buf, off := c.out, 0
+	for off < len(buf) {
+		n, err := unix.Write(c.fd, buf[off:])
 		if n > 0 {
-			c.out = c.out[n:]
+			off += n
 			continue
 		}
 		if err == unix.EINTR {
@@ -509,24 +515,28 @@ func (e *evLoop) flush(c *evConn, now int64) {
 		e.close(c)
 		return
 	}
-	if len(c.out) > 0 {
-		if was != len(c.out) || c.deadline < now {
+	if off < len(buf) {
+		if off > 0 || c.deadline < now {
 			c.deadline = now + int64(e.l.writeTimeout)
 		}
-		// copy what is left: c.out's array is reused by the next answer
-		c.out = append([]byte(nil), c.out...)
-		unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+		// keep what is left apart: the loop reuses buf's array for the
+		// next answers
+		c.out = append([]byte(nil), buf[off:]...)
+		if !c.waitOut {
+			c.waitOut = true
+			unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+		}
 		return
 	}
-	c.out = c.out[:0]
-	if was > 0 && cap(c.out) == 0 {
-		// fine: nothing kept
-	}
+	c.out = buf[:0]
 	if c.closeAfter {
 		e.close(c)
 		return
 	}
-	unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+	if c.waitOut {
+		c.waitOut = false
+		unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+	}
 }
 
 // handoff gives c to the fasthttp server from the request at the start of
