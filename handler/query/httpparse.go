@@ -182,6 +182,16 @@ func parseRequest(b []byte) (r httpReq, n int, st parseStatus) {
 				return r, 0, parseOther
 			}
 		case bytes.EqualFold(name, hdrHost):
+			// a plain host[:port] only: fasthttp refuses an empty one and
+			// reads odd ones into the URI
+			if len(v) == 0 || host {
+				return r, 0, parseOther
+			}
+			for _, c := range v {
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_') {
+					return r, 0, parseOther
+				}
+			}
 			host = true
 		case bytes.EqualFold(name, hdrTE), bytes.EqualFold(name, hdrExpect), bytes.EqualFold(name, hdrUpg):
 			return r, 0, parseOther
