@@ -379,6 +379,14 @@ func (e *evLoop) run() {
 					continue
 				}
 			}
+			if len(c.out) > 0 {
+				// an answer is still being written: read nothing more
+				// until it is (the answers would mix)
+				if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+					e.close(c)
+				}
+				continue
+			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				e.read(c, nowT)
 			}
@@ -531,7 +539,7 @@ func (e *evLoop) flush(c *evConn, now int64) {
 		c.out = append([]byte(nil), buf[off:]...)
 		if !c.waitOut {
 			c.waitOut = true
-			unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+			unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}) // not RDHUP: level-triggered, it would spin
 		}
 		return
 	}

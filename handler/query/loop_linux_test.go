@@ -281,3 +281,38 @@ func TestLoopAnswerAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopBackpressure: thousands of pipelined checks, read while they are
+// still being written, so the loop's answers outgrow the socket buffers and
+// wait for EPOLLOUT; every answer arrives, in order, as fasthttp sends them.
+func TestLoopBackpressure(t *testing.T) {
+	h := benchHandler(&testing.B{})
+	p := startLoopPair(t, h, DefaultConnLimits(64))
+	var req strings.Builder
+	const n = 5000
+	for i := range n {
+		if i%2 == 0 {
+			req.WriteString(get("/v1/check?to=%2B14155550123&account=acme"))
+		} else {
+			req.WriteString(get("/v1/check?to=%2B5355512345&account=acme"))
+		}
+	}
+	run := func(addr string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			io.WriteString(c, req.String())
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		out, _ := io.ReadAll(c)
+		return string(out)
+	}
+	want, got := run(p.fast), run(p.loop)
+	if k := strings.Count(got, "HTTP/1.1 "); k != n || got != want {
+		t.Fatalf("the loop sent %d answers (%d bytes), fasthttp %d (%d bytes)", k, len(got), strings.Count(want, "HTTP/1.1 "), len(want))
+	}
+}
