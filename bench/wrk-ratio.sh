@@ -14,7 +14,8 @@
 #   (2), URI (an allowed check of the generated policy, seed 1),
 #   NUMBERS=1 (wrk cycles through WORK/numbers.txt instead of the one
 #   URI), PERF=1 (also perf stat: system calls and context switches per
-#   request, on stderr).
+#   request, on stderr), QUERY_LOOP (tollgate's -query-loop: fasthttp, the
+#   default, or epoll).
 # Needs wrk, nginx and curl (apt-get install wrk nginx-light). Everything it
 # starts is stopped by pid on exit.
 set -euo pipefail
@@ -49,7 +50,7 @@ qport=$(freeport); aport=$(freeport)
 hr=()
 [ -f "$work/highrisk.csv" ] && hr=(-high-risk-file "$work/highrisk.csv")
 GOMAXPROCS=${GOMAXPROCS:-2} "$tg" -data-dir "$work/data" -query-addr "127.0.0.1:$qport" -admin-addr "127.0.0.1:$aport" \
-	-rpc-addr 127.0.0.1:0 -admin-token "bench:wrk-ratio-token-$$" -drain-delay 0s "${hr[@]}" >"$run/tollgate.log" 2>&1 &
+	-rpc-addr 127.0.0.1:0 -query-loop "${QUERY_LOOP:-fasthttp}" -admin-token "bench:wrk-ratio-token-$$" -drain-delay 0s "${hr[@]}" >"$run/tollgate.log" 2>&1 &
 tpid=$!; pids+=("$tpid")
 for _ in $(seq 600); do
 	curl -sf "http://127.0.0.1:$qport/ready" >/dev/null 2>&1 && break
@@ -99,7 +100,7 @@ if [ "${NUMBERS:-0}" = 1 ]; then
 	script=(-s "$run/req.lua")
 fi
 
-echo "# wrk-ratio: tollgate pid $tpid (GOMAXPROCS=${GOMAXPROCS:-2}), nginx pid $npid ($workers workers), wrk -t$threads -c$conns -d${secs}s, $rounds rounds, unpinned"
+echo "# wrk-ratio: tollgate pid $tpid (GOMAXPROCS=${GOMAXPROCS:-2}, -query-loop ${QUERY_LOOP:-fasthttp}), nginx pid $npid ($workers workers), wrk -t$threads -c$conns -d${secs}s, $rounds rounds, unpinned"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 hz=$(getconf CLK_TCK)
 declare -a rcpu rthr

@@ -277,6 +277,20 @@ func (h *Handler) ready(ctx *fasthttp.RequestCtx) {
 // limits sized for one small request per INVITE over keep-alive.
 func (h *Handler) QueryServer() *fasthttp.Server { return h.q.HTTPServer(h.Query) }
 
+// QueryLoop is the query listener's epoll transport (-query-loop=epoll).
+type QueryLoop = query.Loop
+
+// QueryLoopSupported says whether this build has the epoll transport
+// (Linux).
+const QueryLoopSupported = query.LoopSupported
+
+// NewQueryLoop builds the epoll transport over ln with fasthttp's
+// timeouts of qs; serve qs on the loop's Fallback() for every request the
+// loop hands over (other paths, /ready, /metrics, malformed requests).
+func (h *Handler) NewQueryLoop(ln *Listener, qs *fasthttp.Server) (*QueryLoop, error) {
+	return h.q.NewLoop(ln, query.LoopConfig{ReadTimeout: qs.ReadTimeout, WriteTimeout: qs.WriteTimeout, IdleTimeout: qs.IdleTimeout})
+}
+
 // NewRPCServer returns a TCP JSON-RPC server answering with h's query
 // transports.
 func (h *Handler) NewRPCServer() *RPCServer { return h.q.NewRPCServer() }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -65,6 +66,7 @@ func main() {
 // config is the daemon's flags.
 type config struct {
 	queryAddr, adminAddr, rpcAddr string
+	queryLoop                     string
 	dataDir                       string
 	adminToken, adminTokenFile    string
 	eventsToken                   string
@@ -101,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.queryAddr, "query-addr", "127.0.0.1:8080", "query API (HTTP) listen address")
+	fs.StringVar(&c.queryLoop, "query-loop", "fasthttp", "query listener transport: fasthttp (goroutine per connection), or epoll (Linux only: an event loop per core serving GET/POST /v1/check and /rpc, handing any other request to fasthttp)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
@@ -156,6 +159,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.rpcIdleTimeout < time.Second || c.rpcIdleTimeout > time.Hour {
 		return nil, fmt.Errorf("-rpc-idle-timeout %v: want between 1s and 1h", c.rpcIdleTimeout)
+	}
+	switch c.queryLoop {
+	case "fasthttp":
+	case "epoll":
+		if !handler.QueryLoopSupported {
+			return nil, fmt.Errorf("-query-loop epoll: needs Linux (epoll); use -query-loop fasthttp on %s", runtime.GOOS)
+		}
+	default:
+		return nil, fmt.Errorf("-query-loop %q: want fasthttp or epoll", c.queryLoop)
 	}
 	if c.maxConns < 0 || c.maxConnsPerSource < 0 {
 		return nil, errors.New("-max-conns and -max-conns-per-source must not be negative")
@@ -576,8 +588,27 @@ func serve(args []string) error {
 	rlim := h.Limit(rln, handler.ListenerRPC, listenerLimits(rCap, c.maxConnsPerSource, proxies))
 	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
-	errc := make(chan error, 3)
-	go func() { errc <- qs.Serve(qlim) }()
+	errc := make(chan error, 4)
+	var loop *handler.QueryLoop
+	if c.queryLoop == "epoll" {
+		// The loop serves the checks; the fasthttp server every request it
+		// hands over.
+		loop, err = h.NewQueryLoop(qlim, qs)
+		if err != nil {
+			qln.Close()
+			aln.Close()
+			rln.Close()
+			return fmt.Errorf("-query-loop epoll: %w", err)
+		}
+		go func() { errc <- qs.Serve(loop.Fallback()) }()
+		go func() {
+			if err := loop.Serve(); err != nil {
+				errc <- err
+			}
+		}()
+	} else {
+		go func() { errc <- qs.Serve(qlim) }()
+	}
 	go func() { errc <- as.Serve(alim) }()
 	go func() {
 		if err := rs.Serve(rlim); err != nil && !errors.Is(err, handler.ErrServerClosed) {
@@ -600,7 +631,7 @@ func serve(args []string) error {
 		Int("lockdowns", len(vel.Locks())).Dur("compile", snap.BuildTime).
 		Uint64("open_file_limit", nofile).Uint64("open_file_limit_hard", hardNofile).
 		Int("max_conns_query", qlim.Limits().Max).Int("max_conns_rpc", rlim.Limits().Max).Int("max_conns_admin", alim.Limits().Max).
-		Int("max_conns_per_source", qlim.Limits().PerSource).Msg("tollgate started")
+		Int("max_conns_per_source", qlim.Limits().PerSource).Str("query_loop", c.queryLoop).Msg("tollgate started")
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -608,7 +639,7 @@ func serve(args []string) error {
 		select {
 		case err := <-errc:
 			log.Error().Err(err).Msg("listener failed; shutting down")
-			shutdown(h, qs, as, rs, 0, c.shutdownTimeout, log)
+			shutdown(h, loop, qs, as, rs, 0, c.shutdownTimeout, log)
 			return err
 		case s := <-sig:
 			if s == syscall.SIGHUP {
@@ -622,7 +653,7 @@ func serve(args []string) error {
 				continue
 			}
 			log.Info().Str("signal", s.String()).Dur("drain_delay", c.drainDelay).Msg("draining")
-			shutdown(h, qs, as, rs, c.drainDelay, c.shutdownTimeout, log)
+			shutdown(h, loop, qs, as, rs, c.drainDelay, c.shutdownTimeout, log)
 			log.Info().Msg("stopped")
 			return nil
 		}
@@ -665,11 +696,16 @@ func logGeo(log zerolog.Logger, why string, t *origin.GeoTable, err error) {
 // shutdown drains: /ready turns 503 for drainDelay so health checks move
 // traffic away, then every listener stops accepting and waits for requests
 // in flight (query first, admin last so no write is cut), within timeout.
-func shutdown(h *handler.Handler, qs, as *fasthttp.Server, rs *handler.RPCServer, drainDelay, timeout time.Duration, log zerolog.Logger) {
+func shutdown(h *handler.Handler, loop *handler.QueryLoop, qs, as *fasthttp.Server, rs *handler.RPCServer, drainDelay, timeout time.Duration, log zerolog.Logger) {
 	h.SetDraining()
 	time.Sleep(drainDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if loop != nil {
+		if err := loop.Shutdown(ctx); err != nil {
+			log.Warn().Err(err).Msg("query loop did not drain in time")
+		}
+	}
 	if err := qs.ShutdownWithContext(ctx); err != nil {
 		log.Warn().Err(err).Msg("query listener did not drain in time")
 	}

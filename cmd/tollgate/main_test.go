@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/handler"
 	"github.com/tollgate/tollgate/teardown"
 )
 
@@ -516,5 +517,40 @@ func TestTeardownFlags(t *testing.T) {
 		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("%q: %v", args, err)
 		}
+	}
+}
+
+// TestQueryLoopEpoll: -query-loop=epoll answers checks, hands /ready and
+// /metrics to fasthttp, drains on SIGTERM like the default transport, and
+// a transport it does not know is refused.
+func TestQueryLoopEpoll(t *testing.T) {
+	if _, err := parseFlags([]string{"-query-loop", "uring"}, io.Discard); err == nil || !strings.Contains(err.Error(), "want fasthttp or epoll") {
+		t.Fatalf("-query-loop uring: %v", err)
+	}
+	if !handler.QueryLoopSupported {
+		if _, err := parseFlags([]string{"-query-loop", "epoll"}, io.Discard); err == nil {
+			t.Fatal("-query-loop epoll accepted without epoll")
+		}
+		t.Skip("no epoll here")
+	}
+	dir := t.TempDir()
+	d := startDaemon(t, dir, "-query-loop", "epoll", "-drain-delay", "1s")
+	if st, body := d.query("/v1/check?to=%2B14155550123"); st != 403 || !strings.Contains(body, `"reason":"not_permitted"`) {
+		t.Fatalf("check: %d %s", st, body)
+	}
+	if st, body := d.query("/metrics"); st != 200 || !strings.Contains(body, "tollgate_query_loop_handoffs_total") ||
+		!strings.Contains(body, `tollgate_decisions_total{transport="http",verdict="reject",reason="not_permitted"} 1`) {
+		t.Fatalf("metrics: %d %s", st, body)
+	}
+	d.signal(syscall.SIGTERM)
+	waitFor(t, func() bool { st, _ := d.query("/ready"); return st == 503 })
+	if st, _ := d.query("/v1/check?to=%2B14155550123"); st != 403 {
+		t.Fatalf("check while draining: %d", st)
+	}
+	if err := d.wait(15 * time.Second); err != nil {
+		t.Fatalf("exit: %v\n%s", err, d.logs.String())
+	}
+	if !strings.Contains(d.logs.String(), `"query_loop":"epoll"`) || !strings.Contains(d.logs.String(), `"message":"stopped"`) {
+		t.Fatalf("logs: %s", d.logs.String())
 	}
 }

@@ -66,6 +66,9 @@ type metrics struct {
 	// (refusedNames): no or wrong token, absurd duration or time
 	eventsRefused [numRefused]atomic.Uint64
 	conns         [numListeners]connMetrics
+	// loopHandoffs counts the epoll loop's handovers to fasthttp (nil:
+	// no loop).
+	loopHandoffs atomic.Pointer[atomic.Uint64]
 }
 
 func (m *metrics) decision(t transport, v *matcher.Verdict) {
@@ -153,4 +156,7 @@ func (m *metrics) writeConns(w io.Writer) {
 	connFamily("tollgate_connections_shed_total", "Idle connections closed to make room for a new one (listener or source at its cap), by listener.", "counter", func(c *connMetrics) float64 { return float64(c.shed.Load()) })
 	connFamily("tollgate_connections_refused_total", "Connections closed on arrival: their listener or source was at its cap with no idle connection to displace, by listener.", "counter", func(c *connMetrics) float64 { return float64(c.refused.Load()) })
 	connFamily("tollgate_accept_errors_total", "Failed accepts (e.g. out of file descriptors), retried with a back-off, by listener.", "counter", func(c *connMetrics) float64 { return float64(c.acceptErrors.Load()) })
+	if n := m.loopHandoffs.Load(); n != nil {
+		p.Counter("tollgate_query_loop_handoffs_total", "Query connections the epoll loop (-query-loop=epoll) handed to the fasthttp server for a request it does not serve itself.", float64(n.Load()))
+	}
 }
