@@ -247,14 +247,16 @@ func trimOWS(b []byte) []byte {
 }
 
 // appendHead appends the status line and headers fasthttp's query server
-// writes for a JSON answer of n bytes (a 204 has no Content-Length).
-func appendHead(out []byte, status int, r *httpReq, n int) []byte {
+// writes for an answer of n bytes of type ct (a 204 has no Content-Length).
+func appendHead(out []byte, status int, r *httpReq, ct []byte, n int) []byte {
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(status), 10)
 	out = append(out, ' ')
 	out = append(out, fasthttp.StatusMessage(status)...)
 	out = append(out, "\r\n"...)
-	out = append(out, "Content-Type: application/json\r\n"...)
+	out = append(out, "Content-Type: "...)
+	out = append(out, ct...)
+	out = append(out, "\r\n"...)
 	if status != fasthttp.StatusNoContent {
 		out = append(out, "Content-Length: "...)
 		out = strconv.AppendInt(out, int64(n), 10)

@@ -601,23 +601,30 @@ func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, ar
 	b := (*body)[:0]
 	status := fasthttp.StatusOK
 	t := tHTTP
+	ct := ctJSON
 	switch r.route {
 	case routeCheckGet, routeCheckPost:
 		var q matcher.Query
 		var e decodeError
+		var f verdictFormat
 		var sc scratch
 		if r.route == routeCheckGet {
 			args.ParseBytes(r.query)
-			e = decodeArgs(args, &q)
+			e = decodeArgs(args, &q, &f)
 		} else if len(r.body) > MaxCheckBody {
 			e = decodeError{kind: errBodyTooLarge, off: MaxCheckBody}
 		} else {
-			e = decodeObject(r.body, &q, &sc)
+			e = decodeObject(r.body, &q, &f, &sc)
 		}
 		if e.ok() {
 			v := h.decide(&q, tHTTP, at)
 			status = v.Action.HTTPStatus()
-			b = AppendVerdict(b, &v)
+			if f == formatCompact {
+				ct = ctText
+				b = AppendVerdictCompact(b, &v)
+			} else {
+				b = AppendVerdict(b, &v)
+			}
 		} else {
 			h.met.parseErrors[tHTTP].Add(1)
 			status = fasthttp.StatusBadRequest
@@ -626,7 +633,7 @@ func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, ar
 		sc.release()
 		if !e.ok() {
 			*body = b
-			out = appendHead(out, status, r, len(b))
+			out = appendHead(out, status, r, ct, len(b))
 			return append(out, b...)
 		}
 	default: // routeRPC
@@ -640,7 +647,7 @@ func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, ar
 		}
 	}
 	*body = b
-	out = appendHead(out, status, r, len(b))
+	out = appendHead(out, status, r, ct, len(b))
 	out = append(out, b...)
 	h.met.latency[t].observe(time.Since(at))
 	return out

@@ -112,6 +112,11 @@ func TestLoopWireMatchesFasthttp(t *testing.T) {
 		{"get plus as space", get("/v1/check?to=+14155550123&account=acme")},
 		{"get bad name", get("/v1/check?to=%2B14155550123&account=a%20b")},
 		{"post allow", postReq("/v1/check", `{"to":"+14155550123","account":"acme"}`)},
+		{"get compact", get(allow + "&format=compact")},
+		{"get compact reject", get(reject + "&format=compact")},
+		{"get bad format", get(allow + "&format=xml")},
+		{"post compact", postReq("/v1/check", `{"to":"+14155550123","account":"acme","format":"compact"}`)},
+		{"rpc compact", postReq("/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123","format":"compact"},"id":1}`)},
 		{"post bad json", postReq("/v1/check", `{"to":`)},
 		{"post over check limit", postReq("/v1/check", `{"to":"+1","x":"`+big+`"}`)},
 		{"rpc", postReq("/rpc", `{"jsonrpc":"2.0","method":"check","params":{"to":"+14155550123"},"id":1}`)},
@@ -151,7 +156,7 @@ func TestLoopWireMatchesFasthttp(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: the loop answers\n%q\nfasthttp\n%q", tc.name, got, want)
 		}
-		if tc.name == "pipelined" || tc.name == "pipelined with handover" || tc.name == "rpc" {
+		if tc.name == "pipelined" || tc.name == "pipelined with handover" || tc.name == "rpc" || tc.name == "get compact" {
 			if got := exchange(t, p.loop, tc.req, 7); got != want {
 				t.Errorf("%s, 7 bytes at a time: the loop answers\n%q\nfasthttp\n%q", tc.name, got, want)
 			}
