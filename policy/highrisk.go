@@ -161,6 +161,7 @@ func ParseHighRiskList(r io.Reader) (HighRiskList, error) {
 		seen      = make(map[string]int)
 		gotHeader bool
 		interned  = make(map[string]string)
+		prefixes  Slab
 	)
 	intern := func(v string) string {
 		if c, ok := interned[v]; ok {
@@ -205,6 +206,10 @@ func ParseHighRiskList(r io.Reader) (HighRiskList, error) {
 		// and as substrings of the CSV record they would each keep their
 		// whole line alive: intern a copy of each distinct value instead.
 		e.Country, e.Category, e.Source = intern(e.Country), intern(e.Category), intern(e.Source)
+		// and the prefixes go into a slab's chunks: a million small
+		// strings among the start-up's other objects would pin their
+		// spans once the list is compiled and dropped
+		e.Prefix = prefixes.Copy(e.Prefix)
 		if first, dup := seen[e.Prefix]; dup {
 			return HighRiskList{}, lineErr(line, "prefix %s already listed on line %d", e.Prefix, first)
 		}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,6 +23,19 @@ func TestPackHighRisk(t *testing.T) {
 			{Prefix: "+4470", Country: "GB", Category: "personal", Source: "ofcom"},
 			{Prefix: "+2392", Country: "ST", Category: "premium", Source: "other"},
 		},
+		// every prefix canonical: kept packed in digits
+		"canonical": {
+			{Prefix: "+0", Country: "001", Category: "satellite", Source: "itu"},
+			{Prefix: "+999999999999999", Country: "001", Category: "satellite", Source: "itu"},
+			{Prefix: "+123456789012345", Country: "GB", Category: "irsf", Source: "ops"},
+			{Prefix: "+100", Country: "US", Category: "premium", Source: "ops"},
+		},
+		// one prefix that does not pack (16 digits): all kept as a string
+		"not packable": {
+			{Prefix: "+44", Country: "GB", Category: "irsf", Source: "ops"},
+			{Prefix: "+1234567890123456", Country: "GB", Category: "irsf", Source: "ops"},
+		},
+		"more tuples than 16 bits": manyTuples(1<<16 + 3),
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := packHighRisk(l)
@@ -39,7 +53,7 @@ func TestPackHighRisk(t *testing.T) {
 				t.Fatalf("entries\n%v\nwant\n%v", got, l)
 			}
 			got[0].Prefix = "+1" // the caller owns what entries returns
-			if p.entries()[0].Prefix != "+882" {
+			if p.entries()[0].Prefix != l[0].Prefix {
 				t.Fatal("entries shares its result with the packed list")
 			}
 		})
@@ -117,4 +131,79 @@ func TestProposeKeepsHighRisk(t *testing.T) {
 	if n := p.NextSnap.Stats().HighRisk; n != want {
 		t.Fatalf("proposed snapshot has %d high-risk prefixes, the one in force %d", n, want)
 	}
+}
+
+func manyTuples(n int) []policy.HighRiskEntry {
+	l := make([]policy.HighRiskEntry, n)
+	for i := range l {
+		l[i] = policy.HighRiskEntry{Prefix: "+" + strconv.Itoa(100000+i), Country: "GB", Category: "irsf", Source: "src " + strconv.Itoa(i)}
+	}
+	return l
+}
+
+// Which form the packed list takes: digits while every prefix packs, 16-bit
+// tuple indexes while they fit.
+func TestPackHighRiskForms(t *testing.T) {
+	tests := []struct {
+		name           string
+		l              []policy.HighRiskEntry
+		digits, meta16 bool
+	}{
+		{"canonical", []policy.HighRiskEntry{{Prefix: "+44"}, {Prefix: "+1"}}, true, true},
+		{"one not canonical", []policy.HighRiskEntry{{Prefix: "+44"}, {Prefix: "44"}}, false, true},
+		{"many tuples", manyTuples(1<<16 + 1), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := packHighRisk(tt.l)
+			if (p.digits != nil) != tt.digits || (p.meta16 != nil) != tt.meta16 {
+				t.Fatalf("digits %v meta16 %v, want %v %v", p.digits != nil, p.meta16 != nil, tt.digits, tt.meta16)
+			}
+			if !reflect.DeepEqual(p.entries(), tt.l) {
+				t.Fatal("entries differ")
+			}
+		})
+	}
+}
+
+func TestPackDigits(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"+1", true}, {"+0", true}, {"+000", true}, {"+999999999999999", true},
+		{"", false}, {"+", false}, {"1", false}, {"+12a", false}, {"+1234567890123456", false}, {"++1", false},
+	}
+	for _, tt := range tests {
+		v, ok := packDigits(tt.in)
+		if ok != tt.ok {
+			t.Errorf("packDigits(%q) ok %v, want %v", tt.in, ok, tt.ok)
+			continue
+		}
+		if ok {
+			if got := string(appendDigits(nil, v)); got != tt.in {
+				t.Errorf("packDigits(%q) unpacks to %q", tt.in, got)
+			}
+		}
+	}
+}
+
+// FuzzPackDigits: whatever packs unpacks to itself, and two different
+// prefixes never pack alike.
+func FuzzPackDigits(f *testing.F) {
+	for _, s := range []string{"+1", "+44", "+999999999999999", "+0", "+", "x"} {
+		f.Add(s, "+1")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		va, oka := packDigits(a)
+		vb, okb := packDigits(b)
+		if oka {
+			if got := string(appendDigits(nil, va)); got != a {
+				t.Fatalf("packDigits(%q) unpacks to %q", a, got)
+			}
+		}
+		if oka && okb && va == vb && a != b {
+			t.Fatalf("%q and %q pack alike", a, b)
+		}
+	})
 }

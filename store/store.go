@@ -650,10 +650,12 @@ func decodeRecord(bucket, key, p []byte, out any) error {
 		if err := policy.ValidName(string(key)); err != nil {
 			return fmt.Errorf("account name: %v", err)
 		}
-		var a policy.Account
 		if o, ok := out.(*policy.Account); ok {
 			return policy.DecodeStrict(p, o)
 		}
+		// declared here, not above: it escapes, and an account decoded
+		// into out would otherwise allocate one anyway
+		var a policy.Account
 		return policy.DecodeStrict(p, &a)
 	case string(bucketTemplates):
 		if err := policy.ValidName(string(key)); err != nil {
@@ -1127,9 +1129,17 @@ func get(tx *bolt.Tx, bucket, key []byte, out any) (ok bool, err error) {
 // damaged (and their records are left out). Load does not validate:
 // matcher.Compile does, and a stored set always passed it.
 func (s *Store) Load() (*policy.Set, error) {
-	set := &policy.Set{Accounts: map[string]policy.Account{}}
+	set := &policy.Set{}
+	// The decoded accounts are copied into a slab: kept as decoded, their
+	// small objects would pin the heap spans the decoder's garbage leaves.
+	var slab policy.Slab
 	err := s.view(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketAccounts)
+		set.Accounts = make(map[string]policy.Account, b.Stats().KeyN)
+		// one decoding target for every record: each would be an object
+		// of the map values' size among them
+		var a policy.Account
+		err := b.ForEach(func(k, v []byte) error {
 			if s.skip(bucketAccounts, k) {
 				return nil
 			}
@@ -1137,11 +1147,11 @@ func (s *Store) Load() (*policy.Set, error) {
 			if err != nil {
 				return err
 			}
-			var a policy.Account
+			a = policy.Account{}
 			if err := decodeRecord(bucketAccounts, k, p, &a); err != nil {
 				return &RecordError{Bucket: string(bucketAccounts), Key: printableKey(string(bucketAccounts), k), Why: err.Error()}
 			}
-			set.Accounts[string(k)] = a
+			set.Accounts[slab.String(string(k))] = slab.Adopt(a)
 			return nil
 		})
 		if err != nil {

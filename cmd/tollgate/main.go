@@ -79,6 +79,7 @@ type config struct {
 	velocityInterval              time.Duration
 	stateInterval                 time.Duration
 	gcPercent                     int
+	memoryLimit                   int
 	recentSize                    int
 	recentMaxAge, recentFlush     time.Duration
 	logFormat, logLevel           string
@@ -121,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.stateInterval, "state-flush-interval", time.Second, "how often the fraud state (counters, spend, live calls, alerts, webhook queue) is written to the data file: what a kill -9 can lose")
 	fs.DurationVar(&c.velocityInterval, "velocity-interval", 250*time.Millisecond, "how often the velocity rules are evaluated (the delay of an automatic lockdown)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 25, "once the policy is loaded, the garbage collector's GOGC: how far (in percent of the live heap) the heap may grow before a collection")
+	fs.IntVar(&c.memoryLimit, "memory-limit", 0, "once the policy is loaded, a soft limit in MiB on the Go runtime's memory (heap, stacks, runtime metadata; not the recent-traffic ring or the binary): the garbage collector runs more often as it nears the limit, using up to half the CPU; 0 = none (the GOMEMLIMIT environment variable, if set, stays in force)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.logNumbers, "log-numbers", false, "log the full dialled number of rejected calls (default: masked)")
@@ -189,6 +191,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.gcPercent < 10 || c.gcPercent > 1000 {
 		return nil, fmt.Errorf("-gc-percent %d: want between 10 and 1000", c.gcPercent)
+	}
+	if c.memoryLimit != 0 && (c.memoryLimit < 64 || c.memoryLimit > 1<<20) {
+		return nil, fmt.Errorf("-memory-limit %d: want 0 (none) or between 64 and 1048576 MiB", c.memoryLimit)
 	}
 	var err error
 	if c.proxies, err = teardown.ParseProxies(*proxyControl); err != nil {
@@ -515,6 +520,12 @@ func serve(args []string) error {
 	// 100,000 accounts. A lower GOGC keeps RSS near the live policy at the
 	// cost of a collection every few seconds under a steady write load.
 	debug.SetGCPercent(c.gcPercent)
+	if c.memoryLimit > 0 {
+		// Off by default: the live heap is the policy, whose size the
+		// operator chooses, and a limit below it would keep the collector
+		// running on the checks' CPU (docs/benchmarks.md, third pass).
+		debug.SetMemoryLimit(int64(c.memoryLimit) << 20)
+	}
 	evTokens, _ := eventTokens(c.eventsToken) // checked by parseFlags
 	if len(evTokens) == 0 && (!loopbackAddr(c.queryAddr) || !loopbackAddr(c.rpcAddr)) {
 		log.Warn().Str("query_addr", c.queryAddr).Str("rpc_addr", c.rpcAddr).

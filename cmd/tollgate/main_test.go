@@ -491,6 +491,34 @@ func TestGCPercentFlag(t *testing.T) {
 	f([]string{"-gc-percent", "5000"}, 0, "-gc-percent 5000")
 }
 
+// -memory-limit is off by default, in MiB, and refuses a limit too small
+// to hold any policy.
+func TestMemoryLimitFlag(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    int
+		wantErr string
+	}{
+		{nil, 0, ""},
+		{[]string{"-memory-limit", "0"}, 0, ""},
+		{[]string{"-memory-limit", "180"}, 180, ""},
+		{[]string{"-memory-limit", "64"}, 64, ""},
+		{[]string{"-memory-limit", "63"}, 0, "-memory-limit 63"},
+		{[]string{"-memory-limit", "-1"}, 0, "-memory-limit -1"},
+		{[]string{"-memory-limit", "2000000"}, 0, "-memory-limit 2000000"},
+		{[]string{"-memory-limit", "1G"}, 0, "memory-limit"},
+	}
+	for _, tt := range tests {
+		c, err := parseFlags(tt.args, io.Discard)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || c.memoryLimit != tt.want):
+			t.Errorf("%v: %v, memory limit %v, want %d", tt.args, err, c, tt.want)
+		}
+	}
+}
+
 // The teardown flags: the proxies' control interfaces parse into the
 // configuration; a bad one is refused naming the flag.
 func TestTeardownFlags(t *testing.T) {
