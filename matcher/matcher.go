@@ -154,7 +154,7 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 		}
 	}
 	if origin && v.Reason == ReasonOK && a.origin != nil {
-		m.checkOrigin(v, a, q)
+		m.checkOrigin(v, a, known, q)
 	}
 	if v.Action != Reject && v.Reason != ReasonEmergency && sc != nil {
 		if fs, ok := sc.(FleetScope); ok {

@@ -262,3 +262,49 @@ func TestOriginSubaccountState(t *testing.T) {
 		t.Fatalf("account quarantine does not hold alice: %s %q", v.Reason, v.RuleString())
 	}
 }
+
+// TestOriginRefPerStateKey: a compiled account remembers where its origin
+// state lives (originRef), which is right only because its calls always
+// use one state key. Unknown accounts share the default layer and must
+// not share its Ref: one unknown account's call from GB must not make
+// another's from NG a location change; a known account and its
+// subaccounts keep their own histories as without the Ref.
+func TestOriginRefPerStateKey(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Operator.Default.Origin = &policy.Origin{LocationChangeMinutes: ip(60)}
+	set.Accounts["team"] = policy.Account{Policy: policy.Policy{
+		HomeCountry: sp("GB"),
+		Origin:      &policy.Origin{LocationChangeMinutes: ip(60)},
+	}, Subaccounts: map[string]policy.Policy{
+		"own":    {Origin: &policy.Origin{LocationChangeMinutes: ip(60)}},
+		"shared": {MaxChannels: ip(2)},
+	}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := New(numplan.Default(), Options{Origin: origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{Now: func() time.Time { return now }}))})
+	m.Swap(snap)
+	call := func(acct, sub, src string) Verdict {
+		return m.Decide(&Query{To: "+441134960123", Account: acct, Subaccount: sub, SrcIP: src})
+	}
+	for _, tc := range []struct {
+		acct, sub, src string
+		reason         Reason
+	}{
+		{"stranger-1", "", srcGB, ReasonOK},
+		{"stranger-2", "", srcNG, ReasonOK}, // not stranger-1's history
+		{"stranger-1", "", srcNG, ReasonOriginScreen},
+		{"team", "", srcGB, ReasonOK},
+		{"team", "own", srcNG, ReasonOK},              // a history of its own
+		{"team", "shared", srcNG, ReasonOriginScreen}, // the account's
+		{"team", "nobody", srcNG, ReasonOriginScreen}, // unknown subaccount: the account's
+		{"team", "own", srcGB, ReasonOriginScreen},
+	} {
+		if v := call(tc.acct, tc.sub, tc.src); v.Reason != tc.reason {
+			t.Errorf("%s/%s from %s: %s, want %s (%q)", tc.acct, tc.sub, tc.src, v.Reason, tc.reason, v.RuleString())
+		}
+	}
+}

@@ -95,6 +95,9 @@ type Input struct {
 	// Emergency calls pass whatever the origin (the matcher lets them
 	// through before asking, this is a second belt).
 	Emergency bool
+	// Ref, when not nil, remembers where Account's state lives between
+	// checks (see Ref): it must only ever be passed with this Account.
+	Ref *Ref
 }
 
 // Outcome is Check's answer: a plain value whose strings point at immutable
@@ -271,11 +274,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 
 	var a *acct
 	if in.Account != "" {
-		if r.NeedsState() {
-			a = c.st.getOrCreate(in.Account, false)
-		} else {
-			a = c.st.get(in.Account)
-		}
+		a = c.st.lookup(in.Ref, in.Account, r.NeedsState())
 	}
 	// The clock is read only for an account with state: its history and
 	// pass window are all that need the time (and a clock read costs tens
