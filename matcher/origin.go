@@ -139,14 +139,22 @@ func (m *Matcher) checkOrigin(v *Verdict, a *account, known bool, q *Query) {
 		// checks the same state key; the default layer serves many.
 		in.Ref = &a.originRef
 	}
+	if !q.At.IsZero() {
+		in.Now = q.At.UnixNano()
+	}
 	if a.originKey != "" {
 		// A subaccount with origin settings of its own has its own state
 		// (one user's call abroad moves no other user), held by its
 		// account's quarantine too.
 		in.Account, in.Parent = a.originKey, a.name
 	}
-	o := m.origin.Check(in)
-	v.Origin, v.originRan = o, true
+	if m.checker != nil {
+		m.checker.CheckInto(&in, &v.Origin)
+	} else {
+		v.Origin = m.origin.Check(in)
+	}
+	v.originRan = true
+	o := &v.Origin
 	if o.Action == origin.Allow {
 		return
 	}

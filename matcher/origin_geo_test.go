@@ -308,3 +308,26 @@ func TestOriginRefPerStateKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginQueryAt: a query's At (a transport's request time) is the
+// time the origin checks record the call at, when the origin state keeps
+// the real clock.
+func TestOriginQueryAt(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Accounts["uk"] = policy.Account{Policy: policy.Policy{HomeCountry: sp("GB"), Origin: &policy.Origin{LocationChangeMinutes: ip(30)}}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{}))
+	m := New(numplan.Default(), Options{Origin: c})
+	m.Swap(snap)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if v := m.Decide(&Query{To: "+441134960123", Account: "uk", SrcIP: srcGB, At: at}); !v.OriginRan() || v.Action != Allow {
+		t.Fatalf("%s %q", v.Action, v.RuleString())
+	}
+	if got := c.State().Status("uk").LastCallAt; !got.Equal(at) {
+		t.Fatalf("last call at %v, want the query's %v", got, at)
+	}
+}

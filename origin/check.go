@@ -98,6 +98,11 @@ type Input struct {
 	// Ref, when not nil, remembers where Account's state lives between
 	// checks (see Ref): it must only ever be passed with this Account.
 	Ref *Ref
+	// Now is the time of the call in Unix nanoseconds when the caller has
+	// read the clock already (0: Check reads it, if it needs it). A State
+	// with a clock of its own (StateOptions.Now, as tests set) reads that
+	// one instead.
+	Now int64
 }
 
 // Outcome is Check's answer: a plain value whose strings point at immutable
@@ -198,21 +203,32 @@ func (c *Checker) Geo() *GeoIP { return c.geo }
 // meets the same screen. Check takes no global lock and allocates nothing
 // once the account's state exists.
 func (c *Checker) Check(in Input) Outcome {
+	var o Outcome
+	c.CheckInto(&in, &o)
+	return o
+}
+
+// CheckInto is Check writing its outcome to *o, for a caller that keeps
+// the outcome in a larger value (the matcher's verdict): neither the input
+// nor the outcome is copied on the way. It keeps neither pointer.
+func (c *Checker) CheckInto(in *Input, o *Outcome) {
+	*o = Outcome{}
 	if in.Emergency {
-		return Outcome{Rule: RuleEmergency}
+		o.Rule = RuleEmergency
+		return
 	}
 	r := in.Rules
 	if r == nil {
-		return Outcome{Rule: RuleOff}
+		o.Rule = RuleOff
+		return
 	}
-	o, changed, account := c.check(&in, r)
+	changed, account := c.check(in, r, o)
 	c.outcomes[o.Rule][o.Action].Add(1)
 	if changed && c.st.o.OnChange != nil {
 		// The account name may point into request memory: the hook gets
 		// its own copy (once per account, when its home is assigned).
 		c.st.o.OnChange(strings.Clone(account), c.durable(account))
 	}
-	return o
 }
 
 func (c *Checker) durable(account string) Durable {
@@ -225,7 +241,7 @@ func (c *Checker) durable(account string) Durable {
 	return a.durable(c.st.o.Now())
 }
 
-func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account string) {
+func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account string) {
 	ip, perr := ParseSource(in.SrcIP)
 	ipOK := perr == SourceOK
 	if ipOK {
@@ -254,11 +270,11 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	// Operator blocklist.
 	if ipOK && op.blocked.Contains(ip) {
 		o.Action, o.Kind, o.Rule = Reject, KindBlocked, RuleBlockedSource
-		return o, false, ""
+		return false, ""
 	}
 	if origin != 0 && op.blockedOrigins[origin] {
 		o.Action, o.Kind, o.Rule = Reject, KindBlocked, RuleBlockedOrigin
-		return o, false, ""
+		return false, ""
 	}
 
 	// A subaccount with state of its own is still held by its account's
@@ -283,7 +299,9 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	var now int64
 	var s hotView // a's fields, or zero
 	if a != nil {
-		now = c.st.o.Now().UnixNano()
+		if now = in.Now; now == 0 || !c.st.realClock {
+			now = c.st.o.Now().UnixNano()
+		}
 		a.load(&s)
 	}
 	home := r.home
@@ -300,14 +318,14 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			if !s.quarantined {
 				o.Failed = parentFailed
 			}
-			return o, false, ""
+			return false, ""
 		}
 	}
 
 	if r.hasTrusted {
 		if !ipOK || !r.trusted.Contains(ip) {
 			o.Action, o.Kind, o.Rule = Reject, KindUntrusted, RuleUntrusted
-			return o, false, ""
+			return false, ""
 		}
 		o.Rule = RuleTrusted
 		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
@@ -315,7 +333,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			c.record(a, now, origin, ip, ipOK)
 			a.unlock()
 		}
-		return o, false, ""
+		return false, ""
 	}
 
 	zoneAct := Allow
@@ -345,11 +363,11 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	// Rejections: zone (home is safe) or unknown origin.
 	if origin != 0 && zoneAct == Reject && origin != home {
 		o.Action, o.Kind, o.Rule = Reject, KindRejected, RuleZone
-		return o, false, ""
+		return false, ""
 	}
 	if origin == 0 && unknownAct == Reject {
 		o.Action, o.Kind, o.Rule = Reject, KindRejected, unknownRule
-		return o, false, ""
+		return false, ""
 	}
 
 	// Screens.
@@ -410,7 +428,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 				}
 				a.mu.Unlock()
 			}
-			return o, false, ""
+			return false, ""
 		}
 	}
 	if assign {
@@ -423,20 +441,20 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		a.unlock()
 		if assigned {
 			o.Home = o.Country
-			return o, true, in.Account
+			return true, in.Account
 		}
 		// Another call of the account (or the operator) set a home
 		// between the read and the lock: this call is allowed as read,
 		// without claiming it assigned one.
 		o.Rule = RuleAllowed
-		return o, false, ""
+		return false, ""
 	}
 	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 		a.mu.Lock()
 		c.record(a, now, origin, ip, ipOK)
 		a.unlock()
 	}
-	return o, false, ""
+	return false, ""
 }
 
 // within reports whether a last call at "at" (0: none) is less than period

@@ -155,3 +155,31 @@ func TestRefSameOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// TestInputNow: a check takes the caller's reading of the clock
+// (Input.Now) when the State keeps the real clock, and ignores it when the
+// State has a clock of its own; without one it reads the State's.
+func TestInputNow(t *testing.T) {
+	op, _ := CompileOperator(OperatorSpec{})
+	r, _ := op.Account(AccountSpec{ChangeMinutes: 5, ChangeBy: "ip"})
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+	real := NewChecker(nil, NewState(StateOptions{}))
+	real.Check(Input{Account: "a", SrcIP: ipDE, Rules: r, Now: at.UnixNano()})
+	if got := real.State().Status("a").LastCallAt; !got.Equal(at) {
+		t.Errorf("real clock, Input.Now %v: last call at %v", at, got)
+	}
+	before := time.Now()
+	real.Check(Input{Account: "b", SrcIP: ipDE, Rules: r})
+	if got := real.State().Status("b").LastCallAt; got.Before(before) || got.After(time.Now()) {
+		t.Errorf("real clock, no Input.Now: last call at %v, not now", got)
+	}
+
+	clk := newClock()
+	clk.Add(time.Hour)
+	own := NewChecker(nil, NewState(StateOptions{Now: clk.Now}))
+	own.Check(Input{Account: "a", SrcIP: ipDE, Rules: r, Now: at.UnixNano()})
+	if got := own.State().Status("a").LastCallAt; !got.Equal(clk.Now()) {
+		t.Errorf("own clock %v, Input.Now %v: last call at %v", clk.Now(), at, got)
+	}
+}
