@@ -330,8 +330,8 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 		o.Rule = RuleTrusted
 		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 			a.mu.Lock()
-			c.record(a, now, origin, ip, ipOK)
-			a.unlock()
+			c.recordTimes(a, now, origin, ip, ipOK)
+			a.mu.Unlock()
 		}
 		return false, ""
 	}
@@ -437,8 +437,8 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 		if assigned {
 			a.home, a.homeAuto = origin, true
 		}
-		c.record(a, now, origin, ip, ipOK)
-		a.unlock()
+		c.record(a, now, origin, ip, ipOK) // publishes
+		a.mu.Unlock()
 		if assigned {
 			o.Home = o.Country
 			return true, in.Account
@@ -451,8 +451,8 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 	}
 	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 		a.mu.Lock()
-		c.record(a, now, origin, ip, ipOK)
-		a.unlock()
+		c.recordTimes(a, now, origin, ip, ipOK)
+		a.mu.Unlock()
 	}
 	return false, ""
 }
@@ -488,15 +488,38 @@ func needRecord(s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) bool
 // country (and its time) as they were, so it can neither erase a location
 // history nor restart a location-change period. A call older than the last
 // one recorded (two calls of the account raced) leaves it. Caller holds
-// a.mu and publishes.
+// a.mu; record publishes a's fields.
 func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	c.setLast(a, now, origin, ip, ipOK)
+	a.publish()
+}
+
+// recordTimes is record for a caller that changed nothing else of a: when
+// the call came from the last call's country and address, only the two
+// times move, and only they are published (half the atomic stores of a
+// whole publish).
+func (c *Checker) recordTimes(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	if c.setLast(a, now, origin, ip, ipOK) {
+		a.publish()
+	} else {
+		a.publishTimes()
+	}
+}
+
+// setLast makes the call a's last (see record) and reports whether its
+// country or address changed, not just the times. Caller holds a.mu and
+// publishes.
+func (c *Checker) setLast(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) (moved bool) {
 	if origin != 0 && now >= a.ccAt {
+		moved = origin != a.lastCC
 		a.lastCC, a.ccAt = origin, now
 	}
 	if ipOK && now >= a.ipAt {
+		moved = moved || ip != a.lastIP
 		a.lastIP, a.ipAt = ip, now
 	}
 	c.st.noteMove(a)
+	return moved
 }
 
 // AppendText appends the sentence that says which origin rule applied, for

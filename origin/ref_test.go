@@ -3,6 +3,7 @@ package origin
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 	"unsafe"
@@ -181,5 +182,35 @@ func TestInputNow(t *testing.T) {
 	own.Check(Input{Account: "a", SrcIP: ipDE, Rules: r, Now: at.UnixNano()})
 	if got := own.State().Status("a").LastCallAt; !got.Equal(clk.Now()) {
 		t.Errorf("own clock %v, Input.Now %v: last call at %v", clk.Now(), at, got)
+	}
+}
+
+// TestRecordTimesPublishes: recordTimes publishes only the times when the
+// country and address are the last call's, the whole hot state otherwise;
+// either way a check reads what a whole publish would have given it.
+func TestRecordTimesPublishes(t *testing.T) {
+	c := NewChecker(nil, NewState(StateOptions{}))
+	a := c.st.getOrCreate("a", true)
+	de, fr := packCC("DE"), packCC("FR")
+	ip1, ip2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::2")
+	for i, st := range []struct {
+		at int64
+		cc cc
+		ip netip.Addr
+		ok bool
+	}{
+		{10, de, ip1, true}, {20, de, ip1, true}, {30, fr, ip1, true}, {40, fr, ip2, true}, {50, fr, ip2, true},
+		{60, 0, ip2, true}, {70, de, netip.Addr{}, false}, {65, de, ip1, true}, {80, de, ip1, true},
+	} {
+		a.mu.Lock()
+		c.recordTimes(a, st.at, st.cc, st.ip, st.ok)
+		var got, want hotView
+		a.load(&got)
+		a.publish()
+		a.load(&want)
+		a.mu.Unlock()
+		if got != want {
+			t.Fatalf("step %d: read %+v, a whole publish gives %+v", i, got, want)
+		}
 	}
 }

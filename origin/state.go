@@ -242,6 +242,17 @@ func (a *acct) publish() {
 	h.seq.Add(1)
 }
 
+// publishTimes publishes a's last-call times alone, for a writer that
+// changed nothing else (the same country and address called again).
+// Caller holds a.mu.
+func (a *acct) publishTimes() {
+	h := &a.hot
+	h.seq.Add(1)
+	h.ccAt.Store(a.ccAt)
+	h.ipAt.Store(a.ipAt)
+	h.seq.Add(1)
+}
+
 // load reads a's hot fields without a lock (see hotState).
 func (a *acct) load(v *hotView) {
 	h := &a.hot
