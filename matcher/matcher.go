@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/fastcache"
 	"github.com/nyaruka/phonenumbers"
 	"github.com/tollgate/tollgate/numplan"
+	"github.com/tollgate/tollgate/origin"
 )
 
 // Matcher answers queries from the current snapshot. Decide only reads: the
@@ -26,6 +27,9 @@ type Matcher struct {
 	misses atomic.Uint64
 	vel    Velocity // nil: no velocity counting or lockdown
 	origin Origin   // nil: no origin checks
+	// checker is origin when it is package origin's Checker, called
+	// directly: its outcome is written into the verdict in place.
+	checker *origin.Checker
 }
 
 // Options tune a Matcher.
@@ -60,6 +64,7 @@ func New(plan *numplan.Plan, o Options) *Matcher {
 		o.SlowCacheBytes = 32 << 20
 	}
 	m := &Matcher{plan: plan, slow: fastcache.New(o.SlowCacheBytes), vel: o.Velocity, origin: o.Origin}
+	m.checker, _ = o.Origin.(*origin.Checker)
 	m.empty = &Snapshot{plan: plan, deflt: &account{countries: noCountries, defaultAllow: true, highRiskBlock: true, countriesLayer: LayerDefault, highRiskLayer: LayerDefault, maxRate: -1}}
 	return m
 }
@@ -134,6 +139,11 @@ func (m *Matcher) DecideBeside(s *Snapshot, vel Velocity, count bool, q *Query, 
 // is reused if a has the home country it was resolved under.
 func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin bool, q *Query, prev *Verdict) {
 	a, known, sub := s.lookup(q)
+	if origin && known && a.origin != nil {
+		// The origin check comes last and reads the account's origin
+		// state: start loading its line now, behind the rest.
+		a.originRef.Prefetch()
+	}
 	var sc VelocityScope
 	if vel != nil && (known || q.Account != "" && !s.rejectUnknown) {
 		// an unknown account served by choice is counted (and can be
@@ -154,7 +164,7 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 		}
 	}
 	if origin && v.Reason == ReasonOK && a.origin != nil {
-		m.checkOrigin(v, a, q)
+		m.checkOrigin(v, a, known, q)
 	}
 	if v.Action != Reject && v.Reason != ReasonEmergency && sc != nil {
 		if fs, ok := sc.(FleetScope); ok {

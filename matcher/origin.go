@@ -27,6 +27,20 @@ func originSpec(e policy.OriginEffective) origin.AccountSpec {
 	}
 }
 
+// originEffective is the merged origin settings r was compiled from
+// (originSpec's inverse; the zero settings for nil rules).
+func originEffective(r *origin.Rules) policy.OriginEffective {
+	if r == nil {
+		return policy.OriginEffective{}
+	}
+	s := r.Spec()
+	return policy.OriginEffective{
+		GeoProfile: s.Profile, Mobility: s.Mobility, HomeOrigin: s.Home, AssignHomeOrigin: s.AssignHome,
+		LocationChangeMinutes: s.ChangeMinutes, LocationChangeBy: s.ChangeBy,
+		ScreeningPassMinutes: s.PassMinutes, MaxFailedScreenings: s.MaxFailed, TrustedSources: s.TrustedSources,
+	}
+}
+
 // compileOriginOperator compiles the operator's geo profiles and source
 // blocklist; nil when the operator has neither (origin checks then run
 // only for layers that set origin settings).
@@ -118,16 +132,29 @@ var originReasons = [...]Reason{
 // lockdown and rate deck allow, and turns a screen or reject into the
 // verdict. An allowed call keeps its destination rule; the origin rule that
 // let it through is kept for the rule text.
-func (m *Matcher) checkOrigin(v *Verdict, a *account, q *Query) {
+func (m *Matcher) checkOrigin(v *Verdict, a *account, known bool, q *Query) {
 	in := origin.Input{Account: q.Account, SrcIP: q.SrcIP, Rules: a.origin, DestCountry: v.Country, HomeCountry: a.home}
+	if known {
+		// A known account's (or subaccount's) compiled layer always
+		// checks the same state key; the default layer serves many.
+		in.Ref = &a.originRef
+	}
+	if !q.At.IsZero() {
+		in.Now = q.At.UnixNano()
+	}
 	if a.originKey != "" {
 		// A subaccount with origin settings of its own has its own state
 		// (one user's call abroad moves no other user), held by its
 		// account's quarantine too.
 		in.Account, in.Parent = a.originKey, a.name
 	}
-	o := m.origin.Check(in)
-	v.Origin, v.originRan = o, true
+	if m.checker != nil {
+		m.checker.CheckInto(&in, &v.Origin)
+	} else {
+		v.Origin = m.origin.Check(in)
+	}
+	v.originRan = true
+	o := &v.Origin
 	if o.Action == origin.Allow {
 		return
 	}

@@ -2,10 +2,7 @@ package matcher
 
 import (
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,94 +91,6 @@ func TestOriginGeoLayers(t *testing.T) {
 	}
 }
 
-// BenchmarkDecideOrigin is BenchmarkDecideE164's policy (10,000 accounts,
-// 100,000 high-risk prefixes) deciding calls to numbers the accounts may
-// call, from random accounts, with origin checks off and on: every account then has a geo profile, stationary mobility, a home
-// country and a 30-minute location-change period, and a Geo-IP database is
-// in force. "origin/op" is the share of calls the destination rules allowed,
-// i.e. that reached the origin check. "on-home-write" is on-home with a
-// clock that moves 2 s per call, so every call is a new last call and takes
-// the account's lock to record it (the worst case: on-home's calls of an
-// account come milliseconds apart and leave its state as it was).
-// "cpu-ns/op" is the loop's thread CPU time per call, which a shared
-// machine disturbs less than ns/op (time the core was elsewhere is left
-// out).
-func BenchmarkDecideOrigin(b *testing.B) {
-	geo := geoTestDB(b)
-	// Numbers every synthetic account may call (no high-risk prefix of
-	// the synthetic list covers them), so every call reaches the origin
-	// check when it is on.
-	var nums []string
-	plain := newTestMatcher(b, synthSet(10_000, 100_000, 1))
-	for _, n := range []string{"+441134960123", "+442079460123", "+33142685300", "+33491123456", "+14155550123",
-		"+12125550123", "+493012345678", "+498912345678", "+34912345678", "+31201234567"} {
-		ok := true
-		for a := 0; a < 8; a++ {
-			ok = ok && plain.Decide(&Query{To: n, Account: "acct-" + strconv.Itoa(a)}).Reason == ReasonOK
-		}
-		if ok {
-			nums = append(nums, n)
-		}
-	}
-	if len(nums) < 2 {
-		b.Fatalf("only %v pass the synthetic policy", nums)
-	}
-	for _, bc := range []struct {
-		name, src string
-		on        bool
-	}{
-		{"off", srcGB, false},
-		{"on-home", srcGB, true},
-		{"on-screen", srcNG, true},
-		{"on-home-write", srcGB, true},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			set := synthSet(10_000, 100_000, 1)
-			opt := Options{}
-			if bc.on {
-				set.Operator.GeoProfiles = geoProfiles()
-				for k, a := range set.Accounts {
-					a.Origin = &policy.Origin{GeoProfile: sp("std"), Mobility: sp("stationary"), HomeOrigin: sp("GB"), LocationChangeMinutes: ip(30)}
-					set.Accounts[k] = a
-				}
-				so := origin.StateOptions{}
-				if bc.name == "on-home-write" {
-					var clk atomic.Int64
-					clk.Store(time.Now().UnixNano())
-					so.Now = func() time.Time { return time.Unix(0, clk.Add(int64(2*time.Second))) }
-				}
-				opt.Origin = origin.NewChecker(geo, origin.NewState(so))
-			}
-			snap, err := Compile(set, numplan.Default())
-			if err != nil {
-				b.Fatal(err)
-			}
-			m := New(numplan.Default(), opt)
-			m.Swap(snap)
-			qs := benchQueries(1<<16, 10_000, "+")
-			ran := 0
-			for i := range qs {
-				qs[i].To, qs[i].SrcIP = nums[i%len(nums)], bc.src
-				if v := m.Decide(&qs[i]); v.OriginRan() { // also creates every account's state
-					ran++
-				}
-			}
-			var buf [256]byte
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := threadCPU()
-			for i := 0; i < b.N; i++ {
-				v := m.Decide(&qs[i&(len(qs)-1)])
-				_ = v.AppendRule(buf[:0])
-			}
-			b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
-			b.ReportMetric(float64(ran)/float64(len(qs)), "origin/op")
-		})
-	}
-}
-
 // TestOriginSubaccountState: a subaccount with origin settings of its own
 // has its own origin state (its calls move no other user's location, its
 // assigned home is its own), while one without shares its account's; an
@@ -260,5 +169,74 @@ func TestOriginSubaccountState(t *testing.T) {
 	}
 	if v := call("alice", srcGB); v.Reason != ReasonQuarantined {
 		t.Fatalf("account quarantine does not hold alice: %s %q", v.Reason, v.RuleString())
+	}
+}
+
+// TestOriginRefPerStateKey: a compiled account remembers where its origin
+// state lives (originRef), which is right only because its calls always
+// use one state key. Unknown accounts share the default layer and must
+// not share its Ref: one unknown account's call from GB must not make
+// another's from NG a location change; a known account and its
+// subaccounts keep their own histories as without the Ref.
+func TestOriginRefPerStateKey(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Operator.Default.Origin = &policy.Origin{LocationChangeMinutes: ip(60)}
+	set.Accounts["team"] = policy.Account{Policy: policy.Policy{
+		HomeCountry: sp("GB"),
+		Origin:      &policy.Origin{LocationChangeMinutes: ip(60)},
+	}, Subaccounts: map[string]policy.Policy{
+		"own":    {Origin: &policy.Origin{LocationChangeMinutes: ip(60)}},
+		"shared": {MaxChannels: ip(2)},
+	}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := New(numplan.Default(), Options{Origin: origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{Now: func() time.Time { return now }}))})
+	m.Swap(snap)
+	call := func(acct, sub, src string) Verdict {
+		return m.Decide(&Query{To: "+441134960123", Account: acct, Subaccount: sub, SrcIP: src})
+	}
+	for _, tc := range []struct {
+		acct, sub, src string
+		reason         Reason
+	}{
+		{"stranger-1", "", srcGB, ReasonOK},
+		{"stranger-2", "", srcNG, ReasonOK}, // not stranger-1's history
+		{"stranger-1", "", srcNG, ReasonOriginScreen},
+		{"team", "", srcGB, ReasonOK},
+		{"team", "own", srcNG, ReasonOK},              // a history of its own
+		{"team", "shared", srcNG, ReasonOriginScreen}, // the account's
+		{"team", "nobody", srcNG, ReasonOriginScreen}, // unknown subaccount: the account's
+		{"team", "own", srcGB, ReasonOriginScreen},
+	} {
+		if v := call(tc.acct, tc.sub, tc.src); v.Reason != tc.reason {
+			t.Errorf("%s/%s from %s: %s, want %s (%q)", tc.acct, tc.sub, tc.src, v.Reason, tc.reason, v.RuleString())
+		}
+	}
+}
+
+// TestOriginQueryAt: a query's At (a transport's request time) is the
+// time the origin checks record the call at, when the origin state keeps
+// the real clock.
+func TestOriginQueryAt(t *testing.T) {
+	set := testSet()
+	set.Operator.GeoProfiles = geoProfiles()
+	set.Accounts["uk"] = policy.Account{Policy: policy.Policy{HomeCountry: sp("GB"), Origin: &policy.Origin{LocationChangeMinutes: ip(30)}}}
+	snap, err := Compile(set, numplan.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := origin.NewChecker(geoTestDB(t), origin.NewState(origin.StateOptions{}))
+	m := New(numplan.Default(), Options{Origin: c})
+	m.Swap(snap)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if v := m.Decide(&Query{To: "+441134960123", Account: "uk", SrcIP: srcGB, At: at}); !v.OriginRan() || v.Action != Allow {
+		t.Fatalf("%s %q", v.Action, v.RuleString())
+	}
+	if got := c.State().Status("uk").LastCallAt; !got.Equal(at) {
+		t.Fatalf("last call at %v, want the query's %v", got, at)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/origin"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // TestOriginKeyFields keeps originKey complete: a field added to
@@ -38,5 +39,35 @@ func TestOriginKeyFields(t *testing.T) {
 	same.TrustedSources = append([]string(nil), base.TrustedSources...)
 	if originKeyOf(same) != originKeyOf(base) {
 		t.Error("equal specs have different keys")
+	}
+}
+
+// TestOriginEffectiveRoundTrip: a layer's merged origin settings are read
+// back from its compiled rules (originEffective) to merge a subaccount's
+// over them, so originSpec and originEffective must be each other's
+// inverse over every field.
+func TestOriginEffectiveRoundTrip(t *testing.T) {
+	e := policy.OriginEffective{GeoProfile: "p", Mobility: "stationary", HomeOrigin: "DE", AssignHomeOrigin: true,
+		LocationChangeMinutes: 5, LocationChangeBy: "ip", ScreeningPassMinutes: 7, MaxFailedScreenings: 2,
+		TrustedSources: []string{"10.0.0.0/8"}}
+	v := reflect.ValueOf(e)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Fatalf("set %s in this test", v.Type().Field(i).Name)
+		}
+	}
+	op, err := origin.CompileOperator(origin.OperatorSpec{Profiles: map[string]origin.ProfileSpec{"p": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := op.Account(originSpec(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := originEffective(r); !reflect.DeepEqual(got, e) {
+		t.Fatalf("round trip: %+v, want %+v", got, e)
+	}
+	if got := originEffective(nil); !reflect.DeepEqual(got, policy.OriginEffective{}) {
+		t.Fatalf("nil rules: %+v", got)
 	}
 }

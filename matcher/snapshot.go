@@ -67,10 +67,12 @@ type account struct {
 
 	maxRate int64 // max_destination_rate in millionths per minute, -1 = none
 
-	// originEff is the merged origin settings (nil: none), shared with the
-	// parent layer when this one sets none.
-	originEff *policy.OriginEffective
-	origin    *origin.Rules // nil: origin checks off
+	origin *origin.Rules // nil: origin checks off
+	// originRef remembers where the origin state of a known account's
+	// (or subaccount's) state key lives, so that a check finds it with
+	// one load. Written by checks (atomically); a layer copied from
+	// another starts with an empty one.
+	originRef origin.Ref
 	// originKey is the origin state key of a subaccount with origin
 	// settings of its own ("account/sub"); "" for the account's state.
 	originKey string
@@ -314,7 +316,7 @@ func packPrefix(p string) (packed, error) {
 // layer applies one validated policy layer over parent.
 func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field string) (*account, error) {
 	a := *parent
-	a.subs, a.src = nil, nil
+	a.subs, a.src, a.originRef = nil, nil, origin.Ref{}
 	if p.HomeCountry != nil {
 		a.home, a.homeLayer = *p.HomeCountry, l
 		a.homeInfo = c.plan.Region(a.home)
@@ -350,12 +352,10 @@ func (c *compiler) layer(parent *account, p *policy.Policy, l Layer, field strin
 		a.maxRate, a.maxRateLayer = policy.Micro(*p.MaxDestinationRate), l
 	}
 	if p.Origin != nil {
-		var base policy.OriginEffective
-		if a.originEff != nil {
-			base = *a.originEff
-		}
-		eff := policy.MergeOrigin(base, p.Origin)
-		a.originEff, a.originLayer = &eff, l
+		// The parent's merged settings are those its rules were
+		// compiled from (none for rules-free or the operator's own).
+		eff := policy.MergeOrigin(originEffective(a.origin), p.Origin)
+		a.originLayer = l
 		if a.origin, err = c.originRules(eff, field); err != nil {
 			return nil, err
 		}
@@ -796,7 +796,7 @@ func rebaseLayer(prev, parent *account, p *policy.Policy) *account {
 		return nil
 	}
 	a := *parent
-	a.subs, a.src = nil, nil
+	a.subs, a.src, a.originRef = nil, nil, origin.Ref{}
 	if p.HomeCountry != nil {
 		a.home, a.homeInfo, a.homeLayer = prev.home, prev.homeInfo, prev.homeLayer
 	}

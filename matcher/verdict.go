@@ -1,6 +1,8 @@
 package matcher
 
 import (
+	"time"
+
 	"github.com/tollgate/tollgate/numplan"
 	"github.com/tollgate/tollgate/origin"
 )
@@ -146,6 +148,10 @@ type Query struct {
 	From       string // caller's number (reserved for origin checks)
 	SrcIP      string // caller's source IP (reserved for origin checks)
 	CallID     string // SIP Call-ID (logged with a rejection)
+	// At is when the call is checked, if the caller has read the clock
+	// already (a transport's request time); zero: the origin checks read
+	// it when they need it.
+	At time.Time
 }
 
 // Layer says which level of policy took a decision.

@@ -95,6 +95,14 @@ type Input struct {
 	// Emergency calls pass whatever the origin (the matcher lets them
 	// through before asking, this is a second belt).
 	Emergency bool
+	// Ref, when not nil, remembers where Account's state lives between
+	// checks (see Ref): it must only ever be passed with this Account.
+	Ref *Ref
+	// Now is the time of the call in Unix nanoseconds when the caller has
+	// read the clock already (0: Check reads it, if it needs it). A State
+	// with a clock of its own (StateOptions.Now, as tests set) reads that
+	// one instead.
+	Now int64
 }
 
 // Outcome is Check's answer: a plain value whose strings point at immutable
@@ -195,21 +203,32 @@ func (c *Checker) Geo() *GeoIP { return c.geo }
 // meets the same screen. Check takes no global lock and allocates nothing
 // once the account's state exists.
 func (c *Checker) Check(in Input) Outcome {
+	var o Outcome
+	c.CheckInto(&in, &o)
+	return o
+}
+
+// CheckInto is Check writing its outcome to *o, for a caller that keeps
+// the outcome in a larger value (the matcher's verdict): neither the input
+// nor the outcome is copied on the way. It keeps neither pointer.
+func (c *Checker) CheckInto(in *Input, o *Outcome) {
+	*o = Outcome{}
 	if in.Emergency {
-		return Outcome{Rule: RuleEmergency}
+		o.Rule = RuleEmergency
+		return
 	}
 	r := in.Rules
 	if r == nil {
-		return Outcome{Rule: RuleOff}
+		o.Rule = RuleOff
+		return
 	}
-	o, changed, account := c.check(&in, r)
+	changed, account := c.check(in, r, o)
 	c.outcomes[o.Rule][o.Action].Add(1)
 	if changed && c.st.o.OnChange != nil {
 		// The account name may point into request memory: the hook gets
 		// its own copy (once per account, when its home is assigned).
 		c.st.o.OnChange(strings.Clone(account), c.durable(account))
 	}
-	return o
 }
 
 func (c *Checker) durable(account string) Durable {
@@ -222,7 +241,7 @@ func (c *Checker) durable(account string) Durable {
 	return a.durable(c.st.o.Now())
 }
 
-func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account string) {
+func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account string) {
 	ip, perr := ParseSource(in.SrcIP)
 	ipOK := perr == SourceOK
 	if ipOK {
@@ -251,11 +270,11 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	// Operator blocklist.
 	if ipOK && op.blocked.Contains(ip) {
 		o.Action, o.Kind, o.Rule = Reject, KindBlocked, RuleBlockedSource
-		return o, false, ""
+		return false, ""
 	}
 	if origin != 0 && op.blockedOrigins[origin] {
 		o.Action, o.Kind, o.Rule = Reject, KindBlocked, RuleBlockedOrigin
-		return o, false, ""
+		return false, ""
 	}
 
 	// A subaccount with state of its own is still held by its account's
@@ -271,11 +290,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 
 	var a *acct
 	if in.Account != "" {
-		if r.NeedsState() {
-			a = c.st.getOrCreate(in.Account, false)
-		} else {
-			a = c.st.get(in.Account)
-		}
+		a = c.st.lookup(in.Ref, in.Account, r.NeedsState())
 	}
 	// The clock is read only for an account with state: its history and
 	// pass window are all that need the time (and a clock read costs tens
@@ -284,7 +299,9 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	var now int64
 	var s hotView // a's fields, or zero
 	if a != nil {
-		now = c.st.o.Now().UnixNano()
+		if now = in.Now; now == 0 || !c.st.realClock {
+			now = c.st.o.Now().UnixNano()
+		}
 		a.load(&s)
 	}
 	home := r.home
@@ -301,22 +318,22 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 			if !s.quarantined {
 				o.Failed = parentFailed
 			}
-			return o, false, ""
+			return false, ""
 		}
 	}
 
 	if r.hasTrusted {
 		if !ipOK || !r.trusted.Contains(ip) {
 			o.Action, o.Kind, o.Rule = Reject, KindUntrusted, RuleUntrusted
-			return o, false, ""
+			return false, ""
 		}
 		o.Rule = RuleTrusted
 		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 			a.mu.Lock()
-			c.record(a, now, origin, ip, ipOK)
-			a.unlock()
+			c.recordTimes(a, now, origin, ip, ipOK)
+			a.mu.Unlock()
 		}
-		return o, false, ""
+		return false, ""
 	}
 
 	zoneAct := Allow
@@ -346,11 +363,11 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 	// Rejections: zone (home is safe) or unknown origin.
 	if origin != 0 && zoneAct == Reject && origin != home {
 		o.Action, o.Kind, o.Rule = Reject, KindRejected, RuleZone
-		return o, false, ""
+		return false, ""
 	}
 	if origin == 0 && unknownAct == Reject {
 		o.Action, o.Kind, o.Rule = Reject, KindRejected, unknownRule
-		return o, false, ""
+		return false, ""
 	}
 
 	// Screens.
@@ -411,7 +428,7 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 				}
 				a.mu.Unlock()
 			}
-			return o, false, ""
+			return false, ""
 		}
 	}
 	if assign {
@@ -420,24 +437,24 @@ func (c *Checker) check(in *Input, r *Rules) (o Outcome, changed bool, account s
 		if assigned {
 			a.home, a.homeAuto = origin, true
 		}
-		c.record(a, now, origin, ip, ipOK)
-		a.unlock()
+		c.record(a, now, origin, ip, ipOK) // publishes
+		a.mu.Unlock()
 		if assigned {
 			o.Home = o.Country
-			return o, true, in.Account
+			return true, in.Account
 		}
 		// Another call of the account (or the operator) set a home
 		// between the read and the lock: this call is allowed as read,
 		// without claiming it assigned one.
 		o.Rule = RuleAllowed
-		return o, false, ""
+		return false, ""
 	}
 	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
 		a.mu.Lock()
-		c.record(a, now, origin, ip, ipOK)
-		a.unlock()
+		c.recordTimes(a, now, origin, ip, ipOK)
+		a.mu.Unlock()
 	}
-	return o, false, ""
+	return false, ""
 }
 
 // within reports whether a last call at "at" (0: none) is less than period
@@ -471,15 +488,38 @@ func needRecord(s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) bool
 // country (and its time) as they were, so it can neither erase a location
 // history nor restart a location-change period. A call older than the last
 // one recorded (two calls of the account raced) leaves it. Caller holds
-// a.mu and publishes.
+// a.mu; record publishes a's fields.
 func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	c.setLast(a, now, origin, ip, ipOK)
+	a.publish()
+}
+
+// recordTimes is record for a caller that changed nothing else of a: when
+// the call came from the last call's country and address, only the two
+// times move, and only they are published (half the atomic stores of a
+// whole publish).
+func (c *Checker) recordTimes(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	if c.setLast(a, now, origin, ip, ipOK) {
+		a.publish()
+	} else {
+		a.publishTimes()
+	}
+}
+
+// setLast makes the call a's last (see record) and reports whether its
+// country or address changed, not just the times. Caller holds a.mu and
+// publishes.
+func (c *Checker) setLast(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) (moved bool) {
 	if origin != 0 && now >= a.ccAt {
+		moved = origin != a.lastCC
 		a.lastCC, a.ccAt = origin, now
 	}
 	if ipOK && now >= a.ipAt {
+		moved = moved || ip != a.lastIP
 		a.lastIP, a.ipAt = ip, now
 	}
 	c.st.noteMove(a)
+	return moved
 }
 
 // AppendText appends the sentence that says which origin rule applied, for

@@ -285,3 +285,44 @@ func bump(t *testing.T, p string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestGeoTableIndexMatchesBisection: with a table large enough to get its
+// /16 index, every lookup gives what the plain bisection of the whole
+// table gives: at every range's first address and the one before it, at
+// both ends of /16s and at random addresses.
+func TestGeoTableIndexMatchesBisection(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	codes := []string{"DE", "FR", "GB", "US", "NG", "CN", "BR"}
+	var nets []geoNet
+	for i := 0; i < 4000; i++ {
+		a := netip.AddrFrom4([4]byte{byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))})
+		nets = append(nets, geoNet{cidr: netip.PrefixFrom(a, 12+r.IntN(21)).Masked().String(), country: codes[r.IntN(len(codes))]})
+	}
+	tab, err := CompileGeoBytes(mmdbBytes(t, nets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.v4idx == nil || len(tab.v4start) < index4Min {
+		t.Fatalf("%d ranges, index %v: the test needs an indexed table", len(tab.v4start), tab.v4idx != nil)
+	}
+	plain := *tab
+	plain.v4idx = nil
+	check := func(x uint32) {
+		a := netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+		if got, want := tab.lookup(a), plain.lookup(a); got != want {
+			t.Fatalf("%s: indexed %q, bisection %q", a, got, want)
+		}
+	}
+	for _, s := range tab.v4start {
+		check(s)
+		check(s - 1)
+	}
+	for i := 0; i < 20000; i++ {
+		h := r.Uint32() >> 16
+		check(h << 16)
+		check(h<<16 | 0xffff)
+		check(r.Uint32())
+	}
+	check(0)
+	check(^uint32(0))
+}

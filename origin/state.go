@@ -73,6 +73,9 @@ type State struct {
 	seed   maphash.Seed
 	n      atomic.Int64
 	o      StateOptions
+	// realClock: o.Now is time.Now (none was given), so a check may take
+	// the caller's reading of it (Input.Now).
+	realClock bool
 
 	passed, failed, quarantines, released atomic.Uint64
 	verified, wrongCode, lockedOut        atomic.Uint64
@@ -110,16 +113,19 @@ type stateShard struct {
 }
 
 type acct struct {
+	// hot mirrors the fields Check reads, for its lock-free read (see
+	// hotState); writers update the fields below under mu and then
+	// publish. It comes first and is one cache line of its own (acct's
+	// size is a multiple of 64 bytes, so Go's allocator places every acct
+	// on a line boundary): a check that finds the account through a Ref
+	// reads this one line.
+	hot hotState
+
 	key  string // the state key (immutable; in kb when it fits, see newAcct)
 	hash uint64 // its hash (immutable)
 	// kb holds a short key next to the fields a lookup reads, so comparing
 	// it costs no cache miss of its own.
 	kb [acctKeyInline]byte
-
-	// hot mirrors the fields Check reads, for its lock-free read (see
-	// hotState); writers update the fields below under mu and then
-	// publish.
-	hot hotState
 
 	mu sync.Mutex
 
@@ -130,20 +136,15 @@ type acct struct {
 	// rejected call never moves them, so redialling cannot clear a
 	// location-change screen.
 	ccAt   int64
-	lastCC cc
 	ipAt   int64
 	lastIP netip.Addr
 	// The last screened call's origin, made the last call if its
 	// screening passes (pendAt 0: none).
 	pendAt int64
-	pendCC cc
 	pendIP netip.Addr
 
-	home        cc // assigned at the first call, or set through the admin API
-	homeAuto    bool
-	passUntil   int64
-	failed      int
-	quarantined bool
+	passUntil int64
+	failed    int
 
 	code       *CodeHash
 	codeFails  int
@@ -152,6 +153,12 @@ type acct struct {
 	codeBusy   int   // verifications in flight
 
 	export exportState // fleet mode (fleet.go)
+
+	// the small fields together
+	lastCC, pendCC cc
+	home           cc // assigned at the first call, or set through the admin API
+	homeAuto       bool
+	quarantined    bool
 }
 
 // acctKeyInline is the longest key kept inside its acct.
@@ -159,8 +166,9 @@ const acctKeyInline = 24
 
 // newAcct returns a new account state for key, which it copies (callers
 // pass request memory): into the acct itself when it fits.
-func newAcct(key string, h uint64) *acct {
+func newAcct(st *State, key string, h uint64) *acct {
 	a := &acct{hash: h}
+	a.hot.st = st
 	if len(key) == 0 || len(key) > acctKeyInline {
 		a.key = strings.Clone(key)
 		return a
@@ -177,13 +185,17 @@ func newAcct(key string, h uint64) *acct {
 // memory to read an account. Every field is an atomic, so the race
 // detector sees no race.
 type hotState struct {
-	seq                   atomic.Uint32
+	seq atomic.Uint32
+	// gone is set (under the account's lock) when Prune removes the
+	// account from its table: a Ref that still points at it is stale.
+	gone                  atomic.Uint32
 	ccAt, ipAt, passUntil atomic.Int64
 	ipHi, ipLo            atomic.Uint64
 	// meta packs lastCC (bits 0-15), home (16-31), failed (32-47),
 	// quarantined (48) and the last address's kind (49-50: 0 none, 1
 	// IPv4, 2 IPv6).
 	meta atomic.Uint64
+	st   *State // the State the account belongs to (immutable), for Ref
 }
 
 // hotView is a consistent copy of an account's hot fields.
@@ -227,6 +239,17 @@ func (a *acct) publish() {
 	h.ipHi.Store(hi)
 	h.ipLo.Store(lo)
 	h.meta.Store(meta)
+	h.seq.Add(1)
+}
+
+// publishTimes publishes a's last-call times alone, for a writer that
+// changed nothing else (the same country and address called again).
+// Caller holds a.mu.
+func (a *acct) publishTimes() {
+	h := &a.hot
+	h.seq.Add(1)
+	h.ccAt.Store(a.ccAt)
+	h.ipAt.Store(a.ipAt)
 	h.seq.Add(1)
 }
 
@@ -345,7 +368,8 @@ func (t *table) each(f func(a *acct)) {
 
 // NewState returns an empty State.
 func NewState(o StateOptions) *State {
-	if o.Now == nil {
+	realClock := o.Now == nil
+	if realClock {
 		o.Now = time.Now
 	}
 	if o.MaxAccounts <= 0 {
@@ -360,7 +384,7 @@ func NewState(o StateOptions) *State {
 	if o.CodeLockout <= 0 {
 		o.CodeLockout = 15 * time.Minute
 	}
-	s := &State{o: o, seed: maphash.MakeSeed()}
+	s := &State{o: o, seed: maphash.MakeSeed(), realClock: realClock}
 	for i := range s.shards {
 		s.shards[i].t.Store(newTable(0))
 	}
@@ -382,6 +406,50 @@ func (s *State) hash(account string) uint64 { return maphash.String(s.seed, acco
 func (s *State) get(account string) *acct {
 	h := s.hash(account)
 	return s.shards[h%numShards].t.Load().find(h, account)
+}
+
+// Ref remembers where one state key's state lives, so that a caller
+// checking the same key again and again (the matcher keeps one in each
+// compiled account) finds it with one load instead of a hash and a probe
+// of the table. The zero Ref is empty; a Ref must only ever be passed with
+// the same state key (Input.Ref). It is filled and read atomically: one
+// Ref may serve concurrent checks. A Ref whose account was pruned, or that
+// belongs to another State, is looked up again and refilled.
+type Ref struct {
+	p unsafe.Pointer // *acct
+}
+
+// Prefetch starts loading the line of the account state r points at (a
+// check of the account is coming), so that the cache miss overlaps with
+// what the caller does first. It waits for nothing and changes nothing.
+func (r *Ref) Prefetch() {
+	if p := atomic.LoadPointer(&r.p); p != nil {
+		prefetch(p)
+	}
+}
+
+func (r *Ref) load() *acct   { return (*acct)(atomic.LoadPointer(&r.p)) }
+func (r *Ref) store(a *acct) { atomic.StorePointer(&r.p, unsafe.Pointer(a)) }
+
+// lookup finds an account's state, through ref when it holds a live
+// account of s; create adds it when missing (getOrCreate, nil when the
+// State is full). A found account is remembered in ref.
+func (s *State) lookup(ref *Ref, account string, create bool) *acct {
+	if ref != nil {
+		if a := ref.load(); a != nil && a.hot.st == s && a.hot.gone.Load() == 0 {
+			return a
+		}
+	}
+	var a *acct
+	if create {
+		a = s.getOrCreate(account, false)
+	} else {
+		a = s.get(account)
+	}
+	if a != nil && ref != nil {
+		ref.store(a)
+	}
+	return a
 }
 
 // getOrCreate finds or adds an account's state; nil when the State is full
@@ -407,7 +475,7 @@ func (s *State) getOrCreate(account string, force bool) *acct {
 		sh.t.Store(g)
 		t = g
 	}
-	a := newAcct(account, h)
+	a := newAcct(s, account, h)
 	t.put(a)
 	s.n.Add(1)
 	return a
@@ -426,6 +494,9 @@ func (s *State) Prune(age time.Duration) int {
 		t.each(func(a *acct) {
 			a.mu.Lock()
 			idle := max(a.ccAt, a.ipAt, a.pendAt) < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0
+			if idle {
+				a.hot.gone.Store(1) // Refs to it look it up again
+			}
 			a.mu.Unlock()
 			if idle {
 				removed++

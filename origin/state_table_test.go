@@ -203,8 +203,8 @@ func TestStateTableKeys(t *testing.T) {
 	// Equal tags (hashes equal but for the low bit) and one probe chain:
 	// each lookup finds its own account, a missing key none.
 	tb := newTable(0)
-	x, y := newAcct("x", 64<<6), newAcct("y", 64<<6|1)
-	z := newAcct("z", 64<<6) // same hash as x, other key
+	x, y := newAcct(nil, "x", 64<<6), newAcct(nil, "y", 64<<6|1)
+	z := newAcct(nil, "z", 64<<6) // same hash as x, other key
 	for _, a := range []*acct{x, y, z} {
 		tb.put(a)
 	}

@@ -160,9 +160,10 @@ func (h *Server) Serve(ctx *fasthttp.RequestCtx) bool {
 // decide runs one query and counts it; a rejected or screened call gets its
 // log line. It is the single decision point of every transport. at is when
 // the request arrived if the transport already read the clock (fasthttp's
-// ctx.Time()), so the recent-traffic ring needs no clock read of its own;
-// a zero at reads the clock.
+// ctx.Time()), so the recent-traffic ring and the origin checks need no
+// clock read of their own; a zero at reads the clock.
 func (h *Server) decide(q *matcher.Query, t transport, at time.Time) matcher.Verdict {
+	q.At = at // the origin checks need no clock read of their own either
 	v := h.m.Decide(q)
 	h.met.decision(t, &v)
 	h.observe(q, &v, at)
