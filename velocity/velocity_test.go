@@ -209,6 +209,18 @@ func TestCallsPerMinuteLockdown(t *testing.T) {
 	}
 }
 
+// A burst that passes both levels between two evaluations raises the
+// critical alert alone: the warning would arrive after the lockdown it warns
+// of. The end-to-end tests on a loaded machine meet this case.
+func TestCallsPerMinuteJumpsPastWarning(t *testing.T) {
+	v := &policy.Velocity{Rules: []policy.VelocityRule{{Name: "burst", CallsPerMinute: th(5, 10)}}}
+	f := newFixture(t, setWith(v))
+	f.calls(12, "acme", "", numFR)
+	f.expectAlerts("threshold/critical/calls_per_minute", "lockdown/critical/lockdown")
+	f.calls(1, "acme", "", numGB)
+	f.expectAlerts() // no late warning either
+}
+
 // The exact edge of the one-second ring: a call 59 s after the first is in
 // the same minute, one 60 s after is not.
 func TestCallsPerMinuteEdge(t *testing.T) {
