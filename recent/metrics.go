@@ -14,4 +14,6 @@ func (r *Ring) WriteMetrics(w io.Writer) {
 	p.UintLine("tollgate_recent_queries", held)
 	p.Head("tollgate_recent_written_total", "Check queries ever written to the recent-traffic ring.", "counter")
 	p.UintLine("tollgate_recent_written_total", r.Written())
+	p.Head("tollgate_recent_lapped_total", "Check queries not recorded because a writer one lap of the ring behind still held their slot.", "counter")
+	p.UintLine("tollgate_recent_lapped_total", r.Lapped())
 }

@@ -81,9 +81,16 @@ type Ring struct {
 	slots  []slot
 	next   atomic.Uint64
 	maxAge time.Duration
+	// lapped counts records given up because a writer stalled mid-record
+	// held their slot (the ring went round while it slept).
+	lapped atomic.Uint64
 }
 
-type slot [words]atomic.Uint64 // [0] sequence (index+1, 0 while written), [1] unix ns, [2:] data
+type slot [words]atomic.Uint64 // [0] sequence (index+1; 0 never written, busy while written), [1] unix ns, [2:] data
+
+// busy marks a slot a writer is filling: the one writer whose swap found
+// something else owns it until it stores the record's sequence.
+const busy = ^uint64(0)
 
 // New returns a ring of size records that forgets records older than
 // maxAge (0: only the size bounds it). size <= 0 returns nil: no ring.
@@ -113,6 +120,15 @@ func (r *Ring) MaxAge() time.Duration {
 	return r.maxAge
 }
 
+// Lapped is how many records Add gave up because their slot was still
+// being written by a writer one lap behind.
+func (r *Ring) Lapped() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.lapped.Load()
+}
+
 // Written is how many records were ever added (including those since
 // overwritten).
 func (r *Ring) Written() uint64 {
@@ -127,9 +143,13 @@ func (r *Ring) Written() uint64 {
 // kept instead). It never blocks and never allocates.
 //
 // The record is written in place between two sequence-word updates (a
-// seqlock): the swap to 0 orders before the plain stores of the data, the
-// store of the new sequence after them, and readers load every word
+// seqlock): the swap to busy orders before the plain stores of the data,
+// the store of the new sequence after them, and readers load every word
 // atomically and keep a copy only when the sequence word did not change.
+// The swap also makes the writer the slot's only one: a writer that finds
+// the slot busy (another, claimed one lap earlier, stalled mid-record)
+// gives its record up rather than write over the other's, which would let
+// a reader take the mix of both for a whole record.
 // The data stores are deliberately plain (a dozen atomic stores cost more
 // than the rest of Add), hence go:norace: readers detect the overlap the
 // race detector would report.
@@ -141,7 +161,10 @@ func (r *Ring) Add(now time.Time, account, sub, dialled string, e164 []byte, src
 	}
 	i := r.next.Add(1) - 1
 	s := &r.slots[i%uint64(len(r.slots))]
-	s[0].Swap(0)
+	if s[0].Swap(busy) == busy {
+		r.lapped.Add(1)
+		return
+	}
 	p := (*[RecordBytes]byte)(unsafe.Pointer(s))
 	binary.LittleEndian.PutUint64(p[8:], uint64(now.UnixNano()))
 	d := p[16:]
@@ -213,7 +236,7 @@ type raw [words]uint64
 func (r *Ring) load(i int, out *raw) bool {
 	s := &r.slots[i]
 	seq := s[0].Load()
-	if seq == 0 {
+	if seq == 0 || seq == busy {
 		return false
 	}
 	for w := 1; w < words; w++ {

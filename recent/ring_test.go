@@ -216,3 +216,29 @@ func FuzzLoad(f *testing.F) {
 		q.Calls(t0)
 	})
 }
+
+// TestLappedWriterGivesUp: a writer stalled mid-record one lap behind owns
+// its slot; the writer that laps onto it records nothing (and counts it)
+// rather than mix its record into the other's.
+func TestLappedWriterGivesUp(t *testing.T) {
+	r := New(2, 0)
+	r.Add(t0, "a0", "", "", []byte("+10"), "", 0, 0, "")
+	r.Add(t0, "a1", "", "", []byte("+11"), "", 0, 0, "")
+	r.slots[0][0].Store(busy) // a writer claimed record 2 and stalled
+	r.next.Add(1)
+	r.Add(t0, "a3", "", "", []byte("+13"), "", 0, 0, "") // record 3: slot 1
+	r.Add(t0, "a4", "", "", []byte("+14"), "", 0, 0, "") // record 4: slot 0, still busy
+	if r.Lapped() != 1 {
+		t.Fatalf("lapped %d, want 1", r.Lapped())
+	}
+	var got []string
+	r.Each(t0, func(c *Call) bool { got = append(got, c.Account+c.To); return true })
+	if fmt.Sprint(got) != "[a3+13]" {
+		t.Errorf("records %v, want only a3's", got)
+	}
+	var b strings.Builder
+	r.WriteMetrics(&b)
+	if !strings.Contains(b.String(), "tollgate_recent_lapped_total 1\n") {
+		t.Errorf("metrics:\n%s", b.String())
+	}
+}
