@@ -25,8 +25,31 @@ import (
 const cubaDeck = "prefix,rate_per_minute,currency\n+53,1.1,USD\n+33,0.01,USD\n"
 
 // spendAccount has a 5 USD daily limit that only alerts (so the calls go on)
-// and a rule that counts every allowed call in a day.
-const spendAccount = `{"home_country":"GB","countries":{"default":"allow"},"velocity":{"action":"alert","daily_spend":{"limit":5},"rules":[{"name":"all","window_minutes":1440,"calls_per_window":{"critical":1000000}}]}}`
+// and a rule that counts every allowed call in a day, in a time zone where
+// it is about noon (middayZone).
+func spendAccount() string {
+	return `{"home_country":"GB","countries":{"default":"allow"},"time_zone":"` + middayZone(time.Now()) +
+		`","velocity":{"action":"alert","daily_spend":{"limit":5},"rules":[{"name":"all","window_minutes":1440,"calls_per_window":{"critical":1000000}}]}}`
+}
+
+// middayZone names a fixed-offset zone in which it is between 11:00 and
+// 13:00 at now. The spend tests book calls of a few minutes that end now,
+// and a day's spend counts only the part of a call after the account's
+// local midnight: in the account's own zone (UTC for GB) a test run in the
+// first five minutes of the day booked less than the 5.5 USD it expects,
+// so the 5 USD alert never came (a `make test` started just after midnight
+// UTC failed so). The spend is right; the tests must not depend on the
+// hour they run at.
+func middayZone(now time.Time) string {
+	off := 12 - now.UTC().Hour() // -11 to +12
+	switch {
+	case off > 0:
+		return fmt.Sprintf("Etc/GMT-%d", off) // POSIX sign: Etc/GMT-3 is UTC+3
+	case off < 0:
+		return fmt.Sprintf("Etc/GMT+%d", -off)
+	}
+	return "UTC"
+}
 
 // metric reads one sample of /metrics (0 when absent).
 func (d *daemon) metric(name string) float64 {
@@ -96,7 +119,7 @@ func TestFraudStateSurvivesKill9(t *testing.T) {
 	deck := writeFile(t, t.TempDir(), "deck.csv", cubaDeck)
 	args := []string{"-rate-deck-file", deck, "-state-flush-interval", "100ms", "-velocity-interval", "20ms"}
 	d := startDaemon(t, dir, args...)
-	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount); st != 200 {
+	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount()); st != 200 {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	for i := 0; i < 3; i++ {
@@ -152,7 +175,7 @@ func TestKill9MidBatch(t *testing.T) {
 	deck := writeFile(t, t.TempDir(), "deck.csv", cubaDeck)
 	args := []string{"-rate-deck-file", deck, "-state-flush-interval", "20ms"}
 	d := startDaemon(t, dir, args...)
-	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount); st != 200 {
+	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount()); st != 200 {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	var acked atomic.Int64 // ends acknowledged, each 60 s at 1.10 USD
@@ -229,7 +252,7 @@ func TestFraudStateSIGTERMLosesNothing(t *testing.T) {
 	deck := writeFile(t, t.TempDir(), "deck.csv", cubaDeck)
 	args := []string{"-rate-deck-file", deck, "-state-flush-interval", "1m"}
 	d := startDaemon(t, dir, args...)
-	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount); st != 200 {
+	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount()); st != 200 {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	d.postEvents(`{"event":"ended","call_id":"x","account":"acme","to":"+5355512345","duration":60}`)
@@ -322,13 +345,15 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 // An unlock must not switch the protection off for the day: unlocked at
 // 5.5 USD of a 5 USD limit, spending goes on until 10.5 USD, where a new
 // critical locks again; the unlock's grace survives kill -9; an `until` of
-// "midnight" is the account's next local midnight.
+// "midnight" is the account's next local midnight (in a zone where it is
+// about noon: see spendAccount).
 func TestUnlockThenSpend(t *testing.T) {
 	dir := t.TempDir()
 	deck := writeFile(t, t.TempDir(), "deck.csv", cubaDeck)
 	args := []string{"-rate-deck-file", deck, "-velocity-interval", "20ms", "-state-flush-interval", "50ms"}
 	d := startDaemon(t, dir, args...)
-	d.admin("PUT", "/v1/accounts/acme", `{"home_country":"GB","countries":{"default":"allow"},"time_zone":"Pacific/Auckland","velocity":{"daily_spend":{"limit":5}}}`)
+	zone := middayZone(time.Now()) // see spendAccount
+	d.admin("PUT", "/v1/accounts/acme", `{"home_country":"GB","countries":{"default":"allow"},"time_zone":"`+zone+`","velocity":{"daily_spend":{"limit":5}}}`)
 	d.postEvents(`{"event":"ended","call_id":"a","account":"acme","to":"+5355512345","duration":300}`)
 	waitLong(t, "lockdown", func() bool {
 		st, _ := d.admin("GET", "/v1/accounts/acme/lock", "")
@@ -345,9 +370,9 @@ func TestUnlockThenSpend(t *testing.T) {
 		Until time.Time `json:"until"`
 	}
 	json.Unmarshal([]byte(body), &u)
-	loc, _ := time.LoadLocation("Pacific/Auckland")
+	loc, _ := time.LoadLocation(zone)
 	if l := u.Until.In(loc); l.Hour() != 0 || l.Minute() != 0 || !u.Until.After(time.Now()) || u.Until.Sub(time.Now()) > 25*time.Hour {
-		t.Fatalf("until midnight in Auckland: %v", u.Until)
+		t.Fatalf("until midnight in %s: %v", zone, u.Until)
 	}
 	v := d.velocity("acme")
 	if v.Unlock == nil || v.Unlock.Relock["daily_spend"] != "10.5" {
@@ -375,4 +400,37 @@ func locked(d *daemon) bool {
 	d.t.Helper()
 	_, body := d.admin("GET", "/v1/accounts/acme/lock", "")
 	return strings.Contains(body, `"locked":true`)
+}
+
+// middayZone keeps every hour of the UTC day at least 11 hours from a
+// local midnight.
+func TestMiddayZone(t *testing.T) {
+	for _, tc := range []struct {
+		utc  string
+		zone string
+	}{
+		{"2026-12-06T00:02:00Z", "Etc/GMT-12"},
+		{"2026-12-06T00:59:59Z", "Etc/GMT-12"},
+		{"2026-12-06T05:30:00Z", "Etc/GMT-7"},
+		{"2026-12-06T11:00:00Z", "Etc/GMT-1"},
+		{"2026-12-06T12:45:00Z", "UTC"},
+		{"2026-12-06T13:00:00Z", "Etc/GMT+1"},
+		{"2026-12-06T23:59:59Z", "Etc/GMT+11"},
+	} {
+		now, err := time.Parse(time.RFC3339, tc.utc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zone := middayZone(now)
+		if zone != tc.zone {
+			t.Errorf("%s: %s, want %s", tc.utc, zone, tc.zone)
+		}
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatalf("%s: %v", zone, err)
+		}
+		if h := now.In(loc).Hour(); h < 11 || h > 12 {
+			t.Errorf("%s in %s is %v", tc.utc, zone, now.In(loc))
+		}
+	}
 }
