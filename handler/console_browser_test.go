@@ -126,6 +126,22 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
+// waitDrawn waits until the operator page, drawn anew after a write,
+// shows want in sel; a failure says what the page reported (a refused
+// write's error stays in #flash) and what its fields hold.
+func waitDrawn(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	eventually(t, sel+" to show "+want, func() (bool, string) {
+		got := evalJS[string](t, ctx, `Array.from(document.querySelectorAll(`+jsString(`#view[data-page="operator"] `+sel)+`)).map((e) => e.textContent).join(" | ")`)
+		if strings.Contains(got, want) {
+			return true, got
+		}
+		page := evalJS[string](t, ctx, `JSON.stringify({flash: $("#flash").textContent, page: $("#view").dataset.page,
+			fields: Array.from(document.querySelectorAll("#view input[id]")).map((i) => i.id + "=" + i.value)})`)
+		return false, fmt.Sprintf("%q; %s", got, page)
+	})
+}
+
 // waitText waits until the element's text contains want.
 func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
@@ -418,6 +434,14 @@ func TestConsolePages(t *testing.T) {
 	goPage(t, ctx, "#/operator", "operator", "#dis-cc")
 	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#dis-cc"), "cu"), chromedp.SendKeys(chromedp.CSS("#dis-reason"), "ops ticket 4713"),
 		chromedp.Click(chromedp.CSS(`#disabled-countries button[type="submit"]`)))
+	// The write's own redraw, not only its effect on GET /v1/check: the
+	// page redraws itself when the write's answer comes. Before, the test
+	// went on once the check said country_disabled, which can be before
+	// the browser has the answer; the late redraw then replaced the form
+	// goPage had drawn and the test had typed +4930 into with an empty
+	// one, whose submit the browser refused (the field is required) without
+	// a word: the verdict stayed ok.
+	waitDrawn(t, ctx, `#disabled-countries td`, "CU")
 	eventually(t, "CU disabled", func() (bool, string) {
 		s, reason := e.verdict("to=%2B5355512345&account=globex")
 		return reason == "country_disabled", fmt.Sprint(s, reason)
@@ -427,6 +451,7 @@ func TestConsolePages(t *testing.T) {
 		t.Fatalf("+4930 before the block: %s", reason)
 	}
 	bdo(t, ctx, chromedp.SendKeys(chromedp.CSS("#blk-prefix"), "+4930"), chromedp.Click(chromedp.CSS(`#blocked-prefixes button[type="submit"]`)))
+	waitDrawn(t, ctx, `#blocked-prefixes td`, "+4930")
 	eventually(t, "+4930 blocked", func() (bool, string) {
 		_, reason := e.verdict("to=%2B4930123456&account=initech")
 		return reason == "number_barred", reason

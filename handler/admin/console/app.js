@@ -3,7 +3,7 @@
 // the session cookie; writes carry the session's CSRF token.
 "use strict";
 
-const S = { name: "", csrf: "", countries: null, timer: null, prevDecisions: null };
+const S = { name: "", csrf: "", countries: null, timer: null, prevDecisions: null, gen: 0 };
 
 // ---- DOM helpers (text only: nothing from the API is parsed as HTML) ----
 function el(tag, attrs, ...kids) {
@@ -130,11 +130,21 @@ async function route() {
   const view = $("#view");
   view.dataset.page = ""; // set again once the page is drawn
   view.replaceChildren(el("p", { class: "muted" }, "loading…"));
+  // Routes overlap: a write redraws its page when its answer comes, and
+  // the operator may have moved on (or the same page been asked for again)
+  // meanwhile. Each page is drawn off the document and shown only by the
+  // latest route, so a slower earlier one cannot put its page, or its
+  // empty forms, over the one asked for last.
+  const gen = ++S.gen;
+  const box = el("div");
+  box.current = () => gen === S.gen;
   try {
-    await pages[page](view, parts.slice(1));
+    await pages[page](box, parts.slice(1));
   } catch (e) {
-    if (e.status !== 401) view.replaceChildren(el("p", { class: "error" }, "Could not load this page: " + e.message));
+    if (e.status !== 401) box.replaceChildren(el("p", { class: "error" }, "Could not load this page: " + e.message));
   }
+  if (gen !== S.gen || !S.csrf) return;
+  view.replaceChildren(...box.childNodes);
   view.dataset.page = page;
 }
 
@@ -174,7 +184,7 @@ async function overview(view) {
         el("tr", {}, el("td", {}, k), el("td", { class: "num" }, n))), "none yet"));
   };
   await refreshDecisions();
-  S.timer = setInterval(() => refreshDecisions().catch(() => {}), 5000);
+  if (view.current()) S.timer = setInterval(() => refreshDecisions().catch(() => {}), 5000);
 
   const ls = (await api("GET", "/v1/locks")).locks || [];
   locks.append(el("h2", {}, "Locked accounts (" + ls.length + ")"),
@@ -634,8 +644,10 @@ async function highRisk(view, args) {
   const sources = {};
   for (const e of entries) { const k = e.source.split(" ").slice(0, 2).join(" "); sources[k] = (sources[k] || 0) + 1; }
   const out = el("div", { id: "hr-results" });
+  // the page is drawn off the document (see route): no $() before it is shown
+  const qIn = el("input", { id: "hr-q", placeholder: "+881 or CU", value: new URLSearchParams(args[0] || "").get("q") || "" });
   const search = () => {
-    const q = $("#hr-q").value.trim().toUpperCase().replace(/^00/, "+");
+    const q = qIn.value.trim().toUpperCase().replace(/^00/, "+");
     let m = entries;
     if (/^[A-Z]{2}$/.test(q)) m = entries.filter((e) => e.country === q);
     else if (q) {
@@ -654,7 +666,7 @@ async function highRisk(view, args) {
     el("h3", {}, "Sources"), table(["source (its first two words)", "entries"], Object.entries(sources).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
       el("tr", {}, el("td", {}, k), el("td", { class: "num" }, n))))),
     el("div", { class: "card" }, el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); search(); } },
-      el("label", {}, "Prefix, number or country code", el("input", { id: "hr-q", placeholder: "+881 or CU", value: new URLSearchParams(args[0] || "").get("q") || "" })), el("button", { type: "submit" }, "Search")), out));
+      el("label", {}, "Prefix, number or country code", qIn), el("button", { type: "submit" }, "Search")), out));
   search();
 }
 
