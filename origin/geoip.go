@@ -33,7 +33,7 @@ type GeoTable struct {
 	// bucket then holds their bounds). A plain bisection of a few hundred
 	// thousand ranges reads a dozen lines, and an index of range numbers
 	// two or three.
-	v4b []geoBucket
+	v4b     []geoBucket
 	v6start []u128
 	v6cc    []cc
 	// v4compat: the file is an IPv6 tree, whose IPv4 networks sit at
