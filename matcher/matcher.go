@@ -141,8 +141,12 @@ func (m *Matcher) decideIn(v *Verdict, s *Snapshot, vel Velocity, count, origin 
 	a, known, sub := s.lookup(q)
 	if origin && known && a.origin != nil {
 		// The origin check comes last and reads the account's origin
-		// state: start loading its line now, behind the rest.
+		// state and the Geo-IP table's line for the source: start
+		// loading both now, behind the rest.
 		a.originRef.Prefetch()
+		if m.checker != nil {
+			m.checker.PrefetchSource(q.SrcIP)
+		}
 	}
 	var sc VelocityScope
 	if vel != nil && (known || q.Account != "" && !s.rejectUnknown) {

@@ -177,6 +177,14 @@ func (c *Checker) State() *State { return c.st }
 // Geo is the Geo-IP database holder (may be nil).
 func (c *Checker) Geo() *GeoIP { return c.geo }
 
+// PrefetchSource starts loading the line of the Geo-IP table that the
+// check of a call from src will read (an IPv4 address's /16 bucket in a
+// large table), so that its cache miss overlaps with what the caller does
+// first, as Ref.Prefetch does for the account's state. It parses nothing
+// beyond the address's first two numbers, waits for nothing and changes
+// nothing.
+func (c *Checker) PrefetchSource(src string) { c.geo.Table().prefetch4(src) }
+
 // Check decides on the origin of one call. The order:
 //
 //  1. emergency calls pass;
@@ -298,11 +306,12 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 	// a lock; its lock is taken only to change it.
 	var now int64
 	var s hotView // a's fields, or zero
+	var q uint32  // the sequence s was read under
 	if a != nil {
 		if now = in.Now; now == 0 || !c.st.realClock {
 			now = c.st.o.Now().UnixNano()
 		}
-		a.load(&s)
+		q = a.load(&s)
 	}
 	home := r.home
 	if home == 0 {
@@ -328,10 +337,8 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 			return false, ""
 		}
 		o.Rule = RuleTrusted
-		if a != nil && needRecord(&s, now, origin, ip, ipOK) {
-			a.mu.Lock()
-			c.recordTimes(a, now, origin, ip, ipOK)
-			a.mu.Unlock()
+		if a != nil {
+			c.record(a, q, &s, now, origin, ip, ipOK)
 		}
 		return false, ""
 	}
@@ -432,13 +439,13 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 		}
 	}
 	if assign {
-		a.mu.Lock()
+		a.lock()
 		assigned := a.home == 0 // no other call or the operator set one meanwhile
 		if assigned {
 			a.home, a.homeAuto = origin, true
 		}
-		c.record(a, now, origin, ip, ipOK) // publishes
-		a.mu.Unlock()
+		c.setLast(a, now, origin, ip, ipOK)
+		a.unlock()
 		if assigned {
 			o.Home = o.Country
 			return true, in.Account
@@ -449,10 +456,8 @@ func (c *Checker) check(in *Input, r *Rules, o *Outcome) (changed bool, account 
 		o.Rule = RuleAllowed
 		return false, ""
 	}
-	if a != nil && needRecord(&s, now, origin, ip, ipOK) {
-		a.mu.Lock()
-		c.recordTimes(a, now, origin, ip, ipOK)
-		a.mu.Unlock()
+	if a != nil {
+		c.record(a, q, &s, now, origin, ip, ipOK)
 	}
 	return false, ""
 }
@@ -483,43 +488,60 @@ func needRecord(s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) bool
 	return ipOK && (ip != s.lastIP || now-s.ipAt >= recordGrain || now < s.ipAt)
 }
 
-// record makes an allowed call the account's last: its country when known,
-// its source address when readable; an unknown origin leaves the last
-// country (and its time) as they were, so it can neither erase a location
-// history nor restart a location-change period. A call older than the last
-// one recorded (two calls of the account raced) leaves it. Caller holds
-// a.mu; record publishes a's fields.
-func (c *Checker) record(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+// record makes an allowed call the account's last (setLast), a's fields
+// having been read as s under sequence q. A call from the last call's
+// country and address, which moves only the times, is recorded without
+// the account's lock when nothing was written since s was read (touch);
+// any other, or one that meets a writer, under the lock.
+func (c *Checker) record(a *acct, q uint32, s *hotView, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	if !needRecord(s, now, origin, ip, ipOK) {
+		return
+	}
+	// What setLast would do: move each time that is not ahead of the call.
+	setCC, setIP := origin != 0 && now >= s.ccAt, ipOK && now >= s.ipAt
+	if (!setCC || origin == s.lastCC) && (!setIP || ip == s.lastIP) && c.quietMove(a, s, now, setCC, setIP) &&
+		a.touch(q, now, setCC, setIP) {
+		return
+	}
+	a.lock()
 	c.setLast(a, now, origin, ip, ipOK)
-	a.publish()
+	a.unlock()
 }
 
-// recordTimes is record for a caller that changed nothing else of a: when
-// the call came from the last call's country and address, only the two
-// times move, and only they are published (half the atomic stores of a
-// whole publish).
-func (c *Checker) recordTimes(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
-	if c.setLast(a, now, origin, ip, ipOK) {
-		a.publish()
-	} else {
-		a.publishTimes()
+// quietMove reports whether moving a's last-call times (as record would,
+// from s) leaves noteMove nothing to do: fleet export off, or the new
+// time less than LocationRefresh after the exported one (the exported
+// country and address are then the last call's: see noteMove).
+func (c *Checker) quietMove(a *acct, s *hotView, now int64, setCC, setIP bool) bool {
+	if !c.st.exporting.Load() {
+		return true
 	}
+	ccAt, ipAt := s.ccAt, s.ipAt
+	if setCC {
+		ccAt = now
+	}
+	if setIP {
+		ipAt = now
+	}
+	return max(ccAt, ipAt)-a.pubAt.Load() < int64(LocationRefresh)
 }
 
-// setLast makes the call a's last (see record) and reports whether its
-// country or address changed, not just the times. Caller holds a.mu and
-// publishes.
-func (c *Checker) setLast(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) (moved bool) {
-	if origin != 0 && now >= a.ccAt {
-		moved = origin != a.lastCC
-		a.lastCC, a.ccAt = origin, now
+// setLast makes an allowed call the account's last: its country when
+// known, its source address when readable; an unknown origin leaves the
+// last country (and its time) as they were, so it can neither erase a
+// location history nor restart a location-change period. A call older
+// than the last one recorded (two calls of the account raced) leaves it.
+// Caller holds a's lock (and unlock publishes).
+func (c *Checker) setLast(a *acct, now int64, origin cc, ip netip.Addr, ipOK bool) {
+	if origin != 0 && now >= a.ccAt() {
+		a.lastCC = origin
+		a.setCCAt(now)
 	}
-	if ipOK && now >= a.ipAt {
-		moved = moved || ip != a.lastIP
-		a.lastIP, a.ipAt = ip, now
+	if ipOK && now >= a.ipAt() {
+		a.lastIP = ip
+		a.setIPAt(now)
 	}
 	c.st.noteMove(a)
-	return moved
 }
 
 // AppendText appends the sentence that says which origin rule applied, for

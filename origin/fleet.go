@@ -41,8 +41,7 @@ type Location struct {
 // the atomics).
 type exportState struct {
 	pubCC  cc
-	pubIP  netip.Addr
-	pubAt  int64 // max of the exported times
+	pubIP  netip.Addr // (the max of the exported times is acct.pubAt)
 	queued atomic.Bool
 	next   atomic.Pointer[acct]
 }
@@ -53,17 +52,21 @@ func (s *State) EnableExport() { s.exporting.Store(true) }
 
 // noteMove queues a for ExportLocations when its location changed or its
 // time moved on by LocationRefresh. Caller holds a.mu; lock- and
-// allocation-free.
+// allocation-free. Once it ran, the exported country and address are the
+// last call's (until the last call moves again, which runs it again):
+// what lets a check that finds the same country and address, less than
+// LocationRefresh after a.pubAt, record its call without it (touch).
 func (s *State) noteMove(a *acct) {
 	if !s.exporting.Load() {
 		return
 	}
 	x := &a.export
-	at := max(a.ccAt, a.ipAt)
-	if a.lastCC == x.pubCC && a.lastIP == x.pubIP && at-x.pubAt < int64(LocationRefresh) {
+	at := max(a.ccAt(), a.ipAt())
+	if a.lastCC == x.pubCC && a.lastIP == x.pubIP && at-a.pubAt.Load() < int64(LocationRefresh) {
 		return
 	}
-	x.pubCC, x.pubIP, x.pubAt = a.lastCC, a.lastIP, at
+	x.pubCC, x.pubIP = a.lastCC, a.lastIP
+	a.pubAt.Store(at)
 	if x.queued.Load() || !x.queued.CompareAndSwap(false, true) {
 		return
 	}
@@ -85,11 +88,11 @@ func (s *State) ExportLocations(f func(Location)) {
 		a.export.queued.Store(false)
 		a.mu.Lock()
 		l := Location{Account: a.key}
-		if a.ccAt != 0 {
-			l.Country, l.CountryAt = a.lastCC.String(), time.Unix(0, a.ccAt).UTC()
+		if at := a.ccAt(); at != 0 {
+			l.Country, l.CountryAt = a.lastCC.String(), time.Unix(0, at).UTC()
 		}
-		if a.ipAt != 0 && a.lastIP.IsValid() {
-			l.IP, l.IPAt = a.lastIP.String(), time.Unix(0, a.ipAt).UTC()
+		if at := a.ipAt(); at != 0 && a.lastIP.IsValid() {
+			l.IP, l.IPAt = a.lastIP.String(), time.Unix(0, at).UTC()
 		}
 		a.mu.Unlock()
 		f(l)
@@ -124,16 +127,19 @@ func (s *State) MergeLocation(l Location) error {
 	if a == nil {
 		return nil // full: as for a call, no history
 	}
-	a.mu.Lock()
+	a.lock()
 	defer a.unlock() // republishes the fields Check reads (hotState)
-	if c != 0 && !l.CountryAt.IsZero() && l.CountryAt.UnixNano() > a.ccAt {
-		a.lastCC, a.ccAt = c, l.CountryAt.UnixNano()
+	if c != 0 && !l.CountryAt.IsZero() && l.CountryAt.UnixNano() > a.ccAt() {
+		a.lastCC = c
+		a.setCCAt(l.CountryAt.UnixNano())
 	}
-	if ip.IsValid() && !l.IPAt.IsZero() && l.IPAt.UnixNano() > a.ipAt {
-		a.lastIP, a.ipAt = ip, l.IPAt.UnixNano()
+	if ip.IsValid() && !l.IPAt.IsZero() && l.IPAt.UnixNano() > a.ipAt() {
+		a.lastIP = ip
+		a.setIPAt(l.IPAt.UnixNano())
 	}
 	// what the fleet said need not be said back
 	x := &a.export
-	x.pubCC, x.pubIP, x.pubAt = a.lastCC, a.lastIP, max(a.ccAt, a.ipAt, x.pubAt)
+	x.pubCC, x.pubIP = a.lastCC, a.lastIP
+	a.pubAt.Store(max(a.ccAt(), a.ipAt(), a.pubAt.Load()))
 	return nil
 }

@@ -191,3 +191,30 @@ func FuzzParseSourceFast(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSource16: the /16 PrefetchSource reads from a source address's
+// first two numbers is the /16 of the address ParseSource reads, whenever
+// both read one; and every address of the forms proxies send on almost
+// every call ("a.b.c.d", "a.b.c.d:port") gives one.
+func FuzzSource16(f *testing.F) {
+	for _, s := range []string{"81.2.69.10", "81.2.69.10:5060", "255.255.0.1", "0.0.0.0", "256.1.2.3", "1.256.2.3",
+		"01.2.3.4", "1.2", "1.2.", "1..2.3", "[::ffff:1.2.3.4]:5060", "::ffff:1.2.3.4", " 1.2.3.4", "1234.5.6.7", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := source16(s)
+		if ok && h > 0xffff {
+			t.Fatalf("%q: /16 %#x out of range", s, h)
+		}
+		if a, fast := parseSource4(s); fast && !ok {
+			t.Fatalf("%q: ParseSource reads %s, source16 nothing", s, a)
+		}
+		a, err := ParseSource(s)
+		if !ok || err != SourceOK || !a.Unmap().Is4() {
+			return
+		}
+		if b := a.Unmap().As4(); uint(b[0])<<8|uint(b[1]) != h {
+			t.Fatalf("%q: ParseSource reads %s, source16 %d.%d", s, a, h>>8, h&0xff)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -26,12 +27,14 @@ const MaxGeoDBBytes = 1 << 30
 type GeoTable struct {
 	v4start []uint32
 	v4cc    []cc
-	// v4idx[h] is the index of the first range that starts at or above
-	// h<<16 (h a /16), with one entry past the last /16: a lookup bisects
-	// only the ranges that start in its /16, so a database of a few
-	// hundred thousand ranges costs a lookup two or three cache lines
-	// instead of a dozen levels of bisection. nil for small tables.
-	v4idx   []uint32
+	// v4b is the /16 index of a large table (nil for small tables): one
+	// geoBucket per /16, 32 bytes, so a lookup reads one cache line for
+	// a /16 in which at most geoBucketLen-1 ranges start (most of them)
+	// and bisects only the ranges that start in its /16 otherwise (a
+	// bucket then holds their bounds). A plain bisection of a few hundred
+	// thousand ranges reads a dozen lines, and an index of range numbers
+	// two or three.
+	v4b     []geoBucket
 	v6start []u128
 	v6cc    []cc
 	// v4compat: the file is an IPv6 tree, whose IPv4 networks sit at
@@ -60,23 +63,130 @@ type GeoInfo struct {
 }
 
 // index4Min is the smallest table index4 indexes: below it a bisection
-// stays in cache anyway, and the index (256 KiB) would be most of it.
+// stays in cache anyway, and the index (2 MiB) would be most of it.
 const index4Min = 1024
 
-// index4 builds GeoTable.v4idx for the sorted range starts s.
-func index4(s []uint32) []uint32 {
+// geoBucketLen is how many entries a geoBucket holds.
+const geoBucketLen = 8
+
+// geoBucket is what a large table knows of one /16 (GeoTable.v4b). Inline,
+// its entries are (lo<<16 | country), lo being the low 16 bits of the first
+// address a country holds from, in ascending order: entry 0 is the
+// country at the /16's first address (lo 0), each further one a range that
+// starts inside the /16, and the unused ones repeat the last used one (so
+// they change no answer). The country of x.y.lo is that of the last entry
+// whose lo is at or below lo. A /16 in which more ranges start overflows:
+// entry 0 is geoOverflow, and entries 1 and 2 are the first and the
+// past-the-last number of the ranges that start in it, to bisect.
+type geoBucket [geoBucketLen]uint32
+
+const geoOverflow = 0xffff << 16
+
+// index4 builds GeoTable.v4b for the sorted range starts s and their
+// countries c.
+func index4(s []uint32, c []cc) []geoBucket {
 	if len(s) < index4Min {
 		return nil
 	}
-	idx := make([]uint32, 1<<16+1)
+	bs := make([]geoBucket, 1<<16)
 	i := 0
-	for h := range idx {
-		for i < len(s) && s[i]>>16 < uint32(h) {
-			i++
+	for h := range bs {
+		j := i
+		for j < len(s) && s[j]>>16 == uint32(h) {
+			j++
 		}
-		idx[h] = uint32(i)
+		// ranges i..j-1 start in /16 h; range i-1 (if any) covers its
+		// first address unless range i starts there
+		var e []uint32
+		if i == j || s[i]&0xffff != 0 {
+			before := cc(0)
+			if i > 0 {
+				before = c[i-1]
+			}
+			e = append(e, uint32(before))
+		}
+		for k := i; k < j; k++ {
+			e = append(e, s[k]<<16|uint32(c[k]))
+		}
+		b := &bs[h]
+		if len(e) > geoBucketLen {
+			b[0], b[1], b[2] = geoOverflow, uint32(i), uint32(j)
+		} else {
+			for k := range b {
+				b[k] = e[min(k, len(e)-1)]
+			}
+		}
+		i = j
 	}
-	return idx
+	return bs
+}
+
+// prefetch4 starts loading the bucket a lookup of an IPv4 source
+// address written as proxies write it ("a.b.c.d", with or without a
+// port) will read. src is not parsed (source16), and whatever it holds,
+// nothing but a cache line is touched.
+func (t *GeoTable) prefetch4(src string) {
+	if t == nil || t.v4b == nil {
+		return
+	}
+	if h, ok := source16(src); ok {
+		prefetch(unsafe.Pointer(&t.v4b[h]))
+	}
+}
+
+// source16 reads the /16 of an IPv4 source address from its first two
+// numbers alone ("a.b." gives a<<8|b); ok is false when src does not
+// start that way. For a hint only: a string that ParseSource refuses may
+// still give a /16 (FuzzSource16 checks that it agrees with ParseSource
+// where both read an IPv4 address).
+func source16(src string) (h uint, ok bool) {
+	i := 0
+	for k := 0; k < 2; k++ {
+		v, n := uint(0), 0
+		for ; i < len(src) && src[i]-'0' <= 9 && n < 3; i, n = i+1, n+1 {
+			v = v*10 + uint(src[i]-'0')
+		}
+		if n == 0 || v > 255 || i >= len(src) || src[i] != '.' {
+			return 0, false
+		}
+		h = h<<8 | v
+		i++
+	}
+	return h, true
+}
+
+// lookup4 is the country of IPv4 address x.
+func (t *GeoTable) lookup4(x uint32) cc {
+	s := t.v4start
+	i, j := 0, len(s) // first start > x
+	if t.v4b != nil {
+		b := &t.v4b[x>>16]
+		if b[0] != geoOverflow {
+			lo := x << 16 // compared with the entries' lo<<16|country
+			k := 0
+			for m := 1; m < geoBucketLen; m++ {
+				if b[m]&^0xffff <= lo {
+					k = m
+				}
+			}
+			return cc(b[k] & 0xffff)
+		}
+		// Ranges starting below x's /16 start at or below x, those
+		// starting past it above x: the answer is among x's /16's.
+		i, j = int(b[1]), int(b[2])
+	}
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if s[h] <= x {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i == 0 {
+		return 0
+	}
+	return t.v4cc[i-1]
 }
 
 // Country returns the ISO 3166 alpha-2 code of the country that a's network
@@ -102,27 +212,7 @@ func (t *GeoTable) lookup(a netip.Addr) cc {
 		}
 	}
 	if a.Is4() {
-		x := addr32(a)
-		s := t.v4start
-		i, j := 0, len(s) // first start > x
-		if t.v4idx != nil {
-			// Ranges starting below x's /16 start at or below x, those
-			// starting past it above x: the answer is among x's /16's.
-			h := x >> 16
-			i, j = int(t.v4idx[h]), int(t.v4idx[h+1])
-		}
-		for i < j {
-			h := int(uint(i+j) >> 1)
-			if s[h] <= x {
-				i = h + 1
-			} else {
-				j = h
-			}
-		}
-		if i == 0 {
-			return 0
-		}
-		return t.v4cc[i-1]
+		return t.lookup4(addr32(a))
 	}
 	x := addr128(a)
 	s := t.v6start
@@ -330,7 +420,7 @@ func CompileGeoBytes(b []byte) (t *GeoTable, err error) {
 
 	t = &GeoTable{v4compat: r.Metadata.IPVersion == 6}
 	t.v4start, t.v4cc = build4(v4)
-	t.v4idx = index4(t.v4start)
+	t.v4b = index4(t.v4start, t.v4cc)
 	t.v6start, t.v6cc = build6(v6)
 	distinct := map[cc]bool{}
 	for _, c := range codes {

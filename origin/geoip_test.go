@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -289,7 +290,9 @@ func bump(t *testing.T, p string, n int) {
 // TestGeoTableIndexMatchesBisection: with a table large enough to get its
 // /16 index, every lookup gives what the plain bisection of the whole
 // table gives: at every range's first address and the one before it, at
-// both ends of /16s and at random addresses.
+// both ends of /16s and at random addresses, in /16s whose ranges fit in
+// their bucket (none, one, up to a full bucket, one starting at the /16's
+// first address) and in /16s that overflow it.
 func TestGeoTableIndexMatchesBisection(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	codes := []string{"DE", "FR", "GB", "US", "NG", "CN", "BR"}
@@ -298,15 +301,35 @@ func TestGeoTableIndexMatchesBisection(t *testing.T) {
 		a := netip.AddrFrom4([4]byte{byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))})
 		nets = append(nets, geoNet{cidr: netip.PrefixFrom(a, 12+r.IntN(21)).Masked().String(), country: codes[r.IntN(len(codes))]})
 	}
+	// 10.n.0.0/16 gets n adjacent /24s of alternating countries from its
+	// first address (n+1 ranges starting in it, the last a gap): from an
+	// empty /16 to one that overflows its bucket.
+	for n := 0; n < 2*geoBucketLen; n++ {
+		for k := 0; k < n; k++ {
+			nets = append(nets, geoNet{cidr: fmt.Sprintf("10.%d.%d.0/24", n, k), country: codes[k%2]})
+		}
+	}
+	nets = append(nets, geoNet{cidr: "11.0.0.0/24", country: "NG"}, geoNet{cidr: "11.0.7.0/24", country: "GB"})
 	tab, err := CompileGeoBytes(mmdbBytes(t, nets))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tab.v4idx == nil || len(tab.v4start) < index4Min {
-		t.Fatalf("%d ranges, index %v: the test needs an indexed table", len(tab.v4start), tab.v4idx != nil)
+	if tab.v4b == nil || len(tab.v4start) < index4Min {
+		t.Fatalf("%d ranges, index %v: the test needs an indexed table", len(tab.v4start), tab.v4b != nil)
+	}
+	inline, over := 0, 0
+	for n := 0; n < 2*geoBucketLen; n++ {
+		if tab.v4b[10<<8|n][0] == geoOverflow {
+			over++
+		} else {
+			inline++
+		}
+	}
+	if inline < geoBucketLen/2 || over < geoBucketLen/2 {
+		t.Fatalf("10.n.0.0/16: %d inline buckets, %d overflowing: the test needs both", inline, over)
 	}
 	plain := *tab
-	plain.v4idx = nil
+	plain.v4b = nil
 	check := func(x uint32) {
 		a := netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
 		if got, want := tab.lookup(a), plain.lookup(a); got != want {
@@ -323,6 +346,14 @@ func TestGeoTableIndexMatchesBisection(t *testing.T) {
 		check(h<<16 | 0xffff)
 		check(r.Uint32())
 	}
+	for h := uint32(10 << 8); h < 10<<8|2*geoBucketLen; h++ {
+		for lo := uint32(0); lo < 1<<16; lo += 97 {
+			check(h<<16 | lo)
+		}
+	}
+	check(11 << 24)
+	check(11<<24 | 0xff)
+	check(11<<24 | 0x100)
 	check(0)
 	check(^uint32(0))
 }

@@ -185,32 +185,130 @@ func TestInputNow(t *testing.T) {
 	}
 }
 
-// TestRecordTimesPublishes: recordTimes publishes only the times when the
-// country and address are the last call's, the whole hot state otherwise;
-// either way a check reads what a whole publish would have given it.
-func TestRecordTimesPublishes(t *testing.T) {
-	c := NewChecker(nil, NewState(StateOptions{}))
-	a := c.st.getOrCreate("a", true)
+// TestRecordMatchesLocked: record, which moves a call's times without the
+// account's lock when it comes from the last call's country and address,
+// leaves the account as recording every call under the lock does: its
+// hot fields, its plain fields and, in fleet mode, what is queued for
+// export and when. Each step is a call (time, country, address); the
+// steps cover repeats within and past the grain, a country or address
+// that moves, an unknown country, an unreadable address, a call older
+// than the last and repeats past LocationRefresh.
+func TestRecordMatchesLocked(t *testing.T) {
 	de, fr := packCC("DE"), packCC("FR")
 	ip1, ip2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::2")
-	for i, st := range []struct {
+	sec := int64(time.Second)
+	steps := []struct {
 		at int64
 		cc cc
 		ip netip.Addr
 		ok bool
 	}{
-		{10, de, ip1, true}, {20, de, ip1, true}, {30, fr, ip1, true}, {40, fr, ip2, true}, {50, fr, ip2, true},
-		{60, 0, ip2, true}, {70, de, netip.Addr{}, false}, {65, de, ip1, true}, {80, de, ip1, true},
-	} {
-		a.mu.Lock()
-		c.recordTimes(a, st.at, st.cc, st.ip, st.ok)
-		var got, want hotView
-		a.load(&got)
-		a.publish()
-		a.load(&want)
+		{10 * sec, de, ip1, true}, {10*sec + 1, de, ip1, true}, {12 * sec, de, ip1, true}, {20 * sec, fr, ip1, true},
+		{25 * sec, fr, ip2, true}, {27 * sec, fr, ip2, true}, {30 * sec, 0, ip2, true}, {33 * sec, de, netip.Addr{}, false},
+		{31 * sec, de, ip2, true}, {40 * sec, de, ip2, true}, {80 * sec, de, ip2, true}, {95 * sec, de, ip2, true},
+		{96 * sec, de, ip1, true}, {200 * sec, de, ip1, true}, {201 * sec, 0, netip.Addr{}, false},
+	}
+	for _, fleet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fleet=%v", fleet), func(t *testing.T) {
+			got, want := NewChecker(nil, NewState(StateOptions{})), NewChecker(nil, NewState(StateOptions{}))
+			if fleet {
+				got.st.EnableExport()
+				want.st.EnableExport()
+			}
+			ga, wa := got.st.getOrCreate("a", true), want.st.getOrCreate("a", true)
+			exported := func(c *Checker) (ls []Location) {
+				c.st.ExportLocations(func(l Location) { ls = append(ls, l) })
+				return ls
+			}
+			for i, st := range steps {
+				var s hotView
+				q := ga.load(&s)
+				got.record(ga, q, &s, st.at, st.cc, st.ip, st.ok)
+				wa.load(&s)
+				if needRecord(&s, st.at, st.cc, st.ip, st.ok) {
+					wa.lock()
+					want.setLast(wa, st.at, st.cc, st.ip, st.ok)
+					wa.unlock()
+				}
+				var gv, wv hotView
+				ga.load(&gv)
+				wa.load(&wv)
+				if gv != wv {
+					t.Fatalf("step %d: hot %+v, recording under the lock gives %+v", i, gv, wv)
+				}
+				if ga.lastCC != wa.lastCC || ga.lastIP != wa.lastIP || ga.pubAt.Load() != wa.pubAt.Load() ||
+					ga.export.pubCC != wa.export.pubCC || ga.export.pubIP != wa.export.pubIP {
+					t.Fatalf("step %d: last %v %v exported %v %v at %d, under the lock %v %v, %v %v at %d", i,
+						ga.lastCC, ga.lastIP, ga.export.pubCC, ga.export.pubIP, ga.pubAt.Load(),
+						wa.lastCC, wa.lastIP, wa.export.pubCC, wa.export.pubIP, wa.pubAt.Load())
+				}
+				if g, w := exported(got), exported(want); fmt.Sprint(g) != fmt.Sprint(w) {
+					t.Fatalf("step %d: exported %v, under the lock %v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordWithoutLock: a call from the last call's country and address
+// is recorded while another goroutine holds the account's mutex (it takes
+// no lock); one that moves the country waits for the mutex; and a record
+// whose view is stale (a writer was in between) changes nothing without
+// the lock, so the writer's state is what the locked record then sees.
+func TestRecordWithoutLock(t *testing.T) {
+	c := NewChecker(nil, NewState(StateOptions{}))
+	a := c.st.getOrCreate("a", true)
+	de, fr := packCC("DE"), packCC("FR")
+	ip := netip.MustParseAddr("192.0.2.1")
+	sec := int64(time.Second)
+	rec := func(at int64, o cc) <-chan struct{} {
+		done := make(chan struct{})
+		var s hotView
+		q := a.load(&s)
+		go func() {
+			c.record(a, q, &s, at, o, ip, true)
+			close(done)
+		}()
+		return done
+	}
+	<-rec(10*sec, de)
+
+	a.mu.Lock() // someone holds the account: a same-origin call still records
+	select {
+	case <-rec(20*sec, de):
+	case <-time.After(10 * time.Second):
 		a.mu.Unlock()
-		if got != want {
-			t.Fatalf("step %d: read %+v, a whole publish gives %+v", i, got, want)
-		}
+		t.Fatal("a call from the last origin waited for the account's mutex")
+	}
+	if at := a.ccAt(); at != 20*sec {
+		t.Fatalf("country time %d, want %d", at, 20*sec)
+	}
+	moved := rec(30*sec, fr)
+	select {
+	case <-moved:
+		t.Fatal("a call from another country was recorded without the account's mutex")
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.mu.Unlock()
+	<-moved
+	var v hotView
+	a.load(&v)
+	if v.lastCC != fr || v.ccAt != 30*sec || v.ipAt != 30*sec {
+		t.Fatalf("after the move: %+v", v)
+	}
+
+	// A stale view: read, then a writer moves the last call to DE at 50 s.
+	var s hotView
+	q := a.load(&s)
+	a.lock()
+	c.setLast(a, 50*sec, de, ip, true)
+	a.unlock()
+	if a.touch(q, 40*sec, true, true) {
+		t.Fatal("touch from a stale sequence succeeded")
+	}
+	c.record(a, q, &s, 40*sec, fr, ip, true) // FR at 40 s, read before the DE call at 50 s
+	a.load(&v)
+	if v.lastCC != de || v.ccAt != 50*sec || v.ipAt != 50*sec {
+		t.Fatalf("a stale record undid a later call: %+v", v)
 	}
 }

@@ -128,15 +128,20 @@ type acct struct {
 	kb [acctKeyInline]byte
 
 	mu sync.Mutex
+	// pubAt is the latest last-call time exported to the fleet (fleet
+	// mode, see noteMove): written under mu, read without it by a check
+	// that records a call without the lock (touch), so it sits here, on
+	// the line after the hot state, not among export's fields.
+	pubAt atomic.Int64
 
 	// The last allowed call (or screened call whose screening then passed):
-	// its country and when (ccAt, unix nanoseconds, 0 for none), its source
-	// address and when. They move separately because an allowed call may
-	// have a source address but no known country; a screened, failed or
-	// rejected call never moves them, so redialling cannot clear a
-	// location-change screen.
-	ccAt   int64
-	ipAt   int64
+	// its country and when (hot.ccAt, unix nanoseconds, 0 for none), its
+	// source address and when (hot.ipAt). They move separately because an
+	// allowed call may have a source address but no known country; a
+	// screened, failed or rejected call never moves them, so redialling
+	// cannot clear a location-change screen. The two times live in the hot
+	// state alone (read them with ccAt and ipAt): a check from the last
+	// call's origin moves them without the account's lock (touch).
 	lastIP netip.Addr
 	// The last screened call's origin, made the last call if its
 	// screening passes (pendAt 0: none).
@@ -178,17 +183,25 @@ func newAcct(st *State, key string, h uint64) *acct {
 	return a
 }
 
-// hotState is a sequence lock over the account fields Check reads: a writer
-// (holding acct.mu, so one at a time) makes seq odd, stores, makes it even
-// again; Check reads seq, the fields, and seq again, and reads once more if
-// a writer was in between. Check thus takes no lock and writes no shared
-// memory to read an account. Every field is an atomic, so the race
-// detector sees no race.
+// hotState is a sequence lock over the account fields Check reads. A
+// writer makes seq odd by a compare-and-swap from an even value (so two
+// writers never overlap), stores, and makes it even again; Check reads
+// seq, the fields, and seq again, and reads once more if a writer was in
+// between. Check thus takes no lock and writes no shared memory to read an
+// account. Two kinds of writer take the odd sequence: one holding acct.mu
+// (lock, unlock), for as long as it holds the mutex, and a check that
+// only moves the last call's times forward (touch), which takes it
+// without the mutex, by a swap from the very sequence it read its view
+// under, and so fails, and falls back to the mutex, if anything was
+// written since. Every field is an atomic, so the race detector sees no
+// race.
 type hotState struct {
 	seq atomic.Uint32
 	// gone is set (under the account's lock) when Prune removes the
 	// account from its table: a Ref that still points at it is stale.
-	gone                  atomic.Uint32
+	gone atomic.Uint32
+	// ccAt and ipAt are the last call's times (acct's comment), and here
+	// only: written with seq odd.
 	ccAt, ipAt, passUntil atomic.Int64
 	ipHi, ipLo            atomic.Uint64
 	// meta packs lastCC (bits 0-15), home (16-31), failed (32-47),
@@ -207,14 +220,50 @@ type hotView struct {
 	lastIP                netip.Addr
 }
 
-// unlock publishes a's fields to its hot state and releases a.mu: every
-// writer of the fields Check reads unlocks through it.
+// acquire makes h's sequence odd, waiting for a writer that holds it
+// without the account's mutex (touch: a few stores) to finish.
+func (h *hotState) acquire() {
+	for spins := 0; ; spins++ {
+		if q := h.seq.Load(); q&1 == 0 && h.seq.CompareAndSwap(q, q+1) {
+			return
+		}
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// release makes h's sequence even again. The caller made it odd.
+func (h *hotState) release() { h.seq.Add(1) }
+
+// lock takes a's mutex and the write side of its sequence lock: every
+// writer of the fields Check reads locks through it, and the last call's
+// times (which a check may move without the mutex) hold still until
+// unlock. A caller that only reads a's fields, or writes none that Check
+// reads, takes a.mu alone.
+func (a *acct) lock() {
+	a.mu.Lock()
+	a.hot.acquire()
+}
+
+// unlock publishes a's fields to its hot state and releases what lock took.
 func (a *acct) unlock() {
 	a.publish()
+	a.hot.release()
 	a.mu.Unlock()
 }
 
-// publish copies a's fields to its hot state. Caller holds a.mu.
+// ccAt and ipAt are the last call's times (0: none). Any caller may read
+// them; only a caller within lock and unlock may set them (setTimes).
+func (a *acct) ccAt() int64 { return a.hot.ccAt.Load() }
+func (a *acct) ipAt() int64 { return a.hot.ipAt.Load() }
+
+// setCCAt and setIPAt set the last call's times. Caller holds lock.
+func (a *acct) setCCAt(at int64) { a.hot.ccAt.Store(at) }
+func (a *acct) setIPAt(at int64) { a.hot.ipAt.Store(at) }
+
+// publish copies a's fields (but the times, which are stored in place) to
+// its hot state. Caller holds lock.
 func (a *acct) publish() {
 	h := &a.hot
 	meta := uint64(a.lastCC) | uint64(a.home)<<16 | uint64(uint16(a.failed))<<32
@@ -232,29 +281,36 @@ func (a *acct) publish() {
 		b := a.lastIP.As16()
 		hi, lo = beUint64(b[:8]), beUint64(b[8:])
 	}
-	h.seq.Add(1)
-	h.ccAt.Store(a.ccAt)
-	h.ipAt.Store(a.ipAt)
 	h.passUntil.Store(a.passUntil)
 	h.ipHi.Store(hi)
 	h.ipLo.Store(lo)
 	h.meta.Store(meta)
-	h.seq.Add(1)
 }
 
-// publishTimes publishes a's last-call times alone, for a writer that
-// changed nothing else (the same country and address called again).
-// Caller holds a.mu.
-func (a *acct) publishTimes() {
+// touch records a call from the last call's country and address, read in
+// a view under sequence q, without the account's lock: it moves the
+// country's time (setCC) and the address's (setIP) to now, which is all
+// that setLast would change. It reports false, having changed nothing, if
+// anything was written since the view was read (or is being written):
+// the caller then records under the lock, which sees the new state.
+func (a *acct) touch(q uint32, now int64, setCC, setIP bool) bool {
 	h := &a.hot
-	h.seq.Add(1)
-	h.ccAt.Store(a.ccAt)
-	h.ipAt.Store(a.ipAt)
-	h.seq.Add(1)
+	if !h.seq.CompareAndSwap(q, q+1) {
+		return false
+	}
+	if setCC {
+		h.ccAt.Store(now)
+	}
+	if setIP {
+		h.ipAt.Store(now)
+	}
+	h.seq.Store(q + 2)
+	return true
 }
 
-// load reads a's hot fields without a lock (see hotState).
-func (a *acct) load(v *hotView) {
+// load reads a's hot fields without a lock (see hotState) and returns the
+// sequence they were read under, for touch.
+func (a *acct) load(v *hotView) uint32 {
 	h := &a.hot
 	for spins := 0; ; spins++ {
 		q := h.seq.Load()
@@ -274,7 +330,7 @@ func (a *acct) load(v *hotView) {
 						v.lastIP = v.lastIP.Unmap()
 					}
 				}
-				return
+				return q
 			}
 		}
 		if spins > 16 {
@@ -493,7 +549,7 @@ func (s *State) Prune(age time.Duration) int {
 		var keep []*acct
 		t.each(func(a *acct) {
 			a.mu.Lock()
-			idle := max(a.ccAt, a.ipAt, a.pendAt) < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0
+			idle := max(a.ccAt(), a.ipAt(), a.pendAt) < cut && a.durable(time.Time{}).zero() && a.codeBusy == 0
 			if idle {
 				a.hot.gone.Store(1) // Refs to it look it up again
 			}
@@ -634,7 +690,7 @@ func (s *State) Restore(m map[string]Durable) error {
 	}
 	for k, d := range m {
 		a := s.getOrCreate(k, true)
-		a.mu.Lock()
+		a.lock()
 		a.home, a.homeAuto = ps[k].home, d.HomeAuto
 		a.passUntil = 0
 		if !d.PassUntil.IsZero() {
@@ -748,7 +804,7 @@ func (a *acct) status(now int64) Status {
 			st.HomeSource = HomeFromCall
 		}
 	}
-	if at := max(a.ccAt, a.ipAt); at != 0 {
+	if at := max(a.ccAt(), a.ipAt()); at != 0 {
 		st.LastCallAt = time.Unix(0, at).UTC()
 	}
 	if a.passUntil > now {
@@ -767,7 +823,7 @@ func (s *State) update(account string, f func(a *acct, now int64) error) (Status
 	}
 	now := s.o.Now()
 	a := s.getOrCreate(account, true)
-	a.mu.Lock()
+	a.lock()
 	err := f(a, now.UnixNano())
 	st := a.status(now.UnixNano())
 	a.unlock()
@@ -824,10 +880,12 @@ func (a *acct) promote(now int64) {
 		return
 	}
 	if a.pendCC != 0 {
-		a.lastCC, a.ccAt = a.pendCC, now
+		a.lastCC = a.pendCC
+		a.setCCAt(now)
 	}
 	if a.pendIP.IsValid() {
-		a.lastIP, a.ipAt = a.pendIP, now
+		a.lastIP = a.pendIP
+		a.setIPAt(now)
 	}
 	a.pendAt, a.pendCC, a.pendIP = 0, 0, netip.Addr{}
 }

@@ -25,8 +25,10 @@ func TestHotViewRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &acct{}
-			a.mu.Lock()
-			a.ccAt, a.ipAt, a.passUntil = 11, -22, 1<<62
+			a.lock()
+			a.setCCAt(11)
+			a.setIPAt(-22)
+			a.passUntil = 1 << 62
 			a.lastCC, a.home = packCC("DE"), packCC("ZA")
 			a.failed, a.quarantined, a.lastIP = MaxFailedLimit, true, tc.ip
 			a.unlock()
@@ -129,8 +131,10 @@ func TestHotViewNoTornRead(t *testing.T) {
 	}
 	set := func(i int) {
 		st := states[i]
-		a.mu.Lock()
-		a.ccAt, a.ipAt, a.passUntil, a.lastCC, a.home, a.lastIP, a.quarantined = st.at, st.at, st.at, st.cc, st.cc, st.ip, st.quar
+		a.lock()
+		a.setCCAt(st.at)
+		a.setIPAt(st.at)
+		a.passUntil, a.lastCC, a.home, a.lastIP, a.quarantined = st.at, st.cc, st.cc, st.ip, st.quar
 		a.unlock()
 	}
 	set(0)
