@@ -5,7 +5,8 @@
 // listener's options and (b) by a raw epoll event loop (one loop per P,
 // locked to its thread, level-triggered, no goroutine per connection). It
 // takes tollgate's command-line flags so bench/wrk-ratio.sh can start it as
-// TOLLGATE (FLOOR=fasthttp|epoll picks the server); only -query-addr is used.
+// TOLLGATE (FLOOR=fasthttp|epoll picks the server, FLOOR_LOOPS the epoll
+// server's loop count); only -query-addr is used.
 package main
 
 import (
@@ -79,7 +80,12 @@ func serveEpoll(addr string) {
 	}
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	resp = append(resp, body...)
+	// FLOOR_LOOPS: how many loops (default GOMAXPROCS), to compare a loop
+	// on every P with the daemon's one per P but one.
 	n := runtime.GOMAXPROCS(0)
+	if v, err := strconv.Atoi(os.Getenv("FLOOR_LOOPS")); err == nil && v > 0 {
+		n = v
+	}
 	for i := 0; i < n; i++ {
 		go loop(lfd, resp)
 	}

@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.queryAddr, "query-addr", "127.0.0.1:8080", "query API (HTTP) listen address")
-	fs.StringVar(&c.queryLoop, "query-loop", "fasthttp", "query listener transport: fasthttp (goroutine per connection), or epoll (Linux only: an event loop per core serving GET/POST /v1/check and /rpc, handing any other request to fasthttp)")
+	fs.StringVar(&c.queryLoop, "query-loop", "fasthttp", "query listener transport: fasthttp (goroutine per connection), or epoll (Linux only: event loops, one per core but one, serving GET/POST /v1/check and /rpc, handing any other request to fasthttp)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")

@@ -18,8 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Loop is the query listener's epoll transport (-query-loop=epoll): one
-// event loop per P, each locked to its OS thread, reading the connections
+// Loop is the query listener's epoll transport (-query-loop=epoll):
+// DefaultLoops(GOMAXPROCS) event loops (one per P but one), each locked to
+// its OS thread, reading the connections
 // epoll reports ready (level-triggered) and answering every complete
 // request in what it read with one write — no goroutine per connection,
 // no scheduler wake-up per request. It serves GET and POST /v1/check and
@@ -49,7 +50,7 @@ type Loop struct {
 // LoopConfig are the loop's timeouts; zero takes the fasthttp query
 // server's (5 s read, 5 s write, 2 min idle).
 type LoopConfig struct {
-	Loops                                  int // default GOMAXPROCS
+	Loops                                  int // default DefaultLoops(GOMAXPROCS)
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
@@ -60,7 +61,7 @@ const LoopSupported = true
 // Serve the fasthttp query server on l.Fallback() alongside it.
 func (h *Server) NewLoop(ln *Listener, cfg LoopConfig) (*Loop, error) {
 	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
+		cfg.Loops = DefaultLoops(runtime.GOMAXPROCS(0))
 	}
 	l := &Loop{h: h, ln: ln, fb: newChanListener(ln.Addr()), done: make(chan struct{}),
 		readTimeout: def(cfg.ReadTimeout, 5*time.Second), writeTimeout: def(cfg.WriteTimeout, 5*time.Second),
@@ -77,6 +78,22 @@ func (h *Server) NewLoop(ln *Listener, cfg LoopConfig) (*Loop, error) {
 	}
 	h.met.loopHandoffs.Store(&l.handoffs)
 	return l, nil
+}
+
+// DefaultLoops is the number of loops for procs Ps: one fewer than the
+// Ps, and at least one. A loop holds its P all the time (locked thread),
+// so with a loop on every P the scheduler sees no idle P whenever a loop
+// blocks in epoll_wait, and sysmon retakes that P after 20 µs and keeps
+// waking every 20 µs to do it again: on two cores that was ~15% of the
+// daemon's CPU under wrk and ~0.2 context switches per check (issue 17,
+// fourth pass). With one P left free, sysmon leaves a blocked loop its P
+// and backs off to 10 ms, and the free P runs everything else (accepts,
+// the fasthttp fallback, the admin listener, the GC's workers).
+func DefaultLoops(procs int) int {
+	if procs <= 2 {
+		return 1
+	}
+	return procs - 1
 }
 
 func def(d, v time.Duration) time.Duration {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -319,5 +320,39 @@ func TestLoopBackpressure(t *testing.T) {
 	want, got := run(p.fast), run(p.loop)
 	if k := strings.Count(got, "HTTP/1.1 "); k != n || got != want {
 		t.Fatalf("the loop sent %d answers (%d bytes), fasthttp %d (%d bytes)", k, len(got), strings.Count(want, "HTTP/1.1 "), len(want))
+	}
+}
+
+// TestDefaultLoops: the loops leave one P free (at least one loop), and
+// NewLoop without a count takes DefaultLoops of GOMAXPROCS.
+func TestDefaultLoops(t *testing.T) {
+	for _, tc := range []struct{ procs, want int }{
+		{1, 1}, {2, 1}, {3, 2}, {4, 3}, {8, 7}, {64, 63},
+	} {
+		if got := DefaultLoops(tc.procs); got != tc.want {
+			t.Errorf("DefaultLoops(%d) = %d, want %d", tc.procs, got, tc.want)
+		}
+	}
+	h := benchHandler(&testing.B{})
+	for _, procs := range []int{1, 2, 4} {
+		old := runtime.GOMAXPROCS(procs)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			runtime.GOMAXPROCS(old)
+			t.Fatal(err)
+		}
+		l, err := h.NewLoop(h.Limit(ln, ListenerQuery, DefaultConnLimits(8)), LoopConfig{})
+		runtime.GOMAXPROCS(old)
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		if got, want := len(l.loops), DefaultLoops(procs); got != want {
+			t.Errorf("GOMAXPROCS %d: %d loops, want %d", procs, got, want)
+		}
+		for _, e := range l.loops {
+			e.closeFDs()
+		}
+		ln.Close()
 	}
 }
