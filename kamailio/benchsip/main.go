@@ -39,6 +39,7 @@ func main() {
 	retries := flag.Int("retries", 1, "re-runs of a failed step before a case stops (noise on a shared machine)")
 	keep := flag.Bool("keep", false, "keep the work directory with every log")
 	shm := flag.Int("shm", 512, "Kamailio shared memory, MB")
+	policy := flag.String("policy", benchPolicy, "the bench account's policy (JSON, as PUT /v1/accounts/bench): give it max_channels/max_cps to measure the caps' dialog profiles and CPS pipes too")
 	var co cpuOptions
 	flag.IntVar(&co.rate, "cpu-rate", 0, "CPU mode: measure CPU seconds per 1,000 calls at this fixed call rate instead of the highest rate (see cpu.go)")
 	flag.IntVar(&co.calls, "cpu-calls", 3000, "CPU mode: calls measured per case and round")
@@ -94,7 +95,7 @@ func main() {
 		fail(err)
 	}
 	stops = append(stops, func() { tg.Stop(5 * time.Second) })
-	if err := tg.PutAccount("bench", `{"home_country":"GB","countries":{"default":"allow","except":["CU"]},"high_risk":"block"}`); err != nil {
+	if err := tg.PutAccount("bench", *policy); err != nil {
 		fail(err)
 	}
 	scen := filepath.Join(root, "kamailio", "sipp")
@@ -254,6 +255,10 @@ func main() {
 		fmt.Println("  note: relay-only passed the highest rate tried; raise -rates for its real ceiling")
 	}
 }
+
+// benchPolicy is the bench account's policy by default: every test number
+// allowed, no caps (so no dialog profile and no CPS pipe).
+const benchPolicy = `{"home_country":"GB","countries":{"default":"allow","except":["CU"]},"high_risk":"block"}`
 
 // statCounts reads the last line of a sipp -trace_stat CSV: the cumulative
 // SuccessfulCall(C) and FailedCall(C) columns.
