@@ -2,4 +2,5 @@
 
 package recent
 
-func allocSlots(n int) []slot { return make([]slot, n) }
+// mapSlice allocates n zeroed T on the Go heap where mmap is not at hand.
+func mapSlice[T any](n int) []T { return make([]T, n) }

@@ -17,14 +17,19 @@ import (
 const FileName = "recent.ring"
 
 // The file: a header (magic, version, record size, count), count records
-// of the words after the sequence word, oldest first, and a SHA-256 of
-// everything before it.
+// of the words after the sequence word, oldest first, then (version 2) the
+// intern table — how many names, and each as a length byte and its bytes,
+// id 1 first — and a SHA-256 of everything before it. Version 1 (before
+// issue 17's fourth pass: 96-byte records holding the names and the
+// number's text) is still read, and converted.
 var magic = [8]byte{'T', 'G', 'R', 'E', 'C', 'N', 'T', '1'}
 
 const (
-	fileVersion = 1
+	fileVersion = 2
 	diskRecord  = (words - 1) * 8
 	headerLen   = 8 + 4 + 4 + 8
+	// maxFileNames bounds the names a file may declare (ids are 20 bits).
+	maxFileNames = idMask
 )
 
 // Save writes the ring's records to path (a new file linked into place by
@@ -101,6 +106,17 @@ func (r *Ring) write(f io.Writer) (int, error) {
 	for ; written < hdrCount; written++ {
 		bw.Write(rec[:])
 	}
+	// the names after the records: every id a saved record holds was
+	// published before the record, so it is below the count read now
+	nn := r.names.count()
+	var b8 [8]byte
+	binary.LittleEndian.PutUint64(b8[:], nn)
+	bw.Write(b8[:])
+	for id := uint64(1); id <= nn; id++ {
+		name, _ := r.names.get(uint32(id))
+		bw.WriteByte(byte(len(name)))
+		bw.WriteString(name)
+	}
 	if err := bw.Flush(); err != nil {
 		return 0, err
 	}
@@ -143,27 +159,34 @@ func (r *Ring) Load(path string) (int, error) {
 	if [8]byte(hdr[:8]) != magic {
 		return 0, fmt.Errorf("%w: %s: not a recent-traffic file", ErrCorrupt, path)
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != fileVersion {
-		return 0, fmt.Errorf("%w: %s: version %d, this tollgate reads %d", ErrCorrupt, path, v, fileVersion)
+	count := binary.LittleEndian.Uint64(hdr[16:])
+	switch v := binary.LittleEndian.Uint32(hdr[8:]); v {
+	case 1:
+		return r.loadV1(path, br, h, hdr, count, fi.Size())
+	case fileVersion:
+	default:
+		return 0, fmt.Errorf("%w: %s: version %d, this tollgate reads 1 and %d", ErrCorrupt, path, v, fileVersion)
 	}
 	if s := binary.LittleEndian.Uint32(hdr[12:]); s != diskRecord {
 		return 0, fmt.Errorf("%w: %s: record size %d, expected %d", ErrCorrupt, path, s, diskRecord)
 	}
-	count := binary.LittleEndian.Uint64(hdr[16:])
-	if want := int64(headerLen) + int64(count)*diskRecord + sha256.Size; count > 1<<40 || fi.Size() != want {
-		return 0, fmt.Errorf("%w: %s: %d bytes for %d records, expected %d", ErrCorrupt, path, fi.Size(), count, want)
+	if min := int64(headerLen) + int64(count)*diskRecord + 8 + sha256.Size; count > 1<<40 || fi.Size() < min {
+		return 0, fmt.Errorf("%w: %s: %d bytes for %d records, expected at least %d", ErrCorrupt, path, fi.Size(), count, min)
 	}
 	n := uint64(len(r.slots))
 	skip := uint64(0)
 	if count > n {
 		skip = count - n
 	}
+	fail := func(format string, a ...any) (int, error) {
+		r.reset()
+		return 0, fmt.Errorf("%w: %s: "+format, append([]any{ErrCorrupt, path}, a...)...)
+	}
 	var rec [diskRecord]byte
 	idx := uint64(0)
 	for i := uint64(0); i < count; i++ {
 		if _, err := io.ReadFull(br, rec[:]); err != nil {
-			r.reset()
-			return 0, fmt.Errorf("%w: %s: record %d: %v", ErrCorrupt, path, i, err)
+			return fail("record %d: %v", i, err)
 		}
 		h.Write(rec[:])
 		if i < skip || binary.LittleEndian.Uint64(rec[:8]) == 0 {
@@ -173,17 +196,97 @@ func (r *Ring) Load(path string) (int, error) {
 		for k := 1; k < words; k++ {
 			s[k].Store(binary.LittleEndian.Uint64(rec[(k-1)*8:]))
 		}
-		s[0].Store(idx + 1)
 		idx++
+	}
+	var b8 [8]byte
+	if _, err := io.ReadFull(br, b8[:]); err != nil {
+		return fail("names: %v", err)
+	}
+	h.Write(b8[:])
+	nn := binary.LittleEndian.Uint64(b8[:])
+	if nn > maxFileNames || int64(nn) > fi.Size() {
+		return fail("%d names", nn)
+	}
+	names := make([]string, nn+1)
+	var nb [MaxNameBytes]byte
+	for id := uint64(1); id <= nn; id++ {
+		l, err := br.ReadByte()
+		if err != nil {
+			return fail("name %d: %v", id, err)
+		}
+		if _, err := io.ReadFull(br, nb[:l]); err != nil {
+			return fail("name %d: %v", id, err)
+		}
+		h.Write([]byte{l})
+		h.Write(nb[:l])
+		names[id] = string(nb[:l])
 	}
 	sum := h.Sum(nil)
 	var stored [sha256.Size]byte
 	if _, err := io.ReadFull(br, stored[:]); err != nil || [sha256.Size]byte(sum) != stored {
-		r.reset()
-		return 0, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, path)
+		return fail("checksum mismatch")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fail("bytes after the checksum")
+	}
+	// the table is rebuilt with the names the kept records use, in their
+	// order: what a flood filled and the ring forgot is not carried over
+	if err := r.reintern(idx, names); err != nil {
+		return fail("%v", err)
 	}
 	r.next.Store(idx)
 	return int(idx), nil
+}
+
+// reintern maps the file's name ids of the first count slots to the
+// table's, and marks each slot whole. A name the table cannot take (it
+// holds at least as many as the running ring did, so only a file written
+// with larger bounds) leaves its record truncated.
+func (r *Ring) reintern(count uint64, names []string) error {
+	ids := make([]uint32, len(names))
+	done := make([]bool, len(names))
+	m := func(id uint64) (uint64, bool, error) {
+		if id >= uint64(len(names)) {
+			return 0, false, fmt.Errorf("name id %d of %d", id, len(names)-1)
+		}
+		if !done[id] {
+			nid, ok := r.names.intern(names[id])
+			if !ok {
+				return 0, false, nil
+			}
+			ids[id], done[id] = nid, true
+		}
+		return uint64(ids[id]), true, nil
+	}
+	for i := uint64(0); i < count; i++ {
+		s := &r.slots[i]
+		num, meta := s[4].Load(), s[5].Load()
+		whole := true
+		if num&numInterned != 0 {
+			id, ok, err := m(num & idMask)
+			if err != nil {
+				return err
+			}
+			whole = whole && ok
+			num = num&^idMask | id
+		}
+		a, ok1, err := m(meta & idMask)
+		if err != nil {
+			return err
+		}
+		sub, ok2, err := m(meta >> subShift & idMask)
+		if err != nil {
+			return err
+		}
+		meta = meta&^(idMask|idMask<<subShift) | a | sub<<subShift
+		if !whole || !ok1 || !ok2 {
+			num |= flagTruncated << flagsShift
+		}
+		s[4].Store(num)
+		s[5].Store(meta)
+		s[0].Store(i + 1)
+	}
+	return nil
 }
 
 func (r *Ring) reset() {
@@ -191,6 +294,7 @@ func (r *Ring) reset() {
 		r.slots[i][0].Store(0)
 	}
 	r.next.Store(0)
+	r.names.reset()
 }
 
 // Run saves the ring to path every interval until ctx ends, then once

@@ -24,35 +24,48 @@ import (
 	"unsafe"
 )
 
-// Field widths of a record. Names longer than NameBytes together, and
-// dialled strings longer than NumberBytes that have no E.164 form, are
-// kept truncated and flagged: a replay skips them (and says how many).
+// A record is six words: the sequence word, the time (Unix ns), the
+// source address (16 bytes, IPv4 mapped), the number and flags, and the
+// names and verdict:
+//
+//	word 4: bits 0–49 the number's digits as a binary value (or, with
+//	        numInterned, the intern id of the string), 50–53 how many
+//	        digits (leading zeros kept), 54 a leading "+", 55 numInterned,
+//	        56–63 the flags below
+//	word 5: bits 0–19 the account's intern id, 20–39 the subaccount's,
+//	        40–49 the country (packCountry), 50–55 the action, 56–63 the
+//	        reason
+//
+// An E.164 number ("+" and up to 15 digits) or a short code's digits are
+// held in the record; any other dialled string, and the names, are held
+// once in the ring's intern table (names.go), which is bounded.
 const (
-	// NameBytes holds the account and subaccount names together.
-	NameBytes = 44
-	// NumberBytes holds the E.164 number ("+" and up to 15 digits), or the
-	// dialled string when it has no E.164 form.
-	NumberBytes = 20
-	// RecordBytes is the size of one record in memory and on disk.
+	// RecordBytes is the size of one record in memory (the file holds
+	// the words after the sequence word, and the names once).
 	RecordBytes = words * 8
 )
 
 const (
-	words = 13
-	// byte offsets in a record's data (after the sequence and time words)
-	offIP    = 0
-	offNum   = offIP + 16
-	offNames = offNum + NumberBytes
-	offMeta  = offNames + NameBytes
-	dataLen  = offMeta + 8 // 88 = 11 words
+	words = 6
+
+	numDigitsShift = 50
+	numPlus        = 1 << 54
+	numInterned    = 1 << 55
+	flagsShift     = 56
+	maxDigits      = 15
+
+	subShift     = 20
+	countryShift = 40
+	actionShift  = 50
+	reasonShift  = 56
 )
 
 // Record flags.
 const (
 	flagIPv4 = 1 << iota
 	flagIPv6
-	flagTruncated // a name or a dialled string did not fit
-	flagRawNumber // Number is the dialled string, not an E.164 number
+	flagTruncated // a name or the dialled string could not be held
+	flagRawNumber // the number is the dialled string, not an E.164 number
 )
 
 // Call is one recorded query, decoded.
@@ -84,6 +97,7 @@ type Ring struct {
 	// lapped counts records given up because a writer stalled mid-record
 	// held their slot (the ring went round while it slept).
 	lapped atomic.Uint64
+	names  *names
 }
 
 type slot [words]atomic.Uint64 // [0] sequence (index+1; 0 never written, busy while written), [1] unix ns, [2:] data
@@ -94,14 +108,19 @@ const busy = ^uint64(0)
 
 // New returns a ring of size records that forgets records older than
 // maxAge (0: only the size bounds it). size <= 0 returns nil: no ring.
-// The array (RecordBytes per record) is mapped at once outside the Go heap
+// The array (RecordBytes per record) and the intern table (at most
+// MaxNames names in NameArenaBytes) are mapped at once outside the Go heap
 // and never freed: a daemon has one ring for its lifetime; pages no record
 // reached yet cost no resident memory.
 func New(size int, maxAge time.Duration) *Ring {
 	if size <= 0 {
 		return nil
 	}
-	return &Ring{slots: allocSlots(size), maxAge: maxAge}
+	return newRing(size, maxAge, MaxNames, NameArenaBytes)
+}
+
+func newRing(size int, maxAge time.Duration, maxNames, arena int) *Ring {
+	return &Ring{slots: mapSlice[slot](size), maxAge: maxAge, names: newNames(maxNames, arena)}
 }
 
 // Size is the ring's capacity in records.
@@ -159,21 +178,32 @@ func (r *Ring) Add(now time.Time, account, sub, dialled string, e164 []byte, src
 	if r == nil {
 		return
 	}
+	number, raw := unsafeString(e164), false
+	if len(e164) == 0 {
+		number, raw = dialled, true
+	}
+	var w [words]uint64
+	w[1] = uint64(now.UnixNano())
+	r.encode(&w, account, sub, number, raw, srcIP, action, reason, country)
 	i := r.next.Add(1) - 1
 	s := &r.slots[i%uint64(len(r.slots))]
 	if s[0].Swap(busy) == busy {
 		r.lapped.Add(1)
 		return
 	}
-	p := (*[RecordBytes]byte)(unsafe.Pointer(s))
-	binary.LittleEndian.PutUint64(p[8:], uint64(now.UnixNano()))
-	d := p[16:]
-	var flags byte
-	ip16 := (*[16]byte)(d[offIP : offIP+16])
-	*ip16 = [16]byte{}
+	p := (*[words]uint64)(unsafe.Pointer(s))
+	p[1], p[2], p[3], p[4], p[5] = w[1], w[2], w[3], w[4], w[5]
+	s[0].Store(i + 1)
+}
+
+// encode fills words 2–5 of a record, interning what is not held in it.
+func (r *Ring) encode(w *[words]uint64, account, sub, number string, raw bool, srcIP string, action, reason uint8, country string) {
+	var flags uint64
 	if srcIP != "" {
 		if ip, err := netip.ParseAddr(srcIP); err == nil {
-			*ip16 = ip.As16()
+			b := ip.As16()
+			w[2] = binary.LittleEndian.Uint64(b[:8])
+			w[3] = binary.LittleEndian.Uint64(b[8:])
 			if ip.Is4() {
 				flags |= flagIPv4
 			} else {
@@ -181,32 +211,64 @@ func (r *Ring) Add(now time.Time, account, sub, dialled string, e164 []byte, src
 			}
 		}
 	}
-	var nn int
-	if len(e164) > 0 {
-		nn = copy(d[offNum:offNum+NumberBytes], e164)
-		if nn < len(e164) {
-			flags |= flagTruncated
-		}
-	} else {
+	if raw {
 		flags |= flagRawNumber
-		nn = copy(d[offNum:offNum+NumberBytes], dialled)
-		if nn < len(dialled) {
+	}
+	num, ok := packNumber(number)
+	if !ok {
+		id, ok := r.names.intern(number)
+		if !ok {
 			flags |= flagTruncated
 		}
+		num = uint64(id) | numInterned
 	}
-	an := copy(d[offNames:offNames+NameBytes], account)
-	sn := copy(d[offNames+an:offNames+NameBytes], sub)
-	if an < len(account) || sn < len(sub) {
-		flags |= flagTruncated
+	w[4] = num | flags<<flagsShift
+	aid, ok1 := r.names.intern(account)
+	sid, ok2 := r.names.intern(sub)
+	if !ok1 || !ok2 || action >= 1<<(reasonShift-actionShift) {
+		w[4] |= flagTruncated << flagsShift
 	}
-	d[offMeta] = byte(an)
-	d[offMeta+1] = byte(sn)
-	d[offMeta+2] = byte(nn)
-	d[offMeta+3] = action
-	d[offMeta+4] = reason
-	d[offMeta+5] = flags
-	binary.LittleEndian.PutUint16(d[offMeta+6:], packCountry(country))
-	s[0].Store(i + 1)
+	w[5] = uint64(aid) | uint64(sid)<<subShift | uint64(packCountry(country))<<countryShift |
+		uint64(action&(1<<(reasonShift-actionShift)-1))<<actionShift | uint64(reason)<<reasonShift
+}
+
+// packNumber holds an optional "+" and 1–15 digits in a record's number
+// bits; ok is false for anything else.
+func packNumber(s string) (uint64, bool) {
+	var w uint64
+	if len(s) > 0 && s[0] == '+' {
+		w, s = numPlus, s[1:]
+	}
+	if len(s) == 0 || len(s) > maxDigits {
+		return 0, false
+	}
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		v = v*10 + uint64(c)
+	}
+	return w | v | uint64(len(s))<<numDigitsShift, true
+}
+
+// appendNumber appends what packNumber packed.
+func appendNumber(b []byte, w uint64) []byte {
+	n := int(w>>numDigitsShift) & 0xf
+	if n == 0 {
+		return b
+	}
+	if w&numPlus != 0 {
+		b = append(b, '+')
+	}
+	var d [maxDigits]byte
+	v := w & (1<<numDigitsShift - 1)
+	for i := n - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:n]...)
 }
 
 // packCountry packs an ISO code (two capitals) or "001" into 1..677; 0 for
@@ -246,30 +308,37 @@ func (r *Ring) load(i int, out *raw) bool {
 	return s[0].Load() == seq
 }
 
+// decodeBuf is what decodeInto needs beside the names: the number and the
+// address as text.
+const decodeBuf = 16 + 64
+
 // decodeInto turns a record's words into c, whose strings point into buf
-// (at least dataLen+64 bytes), reused by the next record.
-func (w *raw) decodeInto(c *Call, buf []byte) {
-	d := buf[:dataLen]
-	for i := 0; i < dataLen/8; i++ {
-		binary.LittleEndian.PutUint64(d[i*8:], w[2+i])
-	}
-	an, sn, nn := int(d[offMeta]), int(d[offMeta+1]), int(d[offMeta+2])
-	flags := d[offMeta+5]
-	*c = Call{Time: time.Unix(0, int64(w[1])).UTC(), Action: d[offMeta+3], Reason: d[offMeta+4]}
-	if an > NameBytes || sn > NameBytes-an || nn > NumberBytes {
-		c.Truncated = true
-		return
-	}
-	c.Account = unsafeString(d[offNames : offNames+an])
-	c.Subaccount = unsafeString(d[offNames+an : offNames+an+sn])
-	c.To = unsafeString(d[offNum : offNum+nn])
+// (at least decodeBuf bytes), reused by the next record, and into the
+// ring's intern table.
+func (r *Ring) decodeInto(w *raw, c *Call, buf []byte) {
+	num, meta := w[4], w[5]
+	flags := num >> flagsShift
+	*c = Call{Time: time.Unix(0, int64(w[1])).UTC(),
+		Action: uint8(meta>>actionShift) & (1<<(reasonShift-actionShift) - 1), Reason: uint8(meta >> reasonShift)}
 	c.Truncated = flags&flagTruncated != 0
-	if cc := binary.LittleEndian.Uint16(d[offMeta+6:]); int(cc) < len(countryNames) {
+	var ok1, ok2, ok3 bool
+	c.Account, ok1 = r.names.get(uint32(meta & idMask))
+	c.Subaccount, ok2 = r.names.get(uint32(meta >> subShift & idMask))
+	if num&numInterned != 0 {
+		c.To, ok3 = r.names.get(uint32(num & idMask))
+	} else {
+		c.To, ok3 = unsafeString(appendNumber(buf[:0:16], num)), true
+	}
+	if !ok1 || !ok2 || !ok3 {
+		c.Truncated = true
+	}
+	if cc := meta >> countryShift & (1<<10 - 1); int(cc) < len(countryNames) {
 		c.Country = countryNames[cc]
 	}
 	var ip16 [16]byte
-	copy(ip16[:], d[offIP:offIP+16])
-	ipb := buf[dataLen:dataLen:len(buf)]
+	binary.LittleEndian.PutUint64(ip16[:8], w[2])
+	binary.LittleEndian.PutUint64(ip16[8:], w[3])
+	ipb := buf[16:16:len(buf)]
 	switch {
 	case flags&flagIPv4 != 0:
 		c.SrcIP = unsafeString(netip.AddrFrom16(ip16).Unmap().AppendTo(ipb))
@@ -343,14 +412,14 @@ func (r *Ring) Each(now time.Time, fn func(*Call) bool) int {
 		return cmp.Compare(a.seq, b.seq)
 	})
 	var w raw
-	var buf [dataLen + 64]byte
+	var buf [decodeBuf]byte
 	var c Call
 	visited := 0
 	for _, k := range keys {
 		if !r.load(int((k.seq-1)%n), &w) || w[0] != k.seq {
 			continue
 		}
-		w.decodeInto(&c, buf[:])
+		r.decodeInto(&w, &c, buf[:])
 		visited++
 		if !fn(&c) {
 			break

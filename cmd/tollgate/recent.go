@@ -14,8 +14,9 @@ import (
 )
 
 // Defaults of the recent-traffic ring (issue #16): a day, or 500,000
-// queries, whichever is smaller; recent.RecordBytes (104) bytes a query, so
-// 52 MB when full (2,000,000 until issue #17 took 208 MB of the 250 MB the
+// queries, whichever is smaller; recent.RecordBytes (48) bytes a query and
+// its names once, so about 26 MB when full (104 bytes until issue #17's
+// fourth pass; 2,000,000 queries until issue #17 took 208 MB of the 250 MB the
 // daemon is to stay under; docs/whatif.md#recent-traffic).
 const (
 	defaultRecentSize  = 500_000
@@ -24,7 +25,7 @@ const (
 )
 
 func recentFlags(fs *flag.FlagSet, c *config) {
-	fs.IntVar(&c.recentSize, "recent-size", defaultRecentSize, "check queries kept in the recent-traffic ring for POST /v1/what-if (104 bytes each, resident as they fill); 0 keeps none")
+	fs.IntVar(&c.recentSize, "recent-size", defaultRecentSize, "check queries kept in the recent-traffic ring for POST /v1/what-if (48 bytes each and their names once, resident as they fill); 0 keeps none")
 	fs.DurationVar(&c.recentMaxAge, "recent-max-age", defaultRecentAge, "queries older than this are left out of what-if replays and of the ring's file")
 	fs.DurationVar(&c.recentFlush, "recent-flush-interval", defaultRecentFlush, "how often the recent-traffic ring is written to recent.ring in the data dir (and at shutdown): what a kill -9 can lose")
 }
