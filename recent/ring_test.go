@@ -208,10 +208,14 @@ func FuzzLoad(f *testing.F) {
 	r.Save(path)
 	b, _ := os.ReadFile(path)
 	f.Add(b)
+	// One ring for every input: a ring's mappings are never freed (a
+	// daemon has one), and a New per input ran the fuzz worker out of
+	// mappings within seconds (0 execs/s, restarted workers).
+	q := New(3, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(t.TempDir(), FileName)
 		os.WriteFile(p, b, 0o600)
-		q := New(3, 0)
+		q.reset()
 		if _, err := q.Load(p); err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatal(err)
 		}
