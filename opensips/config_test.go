@@ -36,7 +36,7 @@ import (
 )
 
 // switches are the -D switches of the config; every combination is expanded.
-var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY", "WITH_PROMETHEUS", "WITH_CONTROL"}
+var switches = []string{"WITH_IPAUTH", "WITH_AUTH", "WITH_JSONRPC", "FAIL_OPEN", "RELAY_ONLY", "WITH_PROMETHEUS", "WITH_CONTROL", "WITHOUT_CALL_EVENTS"}
 
 // contract is what the sidecar and the Kamailio config define, read from this
 // repository (never typed in here, so that renaming anything there is seen).
@@ -838,10 +838,8 @@ func checkContract(cfg string, ct contract) []string {
 	// and whether its TCP processes run (kamailio/README.md)
 	delete(ksw, "CTL_SOCKET")
 	delete(ksw, "WITH_TCP")
-	// Kamailio's benchmark cases (benchsip), no deployment's switch; and
-	// WITHOUT_CALL_EVENTS, not in the OpenSIPS config yet (opensips/README.md)
+	// Kamailio's benchmark cases (benchsip), no deployment's switch
 	delete(ksw, "BENCH_TRACK")
-	delete(ksw, "WITHOUT_CALL_EVENTS")
 	if fmt.Sprint(keys(ksw)) != fmt.Sprint(keys(osw)) {
 		p = append(p, fmt.Sprintf("switches differ: Kamailio %v, OpenSIPS %v", keys(ksw), keys(osw)))
 	}
@@ -1182,6 +1180,31 @@ func TestREADMECodes(t *testing.T) {
 		row := fmt.Sprintf("| `%s` | %d | %d %s |", r.Name, r.Code, r.SIPCode, r.SIPReason)
 		if !strings.Contains(readme, row) {
 			t.Errorf("README codes table lacks %q", row)
+		}
+	}
+}
+
+// TestCallEventsSwitch: WITHOUT_CALL_EVENTS takes the event routes off the
+// dialog and says so at start-up; without it every tracked call has both.
+func TestCallEventsSwitch(t *testing.T) {
+	cfg := readFile(t, "opensips.cfg")
+	for _, tc := range []struct {
+		defs   map[string]string
+		events bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"WITH_JSONRPC": ""}, true},
+		{map[string]string{"WITHOUT_CALL_EVENTS": ""}, false},
+		{map[string]string{"WITHOUT_CALL_EVENTS": "", "WITH_JSONRPC": "", "WITH_CONTROL": ""}, false},
+	} {
+		out, err := expand(cfg, tc.defs)
+		if err != nil {
+			t.Fatalf("%s: %v", name(tc.defs), err)
+		}
+		hooks := strings.Contains(out, `dlg_on_answer("TG_DLG_ANSWERED");`) && strings.Contains(out, `dlg_on_hangup("TG_DLG_HUNGUP");`)
+		logged := strings.Contains(out, "tollgate: call events are off")
+		if hooks != tc.events || logged == tc.events || !strings.Contains(out, "create_dialog();") {
+			t.Errorf("%s: event hooks %v, start-up line %v, want hooks %v", name(tc.defs), hooks, logged, tc.events)
 		}
 	}
 }
