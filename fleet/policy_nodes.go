@@ -185,8 +185,9 @@ func (p *Policy) Info() FleetInfo {
 // WaitAll waits (up to timeout) until every live node has applied rev,
 // and returns the live nodes that have and those that have not. A node
 // silent for longer than LiveAfter does not hold the answer up; it is
-// listed in neither.
-func (p *Policy) WaitAll(rev uint64, timeout time.Duration) (done, pending []string) {
+// returned in silent (heard within the hour, as GET /v1/fleet lists it),
+// so a script is not told "every node" while one is out of reach.
+func (p *Policy) WaitAll(rev uint64, timeout time.Duration) (done, pending, silent []string) {
 	deadline := time.Now().Add(timeout)
 	// a timer wakes the waiter at the deadline
 	t := time.AfterFunc(timeout, func() { p.view.cond.Broadcast() })
@@ -194,10 +195,13 @@ func (p *Policy) WaitAll(rev uint64, timeout time.Duration) (done, pending []str
 	p.view.mu.Lock()
 	defer p.view.mu.Unlock()
 	for {
-		done, pending = done[:0], pending[:0]
+		done, pending, silent = done[:0], pending[:0], silent[:0]
 		now := time.Now()
 		for name, s := range p.view.nodes {
-			if now.Sub(p.view.heard[name]) > LiveAfter {
+			if quiet := now.Sub(p.view.heard[name]); quiet > LiveAfter {
+				if quiet <= time.Hour && s.Applied < rev {
+					silent = append(silent, name)
+				}
 				continue
 			}
 			if s.Applied >= rev {
@@ -209,7 +213,8 @@ func (p *Policy) WaitAll(rev uint64, timeout time.Duration) (done, pending []str
 		if len(pending) == 0 || !now.Before(deadline) {
 			sort.Strings(done)
 			sort.Strings(pending)
-			return done, pending
+			sort.Strings(silent)
+			return done, pending, silent
 		}
 		p.view.cond.Wait()
 	}

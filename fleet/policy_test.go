@@ -255,3 +255,32 @@ func TestSeedForce(t *testing.T) {
 		t.Fatalf("beta after the forced seed is not a tombstone: %s", e.Value())
 	}
 }
+
+// TestWaitAllSilent: a node silent past LiveAfter does not hold ?wait=all
+// up, and is named when it had not applied the write when last heard.
+func TestWaitAllSilent(t *testing.T) {
+	p := &Policy{view: newNodeView()}
+	now := time.Now()
+	for name, st := range map[string]struct {
+		applied uint64
+		quiet   time.Duration
+	}{
+		"live-done":   {7, 0},
+		"silent-old":  {6, LiveAfter + time.Second},
+		"silent-done": {7, LiveAfter + time.Second},
+		"gone":        {1, 2 * time.Hour},
+	} {
+		p.view.nodes[name] = NodeStatus{Node: name, Applied: st.applied}
+		p.view.heard[name] = now.Add(-st.quiet)
+	}
+	done, pending, silent := p.WaitAll(7, time.Second)
+	if !reflect.DeepEqual(done, []string{"live-done"}) || len(pending) != 0 || !reflect.DeepEqual(silent, []string{"silent-old"}) {
+		t.Fatalf("WaitAll(7) = done %v, pending %v, silent %v", done, pending, silent)
+	}
+	p.view.nodes["live-late"] = NodeStatus{Node: "live-late", Applied: 6}
+	p.view.heard["live-late"] = now
+	done, pending, _ = p.WaitAll(7, 50*time.Millisecond)
+	if !reflect.DeepEqual(done, []string{"live-done"}) || !reflect.DeepEqual(pending, []string{"live-late"}) {
+		t.Fatalf("WaitAll(7) with a live laggard = done %v, pending %v", done, pending)
+	}
+}

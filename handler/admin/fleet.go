@@ -63,8 +63,12 @@ func (h *API) fleetWait(ctx *fasthttp.RequestCtx, method string, rev0 uint64) {
 		}
 		timeout = min(d, MaxWaitAll)
 	}
-	done, pending := f.WaitAll(rev, timeout)
+	done, pending, silent := f.WaitAll(rev, timeout)
 	ctx.Response.Header.Set("Tollgate-Fleet-Applied", strings.Join(done, ","))
+	if len(silent) > 0 {
+		// not waited for, and not applied when last heard
+		ctx.Response.Header.Set("Tollgate-Fleet-Silent", strings.Join(silent, ","))
+	}
 	if len(pending) > 0 {
 		ctx.Response.Header.Set("Tollgate-Fleet-Pending", strings.Join(pending, ","))
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
