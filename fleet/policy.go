@@ -382,11 +382,25 @@ func (p *Policy) setRev(key string, rev uint64) {
 	p.mu.Unlock()
 }
 
-// doc reads a document from the Object Store.
+// doc reads a document from the Object Store. A read that fails for a
+// reason other than the document missing (a stream leader moving, a
+// request timing out on a loaded server) is tried again for up to a
+// minute: the record is skipped only after that, since a skipped record
+// is not applied again until it changes, and this node would go on with
+// the old list while reporting the revision applied.
 func (p *Policy) doc(name string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return p.docs.GetBytes(ctx, name)
+	wait := 100 * time.Millisecond
+	for try := 1; ; try++ {
+		b, err := p.docs.GetBytes(ctx, name)
+		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || ctx.Err() != nil {
+			return b, err
+		}
+		p.log.Warn().Err(err).Str("document", name).Int("try", try).Msg("reading a fleet document failed; trying again")
+		sleep(ctx, wait)
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // reconcile drops what this node holds and the bucket does not: the

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/tollgate/tollgate/fleet/fleettest"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/service"
@@ -282,5 +284,38 @@ func TestWaitAllSilent(t *testing.T) {
 	done, pending, _ = p.WaitAll(7, 50*time.Millisecond)
 	if !reflect.DeepEqual(done, []string{"live-done"}) || !reflect.DeepEqual(pending, []string{"live-late"}) {
 		t.Fatalf("WaitAll(7) with a live laggard = done %v, pending %v", done, pending)
+	}
+}
+
+// flakyDocs fails its first reads the way a loaded cluster does.
+type flakyDocs struct {
+	jetstream.ObjectStore
+	fails int
+	reads int
+}
+
+func (f *flakyDocs) GetBytes(ctx context.Context, name string, _ ...jetstream.GetObjectOpt) ([]byte, error) {
+	f.reads++
+	if f.reads <= f.fails {
+		return nil, context.DeadlineExceeded
+	}
+	if name == "missing" {
+		return nil, jetstream.ErrObjectNotFound
+	}
+	return []byte("body of " + name), nil
+}
+
+// TestDocRetries: a document read that fails for a passing reason is
+// tried again (the record would otherwise be skipped for good); a missing
+// document is not.
+func TestDocRetries(t *testing.T) {
+	f := &flakyDocs{fails: 2}
+	p := &Policy{docs: f, log: zerolog.Nop()}
+	if b, err := p.doc("list"); err != nil || string(b) != "body of list" || f.reads != 3 {
+		t.Fatalf("doc after two failed reads: %q %v, %d reads", b, err, f.reads)
+	}
+	f.reads, f.fails = 0, 0
+	if _, err := p.doc("missing"); !errors.Is(err, jetstream.ErrObjectNotFound) || f.reads != 1 {
+		t.Fatalf("missing doc: %v after %d reads", err, f.reads)
 	}
 }
