@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.queryLoop, "query-loop", "fasthttp", "query listener transport: fasthttp (goroutine per connection), or epoll (Linux only: event loops, one per core but one, serving GET/POST /v1/check and /rpc, handing any other request to fasthttp)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
-	fs.StringVar(&c.respAddr, "resp-addr", "", "RESP (Redis protocol) listen address for TGCHECK, as Kamailio's ndb_redis asks (empty: off); it shares -rpc-addr's connection cap")
+	fs.StringVar(&c.respAddr, "resp-addr", "", "RESP (Redis protocol) listen addresses for TGCHECK, as Kamailio's ndb_redis asks: host:port, or unix:PATH for a Unix socket, comma-separated (empty: off); they share -rpc-addr's connection cap")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (at least 16 characters), or a comma-separated list of name:token (names: 1-15 letters, digits, - or _); generated and stored in the data dir if empty")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file of admin tokens, one token or name:token per line (keeps them off the command line)")
@@ -135,7 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 4096)")
 	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
 	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
-	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
+	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP or RESP connection with no request for this long")
 	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
 	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
 	fs.Bool("version", false, "print the version and exit (also `tollgate version`)")
@@ -598,25 +598,31 @@ func serve(args []string) error {
 		aln.Close()
 		return fmt.Errorf("-rpc-addr: %w", err)
 	}
-	var pln net.Listener
+	var plns []net.Listener
 	if c.respAddr != "" {
-		if pln, err = net.Listen("tcp", c.respAddr); err != nil {
-			qln.Close()
-			aln.Close()
-			rln.Close()
-			return fmt.Errorf("-resp-addr: %w", err)
+		for _, a := range strings.Split(c.respAddr, ",") {
+			pln, err := listenRESP(strings.TrimSpace(a))
+			if err != nil {
+				for _, l := range append(plns, qln, aln, rln) {
+					l.Close()
+				}
+				return fmt.Errorf("-resp-addr %s: %w", a, err)
+			}
+			plns = append(plns, pln)
 		}
-		// the two TCP query listeners share the JSON-RPC one's budget of
-		// descriptors
-		rCap = max(rCap/2, 1)
+		// the RESP and JSON-RPC listeners share the JSON-RPC one's budget
+		// of descriptors
+		rCap = max(rCap/(1+len(plns)), 1)
 	}
 	qlim := h.Limit(qln, handler.ListenerQuery, listenerLimits(qCap, c.maxConnsPerSource, proxies))
 	rlim := h.Limit(rln, handler.ListenerRPC, listenerLimits(rCap, c.maxConnsPerSource, proxies))
-	var plim *handler.Listener
+	var plims []*handler.Listener
 	var ps *handler.RESPServer
-	if pln != nil {
-		plim = h.Limit(pln, handler.ListenerRESP, listenerLimits(rCap, c.maxConnsPerSource, proxies))
+	if len(plns) > 0 {
 		ps = h.NewRESPServer()
+		for _, l := range plns {
+			plims = append(plims, h.Limit(l, handler.ListenerRESP, listenerLimits(rCap, c.maxConnsPerSource, proxies)))
+		}
 	}
 	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
@@ -647,7 +653,7 @@ func serve(args []string) error {
 			errc <- err
 		}
 	}()
-	if ps != nil {
+	for _, plim := range plims {
 		go func() {
 			if err := ps.Serve(plim); err != nil && !errors.Is(err, handler.ErrServerClosed) {
 				errc <- err
@@ -656,8 +662,14 @@ func serve(args []string) error {
 	}
 
 	ri := runInfo{PID: os.Getpid(), QueryAddr: qln.Addr().String(), AdminAddr: aln.Addr().String(), RPCAddr: rln.Addr().String(), Started: time.Now().UTC()}
-	if pln != nil {
-		ri.RESPAddr = pln.Addr().String()
+	for i, l := range plns {
+		if i > 0 {
+			ri.RESPAddr += ","
+		}
+		if l.Addr().Network() == "unix" {
+			ri.RESPAddr += "unix:"
+		}
+		ri.RESPAddr += l.Addr().String()
 	}
 	if err := writeRunInfo(c.dataDir, ri); err != nil {
 		log.Warn().Err(err).Msg("could not write the run file; `tollgate check` will not find this daemon")

@@ -38,7 +38,7 @@ type RESPServer struct {
 	h *Server
 
 	mu      sync.Mutex
-	ln      net.Listener
+	lns     []net.Listener
 	conns   map[*respConn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
@@ -80,10 +80,11 @@ var respConnPool = sync.Pool{New: func() any {
 	return &respConn{br: bufio.NewReaderSize(nil, 4<<10), in: make([]byte, 0, MaxRESPCommand), out: make([]byte, 0, 4<<10)}
 }}
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. It may serve several
+// listeners at once (a TCP port and a Unix socket), each from its own call.
 func (s *RESPServer) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
@@ -123,8 +124,8 @@ func (s *RESPServer) Serve(ln net.Listener) error {
 func (s *RESPServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for rc := range s.conns {
 		if !rc.busy.Load() {

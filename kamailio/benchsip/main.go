@@ -6,6 +6,7 @@
 //   - http:  Kamailio asking tollgate over http_client (the default)
 //   - rpc:   Kamailio asking tollgate over JSON-RPC (-A WITH_JSONRPC)
 //   - resp:  Kamailio asking tollgate in the Redis protocol (-A WITH_RESP)
+//   - respunix: the same over a Unix socket (TOLLGATE_RESP_SOCKET)
 //
 // Every case identifies the caller by trunk address (-A WITH_IPAUTH), so pike
 // is out of the way, and the account has no caps. A call succeeds only if it
@@ -145,6 +146,8 @@ func main() {
 			defs = []string{"WITH_JSONRPC"}
 		case "resp":
 			defs = []string{"WITH_RESP"}
+		case "respunix":
+			defs = []string{"WITH_RESP", fmt.Sprintf(`TOLLGATE_RESP_SOCKET="%s"`, tg.RESPSocket)}
 		default:
 			fail(fmt.Errorf("unknown case %q", c))
 		}

@@ -245,6 +245,7 @@ type Tollgate struct {
 	*Proc
 	QueryAddr, AdminAddr, RPCAddr string
 	RESPAddr                      string // -resp-addr (Kamailio's WITH_RESP)
+	RESPSocket                    string // its Unix socket (TOLLGATE_RESP_SOCKET)
 	Token                         string
 	DataDir                       string
 }
@@ -261,10 +262,11 @@ func StartTollgate(bin, dir string, extra ...string) (*Tollgate, error) {
 		Token:     "test-admin-token-0123456789abcdef",
 		DataDir:   filepath.Join(dir, "tollgate-data"),
 	}
+	t.RESPSocket = filepath.Join(dir, "tollgate-resp.sock")
 	if err := os.MkdirAll(t.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	args := append([]string{"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr, "-resp-addr", t.RESPAddr,
+	args := append([]string{"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr, "-resp-addr", t.RESPAddr + ",unix:" + t.RESPSocket,
 		"-data-dir", t.DataDir, "-admin-token", t.Token, "-log-level", "warn"}, extra...)
 	p, err := Start("tollgate", filepath.Join(dir, "tollgate.log"), bin, args...)
 	if err != nil {
@@ -272,9 +274,13 @@ func StartTollgate(bin, dir string, extra ...string) (*Tollgate, error) {
 	}
 	t.Proc = p
 	deadline := time.Now().Add(20 * time.Second)
-	for _, addr := range []string{t.QueryAddr, t.AdminAddr, t.RPCAddr, t.RESPAddr} {
+	for _, addr := range []string{t.QueryAddr, t.AdminAddr, t.RPCAddr, t.RESPAddr, "unix:" + t.RESPSocket} {
 		for {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			network := "tcp"
+			if a, ok := strings.CutPrefix(addr, "unix:"); ok {
+				network, addr = "unix", a
+			}
+			c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
 				break
