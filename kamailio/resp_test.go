@@ -41,10 +41,10 @@ func TestRESP(t *testing.T) {
 		expectReject(t, k, e.one(t, k, ipUser, siptest.Call{Number: numCuba, From: "alice"}, "alice", alicePass),
 			403, "Barred Country", nil)
 	})
-	t.Run("a From user with a format directive is not part of the command", func(t *testing.T) {
+	t.Run("a From user with a format directive changes nothing", func(t *testing.T) {
 		// hiredis reads the command text as a printf format: "%25s" there
-		// would read an argument that was never passed. TG_RESP_PLAIN
-		// keeps such a From user out of it
+		// would read an argument that was never passed. The From user is
+		// not sent at all
 		expectAnswered(t, k, e.one(t, k, ipTrunk, siptest.Call{Number: numAllowed, From: "a%25s%25s"}))
 		expectReject(t, k, e.one(t, k, ipTrunk, siptest.Call{Number: numCuba, From: "a%25s"}),
 			403, "Barred Country", nil)
@@ -81,7 +81,7 @@ func TestRESP(t *testing.T) {
 				t.Errorf("fail-closed answer took %v", d)
 			}
 		}
-		if !strings.Contains(k.Log(), "RESP transport error (no connection or timeout); failing closed") {
+		if !strings.Contains(k.Log(), "UNAVAILABLE (RESP transport error (no connection or timeout)); failing closed") {
 			t.Errorf("fail-closed decision not logged:\n%s", k.Tail(10))
 		}
 	})

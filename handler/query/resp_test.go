@@ -254,7 +254,10 @@ func TestRESPServer(t *testing.T) {
 // TestRESPIdleTimeout: a connection with no command for RPCIdleTimeout is
 // closed; one in the middle of a command gets RPCFrameTimeout.
 func TestRESPIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.RPCIdleTimeout = 100 * time.Millisecond; o.RPCFrameTimeout = 100 * time.Millisecond })
+	e := newEnv(t, func(o *Options) {
+		o.RPCIdleTimeout = 100 * time.Millisecond
+		o.RPCFrameTimeout = 100 * time.Millisecond
+	})
 	addr, _ := startRESP(t, e)
 	for _, first := range []string{"", "*2\r\n$4\r\nPI"} {
 		c, err := net.Dial("tcp", addr)
