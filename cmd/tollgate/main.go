@@ -626,7 +626,7 @@ func serve(args []string) error {
 	}
 	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
-	errc := make(chan error, 4)
+	errc := make(chan error, 4+len(plims))
 	var loop *handler.QueryLoop
 	if c.queryLoop == "epoll" {
 		// The loop serves the checks; the fasthttp server every request it

@@ -18,6 +18,9 @@ import (
 func listenRESP(addr string) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
+		if addr == "" {
+			return nil, errors.New("empty address")
+		}
 		return net.Listen("tcp", addr)
 	}
 	if path == "" {

@@ -84,6 +84,11 @@ var respConnPool = sync.Pool{New: func() any {
 // listeners at once (a TCP port and a Unix socket), each from its own call.
 func (s *RESPServer) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.closing.Load() { // shut down before this listener was handed over
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	var backoff time.Duration
