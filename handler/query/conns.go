@@ -22,10 +22,11 @@ const (
 	ListenerQuery ListenerKind = iota // HTTP query API (/v1/check, /rpc)
 	ListenerRPC                       // JSON-RPC over TCP (netstrings, bare JSON)
 	ListenerAdmin                     // admin API
+	ListenerRESP                      // RESP (TGCHECK, -resp-addr)
 	numListeners
 )
 
-var listenerNames = [numListeners]string{"query", "rpc", "admin"}
+var listenerNames = [numListeners]string{"query", "rpc", "admin", "resp"}
 
 // ConnLimits bound one listener's connections, so that a flood of idle
 // connections can neither use up the process's file descriptors (and make
