@@ -29,7 +29,7 @@ unit:
 # The Kamailio edge tests (kamailio/) run a real Kamailio and sipp, and the
 # OpenSIPS config test runs m4 as OpenSIPS's -p preprocessor would: install
 # the Debian packages when they are missing (as root), or say how.
-SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules kamailio-redis-modules sip-tester m4
+SIP_PACKAGES := kamailio kamailio-utils-modules kamailio-extra-modules sip-tester m4
 # deploy/ runs `promtool check rules` and `promtool test rules` on the alerting
 # rules; promtool ships in Debian's prometheus package (2.42 in bookworm). On a
 # host with systemd that package also enables a Prometheus service on :9090;

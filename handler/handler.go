@@ -43,7 +43,6 @@ type Token = query.Token
 // callers.
 type (
 	RPCServer    = query.RPCServer
-	RESPServer   = query.RESPServer
 	Listener     = query.Listener
 	ListenerKind = query.ListenerKind
 	ConnLimits   = query.ConnLimits
@@ -55,7 +54,6 @@ const (
 	ListenerQuery = query.ListenerQuery
 	ListenerRPC   = query.ListenerRPC
 	ListenerAdmin = query.ListenerAdmin
-	ListenerRESP  = query.ListenerRESP
 )
 
 // ErrServerClosed is returned by RPCServer.Serve after Shutdown.
@@ -296,10 +294,6 @@ func (h *Handler) NewQueryLoop(ln *Listener, qs *fasthttp.Server) (*QueryLoop, e
 // NewRPCServer returns a TCP JSON-RPC server answering with h's query
 // transports.
 func (h *Handler) NewRPCServer() *RPCServer { return h.q.NewRPCServer() }
-
-// NewRESPServer returns a TCP server answering TGCHECK in the Redis
-// protocol (Kamailio's ndb_redis) with h's query transports.
-func (h *Handler) NewRESPServer() *RESPServer { return h.q.NewRESPServer() }
 
 // Limit wraps ln with the limits lim, counted under kind in /metrics.
 func (h *Handler) Limit(ln net.Listener, kind ListenerKind, lim ConnLimits) *Listener {

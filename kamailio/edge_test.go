@@ -97,7 +97,7 @@ func cfgPath(t *testing.T) (root, cfg string) {
 func TestConfigCheckEverySwitchCombination(t *testing.T) {
 	requireTools(t)
 	_, cfg := cfgPath(t)
-	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "WITH_RESP", "FAIL_OPEN", "WITH_PROMETHEUS", "WITH_CONTROL"}
+	switches := []string{"WITH_AUTH", "WITH_IPAUTH", "WITH_JSONRPC", "FAIL_OPEN", "WITH_PROMETHEUS", "WITH_CONTROL"}
 	for mask := 0; mask < 1<<len(switches); mask++ {
 		var defs []string
 		for i, s := range switches {
@@ -107,8 +107,8 @@ func TestConfigCheckEverySwitchCombination(t *testing.T) {
 		}
 		// site settings overridden the documented way, string defines quoted
 		defs = append(defs, "LISTEN=udp:127.0.0.1:5999", `UPSTREAM="sip:127.0.0.1:5998"`,
-			`TOLLGATE_URL="http://127.0.0.1:1"`, `TOLLGATE_RPC="127.0.0.1:2"`, `TOLLGATE_RESP="127.0.0.1:3"`)
-		name := strings.Join(defs[:len(defs)-5], "+")
+			`TOLLGATE_URL="http://127.0.0.1:1"`, `TOLLGATE_RPC="127.0.0.1:2"`)
+		name := strings.Join(defs[:len(defs)-4], "+")
 		if name == "" {
 			name = "defaults"
 		}
@@ -261,7 +261,6 @@ func (e *env) kamailioAt(t *testing.T, tg *siptest.Tollgate, name string, extra 
 		"CHILDREN=4",
 		fmt.Sprintf(`TOLLGATE_URL="%s"`, tg.QueryURL()),
 		fmt.Sprintf(`TOLLGATE_RPC="%s"`, tg.RPCAddr),
-		fmt.Sprintf(`TOLLGATE_RESP="%s"`, tg.RESPAddr),
 		e.upstream.Define("UPSTREAM"),
 		e.screen.Define("SCREEN_URI"),
 		fmt.Sprintf(`ADDRESS_FILE="%s"`, e.addrFile),
@@ -658,7 +657,7 @@ func TestSidecarHangs(t *testing.T) {
 	os.WriteFile(addrFile, []byte("1 "+ipTrunk+" 32 0 trunk1\n"), 0o644)
 	hang := ln.Addr().String()
 	common := []string{"WITH_IPAUTH", "CHILDREN=2", fmt.Sprintf(`ADDRESS_FILE="%s"`, addrFile),
-		fmt.Sprintf(`TOLLGATE_URL="http://%s"`, hang), fmt.Sprintf(`TOLLGATE_RPC="%s"`, hang), fmt.Sprintf(`TOLLGATE_RESP="%s"`, hang)}
+		fmt.Sprintf(`TOLLGATE_URL="http://%s"`, hang), fmt.Sprintf(`TOLLGATE_RPC="%s"`, hang)}
 	root, _ := siptest.RepoRoot()
 	scen := filepath.Join(root, "kamailio", "sipp")
 
@@ -669,9 +668,6 @@ func TestSidecarHangs(t *testing.T) {
 	}{
 		{"http_client", nil, 900 * time.Millisecond, 3 * time.Second},                          // TOLLGATE_TIMEOUT=1 s
 		{"jsonrpc", []string{"WITH_JSONRPC"}, 150 * time.Millisecond, 1500 * time.Millisecond}, // 200 ms
-		// 200 ms for the PING of the reconnect (the connection made at
-		// start never got its PING answer), or the command's 200 ms too
-		{"resp", []string{"WITH_RESP"}, 150 * time.Millisecond, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := siptest.StartKamailio("hang-"+tc.name, cfg, dir, append(common, tc.defs...)...)

@@ -66,7 +66,6 @@ func main() {
 // config is the daemon's flags.
 type config struct {
 	queryAddr, adminAddr, rpcAddr string
-	respAddr                      string
 	queryLoop                     string
 	dataDir                       string
 	adminToken, adminTokenFile    string
@@ -108,7 +107,6 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.queryLoop, "query-loop", "fasthttp", "query listener transport: fasthttp (goroutine per connection), or epoll (Linux only: event loops, one per core but one, serving GET/POST /v1/check and /rpc, handing any other request to fasthttp)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.StringVar(&c.rpcAddr, "rpc-addr", "127.0.0.1:8082", "JSON-RPC over TCP listen address (netstrings and bare JSON)")
-	fs.StringVar(&c.respAddr, "resp-addr", "", "RESP (Redis protocol) listen addresses for TGCHECK, as Kamailio's ndb_redis asks: host:port, or unix:PATH for a Unix socket, comma-separated (empty: off); they share -rpc-addr's connection cap")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory of the data file, the generated admin token and the run file")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (at least 16 characters), or a comma-separated list of name:token (names: 1-15 letters, digits, - or _); generated and stored in the data dir if empty")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file of admin tokens, one token or name:token per line (keeps them off the command line)")
@@ -135,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections each of the query and RPC listeners holds (0: sized from the open-file limit, at most 4096)")
 	fs.IntVar(&c.maxConnsPerSource, "max-conns-per-source", 0, "most connections one address outside -proxy-sources holds on a listener (0: an eighth of the listener's cap)")
 	fs.StringVar(&c.proxySources, "proxy-sources", "127.0.0.0/8,::1", "comma-separated addresses or CIDR prefixes of the SIP proxies: they may use the reserved eighth of each listener's connections")
-	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP or RESP connection with no request for this long")
+	fs.DurationVar(&c.rpcIdleTimeout, "rpc-idle-timeout", handler.DefaultRPCIdleTimeout, "close a JSON-RPC TCP connection with no request for this long")
 	fs.BoolVar(&c.initDataDir, "init-data-dir", false, "create a new, empty data file in a data dir that has held state and lost its data file (refused if a data file exists); a fresh, empty data dir needs no flag")
 	fs.BoolVar(&c.quarantineDamaged, "quarantine-damaged", false, "start even if some accounts' stored records are damaged: those accounts are refused (account_quarantined) until written again; damaged operator settings, high-risk list or rate deck still refuse the start")
 	fs.Bool("version", false, "print the version and exit (also `tollgate version`)")
@@ -350,7 +348,6 @@ type runInfo struct {
 	QueryAddr string    `json:"query_addr"`
 	AdminAddr string    `json:"admin_addr"`
 	RPCAddr   string    `json:"rpc_addr"`
-	RESPAddr  string    `json:"resp_addr,omitempty"`
 	Started   time.Time `json:"started"`
 }
 
@@ -598,35 +595,11 @@ func serve(args []string) error {
 		aln.Close()
 		return fmt.Errorf("-rpc-addr: %w", err)
 	}
-	var plns []net.Listener
-	if c.respAddr != "" {
-		for _, a := range strings.Split(c.respAddr, ",") {
-			pln, err := listenRESP(strings.TrimSpace(a))
-			if err != nil {
-				for _, l := range append(plns, qln, aln, rln) {
-					l.Close()
-				}
-				return fmt.Errorf("-resp-addr %s: %w", a, err)
-			}
-			plns = append(plns, pln)
-		}
-		// the RESP and JSON-RPC listeners share the JSON-RPC one's budget
-		// of descriptors
-		rCap = max(rCap/(1+len(plns)), 1)
-	}
 	qlim := h.Limit(qln, handler.ListenerQuery, listenerLimits(qCap, c.maxConnsPerSource, proxies))
 	rlim := h.Limit(rln, handler.ListenerRPC, listenerLimits(rCap, c.maxConnsPerSource, proxies))
-	var plims []*handler.Listener
-	var ps *handler.RESPServer
-	if len(plns) > 0 {
-		ps = h.NewRESPServer()
-		for _, l := range plns {
-			plims = append(plims, h.Limit(l, handler.ListenerRESP, listenerLimits(rCap, c.maxConnsPerSource, proxies)))
-		}
-	}
 	alim := h.Limit(aln, handler.ListenerAdmin, listenerLimits(aCap, c.maxConnsPerSource, proxies))
 	qs, as, rs := h.QueryServer(), h.AdminServer(), h.NewRPCServer()
-	errc := make(chan error, 4+len(plims))
+	errc := make(chan error, 4)
 	var loop *handler.QueryLoop
 	if c.queryLoop == "epoll" {
 		// The loop serves the checks; the fasthttp server every request it
@@ -653,24 +626,8 @@ func serve(args []string) error {
 			errc <- err
 		}
 	}()
-	for _, plim := range plims {
-		go func() {
-			if err := ps.Serve(plim); err != nil && !errors.Is(err, handler.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
 
 	ri := runInfo{PID: os.Getpid(), QueryAddr: qln.Addr().String(), AdminAddr: aln.Addr().String(), RPCAddr: rln.Addr().String(), Started: time.Now().UTC()}
-	for i, l := range plns {
-		if i > 0 {
-			ri.RESPAddr += ","
-		}
-		if l.Addr().Network() == "unix" {
-			ri.RESPAddr += "unix:"
-		}
-		ri.RESPAddr += l.Addr().String()
-	}
 	if err := writeRunInfo(c.dataDir, ri); err != nil {
 		log.Warn().Err(err).Msg("could not write the run file; `tollgate check` will not find this daemon")
 	}
@@ -678,7 +635,7 @@ func serve(args []string) error {
 	hr, _ := svc.HighRiskInfo()
 	_, rd, _ := svc.RateDeck()
 	snap := m.Snapshot().Stats()
-	log.Info().Str("query_addr", ri.QueryAddr).Str("admin_addr", ri.AdminAddr).Str("rpc_addr", ri.RPCAddr).Str("resp_addr", ri.RESPAddr).
+	log.Info().Str("query_addr", ri.QueryAddr).Str("admin_addr", ri.AdminAddr).Str("rpc_addr", ri.RPCAddr).
 		Str("data_file", st.Path()).Int("accounts", snap.Accounts).
 		Str("high_risk_origin", hr.Origin).Str("high_risk_version", hr.Version).Int("high_risk_entries", hr.Entries).
 		Str("rate_deck_origin", rd.Origin).Int("rate_deck_entries", rd.Entries).Int("webhooks", len(hooks)).
@@ -693,7 +650,7 @@ func serve(args []string) error {
 		select {
 		case err := <-errc:
 			log.Error().Err(err).Msg("listener failed; shutting down")
-			shutdown(h, loop, qs, as, rs, ps, 0, c.shutdownTimeout, log)
+			shutdown(h, loop, qs, as, rs, 0, c.shutdownTimeout, log)
 			return err
 		case s := <-sig:
 			if s == syscall.SIGHUP {
@@ -707,7 +664,7 @@ func serve(args []string) error {
 				continue
 			}
 			log.Info().Str("signal", s.String()).Dur("drain_delay", c.drainDelay).Msg("draining")
-			shutdown(h, loop, qs, as, rs, ps, c.drainDelay, c.shutdownTimeout, log)
+			shutdown(h, loop, qs, as, rs, c.drainDelay, c.shutdownTimeout, log)
 			log.Info().Msg("stopped")
 			return nil
 		}
@@ -750,7 +707,7 @@ func logGeo(log zerolog.Logger, why string, t *origin.GeoTable, err error) {
 // shutdown drains: /ready turns 503 for drainDelay so health checks move
 // traffic away, then every listener stops accepting and waits for requests
 // in flight (query first, admin last so no write is cut), within timeout.
-func shutdown(h *handler.Handler, loop *handler.QueryLoop, qs, as *fasthttp.Server, rs *handler.RPCServer, ps *handler.RESPServer, drainDelay, timeout time.Duration, log zerolog.Logger) {
+func shutdown(h *handler.Handler, loop *handler.QueryLoop, qs, as *fasthttp.Server, rs *handler.RPCServer, drainDelay, timeout time.Duration, log zerolog.Logger) {
 	h.SetDraining()
 	time.Sleep(drainDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -765,11 +722,6 @@ func shutdown(h *handler.Handler, loop *handler.QueryLoop, qs, as *fasthttp.Serv
 	}
 	if err := rs.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("rpc listener did not drain in time")
-	}
-	if ps != nil {
-		if err := ps.Shutdown(ctx); err != nil {
-			log.Warn().Err(err).Msg("resp listener did not drain in time")
-		}
 	}
 	if err := as.ShutdownWithContext(ctx); err != nil {
 		log.Warn().Err(err).Msg("admin listener did not drain in time")

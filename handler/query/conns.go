@@ -22,11 +22,10 @@ const (
 	ListenerQuery ListenerKind = iota // HTTP query API (/v1/check, /rpc)
 	ListenerRPC                       // JSON-RPC over TCP (netstrings, bare JSON)
 	ListenerAdmin                     // admin API
-	ListenerRESP                      // RESP (TGCHECK, -resp-addr)
 	numListeners
 )
 
-var listenerNames = [numListeners]string{"query", "rpc", "admin", "resp"}
+var listenerNames = [numListeners]string{"query", "rpc", "admin"}
 
 // ConnLimits bound one listener's connections, so that a flood of idle
 // connections can neither use up the process's file descriptors (and make

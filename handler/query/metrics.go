@@ -18,11 +18,10 @@ const (
 	tHTTPRPC                    // POST /rpc
 	tNetstring                  // JSON-RPC in netstrings over TCP (Kamailio janssonrpcc)
 	tTCPJSON                    // bare JSON-RPC over TCP (OpenSIPS jsonrpc)
-	tRESP                       // TGCHECK in the Redis protocol (Kamailio ndb_redis)
 	numTransports
 )
 
-var transportNames = [numTransports]string{"http", "http_rpc", "tcp_netstring", "tcp_json", "resp"}
+var transportNames = [numTransports]string{"http", "http_rpc", "tcp_netstring", "tcp_json"}
 
 const (
 	nReasons = len(matcher.Reasons)

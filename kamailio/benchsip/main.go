@@ -5,8 +5,6 @@
 //   - relay: Kamailio relaying with no check (-A RELAY_ONLY)
 //   - http:  Kamailio asking tollgate over http_client (the default)
 //   - rpc:   Kamailio asking tollgate over JSON-RPC (-A WITH_JSONRPC)
-//   - resp:  Kamailio asking tollgate in the Redis protocol (-A WITH_RESP)
-//   - respunix: the same over a Unix socket (TOLLGATE_RESP_SOCKET)
 //
 // Every case identifies the caller by trunk address (-A WITH_IPAUTH), so pike
 // is out of the way, and the account has no caps. A call succeeds only if it
@@ -144,20 +142,15 @@ func main() {
 		case "http":
 		case "rpc":
 			defs = []string{"WITH_JSONRPC"}
-		case "resp":
-			defs = []string{"WITH_RESP"}
-		case "respunix":
-			defs = []string{"WITH_RESP", fmt.Sprintf(`TOLLGATE_RESP_SOCKET="%s"`, tg.RESPSocket)}
 		default:
 			fail(fmt.Errorf("unknown case %q", c))
 		}
 		if co.callgrind {
 			// everything is ~50× slower under valgrind
-			defs = append(defs, "TOLLGATE_RPC_TIMEOUT_MS=5000", "TOLLGATE_TIMEOUT=5", "TOLLGATE_RESP_TIMEOUT_MS=5000")
+			defs = append(defs, "TOLLGATE_RPC_TIMEOUT_MS=5000", "TOLLGATE_TIMEOUT=5")
 		}
 		return append(defs, "WITH_IPAUTH", "CHILDREN="+strconv.Itoa(*children), "DEBUG_LEVEL=1",
 			fmt.Sprintf(`TOLLGATE_URL="%s"`, tg.QueryURL()), fmt.Sprintf(`TOLLGATE_RPC="%s"`, tg.RPCAddr),
-			fmt.Sprintf(`TOLLGATE_RESP="%s"`, tg.RESPAddr),
 			uas.Define("UPSTREAM"), fmt.Sprintf(`ADDRESS_FILE="%s"`, addrFile))
 	}
 	if co.rate > 0 {

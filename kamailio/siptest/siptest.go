@@ -27,7 +27,7 @@ import (
 )
 
 // Packages are the Debian packages the edge needs, and AptCommand installs them.
-var Packages = []string{"kamailio", "kamailio-utils-modules", "kamailio-extra-modules", "kamailio-redis-modules", "sip-tester"}
+var Packages = []string{"kamailio", "kamailio-utils-modules", "kamailio-extra-modules", "sip-tester"}
 
 // AptCommand is the exact command that installs every package the tests need.
 var AptCommand = "apt-get update && apt-get install -y " + strings.Join(Packages, " ")
@@ -45,10 +45,9 @@ func CheckTools() error {
 		}
 	}
 	if len(missing) == 0 {
-		// the module packages: http_client (utils), jansson + janssonrpcc
-		// (extra), ndb_redis (redis)
+		// the module packages: http_client (utils), jansson + janssonrpcc (extra)
 		dir := ModuleDir
-		for _, m := range []string{"http_client.so", "jansson.so", "janssonrpcc.so", "ndb_redis.so", "pike.so", "dialog.so", "pipelimit.so", "permissions.so", "db_text.so", "auth_db.so"} {
+		for _, m := range []string{"http_client.so", "jansson.so", "janssonrpcc.so", "pike.so", "dialog.so", "pipelimit.so", "permissions.so", "db_text.so", "auth_db.so"} {
 			if _, err := os.Stat(dir); err != nil {
 				break // not a Debian layout: let Kamailio itself complain
 			}
@@ -244,8 +243,6 @@ func BuildTollgate(root, outDir string) (string, error) {
 type Tollgate struct {
 	*Proc
 	QueryAddr, AdminAddr, RPCAddr string
-	RESPAddr                      string // -resp-addr (Kamailio's WITH_RESP)
-	RESPSocket                    string // its Unix socket (TOLLGATE_RESP_SOCKET)
 	Token                         string
 	DataDir                       string
 }
@@ -258,15 +255,13 @@ func StartTollgate(bin, dir string, extra ...string) (*Tollgate, error) {
 		QueryAddr: fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
 		AdminAddr: fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
 		RPCAddr:   fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
-		RESPAddr:  fmt.Sprintf("127.0.0.1:%d", MustFreePort("tcp", "127.0.0.1")),
 		Token:     "test-admin-token-0123456789abcdef",
 		DataDir:   filepath.Join(dir, "tollgate-data"),
 	}
-	t.RESPSocket = filepath.Join(dir, "tollgate-resp.sock")
 	if err := os.MkdirAll(t.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	args := append([]string{"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr, "-resp-addr", t.RESPAddr + ",unix:" + t.RESPSocket,
+	args := append([]string{"-query-addr", t.QueryAddr, "-admin-addr", t.AdminAddr, "-rpc-addr", t.RPCAddr,
 		"-data-dir", t.DataDir, "-admin-token", t.Token, "-log-level", "warn"}, extra...)
 	p, err := Start("tollgate", filepath.Join(dir, "tollgate.log"), bin, args...)
 	if err != nil {
@@ -274,13 +269,9 @@ func StartTollgate(bin, dir string, extra ...string) (*Tollgate, error) {
 	}
 	t.Proc = p
 	deadline := time.Now().Add(20 * time.Second)
-	for _, addr := range []string{t.QueryAddr, t.AdminAddr, t.RPCAddr, t.RESPAddr, "unix:" + t.RESPSocket} {
+	for _, addr := range []string{t.QueryAddr, t.AdminAddr, t.RPCAddr} {
 		for {
-			network := "tcp"
-			if a, ok := strings.CutPrefix(addr, "unix:"); ok {
-				network, addr = "unix", a
-			}
-			c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
 				break
