@@ -226,7 +226,7 @@ func TestKill9MidBatch(t *testing.T) {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i := int64(0); i < calls; i++ {
-		if i > 0 {
+		if b.Len() > 1 { // not the first of its batch
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, `{"event":"ended","call_id":"c-%d","account":"acme","to":"+5355512345","duration":60}`, i)
@@ -255,14 +255,16 @@ func TestFraudStateSIGTERMLosesNothing(t *testing.T) {
 	if st, body := d.admin("PUT", "/v1/accounts/acme", spendAccount()); st != 200 {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
-	d.postEvents(`{"event":"ended","call_id":"x","account":"acme","to":"+5355512345","duration":60}`)
+	if st, body := d.postEvents(`{"event":"ended","call_id":"x","account":"acme","to":"+5355512345","duration":60}`); st != 200 || !strings.Contains(body, `"accepted":1,`) {
+		t.Fatalf("event: %d %s", st, body)
+	}
 	d.signal(syscall.SIGTERM)
 	if err := d.wait(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	d2 := startDaemon(t, dir, args...)
 	if v := d2.velocity("acme"); v.Spend.Booked != "1.1" {
-		t.Fatalf("after SIGTERM: %+v", v.Spend)
+		t.Fatalf("after SIGTERM: %+v (now %s)", v.Spend, time.Now().UTC().Format(time.RFC3339))
 	}
 }
 
