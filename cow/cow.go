@@ -120,9 +120,14 @@ func (m Map[V]) Edit() *Builder[V] {
 	return b
 }
 
-// NewBuilder starts an empty Map expected to hold about n keys.
+// NewBuilder starts an empty Map expected to hold about n keys. A shard
+// starts sized for its share of them and no more: a Go map's table is a
+// power of two, so a quarter more made every shard of 100,000 keys (390
+// each) twice the size it needed (1,024 slots instead of 512, 6.5 MB
+// instead of 3.3 for the 256 shards). The few shards that get more than
+// their share grow.
 func NewBuilder[V any](n int) *Builder[V] {
-	return &Builder[V]{sh: new(shards[V]), hint: n/Shards + n/(4*Shards)}
+	return &Builder[V]{sh: new(shards[V]), hint: n / Shards}
 }
 
 // shard returns k's shard, copied first if this builder does not own it.

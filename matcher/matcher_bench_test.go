@@ -157,3 +157,25 @@ func BenchmarkDecideRN(b *testing.B) {
 		_ = v.AppendRule(buf[:0])
 	}
 }
+
+// BenchmarkRecompileOperatorAgainst is BenchmarkRecompileOperator as the
+// service makes it since the compiled accounts keep no copy of their
+// sources: CompileAgainst compares every account with the one the service
+// holds for it.
+func BenchmarkRecompileOperatorAgainst(b *testing.B) {
+	set := synthSet(100_000, 1_000_000, 1)
+	plan := numplan.Default()
+	prev, err := CompileAgainst(nil, nil, set, plan, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := *set
+		next.Operator.DisabledCountries = map[string]policy.DisabledCountry{"KP": {Reason: strconv.Itoa(i)}}
+		if prev, err = CompileAgainst(prev, set.Accounts, &next, plan, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -88,8 +88,10 @@ type account struct {
 
 	// src is what an account (not a subaccount) was compiled from, so
 	// CompileFrom can reuse it while the source is the very same objects;
-	// nil for other layers. A pointer into a chunk the compile filled:
-	// inline, its 144 bytes made every layer 352 bytes instead of 192.
+	// nil for other layers, and for every layer of a snapshot from
+	// CompileAgainst (its caller keeps the sources). A pointer into a
+	// chunk the compile filled: inline, its 144 bytes made every layer 352
+	// bytes instead of 192.
 	src *accountSrc
 
 	// The one-byte fields last, together: 100,000 accounts pay no padding.
@@ -121,6 +123,9 @@ type accountSrc struct {
 // while one of its accounts does; chunks double from 16 to 4096 entries, so
 // a compile of a few accounts pins little.
 func (c *compiler) newSrc(acc *policy.Account) *accountSrc {
+	if c.noSrc {
+		return nil
+	}
 	if len(c.srcs) == 0 {
 		c.srcChunk = min(max(2*c.srcChunk, 16), 4096)
 		c.srcs = make([]accountSrc, c.srcChunk)
@@ -203,6 +208,10 @@ type Snapshot struct {
 	// WithAccounts: two snapshots with the same top differ at most in
 	// their accounts (SameFor).
 	top *topMark
+
+	// noSrc: the accounts' layers record no source (CompileAgainst), and
+	// neither do those WithAccounts and WithTemplate compile into it.
+	noSrc bool
 }
 
 type topMark struct{ _ byte } // not zero-sized: each new one is distinct
@@ -244,6 +253,8 @@ type compiler struct {
 	// size of the last chunk made
 	srcs     []accountSrc
 	srcChunk int
+	// noSrc: the layers record no source (see CompileAgainst)
+	noSrc bool
 }
 
 // countryRule compiles a countries.except list, or returns the one
@@ -380,7 +391,25 @@ func Compile(set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
 // It walks every account of set: for a change of a few accounts,
 // WithAccounts costs a shard instead.
 func CompileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
-	return compileFrom(prev, set, plan, false)
+	return compileFrom(prev, set, plan, false, nil, false)
+}
+
+// CompileAgainst is CompileFrom (CompileKeepHighRisk when keepHR) for a
+// caller that keeps the accounts prev was compiled from: was holds, by
+// name, the very policy.Account each of prev's accounts was compiled from
+// (it may be set.Accounts itself when the accounts did not change). An
+// account of set is reused when it holds the same pointers as its entry
+// in was, as CompileFrom decides from the source a layer records. The
+// layers of the snapshot it returns, and of those WithAccounts and
+// WithTemplate derive from it, record no source (144 bytes an account):
+// compile them again with CompileAgainst and the accounts they were
+// compiled from; CompileFrom recompiles every account of them. A nil was
+// reuses no account.
+func CompileAgainst(prev *Snapshot, was map[string]policy.Account, set *policy.Set, plan *numplan.Plan, keepHR bool) (*Snapshot, error) {
+	if keepHR && prev == nil {
+		return nil, errors.New("CompileKeepHighRisk without a previous snapshot")
+	}
+	return compileFrom(prev, set, plan, keepHR, was, true)
 }
 
 // CompileKeepHighRisk is CompileFrom taking prev's compiled high-risk list
@@ -392,10 +421,13 @@ func CompileKeepHighRisk(prev *Snapshot, set *policy.Set, plan *numplan.Plan) (*
 	if prev == nil {
 		return nil, errors.New("CompileKeepHighRisk without a previous snapshot")
 	}
-	return compileFrom(prev, set, plan, true)
+	return compileFrom(prev, set, plan, true, nil, false)
 }
 
-func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR bool) (*Snapshot, error) {
+// compileFrom compiles set reusing prev; with noSrc, the accounts of was
+// (the sources of prev's accounts) decide which account is reused, and
+// the new layers record no source.
+func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR bool, was map[string]policy.Account, noSrc bool) (*Snapshot, error) {
 	start := time.Now()
 	hrPrev := prev // the high-risk list does not inherit from the default
 	if prev != nil && (prev.plan != plan || !samePolicy(prev.srcDefault, set.Operator.Default) || !sameOriginOperator(&prev.srcOperator, &set.Operator)) {
@@ -404,13 +436,14 @@ func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR boo
 	if err := set.Operator.Validate(); err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}
-	c := &compiler{plan: plan, selectors: make(map[string]*countrySet)}
+	c := &compiler{plan: plan, selectors: make(map[string]*countrySet), noSrc: noSrc}
 	var err error
 	if c.originOp, err = compileOriginOperator(&set.Operator); err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}
 	s := &Snapshot{
 		top:           new(topMark),
+		noSrc:         noSrc,
 		plan:          plan,
 		rejectUnknown: set.Operator.UnknownAccounts == policy.UnknownReject,
 	}
@@ -490,7 +523,7 @@ func compileFrom(prev *Snapshot, set *policy.Set, plan *numplan.Plan, keepHR boo
 		if prev != nil {
 			if old, ok := prev.accounts.Get(name); ok {
 				matched++
-				if sameAccount(old.src, &acc) && !old.quarantined && old.tmpl == c.templates[acc.Template].source() {
+				if c.sameSource(old, was, name, &acc) && !old.quarantined && old.tmpl == c.templates[acc.Template].source() {
 					continue
 				}
 			}
@@ -556,7 +589,7 @@ func (s *Snapshot) WithAccounts(changes map[string]*policy.Account) (*Snapshot, 
 	if s == nil || s.deflt == nil {
 		return nil, fmt.Errorf("no snapshot to change")
 	}
-	return s.withAccounts(&compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp, templates: s.templates}, changes)
+	return s.withAccounts(&compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp, templates: s.templates, noSrc: s.noSrc}, changes)
 }
 
 // withAccounts is WithAccounts with the compiler (and so the templates)
@@ -842,11 +875,20 @@ func (a *account) source() *templateSrc {
 // On error (the template, or an account over it, does not compile) no
 // snapshot is returned: the first bad account by name is reported.
 func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts iter.Seq2[string, policy.Account]) (*Snapshot, error) {
+	return s.WithTemplateAgainst(name, t, accounts, nil)
+}
+
+// WithTemplateAgainst is WithTemplate for a snapshot from CompileAgainst:
+// was holds, by name, the policy.Account each of s's accounts was compiled
+// from, which decides (as the source a layer records does for
+// WithTemplate) whether an account over the template is rebased on the new
+// one rather than compiled again. A nil was rebases none.
+func (s *Snapshot) WithTemplateAgainst(name string, t *policy.Template, accounts iter.Seq2[string, policy.Account], was map[string]policy.Account) (*Snapshot, error) {
 	start := time.Now()
 	if s == nil || s.deflt == nil {
 		return nil, fmt.Errorf("no snapshot to change")
 	}
-	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp}
+	c := &compiler{plan: s.plan, selectors: make(map[string]*countrySet), originOp: s.originOp, noSrc: s.noSrc}
 	c.templates = make(map[string]*account, len(s.templates)+1)
 	for k, v := range s.templates {
 		c.templates[k] = v
@@ -880,7 +922,7 @@ func (s *Snapshot) WithTemplate(name string, t *policy.Template, accounts iter.S
 		}
 		var a *account
 		if err == nil {
-			if prev, ok := b.Get(an); ok && old != nil && prev.tmpl == old && !prev.quarantined && sameAccount(prev.src, &acc) {
+			if prev, ok := b.Get(an); ok && old != nil && prev.tmpl == old && !prev.quarantined && c.sameSource(prev, was, an, &acc) {
 				a = rebaseAccount(prev, c.templates[name], acc)
 			}
 			if a == nil {
@@ -940,6 +982,22 @@ func samePolicy(a, b policy.Policy) bool {
 		a.MaxChannels == b.MaxChannels && a.MaxCPS == b.MaxCPS &&
 		a.TimeZone == b.TimeZone && a.MaxDestinationRate == b.MaxDestinationRate && a.Velocity == b.Velocity &&
 		a.Origin == b.Origin
+}
+
+// sameSource reports whether acc is the very source the compiled account
+// old (named name) was taken from: by old's recorded source, or, for a
+// compile that records none, by was[name] (none there: never the same).
+func (c *compiler) sameSource(old *account, was map[string]policy.Account, name string, acc *policy.Account) bool {
+	if !c.noSrc {
+		return sameAccount(old.src, acc)
+	}
+	w, ok := was[name]
+	if !ok {
+		return false
+	}
+	src := accountSrc{pol: w.Policy, subs: w.Subaccounts, template: w.Template, unknownSubs: w.UnknownSubaccounts,
+		maxChannels: w.AccountMaxChannels, cps: w.AccountMaxCPS}
+	return sameAccount(&src, acc)
 }
 
 // sameAccount reports whether b is the very source a was taken from (a

@@ -131,3 +131,25 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkTemplateChangeWithTemplateAgainst is the same change on a
+// snapshot from CompileAgainst, as the service makes it.
+func BenchmarkTemplateChangeWithTemplateAgainst(b *testing.B) {
+	set := templateBenchSet()
+	plan := numplan.Default()
+	prev, err := CompileAgainst(nil, nil, set, plan, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
+	for i := 0; i < b.N; i++ {
+		t := changedTemplate(set, i)
+		if prev, err = prev.WithTemplateAgainst("retail", &t, set.AccountsOn("retail"), set.Accounts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.KeepAlive(prev)
+}

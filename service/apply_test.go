@@ -87,6 +87,11 @@ func TestWritesShareAndPreserve(t *testing.T) {
 			return err
 		},
 		func() error { _, err := f.svc.PutAccount(admin, "a15", denyAllBut("continent:AF")); return err },
+		// an operator change that keeps the default after account
+		// writes: every account is reused but those written since
+		func() error { _, _, err := f.svc.DisableCountry(admin, "CU", "test"); return err },
+		func() error { _, err := f.svc.PutAccount(admin, "a18", denyAllBut("CU", "US")); return err },
+		func() error { _, _, err := f.svc.DisableCountry(admin, "US", "test"); return err },
 	}
 	for i, w := range writes {
 		old := f.m.Snapshot()

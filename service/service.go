@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -169,6 +170,10 @@ type Service struct {
 	// set is in force (see keepHighRisk).
 	hrList *packedHighRisk
 
+	// velInStep: the velocity engine's last sync succeeded, so it was
+	// synced from set's accounts (see velWas).
+	velInStep bool
+
 	// originPending counts persistOrigin goroutines not yet done (Flush).
 	originPending sync.WaitGroup
 	// remote is set, under mu, while a change another node made is
@@ -230,7 +235,7 @@ func (s *Service) Load() error {
 			return err
 		}
 	}
-	err = s.loadLocked(set, meta, nil, false)
+	err = s.loadLocked(set, meta, nil, false, false)
 	s.countReload(err)
 	return err
 }
@@ -252,7 +257,7 @@ func (s *Service) Reload() (HighRiskInfo, error) {
 	}
 	// A stored list stays as compiled; a file is read again, and the
 	// shipped list is the shipped list.
-	err := s.loadLocked(&set, store.HighRiskMeta{}, keep, s.hr.Origin == OriginStored)
+	err := s.loadLocked(&set, store.HighRiskMeta{}, keep, s.hr.Origin == OriginStored, true)
 	s.countReload(err)
 	if err != nil {
 		s.log.Error().Err(err).Msg("reload refused; the previous policy stays in force")
@@ -279,8 +284,9 @@ func (s *Service) countReload(err error) {
 // and the rate deck (file, else stored, else none), compiles set and swaps
 // it in. set.HighRisk on entry is the stored list or nil; rd, when not nil,
 // is the rate deck in force to keep (set.Rates holds it), else the deck is
-// read again; keepHR keeps the stored list in force as compiled.
-func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta, rd *RateDeckInfo, keepHR bool) error {
+// read again; keepHR keeps the stored list in force as compiled; same
+// says set's accounts are s.set's (a reload), not read anew.
+func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta, rd *RateDeckInfo, keepHR, same bool) error {
 	var hr HighRiskInfo
 	switch {
 	case keepHR && s.opt.HighRiskFile == "":
@@ -328,21 +334,34 @@ func (s *Service) loadLocked(set *policy.Set, meta store.HighRiskMeta, rd *RateD
 	if err != nil {
 		return err
 	}
+	same = same && s.set != nil && sameMap(s.set.Accounts, set.Accounts)
 	s.m.Swap(snap)
 	s.set, s.hr, s.rd = set, hr, rinfo
 	s.keepHighRisk()
-	s.syncVelocity()
+	s.syncVelocity(s.velWas(same, nil))
 	return nil
 }
 
 // compile is matcher.CompileFrom, keeping prev's compiled high-risk list
 // when set.HighRisk is nil: the service never compiles a set without a
-// list (the shipped one at least), so nil means "the list in force".
+// list (the shipped one at least), so nil means "the list in force". It
+// compiles against s.set's accounts (matcher.CompileAgainst): they are
+// what the snapshot in force was compiled from, so the compiled accounts
+// need not hold a second copy of their sources. prev is the snapshot in
+// force (any other reuses no account). Caller holds mu.
 func (s *Service) compile(prev *matcher.Snapshot, set *policy.Set) (*matcher.Snapshot, error) {
-	if set.HighRisk == nil && prev != nil {
-		return matcher.CompileKeepHighRisk(prev, set, s.plan)
+	return matcher.CompileAgainst(prev, s.sources(prev), set, s.plan, set.HighRisk == nil && prev != nil)
+}
+
+// sources is what snap's accounts were compiled from, when snap is the
+// snapshot in force: s.set's accounts, which apply edits only once the
+// snapshot compiled from the edit is swapped in. nil for any other
+// snapshot. Caller holds mu.
+func (s *Service) sources(snap *matcher.Snapshot) map[string]policy.Account {
+	if s.set == nil || snap == nil || snap != s.m.Snapshot() {
+		return nil
 	}
-	return matcher.CompileFrom(prev, set, s.plan)
+	return s.set.Accounts
 }
 
 // keepHighRisk moves the high-risk list of the set now in force into its
@@ -356,15 +375,47 @@ func (s *Service) keepHighRisk() {
 	s.set.HighRisk = nil
 }
 
-// syncVelocity brings the velocity engine in step with the set in force.
-// The set compiled, so it syncs; an error here is a bug, logged loudly.
-func (s *Service) syncVelocity() {
+// syncVelocity brings the velocity engine in step with the set in force,
+// against was (see velWas). The set compiled, so it syncs; an error here
+// is a bug, logged loudly. Caller holds mu.
+func (s *Service) syncVelocity(was velocity.Was) {
 	if s.vel == nil {
 		return
 	}
-	if err := s.vel.Sync(s.set); err != nil {
+	err := s.vel.SyncAgainst(s.set, was)
+	s.velInStep = err == nil
+	if err != nil {
 		s.log.Error().Err(err).Msg("velocity engine refused a policy the matcher compiled; its previous rules stay in force")
 	}
+}
+
+// velWas is what the velocity engine was last synced from, for a sync of
+// s.set: nil (nothing known: every account is synced anew) unless the last
+// sync succeeded and same says s.set's accounts are the map it was given,
+// edited since only for the accounts prior holds (their values then) and
+// the new ones. The engine's entries keep no copy of their sources (see
+// velocity.SyncAgainst). Caller holds mu, after the edits.
+func (s *Service) velWas(same bool, prior map[string]*policy.Account) velocity.Was {
+	if !same || !s.velInStep {
+		return nil
+	}
+	accounts := s.set.Accounts
+	return func(name string) (policy.Account, bool) {
+		if a, changed := prior[name]; changed {
+			if a == nil {
+				return policy.Account{}, false
+			}
+			return *a, true
+		}
+		a, ok := accounts[name]
+		return a, ok
+	}
+}
+
+// sameMap reports whether a and b are the very same map (not merely
+// equal).
+func sameMap(a, b map[string]policy.Account) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // ReadRateDeckFile parses a rate deck file; its version is a hash of its
@@ -472,10 +523,21 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 		s.log.Error().Err(err).Str("action", ch.Audit.Action).Str("object", ch.Audit.Object).Msg("store write failed; change not applied")
 		return &StoreError{Err: err}
 	}
+	same := top == nil || sameMap(top.Accounts, s.set.Accounts)
 	s.m.Swap(snap)
 	if top != nil {
 		s.set = top
 		s.keepHighRisk()
+	}
+	// what the accounts ch changes were, for the velocity engine's sync
+	// (nil: none)
+	prior := make(map[string]*policy.Account, len(ch.Accounts))
+	for name := range ch.Accounts {
+		var p *policy.Account
+		if a, ok := s.set.Accounts[name]; ok {
+			p = &a
+		}
+		prior[name] = p
 	}
 	names := make([]string, 0, len(ch.Accounts))
 	for name, a := range ch.Accounts {
@@ -508,9 +570,10 @@ func (s *Service) apply(top *policy.Set, ch *store.Change, who Actor, hr *HighRi
 	// accounts on a changed template changed too
 	names = append(append(names, onTemplates...), onDeleted...)
 	if top != nil {
-		s.syncVelocity()
+		s.syncVelocity(s.velWas(same, prior))
 	} else if s.vel != nil {
-		if err := s.vel.SyncAccounts(s.set, names); err != nil {
+		if err := s.vel.SyncAccountsAgainst(s.set, names, s.velWas(same, prior)); err != nil {
+			s.velInStep = false
 			s.log.Error().Err(err).Msg("velocity engine refused accounts the matcher compiled; their previous rules stay in force")
 		}
 	}

@@ -206,7 +206,13 @@ func (s *Service) applyTemplates(snap *matcher.Snapshot, ch *store.Change, when 
 			}
 		}
 		var err error
-		if snap, err = snap.WithTemplate(n, ch.Templates[n], on); err != nil {
+		// Before ch's accounts are compiled in, snap's accounts over the
+		// template are s.set's (see sources); after, some are ch's.
+		var was map[string]policy.Account
+		if when == "put" {
+			was = s.set.Accounts
+		}
+		if snap, err = snap.WithTemplateAgainst(n, ch.Templates[n], on, was); err != nil {
 			return nil, nil, &InvalidError{Err: err}
 		}
 		for a := range on {

@@ -161,3 +161,73 @@ func TestSyncReusesOnOtherFields(t *testing.T) {
 		t.Errorf("a time zone change: config rebuilt %v, zone %v", c != cfg, c.loc)
 	}
 }
+
+// SyncAgainst and SyncAccountsAgainst keep what Sync and SyncAccounts keep,
+// deciding by what the caller says the last sync was given instead of a
+// source the entries record (they record none).
+func TestSyncAgainst(t *testing.T) {
+	rules := &policy.Velocity{Action: policy.ActionAlert, Rules: []policy.VelocityRule{{CallsPerMinute: th(0, 5)}}}
+	acc := policy.Account{Policy: policy.Policy{Velocity: rules}, Subaccounts: map[string]policy.Policy{"s": {}}}
+	other := policy.Account{Policy: policy.Policy{MaxCPS: iptr(2)}}
+	e := New(Options{})
+	set := &policy.Set{Accounts: map[string]policy.Account{"a": acc, "b": other}}
+	if err := e.SyncAgainst(set, nil); err != nil {
+		t.Fatal(err)
+	}
+	for n, en := range e.table.Load().accounts.All() {
+		if en.src != nil {
+			t.Fatalf("entry %s records its source", n)
+		}
+	}
+	cfg, sub := e.exact("a", "").cfg.Load(), e.exact("a", "s")
+	entryB, _ := e.table.Load().accounts.Get("b")
+	same := func(m map[string]policy.Account) Was {
+		return func(n string) (policy.Account, bool) { a, ok := m[n]; return a, ok }
+	}
+	// nothing changed: every entry kept
+	if err := e.SyncAgainst(set, same(set.Accounts)); err != nil {
+		t.Fatal(err)
+	}
+	if en, _ := e.table.Load().accounts.Get("b"); en != entryB || e.exact("a", "").cfg.Load() != cfg {
+		t.Error("an unchanged account got a new entry or config")
+	}
+	// a countries change keeps the config, a time zone change does not
+	prior := set.Accounts["a"]
+	acc.Countries = &policy.CountryRule{Default: policy.Allow, Except: []string{"GB"}}
+	set.Accounts["a"] = acc
+	was := func(n string) (policy.Account, bool) {
+		if n == "a" {
+			return prior, true
+		}
+		return same(set.Accounts)(n)
+	}
+	if err := e.SyncAccountsAgainst(set, []string{"a"}, was); err != nil {
+		t.Fatal(err)
+	}
+	if e.exact("a", "").cfg.Load() != cfg || e.exact("a", "s") != sub {
+		t.Error("a countries change rebuilt the scope config or lost the subaccount's scope")
+	}
+	prior = acc
+	zone := "Europe/Paris"
+	acc.TimeZone = &zone
+	set.Accounts["a"] = acc
+	if err := e.SyncAgainst(set, was); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.exact("a", "").cfg.Load(); c == cfg || c.loc.String() != zone {
+		t.Errorf("a time zone change kept the config (%v)", c.loc)
+	}
+	if e.exact("a", "s") != sub {
+		t.Error("the subaccount's scope was not kept")
+	}
+	if en, _ := e.table.Load().accounts.Get("b"); en != entryB {
+		t.Error("the unchanged account got a new entry")
+	}
+	// not known: a new entry, the same scope
+	if err := e.SyncAgainst(set, nil); err != nil {
+		t.Fatal(err)
+	}
+	if en, _ := e.table.Load().accounts.Get("b"); en == entryB || e.exact("a", "s") != sub {
+		t.Error("nil was kept an entry, or lost a scope")
+	}
+}

@@ -355,3 +355,26 @@ func BenchmarkCollect10k(b *testing.B) {
 	b.ReportMetric(float64(records), "records")
 	b.ReportMetric(float64(locked.Microseconds())/1000/float64(b.N), "locked-ms/op")
 }
+
+// BenchmarkSyncUnchanged100k is the engine's share of an operator change
+// that keeps the default policy, as the service makes it: every account
+// synced against the very ones of the last sync, all kept.
+func BenchmarkSyncUnchanged100k(b *testing.B) {
+	set := benchSet(b, 100_000)
+	if _, err := matcher.Compile(set, plan); err != nil {
+		b.Fatal(err)
+	}
+	e := New(Options{})
+	if err := e.SyncAgainst(set, nil); err != nil {
+		b.Fatal(err)
+	}
+	was := func(n string) (policy.Account, bool) { a, ok := set.Accounts[n]; return a, ok }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := *set
+		if err := e.SyncAgainst(&next, was); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -99,7 +99,8 @@ func (r *Replayer) side(s Side) (side, error) {
 	out := side{snap: s.Snap}
 	if s.Set != nil {
 		out.vel = velocity.New(velocity.Options{Now: func() time.Time { return r.clock }, Offline: true})
-		if err := out.vel.Sync(s.Set); err != nil {
+		// a new engine, synced once: no source to keep for a later sync
+		if err := out.vel.SyncAgainst(s.Set, nil); err != nil {
 			return out, err
 		}
 	}
