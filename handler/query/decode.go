@@ -729,3 +729,151 @@ func (s *scanner) field(q *matcher.Query, f int, sc *scratch) decodeError {
 	*fieldPtr(q, f) = b2s(v)
 	return decodeError{}
 }
+
+// decodeQuery is decodeArgs over a raw query string, without building
+// fasthttp.Args first (the epoll loop's GET checks; issue 17, fifth
+// pass): the same split (on '&', then the first '='), the same form
+// decoding (fasthttp's decodeArgAppend: %XX, '+' as a space, a '%' without
+// two hex digits kept as it is), the same pairs skipped (empty name and
+// value), the same checks in the same order, so the same query or the same
+// error. q's fields point into query for values without '%' or '+', and
+// into *buf (grown once to the query's length, then reused until the next
+// call) for the decoded ones.
+// FuzzDecodeQuery holds it to decodeArgs.
+func decodeQuery(query []byte, buf *[]byte, q *matcher.Query, f *verdictFormat) decodeError {
+	b := (*buf)[:0]
+	if cap(b) < len(query) {
+		b = make([]byte, 0, len(query)) // decoding never grows a value
+		*buf = b
+	}
+	var seen uint8
+	fmtSeen := false
+	for s := query; len(s) > 0; {
+		// one pass to the end of the pair: its first '=', and whether
+		// the name or the value needs decoding
+		eq, amp := -1, len(s)
+		var encK, encV bool
+	scan:
+		for j := 0; j < len(s); j++ {
+			switch queryClass[s[j]] {
+			case qPlain:
+			case qAmp:
+				amp = j
+				break scan
+			case qEnc:
+				if eq < 0 {
+					encK = true
+				} else {
+					encV = true
+				}
+			case qEq:
+				if eq < 0 {
+					eq = j
+				}
+			}
+		}
+		key, val := s[:amp], []byte(nil)
+		if eq >= 0 {
+			key, val = s[:eq], s[eq+1:amp]
+		}
+		if amp < len(s) {
+			s = s[amp+1:]
+		} else {
+			s = nil
+		}
+		// a value that needs no decoding is read where it is (the request
+		// outlives the check), else decoded into b
+		start := len(b)
+		v := val
+		if encV || len(val) > 0 && val[0] == ' ' {
+			b = formDecode(b, val)
+			v = b[start:len(b):len(b)]
+		}
+		k := key
+		if encK {
+			k = formDecode(b, key)[len(b):] // after the value, dropped below
+		}
+		if len(k) == 0 && len(v) == 0 {
+			b = b[:start]
+			continue
+		}
+		i := fieldIndex(k)
+		if i < 0 {
+			if string(k) == formatName {
+				var ok bool
+				if *f, ok = parseFormat(v); !ok || fmtSeen {
+					return decodeError{kind: errFormat}
+				}
+				fmtSeen = true
+			}
+			b = b[:start]
+			continue
+		}
+		if seen&(1<<i) != 0 {
+			return decodeError{kind: errDuplicate, field: int8(i)}
+		}
+		seen |= 1 << i
+		if len(v) > MaxFieldLen {
+			return decodeError{kind: errTooLong, field: int8(i)}
+		}
+		if i == fTo && len(v) > 0 && v[0] == ' ' {
+			v[0] = '+'
+		}
+		*fieldPtr(q, i) = b2s(v)
+	}
+	if q.To == "" {
+		return decodeError{kind: errMissingTo}
+	}
+	if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+		return e
+	}
+	if seen&(1<<fSrcIP) != 0 {
+		return checkSrcIP(q.SrcIP)
+	}
+	return decodeError{}
+}
+
+// The bytes decodeQuery's scan stops at.
+const (
+	qPlain = iota
+	qAmp   // '&' ends a pair
+	qEq    // the first '=' ends the name
+	qEnc   // '%' or '+': decoded
+)
+
+var queryClass = func() (t [256]uint8) {
+	t['&'], t['='], t['%'], t['+'] = qAmp, qEq, qEnc, qEnc
+	return t
+}()
+
+// formDecode appends src form-decoded as fasthttp's decodeArgAppend does:
+// the runs without '%' or '+' are copied whole.
+func formDecode(dst, src []byte) []byte {
+	for {
+		i := 0
+		for i < len(src) && src[i] != '%' && src[i] != '+' {
+			i++
+		}
+		dst = append(dst, src[:i]...)
+		if i == len(src) {
+			return dst
+		}
+		if src[i] == '+' {
+			dst = append(dst, ' ')
+			src = src[i+1:]
+			continue
+		}
+		if i+3 > len(src) {
+			return append(dst, src[i:]...)
+		}
+		hi, ok1 := unhex(src[i+1])
+		lo, ok2 := unhex(src[i+2])
+		if !ok1 || !ok2 {
+			dst = append(dst, '%')
+			src = src[i+1:]
+			continue
+		}
+		dst = append(dst, byte(hi<<4|lo))
+		src = src[i+3:]
+	}
+}

@@ -12,19 +12,13 @@ import (
 // HTTP body, the JSON-RPC result, the TCP replies and `tollgate check --json`
 // are the same bytes. It allocates nothing when dst has room.
 func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
-	info := v.Reason.Info()
-	dst = append(dst, `{"verdict":"`...)
-	dst = append(dst, v.Action.String()...)
-	dst = append(dst, `","reason":"`...)
-	dst = append(dst, info.Name...)
-	dst = append(dst, `","code":`...)
-	dst = strconv.AppendInt(dst, int64(info.Code), 10)
-	dst = append(dst, `,"sip_code":`...)
-	dst = strconv.AppendInt(dst, int64(info.SIPCode), 10)
-	dst = append(dst, `,"sip_reason":`...)
-	dst = AppendJSONString(dst, info.SIPReason)
-	dst = append(dst, `,"message":`...)
-	dst = AppendJSONString(dst, info.Message)
+	// verdict, reason, code, sip_code, sip_reason and message depend on
+	// the action and the reason only: encoded once (verdictHeads).
+	if int(v.Action) < len(verdictHeads) && v.Reason < matcher.Reason(len(matcher.Reasons)) {
+		dst = append(dst, verdictHeads[v.Action][v.Reason]...)
+	} else {
+		dst = appendVerdictHead(dst, v.Action, v.Reason)
+	}
 	dst = append(dst, `,"country":`...)
 	dst = AppendJSONString(dst, v.Country)
 	dst = append(dst, `,"e164":`...)
@@ -33,20 +27,19 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 	dst = AppendJSONString(dst, v.Account)
 	dst = append(dst, `,"rule":`...)
 	// The rule text holds operator-written reasons and the account name, so
-	// it is escaped; it is built on the stack first (AppendRule does not
-	// allocate when its buffer has room).
-	var rb [2048]byte
-	dst = AppendJSONString(dst, b2s(v.AppendRule(rb[:0])))
+	// it is escaped: written raw where it goes, and escaped there only if
+	// it needs it.
+	dst = appendJSONInPlace(dst, v.AppendRule)
 	dst = append(dst, `,"max_channels":`...)
-	dst = strconv.AppendInt(dst, int64(v.MaxChannels), 10)
+	dst = appendInt(dst, v.MaxChannels)
 	dst = append(dst, `,"max_cps":`...)
-	dst = strconv.AppendInt(dst, int64(v.MaxCPS), 10)
+	dst = appendInt(dst, v.MaxCPS)
 	if v.AccountMaxChannels != 0 || v.AccountMaxCPS != 0 {
 		// only for an account that sets account-wide caps
 		dst = append(dst, `,"account_max_channels":`...)
-		dst = strconv.AppendInt(dst, int64(v.AccountMaxChannels), 10)
+		dst = appendInt(dst, v.AccountMaxChannels)
 		dst = append(dst, `,"account_max_cps":`...)
-		dst = strconv.AppendInt(dst, int64(v.AccountMaxCPS), 10)
+		dst = appendInt(dst, v.AccountMaxCPS)
 	}
 	if v.DecidedBy != matcher.DecidedByNone {
 		// only when the dialled string carried a routing number (rn=)
@@ -63,6 +56,70 @@ func AppendVerdict(dst []byte, v *matcher.Verdict) []byte {
 	return append(dst, '}')
 }
 
+// appendVerdictHead appends the verdict object's opening and its fields
+// that follow from the action and the reason alone, up to "message".
+func appendVerdictHead(dst []byte, a matcher.Action, r matcher.Reason) []byte {
+	info := r.Info()
+	dst = append(dst, `{"verdict":"`...)
+	dst = append(dst, a.String()...)
+	dst = append(dst, `","reason":"`...)
+	dst = append(dst, info.Name...)
+	dst = append(dst, `","code":`...)
+	dst = strconv.AppendInt(dst, int64(info.Code), 10)
+	dst = append(dst, `,"sip_code":`...)
+	dst = strconv.AppendInt(dst, int64(info.SIPCode), 10)
+	dst = append(dst, `,"sip_reason":`...)
+	dst = AppendJSONString(dst, info.SIPReason)
+	dst = append(dst, `,"message":`...)
+	return AppendJSONString(dst, info.Message)
+}
+
+// verdictHeads is appendVerdictHead for every action and reason, made
+// once: the reason table (matcher.Reasons) is fixed at build time.
+var verdictHeads = func() (t [3][len(matcher.Reasons)][]byte) { // allow, reject, screen
+	for a := range t {
+		for r := range t[a] {
+			t[a][r] = appendVerdictHead(nil, matcher.Action(a), matcher.Reason(r))
+		}
+	}
+	return t
+}()
+
+// appendJSONInPlace appends, as a JSON string, the text fill appends:
+// fill writes it raw after the opening quote, and it is escaped there
+// only if a byte needs it (the escaped form is built after the raw text,
+// then moved down over it). No scratch buffer; no allocation when dst has
+// room.
+func appendJSONInPlace(dst []byte, fill func([]byte) []byte) []byte {
+	dst = append(dst, '"')
+	p := len(dst)
+	dst = fill(dst)
+	raw := dst[p:]
+	i := 0
+	for i < len(raw) && jsonPlain[raw[i]] {
+		i++
+	}
+	if i == len(raw) {
+		return append(dst, '"')
+	}
+	// Escape raw[i:] after the raw text (raw stays readable if append
+	// moves dst: the old array is not written), then move it down.
+	q := len(dst)
+	dst = AppendJSONString(dst, b2s(raw[i:]))
+	n := copy(dst[p+i:], dst[q+1:len(dst)-1]) // without the quotes AppendJSONString added
+	dst = dst[:p+i+n]
+	return append(dst, '"')
+}
+
+// jsonPlain marks the bytes AppendJSONString copies as they are: printable
+// ASCII but '"' and '\\'.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
@@ -72,7 +129,7 @@ func AppendJSONString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if jsonPlain[c] {
 			i++
 			continue
 		}

@@ -249,17 +249,14 @@ func trimOWS(b []byte) []byte {
 // appendHead appends the status line and headers fasthttp's query server
 // writes for an answer of n bytes of type ct (a 204 has no Content-Length).
 func appendHead(out []byte, status int, r *httpReq, ct []byte, n int) []byte {
-	out = append(out, "HTTP/1.1 "...)
-	out = strconv.AppendInt(out, int64(status), 10)
-	out = append(out, ' ')
-	out = append(out, fasthttp.StatusMessage(status)...)
-	out = append(out, "\r\n"...)
-	out = append(out, "Content-Type: "...)
-	out = append(out, ct...)
-	out = append(out, "\r\n"...)
+	if h := cachedHead(status, ct); h != nil {
+		out = append(out, h...)
+	} else {
+		out = appendStatusType(out, status, ct)
+	}
 	if status != fasthttp.StatusNoContent {
 		out = append(out, "Content-Length: "...)
-		out = strconv.AppendInt(out, int64(n), 10)
+		out = appendInt(out, n)
 		out = append(out, "\r\n"...)
 	}
 	switch {
@@ -269,4 +266,67 @@ func appendHead(out []byte, status int, r *httpReq, ct []byte, n int) []byte {
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	return append(out, "\r\n"...)
+}
+
+// appendStatusType appends the status line and the Content-Type header.
+func appendStatusType(out []byte, status int, ct []byte) []byte {
+	out = append(out, "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, ' ')
+	out = append(out, fasthttp.StatusMessage(status)...)
+	out = append(out, "\r\n"...)
+	out = append(out, "Content-Type: "...)
+	out = append(out, ct...)
+	return append(out, "\r\n"...)
+}
+
+// headStatuses are the statuses a check or an RPC call answers with; their
+// status line and Content-Type are encoded once (heads).
+var headStatuses = [...]int{fasthttp.StatusOK, fasthttp.StatusAccepted, fasthttp.StatusForbidden,
+	fasthttp.StatusBadRequest, fasthttp.StatusNoContent}
+
+var heads = func() (t [len(headStatuses)][2][]byte) {
+	for i, st := range headStatuses {
+		t[i][0] = appendStatusType(nil, st, ctJSON)
+		t[i][1] = appendStatusType(nil, st, ctText)
+	}
+	return t
+}()
+
+// cachedHead is appendStatusType's bytes for status and ct from heads, nil
+// if they are not there.
+func cachedHead(status int, ct []byte) []byte {
+	k := 0
+	switch {
+	case string(ct) == string(ctJSON):
+	case string(ct) == string(ctText):
+		k = 1
+	default:
+		return nil
+	}
+	for i, st := range headStatuses {
+		if st == status {
+			return heads[i][k]
+		}
+	}
+	return nil
+}
+
+// appendInt is strconv.AppendInt for the small numbers of an answer
+// (lengths, caps), without its general path below 100,000.
+func appendInt(dst []byte, n int) []byte {
+	if n < 0 || n >= 100000 {
+		return strconv.AppendInt(dst, int64(n), 10)
+	}
+	if n < 10 {
+		return append(dst, byte('0'+n))
+	}
+	var b [5]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(dst, b[i:]...)
 }

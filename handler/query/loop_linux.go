@@ -301,7 +301,7 @@ type evLoop struct {
 	conns   []*evConn // by descriptor
 	n       int
 	buf     []byte
-	args    fasthttp.Args
+	query   []byte // the decoded query string of a GET check
 	body    []byte
 }
 
@@ -500,7 +500,7 @@ func (e *evLoop) serve(c *evConn, data []byte, now time.Time) {
 		if closing {
 			r.close = true
 		}
-		out = e.l.h.loopAnswer(out, &r, now, c.local, &e.args, &e.body)
+		out = e.l.h.loopAnswer(out, &r, now, c.local, &e.query, &e.body)
 		in = in[n:]
 		if r.close {
 			c.closeAfter = true
@@ -613,8 +613,9 @@ func (e *evLoop) handoff(c *evConn, in, out []byte) {
 }
 
 // loopAnswer appends the whole HTTP answer to r, as the fasthttp handler
-// writes it; body is the loop's scratch for the answer's body.
-func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, args *fasthttp.Args, body *[]byte) []byte {
+// writes it; query is the loop's scratch for a GET check's decoded query
+// string, body for the answer's body.
+func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, query *[]byte, body *[]byte) []byte {
 	b := (*body)[:0]
 	status := fasthttp.StatusOK
 	t := tHTTP
@@ -626,8 +627,7 @@ func (h *Server) loopAnswer(out []byte, r *httpReq, at time.Time, local bool, ar
 		var f verdictFormat
 		var sc scratch
 		if r.route == routeCheckGet {
-			args.ParseBytes(r.query)
-			e = decodeArgs(args, &q, &f)
+			e = decodeQuery(r.query, query, &q, &f)
 		} else if len(r.body) > MaxCheckBody {
 			e = decodeError{kind: errBodyTooLarge, off: MaxCheckBody}
 		} else {

@@ -268,7 +268,7 @@ func TestLoopShutdown(t *testing.T) {
 // TestLoopAnswerAllocs: the loop's answer to a check allocates nothing.
 func TestLoopAnswerAllocs(t *testing.T) {
 	h := benchHandler(&testing.B{})
-	var args fasthttp.Args
+	var args []byte
 	var body, out []byte
 	get := httpReq{route: routeCheckGet, query: []byte("to=%2B14155550123&account=acme")}
 	post := httpReq{route: routeCheckPost, body: []byte(`{"to":"+14155550123","account":"acme"}`)}
