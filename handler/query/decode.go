@@ -162,40 +162,66 @@ func (e decodeError) appendMsg(dst []byte) []byte {
 // the config forgot to encode (form decoding turns '+' into a space, and no
 // number starts with a blank), so it is read as the '+' it was.
 func decodeArgs(a *fasthttp.Args, q *matcher.Query, f *verdictFormat) decodeError {
-	var seen uint8
-	fmtSeen := false
+	c := pairs{q: q, f: f}
 	for k, v := range a.All() {
-		i := fieldIndex(k)
-		if i < 0 {
-			if string(k) == formatName {
-				var ok bool
-				if *f, ok = parseFormat(v); !ok || fmtSeen {
-					return decodeError{kind: errFormat}
-				}
-				fmtSeen = true
-			}
-			continue
+		// v is fasthttp's own buffer for this request: take may write it
+		if _, e := c.take(k, v); !e.ok() {
+			return e
 		}
-		if seen&(1<<i) != 0 {
-			return decodeError{kind: errDuplicate, field: int8(i)}
-		}
-		seen |= 1 << i
-		if len(v) > MaxFieldLen {
-			return decodeError{kind: errTooLong, field: int8(i)}
-		}
-		if i == fTo && len(v) > 0 && v[0] == ' ' {
-			v[0] = '+' // fasthttp's own buffer for this request
-		}
-		*fieldPtr(q, i) = b2s(v)
 	}
-	if q.To == "" {
+	return c.done()
+}
+
+// pairs files a check's name=value pairs into a query for decodeArgs and
+// decodeQuery, so that both refuse the same things in the same order.
+type pairs struct {
+	q       *matcher.Query
+	f       *verdictFormat
+	seen    uint8 // the fields given, by index
+	fmtSeen bool
+}
+
+// take files one pair: false for a name that is not a query field (format,
+// or one a check does not know, which is ignored). v must be writable and
+// outlive the check: it is kept, and a "to" starting with a space has it
+// turned into the '+' it was.
+func (c *pairs) take(k, v []byte) (bool, decodeError) {
+	i := fieldIndex(k)
+	if i < 0 {
+		if string(k) == formatName {
+			var ok bool
+			if *c.f, ok = parseFormat(v); !ok || c.fmtSeen {
+				return false, decodeError{kind: errFormat}
+			}
+			c.fmtSeen = true
+		}
+		return false, decodeError{}
+	}
+	if c.seen&(1<<i) != 0 {
+		return false, decodeError{kind: errDuplicate, field: int8(i)}
+	}
+	c.seen |= 1 << i
+	if len(v) > MaxFieldLen {
+		return false, decodeError{kind: errTooLong, field: int8(i)}
+	}
+	if i == fTo && len(v) > 0 && v[0] == ' ' {
+		v[0] = '+'
+	}
+	*fieldPtr(c.q, i) = b2s(v)
+	return true, decodeError{}
+}
+
+// done checks what the pairs give together: a "to", names an account can
+// have, a source address if one was given.
+func (c *pairs) done() decodeError {
+	if c.q.To == "" {
 		return decodeError{kind: errMissingTo}
 	}
-	if e := checkNames(q.Account, q.Subaccount); !e.ok() {
+	if e := checkNames(c.q.Account, c.q.Subaccount); !e.ok() {
 		return e
 	}
-	if a.Has(fieldNames[fSrcIP]) {
-		return checkSrcIP(q.SrcIP)
+	if c.seen&(1<<fSrcIP) != 0 {
+		return checkSrcIP(c.q.SrcIP)
 	}
 	return decodeError{}
 }
@@ -746,8 +772,7 @@ func decodeQuery(query []byte, buf *[]byte, q *matcher.Query, f *verdictFormat) 
 		b = make([]byte, 0, len(query)) // decoding never grows a value
 		*buf = b
 	}
-	var seen uint8
-	fmtSeen := false
+	c := pairs{q: q, f: f}
 	for s := query; len(s) > 0; {
 		// one pass to the end of the pair: its first '=', and whether
 		// the name or the value needs decoding
@@ -797,40 +822,15 @@ func decodeQuery(query []byte, buf *[]byte, q *matcher.Query, f *verdictFormat) 
 			b = b[:start]
 			continue
 		}
-		i := fieldIndex(k)
-		if i < 0 {
-			if string(k) == formatName {
-				var ok bool
-				if *f, ok = parseFormat(v); !ok || fmtSeen {
-					return decodeError{kind: errFormat}
-				}
-				fmtSeen = true
-			}
+		kept, e := c.take(k, v)
+		if !e.ok() {
+			return e
+		}
+		if !kept {
 			b = b[:start]
-			continue
 		}
-		if seen&(1<<i) != 0 {
-			return decodeError{kind: errDuplicate, field: int8(i)}
-		}
-		seen |= 1 << i
-		if len(v) > MaxFieldLen {
-			return decodeError{kind: errTooLong, field: int8(i)}
-		}
-		if i == fTo && len(v) > 0 && v[0] == ' ' {
-			v[0] = '+'
-		}
-		*fieldPtr(q, i) = b2s(v)
 	}
-	if q.To == "" {
-		return decodeError{kind: errMissingTo}
-	}
-	if e := checkNames(q.Account, q.Subaccount); !e.ok() {
-		return e
-	}
-	if seen&(1<<fSrcIP) != 0 {
-		return checkSrcIP(q.SrcIP)
-	}
-	return decodeError{}
+	return c.done()
 }
 
 // The bytes decodeQuery's scan stops at.
