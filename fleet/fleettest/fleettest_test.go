@@ -37,9 +37,13 @@ func TestClusterSurvivesOneServer(t *testing.T) {
 	if victim.Running() || pid == 0 {
 		t.Fatal("server still running after Kill")
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	// each try its own timeout: a loaded machine may take most of ctx's
+	// 30 s to create the bucket (a make test beside a soak ran it out)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := kv.Put(ctx, "a", []byte("2"))
+		pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := kv.Put(pctx, "a", []byte("2"))
+		pcancel()
 		if err == nil {
 			break
 		}
@@ -54,7 +58,9 @@ func TestClusterSurvivesOneServer(t *testing.T) {
 	if err := c.WaitHealthy(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(ctx, "a")
+	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer gcancel()
+	e, err := kv.Get(gctx, "a")
 	if err != nil || string(e.Value()) != "2" {
 		t.Fatalf("after restart: %v %v", e, err)
 	}
