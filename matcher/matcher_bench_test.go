@@ -124,9 +124,21 @@ func BenchmarkRecompileOneAccount(b *testing.B) {
 // that size: CompileFrom walks every account to find none changed and
 // reuses them all.
 func BenchmarkRecompileOperator(b *testing.B) {
+	benchRecompileOperator(b, func(prev *Snapshot, _ map[string]policy.Account, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
+		if prev == nil {
+			return Compile(set, plan)
+		}
+		return CompileFrom(prev, set, plan)
+	})
+}
+
+// benchRecompileOperator changes the operator settings of a 100,000-account
+// set b.N times, compiling each with compile (given the accounts prev was
+// compiled from).
+func benchRecompileOperator(b *testing.B, compile func(prev *Snapshot, was map[string]policy.Account, set *policy.Set, plan *numplan.Plan) (*Snapshot, error)) {
 	set := synthSet(100_000, 1_000_000, 1)
 	plan := numplan.Default()
-	prev, err := Compile(set, plan)
+	prev, err := compile(nil, nil, set, plan)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +147,7 @@ func BenchmarkRecompileOperator(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		next := *set
 		next.Operator.DisabledCountries = map[string]policy.DisabledCountry{"KP": {Reason: strconv.Itoa(i)}}
-		if prev, err = CompileFrom(prev, &next, plan); err != nil {
+		if prev, err = compile(prev, set.Accounts, &next, plan); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -163,19 +175,7 @@ func BenchmarkDecideRN(b *testing.B) {
 // sources: CompileAgainst compares every account with the one the service
 // holds for it.
 func BenchmarkRecompileOperatorAgainst(b *testing.B) {
-	set := synthSet(100_000, 1_000_000, 1)
-	plan := numplan.Default()
-	prev, err := CompileAgainst(nil, nil, set, plan, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		next := *set
-		next.Operator.DisabledCountries = map[string]policy.DisabledCountry{"KP": {Reason: strconv.Itoa(i)}}
-		if prev, err = CompileAgainst(prev, set.Accounts, &next, plan, false); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRecompileOperator(b, func(prev *Snapshot, was map[string]policy.Account, set *policy.Set, plan *numplan.Plan) (*Snapshot, error) {
+		return CompileAgainst(prev, was, set, plan, false)
+	})
 }
